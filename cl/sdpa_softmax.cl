@@ -1,0 +1,76 @@
+/* Unfused SDPA, step 2: in-place softmax of each score row over the keys,
+   with dropout. One work-group of SOFTMAX_WG work-items per row.
+   A row whose every score is -inf (all keys masked) becomes zeros, never
+   NaN (FlashAttention's and PyTorch >= 2.5's convention). NaN scores
+   propagate to their row. Optionally writes the row log-sum-exp. */
+#ifndef CLATTN_EMBEDDED
+#include "philox.clh"
+#endif
+
+#ifndef SOFTMAX_WG
+#define SOFTMAX_WG 64
+#endif
+
+/* Tree reduction over the work-group; op is max (1) or sum (0). */
+float group_reduce(__local float *scratch, float x, int take_max)
+{
+    const uint lid = (uint)get_local_id(0);
+    scratch[lid] = x;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint width = SOFTMAX_WG / 2; width > 0; width /= 2) {
+        if (lid < width) {
+            float other = scratch[lid + width];
+            scratch[lid] = take_max ? fmax(scratch[lid], other)
+                                    : scratch[lid] + other;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float result = scratch[0];
+    barrier(CLK_LOCAL_MEM_FENCE); /* scratch is reused by the next call */
+    return result;
+}
+
+__kernel __attribute__((reqd_work_group_size(SOFTMAX_WG, 1, 1))) void
+sdpa_softmax(__global float *s, long s_off, ulong s_sb, ulong s_sh, ulong s_ss,
+             __global float *lse, ulong l_off, ulong l_sb, ulong l_sh,
+             ulong l_ss, uint heads_q, uint seq_q, uint seq_kv, uint q_begin,
+             uint bh_begin, uint drop_threshold, float drop_scale,
+             ulong drop_seed, ulong drop_offset)
+{
+    __local float scratch[SOFTMAX_WG];
+    const uint lid = (uint)get_local_id(0);
+    const uint i = q_begin + (uint)get_global_id(1);
+    const uint bh = bh_begin + (uint)get_global_id(2);
+    const uint b = bh / heads_q, h = bh % heads_q;
+    __global float *row = s + (s_off + (long)(b * s_sb + h * s_sh + i * s_ss));
+
+    float m = -INFINITY;
+    for (uint j = lid; j < seq_kv; j += SOFTMAX_WG)
+        m = fmax(m, row[j]);
+    m = group_reduce(scratch, m, 1);
+
+    if (m == -INFINITY) {
+        for (uint j = lid; j < seq_kv; j += SOFTMAX_WG)
+            row[j] = 0.0f;
+        if (lse && lid == 0)
+            lse[l_off + b * l_sb + h * l_sh + i * l_ss] = -INFINITY;
+        return;
+    }
+
+    float sum = 0.0f;
+    for (uint j = lid; j < seq_kv; j += SOFTMAX_WG)
+        sum += exp(row[j] - m);
+    sum = group_reduce(scratch, sum, 0);
+    if (lse && lid == 0)
+        lse[l_off + b * l_sb + h * l_sh + i * l_ss] = m + log(sum);
+
+    const ulong first = (((ulong)b * heads_q + h) * seq_q + i) * seq_kv;
+    for (uint j = lid; j < seq_kv; j += SOFTMAX_WG) {
+        float p = exp(row[j] - m) / sum;
+        if (drop_threshold)
+            p = dropout_keep(drop_seed, drop_offset, first + j, drop_threshold)
+                    ? p * drop_scale
+                    : 0.0f;
+        row[j] = p;
+    }
+}

@@ -1,0 +1,300 @@
+/* Context life cycle: device choice with fallback, wrapping a caller's
+   queue, and the info query. */
+#include "context_internal.h"
+#include "device_select.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void clattn_context_options_init(clattn_context_options *opts)
+{
+    if (opts)
+        memset(opts, 0, sizeof *opts);
+}
+
+static clattn_context *context_alloc(void)
+{
+    clattn_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return NULL;
+    if (pthread_mutex_init(&ctx->error_lock, NULL) != 0) {
+        free(ctx);
+        return NULL;
+    }
+    ctx->info.platform_index = -1;
+    ctx->info.device_index = -1;
+    return ctx;
+}
+
+/* Releases the OpenCL objects, keeping the context struct (and its error
+   text) for the caller. */
+static void context_release_cl(clattn_context *ctx)
+{
+    programs_release(&ctx->programs);
+    if (ctx->queue)
+        clReleaseCommandQueue(ctx->queue);
+    if (ctx->cl_ctx)
+        clReleaseContext(ctx->cl_ctx);
+    ctx->queue = NULL;
+    ctx->cl_ctx = NULL;
+    ctx->info.queue = NULL;
+    ctx->info.cl_ctx = NULL;
+}
+
+static void copy_string(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src);
+}
+
+static int has_extension(cl_device_id device, const char *name)
+{
+    size_t size = 0;
+    if (clGetDeviceInfo(device, CL_DEVICE_EXTENSIONS, 0, NULL, &size) !=
+            CL_SUCCESS ||
+        size == 0)
+        return 0;
+    char *ext = malloc(size + 1);
+    if (!ext)
+        return 0;
+    int found = 0;
+    if (clGetDeviceInfo(device, CL_DEVICE_EXTENSIONS, size, ext, NULL) ==
+        CL_SUCCESS) {
+        ext[size] = '\0';
+        size_t n = strlen(name);
+        for (char *p = strstr(ext, name); p && !found; p = strstr(p + 1, name))
+            found = (p == ext || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0');
+    }
+    free(ext);
+    return found;
+}
+
+/* Fills ctx->info from ctx->platform and ctx->device. */
+static void fill_device_info(clattn_context *ctx)
+{
+    clattn_info *in = &ctx->info;
+    cl_device_id dev = ctx->device;
+    in->platform = ctx->platform;
+    in->device = dev;
+    in->cl_ctx = ctx->cl_ctx;
+    in->queue = ctx->queue;
+    clGetPlatformInfo(ctx->platform, CL_PLATFORM_NAME, sizeof in->platform_name,
+                      in->platform_name, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_NAME, sizeof in->device_name,
+                    in->device_name, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_VENDOR, sizeof in->device_vendor,
+                    in->device_vendor, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_VERSION, sizeof in->device_version,
+                    in->device_version, NULL);
+    clGetDeviceInfo(dev, CL_DRIVER_VERSION, sizeof in->driver_version,
+                    in->driver_version, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_TYPE, sizeof in->device_type,
+                    &in->device_type, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof in->compute_units,
+                    &in->compute_units, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_MAX_CLOCK_FREQUENCY, sizeof in->clock_mhz,
+                    &in->clock_mhz, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof in->global_mem_bytes,
+                    &in->global_mem_bytes, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_LOCAL_MEM_SIZE, sizeof in->local_mem_bytes,
+                    &in->local_mem_bytes, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_MAX_MEM_ALLOC_SIZE,
+                    sizeof in->max_alloc_bytes, &in->max_alloc_bytes, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE,
+                    sizeof in->max_work_group_size, &in->max_work_group_size,
+                    NULL);
+    in->has_fp16 = has_extension(dev, "cl_khr_fp16");
+    in->has_fp64 = has_extension(dev, "cl_khr_fp64");
+}
+
+/* Context, queue and kernels on one device; on failure the reason is in
+   ctx->last_error and nothing is held. */
+static clattn_status try_device(clattn_context *ctx, const device_desc *d)
+{
+    cl_int err;
+    cl_context_properties props[] = {CL_CONTEXT_PLATFORM,
+                                     (cl_context_properties)d->platform, 0};
+    ctx->platform = d->platform;
+    ctx->device = d->device;
+    ctx->cl_ctx = clCreateContext(props, 1, &d->device, NULL, NULL, &err);
+    if (err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clCreateContext", err);
+    /* Profiling lets clattn-bench time with events; it costs nothing
+       measurable on the devices we run. */
+    ctx->queue = clCreateCommandQueue(ctx->cl_ctx, d->device,
+                                      CL_QUEUE_PROFILING_ENABLE, &err);
+    if (err != CL_SUCCESS) {
+        clattn_status s = ctx_cl_error(ctx, "clCreateCommandQueue", err);
+        context_release_cl(ctx);
+        return s;
+    }
+    fill_device_info(ctx);
+    ctx->info.platform_index = d->platform_index;
+    ctx->info.device_index = d->device_index;
+    clattn_status s = programs_build(ctx);
+    if (s != CLATTN_SUCCESS)
+        context_release_cl(ctx);
+    return s;
+}
+
+/* One line of the selection log: the device, and what happened. Only the
+   first line of a reason is kept (a build log stays in last_error). */
+static void log_append(clattn_info *info, const device_desc *d,
+                       const char *what, const char *why)
+{
+    size_t used = strlen(info->selection_log);
+    size_t why_len = strcspn(why, "\n");
+    if (why_len > 200)
+        why_len = 200;
+    snprintf(info->selection_log + used, sizeof info->selection_log - used,
+             "%d:%d %s (%s): %s%.*s\n", d->platform_index, d->device_index,
+             d->name, device_type_name(d->type), what, (int)why_len, why);
+}
+
+/* Lists the devices in the error text when a selector matched none. */
+static clattn_status no_match(clattn_context *ctx, const char *selector,
+                              const device_desc *devs, size_t n)
+{
+    char list[2048] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < n && used < sizeof list; ++i)
+        used += (size_t)snprintf(list + used, sizeof list - used,
+                                 "\n  %d:%d %s / %s (%s)", devs[i].platform_index,
+                                 devs[i].device_index, devs[i].platform_name,
+                                 devs[i].name, device_type_name(devs[i].type));
+    return ctx_error(ctx, CLATTN_ERROR_NO_DEVICE,
+                     "no OpenCL device matches selector '%s'; devices:%s",
+                     selector, list);
+}
+
+static clattn_status select_and_open(clattn_context *ctx, const char *selector,
+                                     int allow_fallback)
+{
+    device_desc *devs = NULL;
+    size_t n = 0;
+    char why[512];
+    clattn_status status = devices_enumerate(&devs, &n, why, sizeof why);
+    if (status != CLATTN_SUCCESS)
+        return ctx_error(ctx, status, "%s", why);
+    size_t *order = malloc(n * sizeof *order);
+    if (!order) {
+        free(devs);
+        return ctx_error(ctx, CLATTN_ERROR_OUT_OF_MEMORY, "out of host memory");
+    }
+    size_t count = devices_rank(devs, n, selector, allow_fallback, order);
+    if (count == 0)
+        status = no_match(ctx, selector, devs, n);
+    clattn_status first_failure = CLATTN_SUCCESS;
+    char first_error[CLATTN_ERROR_TEXT_MAX];
+    for (size_t i = 0; i < count; ++i) {
+        const device_desc *d = &devs[order[i]];
+        status = try_device(ctx, d);
+        if (status == CLATTN_SUCCESS) {
+            ctx->info.fell_back = i > 0;
+            log_append(&ctx->info, d,
+                       i == 0 ? "chosen" : "chosen after fallback", "");
+            break;
+        }
+        log_append(&ctx->info, d, "failed: ", ctx->last_error);
+        if (first_failure == CLATTN_SUCCESS) {
+            first_failure = status;
+            copy_string(first_error, sizeof first_error, ctx->last_error);
+        }
+    }
+    /* When every candidate failed, report the chosen device's failure: it is
+       the one the caller asked for. */
+    if (status != CLATTN_SUCCESS && first_failure != CLATTN_SUCCESS)
+        status = ctx_error(ctx, first_failure, "%s", first_error);
+    free(order);
+    free(devs);
+    return status;
+}
+
+clattn_status clattn_context_create(const clattn_context_options *opts,
+                                    clattn_context **out)
+{
+    if (!out)
+        return CLATTN_ERROR_INVALID_ARGUMENT;
+    *out = NULL;
+    clattn_context_options defaults;
+    clattn_context_options_init(&defaults);
+    if (!opts)
+        opts = &defaults;
+    const char *selector = opts->device;
+    if (!selector)
+        selector = getenv("CLATTN_DEVICE");
+    if (!selector || !*selector)
+        selector = "auto";
+
+    clattn_context *ctx = context_alloc();
+    if (!ctx)
+        return CLATTN_ERROR_OUT_OF_MEMORY;
+    *out = ctx;
+    copy_string(ctx->info.selector, sizeof ctx->info.selector, selector);
+    clattn_status status = select_and_open(ctx, selector, !opts->no_fallback);
+    if (status == CLATTN_SUCCESS) {
+        ctx->usable = 1;
+        ctx_clear_error(ctx);
+    }
+    return status;
+}
+
+clattn_status clattn_context_create_from_queue(cl_command_queue queue,
+                                               clattn_context **out)
+{
+    if (!out)
+        return CLATTN_ERROR_INVALID_ARGUMENT;
+    *out = NULL;
+    if (!queue)
+        return CLATTN_ERROR_INVALID_ARGUMENT;
+    clattn_context *ctx = context_alloc();
+    if (!ctx)
+        return CLATTN_ERROR_OUT_OF_MEMORY;
+    *out = ctx;
+    copy_string(ctx->info.selector, sizeof ctx->info.selector,
+                "caller's queue");
+    cl_int err = clGetCommandQueueInfo(queue, CL_QUEUE_CONTEXT,
+                                       sizeof ctx->cl_ctx, &ctx->cl_ctx, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, sizeof ctx->device,
+                                    &ctx->device, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetDeviceInfo(ctx->device, CL_DEVICE_PLATFORM,
+                              sizeof ctx->platform, &ctx->platform, NULL);
+    if (err != CL_SUCCESS) {
+        ctx->cl_ctx = NULL;
+        return ctx_cl_error(ctx, "clGetCommandQueueInfo", err);
+    }
+    clRetainContext(ctx->cl_ctx);
+    clRetainCommandQueue(queue);
+    ctx->queue = queue;
+    fill_device_info(ctx);
+    clattn_status status = programs_build(ctx);
+    if (status != CLATTN_SUCCESS) {
+        context_release_cl(ctx);
+        return status;
+    }
+    snprintf(ctx->info.selection_log, sizeof ctx->info.selection_log,
+             "%s: given by the caller's queue\n", ctx->info.device_name);
+    ctx->usable = 1;
+    return CLATTN_SUCCESS;
+}
+
+void clattn_context_destroy(clattn_context *ctx)
+{
+    if (!ctx)
+        return;
+    context_release_cl(ctx);
+    pthread_mutex_destroy(&ctx->error_lock);
+    free(ctx);
+}
+
+clattn_status clattn_context_info(const clattn_context *ctx, clattn_info *info)
+{
+    if (!ctx || !info)
+        return CLATTN_ERROR_INVALID_ARGUMENT;
+    if (!ctx->usable)
+        return CLATTN_ERROR_INVALID_ARGUMENT;
+    *info = ctx->info;
+    return CLATTN_SUCCESS;
+}

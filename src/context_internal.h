@@ -1,0 +1,49 @@
+/* The context object and the error-recording helpers every op uses. */
+#ifndef CLATTN_CONTEXT_INTERNAL_H
+#define CLATTN_CONTEXT_INTERNAL_H
+
+#include "clattn/clattn.h"
+#include "program_cache.h"
+
+#include <pthread.h>
+
+#define CLATTN_ERROR_TEXT_MAX 16384
+
+struct clattn_context {
+    int usable; /* 0: creation failed, only last_error and destroy work */
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context cl_ctx;
+    cl_command_queue queue;
+    clattn_info info;
+    clattn_programs programs;
+    pthread_mutex_t error_lock;
+    char last_error[CLATTN_ERROR_TEXT_MAX];
+};
+
+/* Records the detail text and returns status, so callers can write
+   `return ctx_error(ctx, CLATTN_ERROR_INVALID_SHAPE, "...", ...);`. */
+clattn_status ctx_error(clattn_context *ctx, clattn_status status,
+                        const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* For an OpenCL call that failed: the call's name and its code. */
+clattn_status ctx_cl_error(clattn_context *ctx, const char *call, cl_int code);
+
+/* Clears the last error (at the start of a successful-looking call). */
+void ctx_clear_error(clattn_context *ctx);
+
+/* Guard at the top of every op: NULL or unusable contexts. */
+#define CTX_CHECK_USABLE(ctx)                                                  \
+    do {                                                                       \
+        if (!(ctx))                                                            \
+            return CLATTN_ERROR_INVALID_ARGUMENT;                              \
+        /* keeps the creation error as the context's last error */          \
+        if (!(ctx)->usable)                                                    \
+            return CLATTN_ERROR_INVALID_ARGUMENT;                              \
+    } while (0)
+
+/* Name of an OpenCL error code ("CL_OUT_OF_RESOURCES"), or "unknown". */
+const char *cl_error_name(cl_int code);
+
+#endif

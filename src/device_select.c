@@ -1,0 +1,228 @@
+/* Device listing and the selector grammar: auto | gpu | cpu | accelerator |
+   P:D | substring of platform name, vendor or device name. */
+#include "device_select.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_PLATFORMS 32
+#define MAX_DEVICES_PER_PLATFORM 64
+
+static void describe(device_desc *d)
+{
+    clGetPlatformInfo(d->platform, CL_PLATFORM_NAME, sizeof d->platform_name,
+                      d->platform_name, NULL);
+    clGetDeviceInfo(d->device, CL_DEVICE_VENDOR, sizeof d->vendor, d->vendor,
+                    NULL);
+    clGetDeviceInfo(d->device, CL_DEVICE_NAME, sizeof d->name, d->name, NULL);
+    clGetDeviceInfo(d->device, CL_DEVICE_TYPE, sizeof d->type, &d->type, NULL);
+    clGetDeviceInfo(d->device, CL_DEVICE_MAX_COMPUTE_UNITS,
+                    sizeof d->compute_units, &d->compute_units, NULL);
+    clGetDeviceInfo(d->device, CL_DEVICE_MAX_CLOCK_FREQUENCY,
+                    sizeof d->clock_mhz, &d->clock_mhz, NULL);
+    d->platform_name[sizeof d->platform_name - 1] = '\0';
+    d->vendor[sizeof d->vendor - 1] = '\0';
+    d->name[sizeof d->name - 1] = '\0';
+}
+
+clattn_status devices_enumerate(device_desc **out, size_t *count, char *err,
+                                size_t err_len)
+{
+    *out = NULL;
+    *count = 0;
+    cl_platform_id platforms[MAX_PLATFORMS];
+    cl_uint num_platforms = 0;
+    cl_int rc = clGetPlatformIDs(MAX_PLATFORMS, platforms, &num_platforms);
+    if (rc != CL_SUCCESS || num_platforms == 0) {
+        snprintf(err, err_len,
+                 "no OpenCL platform found (clGetPlatformIDs returned %d); "
+                 "is an ICD such as pocl-opencl-icd installed?",
+                 (int)rc);
+        return CLATTN_ERROR_NO_DEVICE;
+    }
+    if (num_platforms > MAX_PLATFORMS)
+        num_platforms = MAX_PLATFORMS;
+    device_desc *devs =
+        calloc((size_t)num_platforms * MAX_DEVICES_PER_PLATFORM, sizeof *devs);
+    if (!devs) {
+        snprintf(err, err_len, "out of host memory listing devices");
+        return CLATTN_ERROR_OUT_OF_MEMORY;
+    }
+    size_t n = 0;
+    for (cl_uint p = 0; p < num_platforms; ++p) {
+        cl_device_id ids[MAX_DEVICES_PER_PLATFORM];
+        cl_uint num_ids = 0;
+        if (clGetDeviceIDs(platforms[p], CL_DEVICE_TYPE_ALL,
+                           MAX_DEVICES_PER_PLATFORM, ids,
+                           &num_ids) != CL_SUCCESS)
+            continue; /* a platform without devices is not an error */
+        if (num_ids > MAX_DEVICES_PER_PLATFORM)
+            num_ids = MAX_DEVICES_PER_PLATFORM;
+        for (cl_uint i = 0; i < num_ids; ++i) {
+            device_desc *d = &devs[n++];
+            d->platform = platforms[p];
+            d->device = ids[i];
+            d->platform_index = (int)p;
+            d->device_index = (int)i;
+            describe(d);
+        }
+    }
+    if (n == 0) {
+        free(devs);
+        snprintf(err, err_len, "%u OpenCL platform(s) but no device",
+                 (unsigned)num_platforms);
+        return CLATTN_ERROR_NO_DEVICE;
+    }
+    *out = devs;
+    *count = n;
+    return CLATTN_SUCCESS;
+}
+
+const char *device_type_name(cl_device_type type)
+{
+    if (type & CL_DEVICE_TYPE_GPU)
+        return "GPU";
+    if (type & CL_DEVICE_TYPE_ACCELERATOR)
+        return "accelerator";
+    if (type & CL_DEVICE_TYPE_CPU)
+        return "CPU";
+    return "other";
+}
+
+/* auto's order: GPU, accelerator, CPU, other. */
+static int type_rank(cl_device_type type)
+{
+    if (type & CL_DEVICE_TYPE_GPU)
+        return 0;
+    if (type & CL_DEVICE_TYPE_ACCELERATOR)
+        return 1;
+    if (type & CL_DEVICE_TYPE_CPU)
+        return 2;
+    return 3;
+}
+
+/* Negative when a should come before b in auto's order. */
+static int auto_compare(const device_desc *a, const device_desc *b)
+{
+    int ra = type_rank(a->type), rb = type_rank(b->type);
+    if (ra != rb)
+        return ra - rb;
+    unsigned long long pa = (unsigned long long)a->compute_units * a->clock_mhz;
+    unsigned long long pb = (unsigned long long)b->compute_units * b->clock_mhz;
+    if (pa != pb)
+        return pa > pb ? -1 : 1;
+    if (a->platform_index != b->platform_index)
+        return a->platform_index - b->platform_index;
+    return a->device_index - b->device_index;
+}
+
+static int contains_nocase(const char *haystack, const char *needle)
+{
+    size_t nl = strlen(needle);
+    for (const char *h = haystack; *h; ++h) {
+        size_t i = 0;
+        while (i < nl && h[i] &&
+               tolower((unsigned char)h[i]) == tolower((unsigned char)needle[i]))
+            ++i;
+        if (i == nl)
+            return 1;
+    }
+    return nl == 0;
+}
+
+/* "P:D" with both parts decimal; returns 1 and the indices if so. */
+static int parse_index_pair(const char *s, int *p, int *d)
+{
+    char *end;
+    if (!isdigit((unsigned char)s[0]))
+        return 0;
+    long pl = strtol(s, &end, 10);
+    if (*end != ':' || !isdigit((unsigned char)end[1]))
+        return 0;
+    long dl = strtol(end + 1, &end, 10);
+    if (*end != '\0' || pl > 1000000 || dl > 1000000)
+        return 0;
+    *p = (int)pl;
+    *d = (int)dl;
+    return 1;
+}
+
+typedef enum { SEL_AUTO, SEL_TYPE, SEL_INDEX, SEL_NAME } selector_kind;
+
+typedef struct selector {
+    selector_kind kind;
+    cl_device_type type;
+    int platform_index, device_index;
+    const char *text;
+} selector;
+
+static selector parse_selector(const char *text)
+{
+    selector s = {SEL_NAME, 0, 0, 0, text};
+    if (!text || !*text || strcasecmp(text, "auto") == 0)
+        s.kind = SEL_AUTO;
+    else if (strcasecmp(text, "gpu") == 0)
+        s.kind = SEL_TYPE, s.type = CL_DEVICE_TYPE_GPU;
+    else if (strcasecmp(text, "cpu") == 0)
+        s.kind = SEL_TYPE, s.type = CL_DEVICE_TYPE_CPU;
+    else if (strcasecmp(text, "accelerator") == 0)
+        s.kind = SEL_TYPE, s.type = CL_DEVICE_TYPE_ACCELERATOR;
+    else if (parse_index_pair(text, &s.platform_index, &s.device_index))
+        s.kind = SEL_INDEX;
+    return s;
+}
+
+static int selector_matches(const selector *s, const device_desc *d)
+{
+    switch (s->kind) {
+    case SEL_AUTO: return 1;
+    case SEL_TYPE: return (d->type & s->type) != 0;
+    case SEL_INDEX:
+        return d->platform_index == s->platform_index &&
+               d->device_index == s->device_index;
+    case SEL_NAME:
+        return contains_nocase(d->platform_name, s->text) ||
+               contains_nocase(d->vendor, s->text) ||
+               contains_nocase(d->name, s->text);
+    }
+    return 0;
+}
+
+/* Insertion sort of order[begin, end) by auto's order: device lists are
+   short, and stability keeps equal devices in listing order. */
+static void sort_auto(const device_desc *devs, size_t *order, size_t begin,
+                      size_t end)
+{
+    for (size_t i = begin + 1; i < end; ++i) {
+        size_t v = order[i], j = i;
+        while (j > begin && auto_compare(&devs[v], &devs[order[j - 1]]) < 0) {
+            order[j] = order[j - 1];
+            --j;
+        }
+        order[j] = v;
+    }
+}
+
+size_t devices_rank(const device_desc *devs, size_t n, const char *selector_text,
+                    int allow_fallback, size_t *order)
+{
+    selector s = parse_selector(selector_text);
+    size_t m = 0;
+    for (size_t i = 0; i < n; ++i)
+        if (selector_matches(&s, &devs[i]))
+            order[m++] = i;
+    if (m == 0)
+        return 0;
+    sort_auto(devs, order, 0, m);
+    if (!allow_fallback)
+        return 1;
+    size_t total = m;
+    for (size_t i = 0; i < n; ++i)
+        if (!selector_matches(&s, &devs[i]))
+            order[total++] = i;
+    sort_auto(devs, order, m, total);
+    return total;
+}

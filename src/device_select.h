@@ -1,0 +1,37 @@
+/* Listing OpenCL devices and ordering them for a selector
+   (shared/DESIGN.md section 2). */
+#ifndef CLATTN_DEVICE_SELECT_H
+#define CLATTN_DEVICE_SELECT_H
+
+#include "clattn/clattn.h"
+
+typedef struct device_desc {
+    cl_platform_id platform;
+    cl_device_id device;
+    int platform_index;
+    int device_index;
+    cl_device_type type;
+    cl_uint compute_units;
+    cl_uint clock_mhz;
+    char platform_name[128];
+    char vendor[128];
+    char name[128];
+} device_desc;
+
+/* All devices of all platforms. *out is malloc'd (free it); zero devices is
+   CLATTN_ERROR_NO_DEVICE with the reason in err. */
+clattn_status devices_enumerate(device_desc **out, size_t *count, char *err,
+                                size_t err_len);
+
+/* Orders the devices for a selector: order[] receives indices into devs,
+   first the devices the selector matches (best first), then, when
+   allow_fallback, every other device in "auto" order. Returns how many were
+   written (0: nothing matched). order must hold n entries. A pure function
+   of its inputs, so it is tested with made-up device lists. */
+size_t devices_rank(const device_desc *devs, size_t n, const char *selector,
+                    int allow_fallback, size_t *order);
+
+/* "GPU", "CPU", "accelerator" or "other". */
+const char *device_type_name(cl_device_type type);
+
+#endif

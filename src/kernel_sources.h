@@ -1,0 +1,16 @@
+/* The OpenCL sources of cl/, embedded at build time (see
+   cmake/embed_kernels.cmake), and their lookup. */
+#ifndef CLATTN_KERNEL_SOURCES_H
+#define CLATTN_KERNEL_SOURCES_H
+
+#include <stddef.h>
+
+typedef struct kernel_source {
+    const char *name; /* file name in cl/, e.g. "sdpa_scores.cl" */
+    const char *text; /* NUL-terminated source */
+} kernel_source;
+
+extern const kernel_source clattn_kernel_sources[];
+extern const size_t clattn_kernel_source_count;
+
+#endif

@@ -1,0 +1,52 @@
+/* An SDPA request after validation: defaults resolved, derived values
+   computed. Every op path works from this, never from the raw desc. */
+#ifndef CLATTN_SDPA_PROBLEM_H
+#define CLATTN_SDPA_PROBLEM_H
+
+#include "clattn/clattn.h"
+#include "tensor_view.h"
+
+typedef struct sdpa_problem {
+    size_t batch, heads_q, heads_kv, seq_q, seq_kv, head_dim, head_dim_v;
+    size_t group; /* heads_q / heads_kv */
+    float scale;  /* resolved: never 0 */
+    clattn_causal causal;
+    long causal_shift; /* key j allowed iff j <= i + causal_shift */
+    clattn_mask_type mask_type;
+    size_t mask_dims[4];
+    cl_uint drop_threshold; /* 0 = no dropout; see cl/philox.clh */
+    float drop_scale;       /* 1 / (1 - p) */
+    uint64_t drop_seed, drop_offset;
+    const int32_t *key_lengths;
+} sdpa_problem;
+
+/* Validates desc (pointers, enums, shapes, overflow, mask broadcast, key
+   lengths, dropout p) into p. */
+clattn_status sdpa_problem_init(clattn_context *ctx, const clattn_sdpa_desc *desc,
+                                sdpa_problem *p);
+
+/* The shapes of each tensor of the problem. */
+void sdpa_dims_q(const sdpa_problem *p, size_t dims[4]);
+void sdpa_dims_k(const sdpa_problem *p, size_t dims[4]);
+void sdpa_dims_v(const sdpa_problem *p, size_t dims[4]);
+void sdpa_dims_out(const sdpa_problem *p, size_t dims[4]);
+void sdpa_dims_probs(const sdpa_problem *p, size_t dims[4]);
+void sdpa_dims_lse(const sdpa_problem *p, size_t dims[4]);
+
+/* The element size of the mask (1 for bool, 4 for additive). */
+size_t sdpa_mask_elem_size(const sdpa_problem *p);
+
+/* Validated views of every tensor the request names. */
+typedef struct sdpa_views {
+    checked_view q, k, v, mask, out, probs, lse; /* buffer NULL = absent */
+} sdpa_views;
+
+clattn_status sdpa_views_check(clattn_context *ctx, const sdpa_problem *p,
+                               const clattn_sdpa_tensors *t, sdpa_views *views);
+
+/* Runs the unfused path (QK^T, softmax, PV). */
+clattn_status sdpa_unfused_enqueue(clattn_context *ctx, const sdpa_problem *p,
+                                   const sdpa_views *views, cl_uint num_wait,
+                                   const cl_event *wait, cl_event *done);
+
+#endif

@@ -1,0 +1,263 @@
+/* The unfused SDPA path: scores, masked softmax and P.V as three kernels.
+   Without a probabilities output, the scores live in a scratch buffer of
+   bounded size, and the rows are processed in chunks that fit it, so any
+   sequence length runs in bounded memory. */
+#include "context_internal.h"
+#include "kernel_args.h"
+#include "sdpa_problem.h"
+
+/* At most this much scratch per call, and never more than a quarter of the
+   device's memory or its largest allocation. */
+#define SCRATCH_BYTES_MAX ((size_t)256 << 20)
+/* Some drivers cap a grid dimension at 65535 groups; chunks stay below. */
+#define GRID_DIM_MAX 65535
+
+typedef struct chunk_plan {
+    size_t bh_count; /* (batch, head) pairs per chunk */
+    size_t q_count;  /* query rows per chunk, per pair */
+    cl_mem scratch;  /* NULL: scores go to the probs output */
+} chunk_plan;
+
+static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+
+static clattn_status plan_chunks(clattn_context *ctx, const sdpa_problem *p,
+                                 const sdpa_views *v, chunk_plan *plan)
+{
+    size_t bh_total = p->batch * p->heads_q;
+    plan->scratch = NULL;
+    plan->bh_count = min_size(bh_total, GRID_DIM_MAX);
+    plan->q_count = min_size(p->seq_q, GRID_DIM_MAX);
+    if (v->probs.buffer)
+        return CLATTN_SUCCESS;
+
+    size_t budget = min_size(SCRATCH_BYTES_MAX, ctx->info.max_alloc_bytes);
+    budget = min_size(budget, ctx->info.global_mem_bytes / 4);
+    size_t row_bytes = p->seq_kv * sizeof(float);
+    size_t max_rows = budget / row_bytes;
+    if (max_rows == 0)
+        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                         "one row of %zu scores (%zu bytes) exceeds the "
+                         "unfused path's scratch limit (%zu bytes)",
+                         p->seq_kv, row_bytes, budget);
+    if (plan->q_count > max_rows) {
+        plan->bh_count = 1;
+        plan->q_count = max_rows;
+    } else {
+        plan->bh_count = min_size(plan->bh_count, max_rows / plan->q_count);
+    }
+    cl_int err;
+    plan->scratch = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE,
+                                   plan->bh_count * plan->q_count * row_bytes,
+                                   NULL, &err);
+    if (err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clCreateBuffer (score scratch)", err);
+    return CLATTN_SUCCESS;
+}
+
+/* Where chunk (bh_begin, q_begin)'s scores live: the probs view, or the
+   scratch laid out as [bh_count][q_count][seq_kv] with its offset shifted
+   back so that the chunk's first row is element 0 (see sdpa_scores.cl). */
+typedef struct score_view {
+    cl_mem buffer;
+    cl_long offset;
+    cl_ulong sb, sh, ss;
+} score_view;
+
+static score_view chunk_scores(const sdpa_problem *p, const sdpa_views *v,
+                               const chunk_plan *plan, size_t bh_begin,
+                               size_t q_begin)
+{
+    score_view s;
+    if (!plan->scratch) {
+        s.buffer = v->probs.buffer;
+        s.offset = (cl_long)v->probs.offset;
+        s.sb = v->probs.strides[0];
+        s.sh = v->probs.strides[1];
+        s.ss = v->probs.strides[2];
+        return s;
+    }
+    s.buffer = plan->scratch;
+    s.ss = p->seq_kv;
+    s.sh = plan->q_count * p->seq_kv;
+    s.sb = p->heads_q * s.sh;
+    s.offset = -(cl_long)((bh_begin * plan->q_count + q_begin) * p->seq_kv);
+    return s;
+}
+
+static void arg_scores(kernel_args *a, const score_view *s)
+{
+    arg_mem(a, s->buffer);
+    arg_long(a, s->offset);
+    arg_ulong(a, s->sb);
+    arg_ulong(a, s->sh);
+    arg_ulong(a, s->ss);
+}
+
+static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+typedef struct unfused_kernels {
+    cl_kernel scores, softmax, pv;
+} unfused_kernels;
+
+static clattn_status enqueue_chunk(clattn_context *ctx, const sdpa_problem *p,
+                                   const sdpa_views *v, const unfused_kernels *k,
+                                   cl_mem key_len, const score_view *s,
+                                   cl_uint bh_begin, cl_uint bh_count,
+                                   cl_uint q_begin, cl_uint q_count,
+                                   cl_uint num_wait, const cl_event *wait,
+                                   cl_event *done)
+{
+    kernel_args a = args_begin(k->scores);
+    arg_view(&a, &v->q);
+    arg_view(&a, &v->k);
+    arg_scores(&a, s);
+    arg_mem(&a, p->mask_type == CLATTN_MASK_BOOL ? v->mask.buffer : NULL);
+    arg_mem(&a, p->mask_type == CLATTN_MASK_ADDITIVE ? v->mask.buffer : NULL);
+    arg_ulong(&a, v->mask.offset);
+    for (int i = 0; i < 3; ++i)
+        arg_ulong(&a, v->mask.strides[i]);
+    arg_mem(&a, key_len);
+    arg_uint(&a, (cl_uint)p->heads_q);
+    arg_uint(&a, (cl_uint)p->group);
+    arg_uint(&a, (cl_uint)p->seq_kv);
+    arg_uint(&a, (cl_uint)p->head_dim);
+    arg_float(&a, p->scale);
+    arg_int(&a, p->causal != CLATTN_CAUSAL_NONE);
+    arg_long(&a, p->causal_shift);
+    arg_uint(&a, q_begin);
+    arg_uint(&a, q_count);
+    arg_uint(&a, bh_begin);
+    if (a.err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clSetKernelArg (sdpa_scores)", a.err);
+
+    a = args_begin(k->softmax);
+    arg_scores(&a, s);
+    arg_view(&a, &v->lse);
+    arg_uint(&a, (cl_uint)p->heads_q);
+    arg_uint(&a, (cl_uint)p->seq_q);
+    arg_uint(&a, (cl_uint)p->seq_kv);
+    arg_uint(&a, q_begin);
+    arg_uint(&a, bh_begin);
+    arg_uint(&a, p->drop_threshold);
+    arg_float(&a, p->drop_scale);
+    arg_ulong(&a, p->drop_seed);
+    arg_ulong(&a, p->drop_offset);
+    if (a.err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clSetKernelArg (sdpa_softmax)", a.err);
+
+    a = args_begin(k->pv);
+    arg_scores(&a, s);
+    arg_view(&a, &v->v);
+    arg_view(&a, &v->out);
+    arg_uint(&a, (cl_uint)p->heads_q);
+    arg_uint(&a, (cl_uint)p->group);
+    arg_uint(&a, (cl_uint)p->seq_kv);
+    arg_uint(&a, (cl_uint)p->head_dim_v);
+    arg_uint(&a, q_begin);
+    arg_uint(&a, q_count);
+    arg_uint(&a, bh_begin);
+    if (a.err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clSetKernelArg (sdpa_pv)", a.err);
+
+    /* Tiles are 4 x 4 in every kernel (TILE_* in cl/). */
+    const size_t wg = ctx->programs.softmax_wg;
+    const size_t g_scores[3] = {round_up(p->seq_kv, 4) / 4,
+                                round_up(q_count, 4) / 4, bh_count};
+    const size_t g_softmax[3] = {wg, q_count, bh_count};
+    const size_t l_softmax[3] = {wg, 1, 1};
+    const size_t g_pv[3] = {round_up(p->head_dim_v, 4) / 4,
+                            round_up(q_count, 4) / 4, bh_count};
+    cl_event e1 = NULL, e2 = NULL;
+    cl_int err = clEnqueueNDRangeKernel(ctx->queue, k->scores, 3, NULL,
+                                        g_scores, NULL, num_wait, wait, &e1);
+    if (err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clEnqueueNDRangeKernel (sdpa_scores)", err);
+    err = clEnqueueNDRangeKernel(ctx->queue, k->softmax, 3, NULL, g_softmax,
+                                 l_softmax, 1, &e1, &e2);
+    clReleaseEvent(e1);
+    if (err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clEnqueueNDRangeKernel (sdpa_softmax)", err);
+    err = clEnqueueNDRangeKernel(ctx->queue, k->pv, 3, NULL, g_pv, NULL, 1, &e2,
+                                 done);
+    clReleaseEvent(e2);
+    if (err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clEnqueueNDRangeKernel (sdpa_pv)", err);
+    return CLATTN_SUCCESS;
+}
+
+static clattn_status create_kernels(clattn_context *ctx, unfused_kernels *k)
+{
+    k->scores = program_kernel(ctx, PROGRAM_SDPA_UNFUSED, "sdpa_scores");
+    k->softmax = k->scores
+                     ? program_kernel(ctx, PROGRAM_SDPA_UNFUSED, "sdpa_softmax")
+                     : NULL;
+    k->pv = k->softmax ? program_kernel(ctx, PROGRAM_SDPA_UNFUSED, "sdpa_pv")
+                       : NULL;
+    return k->pv ? CLATTN_SUCCESS : CLATTN_ERROR_OPENCL;
+}
+
+static void release_kernels(unfused_kernels *k)
+{
+    if (k->scores)
+        clReleaseKernel(k->scores);
+    if (k->softmax)
+        clReleaseKernel(k->softmax);
+    if (k->pv)
+        clReleaseKernel(k->pv);
+}
+
+clattn_status sdpa_unfused_enqueue(clattn_context *ctx, const sdpa_problem *p,
+                                   const sdpa_views *v, cl_uint num_wait,
+                                   const cl_event *wait, cl_event *done)
+{
+    chunk_plan plan;
+    clattn_status status = plan_chunks(ctx, p, v, &plan);
+    if (status != CLATTN_SUCCESS)
+        return status;
+    unfused_kernels k = {0};
+    cl_mem key_len = NULL;
+    cl_event last = NULL;
+    status = create_kernels(ctx, &k);
+    if (status == CLATTN_SUCCESS && p->key_lengths) {
+        /* Copied at creation, so the caller's array may go away on return. */
+        cl_int err;
+        key_len = clCreateBuffer(ctx->cl_ctx,
+                                 CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                                 p->batch * sizeof(cl_int),
+                                 (void *)p->key_lengths, &err);
+        if (err != CL_SUCCESS)
+            status = ctx_cl_error(ctx, "clCreateBuffer (key lengths)", err);
+    }
+    /* Chunks run in order: each waits on the one before (the queue may be
+       out of order), and on the scratch it reuses. */
+    const size_t bh_total = p->batch * p->heads_q;
+    for (size_t bh = 0; status == CLATTN_SUCCESS && bh < bh_total;
+         bh += plan.bh_count) {
+        size_t bh_count = min_size(plan.bh_count, bh_total - bh);
+        for (size_t q0 = 0; status == CLATTN_SUCCESS && q0 < p->seq_q;
+             q0 += plan.q_count) {
+            size_t q_count = min_size(plan.q_count, p->seq_q - q0);
+            score_view s = chunk_scores(p, v, &plan, bh, q0);
+            cl_event next = NULL;
+            status = enqueue_chunk(
+                ctx, p, v, &k, key_len, &s, (cl_uint)bh, (cl_uint)bh_count,
+                (cl_uint)q0, (cl_uint)q_count, last ? 1 : num_wait,
+                last ? &last : wait, &next);
+            if (last)
+                clReleaseEvent(last);
+            last = next;
+        }
+    }
+    /* Buffers released here stay alive until the enqueued kernels finish
+       (OpenCL defers the release). */
+    if (key_len)
+        clReleaseMemObject(key_len);
+    if (plan.scratch)
+        clReleaseMemObject(plan.scratch);
+    release_kernels(&k);
+    if (status == CLATTN_SUCCESS && done)
+        *done = last;
+    else if (last)
+        clReleaseEvent(last);
+    return status;
+}

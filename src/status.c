@@ -1,0 +1,96 @@
+/* Status names, the per-context error text, and OpenCL error names. */
+#include "context_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+unsigned clattn_version_number(void) { return CLATTN_VERSION_NUMBER; }
+
+const char *clattn_status_string(clattn_status status)
+{
+    switch (status) {
+    case CLATTN_SUCCESS: return "success";
+    case CLATTN_ERROR_INVALID_ARGUMENT: return "invalid argument";
+    case CLATTN_ERROR_INVALID_SHAPE: return "invalid shape";
+    case CLATTN_ERROR_BUFFER_TOO_SMALL: return "buffer too small";
+    case CLATTN_ERROR_UNSUPPORTED: return "unsupported on this device";
+    case CLATTN_ERROR_NO_DEVICE: return "no OpenCL device";
+    case CLATTN_ERROR_BUILD_FAILED: return "kernel build failed";
+    case CLATTN_ERROR_OUT_OF_MEMORY: return "out of memory";
+    case CLATTN_ERROR_OPENCL: return "OpenCL error";
+    case CLATTN_ERROR_BLAS: return "BLAS (CLBlast) error";
+    case CLATTN_ERROR_SIZE_OVERFLOW: return "size overflow";
+    }
+    return "unknown status";
+}
+
+clattn_status ctx_error(clattn_context *ctx, clattn_status status,
+                        const char *fmt, ...)
+{
+    if (!ctx)
+        return status;
+    pthread_mutex_lock(&ctx->error_lock);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->last_error, sizeof ctx->last_error, fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&ctx->error_lock);
+    return status;
+}
+
+clattn_status ctx_cl_error(clattn_context *ctx, const char *call, cl_int code)
+{
+    clattn_status status = CLATTN_ERROR_OPENCL;
+    if (code == CL_OUT_OF_HOST_MEMORY || code == CL_OUT_OF_RESOURCES ||
+        code == CL_MEM_OBJECT_ALLOCATION_FAILURE)
+        status = CLATTN_ERROR_OUT_OF_MEMORY;
+    return ctx_error(ctx, status, "%s failed: %s (%d)", call,
+                     cl_error_name(code), (int)code);
+}
+
+void ctx_clear_error(clattn_context *ctx)
+{
+    pthread_mutex_lock(&ctx->error_lock);
+    ctx->last_error[0] = '\0';
+    pthread_mutex_unlock(&ctx->error_lock);
+}
+
+const char *clattn_context_last_error(const clattn_context *ctx)
+{
+    if (!ctx)
+        return "no context (NULL)";
+    return ctx->last_error;
+}
+
+const char *cl_error_name(cl_int code)
+{
+    switch (code) {
+#define NAME(c) case c: return #c;
+        NAME(CL_SUCCESS) NAME(CL_DEVICE_NOT_FOUND) NAME(CL_DEVICE_NOT_AVAILABLE)
+        NAME(CL_COMPILER_NOT_AVAILABLE) NAME(CL_MEM_OBJECT_ALLOCATION_FAILURE)
+        NAME(CL_OUT_OF_RESOURCES) NAME(CL_OUT_OF_HOST_MEMORY)
+        NAME(CL_PROFILING_INFO_NOT_AVAILABLE) NAME(CL_MEM_COPY_OVERLAP)
+        NAME(CL_BUILD_PROGRAM_FAILURE) NAME(CL_MAP_FAILURE)
+        NAME(CL_MISALIGNED_SUB_BUFFER_OFFSET)
+        NAME(CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST)
+        NAME(CL_COMPILE_PROGRAM_FAILURE) NAME(CL_LINKER_NOT_AVAILABLE)
+        NAME(CL_LINK_PROGRAM_FAILURE) NAME(CL_INVALID_VALUE)
+        NAME(CL_INVALID_DEVICE_TYPE) NAME(CL_INVALID_PLATFORM)
+        NAME(CL_INVALID_DEVICE) NAME(CL_INVALID_CONTEXT)
+        NAME(CL_INVALID_QUEUE_PROPERTIES) NAME(CL_INVALID_COMMAND_QUEUE)
+        NAME(CL_INVALID_HOST_PTR) NAME(CL_INVALID_MEM_OBJECT)
+        NAME(CL_INVALID_BINARY) NAME(CL_INVALID_BUILD_OPTIONS)
+        NAME(CL_INVALID_PROGRAM) NAME(CL_INVALID_PROGRAM_EXECUTABLE)
+        NAME(CL_INVALID_KERNEL_NAME) NAME(CL_INVALID_KERNEL)
+        NAME(CL_INVALID_ARG_INDEX) NAME(CL_INVALID_ARG_VALUE)
+        NAME(CL_INVALID_ARG_SIZE) NAME(CL_INVALID_KERNEL_ARGS)
+        NAME(CL_INVALID_WORK_DIMENSION) NAME(CL_INVALID_WORK_GROUP_SIZE)
+        NAME(CL_INVALID_WORK_ITEM_SIZE) NAME(CL_INVALID_GLOBAL_OFFSET)
+        NAME(CL_INVALID_EVENT_WAIT_LIST) NAME(CL_INVALID_EVENT)
+        NAME(CL_INVALID_OPERATION) NAME(CL_INVALID_BUFFER_SIZE)
+        NAME(CL_INVALID_GLOBAL_WORK_SIZE)
+#undef NAME
+    case -1001: return "CL_PLATFORM_NOT_FOUND_KHR";
+    }
+    return "unknown OpenCL error";
+}

@@ -1,0 +1,15 @@
+/* The oracle: scaled dot-product attention in double precision, written
+   from the semantics in docs/api.md, straight loops, no tiling. */
+#ifndef CLATTN_TEST_REFERENCE_H
+#define CLATTN_TEST_REFERENCE_H
+
+#include <clattn/clattn.h>
+
+/* Contiguous host arrays as clattn_sdpa_host takes them. out is
+   [B][Hq][Sq][Dv]; probs (may be NULL) [B][Hq][Sq][Skv] after dropout;
+   lse (may be NULL) [B][Hq][Sq], -inf for fully masked rows. */
+void ref_sdpa(const clattn_sdpa_desc *desc, const float *q, const float *k,
+              const float *v, const void *mask, double *out, double *probs,
+              double *lse);
+
+#endif

@@ -1,0 +1,137 @@
+#include "test_util.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static unsigned passed, failed;
+
+void test_check(int ok, const char *file, int line, const char *expr,
+                const char *fmt, ...)
+{
+    if (ok) {
+        ++passed;
+        return;
+    }
+    ++failed;
+    fprintf(stderr, "FAIL %s:%d: %s: ", file, line, expr);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int test_finish(const char *suite)
+{
+    printf("%s: %u passed, %u failed\n", suite, passed, failed);
+    return failed ? 1 : 0;
+}
+
+clattn_context *test_context(void)
+{
+    clattn_context *ctx = NULL;
+    clattn_status s = clattn_context_create(NULL, &ctx);
+    if (s == CLATTN_ERROR_NO_DEVICE) {
+        printf("skipped: %s\n", clattn_context_last_error(ctx));
+        clattn_context_destroy(ctx);
+        exit(TEST_SKIP);
+    }
+    if (s != CLATTN_SUCCESS) {
+        fprintf(stderr, "context creation failed: %s: %s\n",
+                clattn_status_string(s), clattn_context_last_error(ctx));
+        exit(1);
+    }
+    clattn_info info;
+    clattn_context_info(ctx, &info);
+    printf("device: %s / %s\n", info.platform_name, info.device_name);
+    return ctx;
+}
+
+test_rng test_rng_make(uint64_t seed)
+{
+    test_rng r = {seed * 0x9E3779B97F4A7C15ull + 1};
+    return r;
+}
+
+double test_rng_uniform(test_rng *r, double lo, double hi)
+{
+    /* splitmix64 */
+    uint64_t z = (r->state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return lo + (hi - lo) * (double)(z >> 11) * 0x1.0p-53;
+}
+
+void test_fill(test_rng *r, float *x, size_t n, double lo, double hi)
+{
+    for (size_t i = 0; i < n; ++i)
+        x[i] = (float)test_rng_uniform(r, lo, hi);
+}
+
+/* A quiet-NaN bit pattern no computation produces by accident. */
+static const uint32_t GUARD_BITS = 0x7fc0beefu;
+static const uint32_t BODY_BITS = 0x7fc0cafeu;
+
+static void fill_bits(float *x, size_t n, uint32_t bits)
+{
+    for (size_t i = 0; i < n; ++i)
+        memcpy(&x[i], &bits, sizeof bits);
+}
+
+static int all_bits(const float *x, size_t n, uint32_t bits)
+{
+    for (size_t i = 0; i < n; ++i)
+        if (memcmp(&x[i], &bits, sizeof bits) != 0)
+            return 0;
+    return 1;
+}
+
+float *guarded_alloc(size_t n)
+{
+    float *raw = malloc((n + 2 * TEST_GUARD) * sizeof *raw);
+    if (!raw) {
+        fprintf(stderr, "out of host memory\n");
+        exit(1);
+    }
+    fill_bits(raw, TEST_GUARD, GUARD_BITS);
+    fill_bits(raw + TEST_GUARD, n, BODY_BITS);
+    fill_bits(raw + TEST_GUARD + n, TEST_GUARD, GUARD_BITS);
+    return raw + TEST_GUARD;
+}
+
+void guarded_free(float *body)
+{
+    if (body)
+        free(body - TEST_GUARD);
+}
+
+int guarded_intact(const float *body, size_t n)
+{
+    return all_bits(body - TEST_GUARD, TEST_GUARD, GUARD_BITS) &&
+           all_bits(body + n, TEST_GUARD, GUARD_BITS);
+}
+
+int guarded_untouched(const float *body, size_t n)
+{
+    return guarded_intact(body, n) && all_bits(body, n, BODY_BITS);
+}
+
+size_t compare_close(const char *what, const float *got, const double *ref,
+                     size_t n, double atol, double rtol)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < n; ++i) {
+        double g = got[i], r = ref[i];
+        int ok = isinf(r) ? g == r : fabs(g - r) <= atol + rtol * fabs(r);
+        if (!ok && bad++ < 5)
+            fprintf(stderr, "  %s[%zu]: got %.9g, want %.9g (diff %.3g)\n",
+                    what, i, g, r, fabs(g - r));
+    }
+    if (bad > 5)
+        fprintf(stderr, "  %s: %zu mismatches in %zu\n", what, bad, n);
+    return bad;
+}

@@ -1,0 +1,53 @@
+/* Shared test helpers: a context (or skip), data, canaries, comparisons,
+   and a pass/fail tally that ends each suite with "N passed, N failed". */
+#ifndef CLATTN_TEST_UTIL_H
+#define CLATTN_TEST_UTIL_H
+
+#include <clattn/clattn.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TEST_SKIP 77
+
+/* Counts a check; prints the failure with its location. */
+#define CHECK(cond, ...)                                                       \
+    test_check((cond) != 0, __FILE__, __LINE__, #cond, __VA_ARGS__)
+void test_check(int ok, const char *file, int line, const char *expr,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Prints the tally and returns the process exit code (0, or 1 on any
+   failure). */
+int test_finish(const char *suite);
+
+/* A context from $CLATTN_DEVICE / auto; exits with 77 (skip) when there is
+   no OpenCL device at all, and fails when creation fails otherwise. */
+clattn_context *test_context(void);
+
+/* Deterministic data: uniform in [lo, hi). */
+typedef struct test_rng {
+    uint64_t state;
+} test_rng;
+test_rng test_rng_make(uint64_t seed);
+double test_rng_uniform(test_rng *r, double lo, double hi);
+void test_fill(test_rng *r, float *x, size_t n, double lo, double hi);
+
+/* Host arrays with canaries: GUARD floats of a NaN pattern before and
+   after n elements. guarded_intact() checks both guards; guarded_untouched()
+   also checks that the body still holds its fill pattern. */
+#define TEST_GUARD 64
+float *guarded_alloc(size_t n);
+void guarded_free(float *body);
+int guarded_intact(const float *body, size_t n);
+int guarded_untouched(const float *body, size_t n);
+
+/* |got - ref| <= atol + rtol*|ref| everywhere (NaN never passes, infinities
+   must match); prints the first few mismatches. Returns the mismatch count. */
+size_t compare_close(const char *what, const float *got, const double *ref,
+                     size_t n, double atol, double rtol);
+
+/* The tolerances of shared/DESIGN.md section 6 for fp32. */
+#define TOL_ATOL 1e-5
+#define TOL_RTOL 1e-4
+
+#endif
