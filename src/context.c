@@ -69,6 +69,27 @@ static int has_extension(cl_device_id device, const char *name)
     return found;
 }
 
+/* Score scratch of the unfused path: at most 256 MiB, a quarter of the
+   device memory, or one allocation; $CLATTN_UNFUSED_SCRATCH_BYTES lowers
+   it (a memory cap for callers, and how the tests reach the chunked path
+   with small shapes). */
+static size_t scratch_limit(const clattn_info *in)
+{
+    size_t limit = (size_t)256 << 20;
+    if (in->max_alloc_bytes < limit)
+        limit = (size_t)in->max_alloc_bytes;
+    if (in->global_mem_bytes / 4 < limit)
+        limit = (size_t)(in->global_mem_bytes / 4);
+    const char *env = getenv("CLATTN_UNFUSED_SCRATCH_BYTES");
+    if (env && *env) {
+        char *end;
+        unsigned long long v = strtoull(env, &end, 10);
+        if (*end == '\0' && v > 0 && v < limit)
+            limit = (size_t)v;
+    }
+    return limit;
+}
+
 /* Fills ctx->info from ctx->platform and ctx->device. */
 static void fill_device_info(clattn_context *ctx)
 {
@@ -105,6 +126,7 @@ static void fill_device_info(clattn_context *ctx)
                     NULL);
     in->has_fp16 = has_extension(dev, "cl_khr_fp16");
     in->has_fp64 = has_extension(dev, "cl_khr_fp64");
+    ctx->scratch_limit = scratch_limit(in);
 }
 
 /* Context, queue and kernels on one device; on failure the reason is in

@@ -17,6 +17,7 @@ struct clattn_context {
     cl_command_queue queue;
     clattn_info info;
     clattn_programs programs;
+    size_t scratch_limit; /* bytes of score scratch per call (unfused) */
     pthread_mutex_t error_lock;
     char last_error[CLATTN_ERROR_TEXT_MAX];
 };

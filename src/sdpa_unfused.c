@@ -6,9 +6,6 @@
 #include "kernel_args.h"
 #include "sdpa_problem.h"
 
-/* At most this much scratch per call, and never more than a quarter of the
-   device's memory or its largest allocation. */
-#define SCRATCH_BYTES_MAX ((size_t)256 << 20)
 /* Some drivers cap a grid dimension at 65535 groups; chunks stay below. */
 #define GRID_DIM_MAX 65535
 
@@ -30,8 +27,7 @@ static clattn_status plan_chunks(clattn_context *ctx, const sdpa_problem *p,
     if (v->probs.buffer)
         return CLATTN_SUCCESS;
 
-    size_t budget = min_size(SCRATCH_BYTES_MAX, ctx->info.max_alloc_bytes);
-    budget = min_size(budget, ctx->info.global_mem_bytes / 4);
+    size_t budget = ctx->scratch_limit; /* see scratch_limit() in context.c */
     size_t row_bytes = p->seq_kv * sizeof(float);
     size_t max_rows = budget / row_bytes;
     if (max_rows == 0)
