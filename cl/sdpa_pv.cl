@@ -1,6 +1,8 @@
 /* Unfused SDPA, step 3: O = P V for the rows of one chunk. One work-item
    computes a TILE_Q x TILE_DV block of the output; the P view follows the
-   same (signed offset) convention as sdpa_scores. */
+   same (signed offset) convention as sdpa_scores. A row whose
+   probabilities are all zero (every key masked) is written as zeros even
+   where V holds inf or NaN, which 0 * V would not give. */
 #define PV_TILE_Q 4
 #define PV_TILE_DV 4
 
@@ -30,14 +32,19 @@ __kernel void sdpa_pv(__global const float *p, long p_off, ulong p_sb,
     __global const float *vhead = v + v_off + b * v_sb + hk * v_sh;
 
     float acc[PV_TILE_Q][PV_TILE_DV];
-    for (int r = 0; r < PV_TILE_Q; ++r)
+    int any_weight[PV_TILE_Q];
+    for (int r = 0; r < PV_TILE_Q; ++r) {
+        any_weight[r] = 0;
         for (int c = 0; c < PV_TILE_DV; ++c)
             acc[r][c] = 0.0f;
+    }
     for (uint j = 0; j < seq_kv; ++j) {
         __global const float *vrow = vhead + j * v_ss;
         float pv[PV_TILE_Q], vv[PV_TILE_DV];
-        for (int r = 0; r < PV_TILE_Q; ++r)
+        for (int r = 0; r < PV_TILE_Q; ++r) {
             pv[r] = prow[r][j];
+            any_weight[r] |= pv[r] != 0.0f;
+        }
         for (int c = 0; c < PV_TILE_DV; ++c)
             vv[c] = vrow[col[c]];
         for (int r = 0; r < PV_TILE_Q; ++r)
@@ -52,6 +59,6 @@ __kernel void sdpa_pv(__global const float *p, long p_off, ulong p_sb,
         __global float *orow = o + o_off + b * o_sb + h * o_sh + i * o_ss;
         for (int c = 0; c < PV_TILE_DV; ++c)
             if (c0 + c < head_dim_v)
-                orow[c0 + c] = acc[r][c];
+                orow[c0 + c] = any_weight[r] ? acc[r][c] : 0.0f;
     }
 }

@@ -1,8 +1,8 @@
 /* Unfused SDPA, step 2: in-place softmax of each score row over the keys,
    with dropout. One work-group of SOFTMAX_WG work-items per row.
    A row whose every score is -inf (all keys masked) becomes zeros, never
-   NaN (FlashAttention's and PyTorch >= 2.5's convention). NaN scores
-   propagate to their row. Optionally writes the row log-sum-exp. */
+   NaN (FlashAttention's and PyTorch >= 2.5's convention). A NaN score
+   makes its row NaN, as in PyTorch. Optionally writes the row log-sum-exp. */
 #ifndef CLATTN_EMBEDDED
 #include "philox.clh"
 #endif
@@ -10,6 +10,9 @@
 #ifndef SOFTMAX_WG
 #define SOFTMAX_WG 64
 #endif
+
+/* max() that keeps NaN (fmax would drop it and hide a NaN row). */
+float max_keep_nan(float a, float b) { return (a > b || isnan(a)) ? a : b; }
 
 /* Tree reduction over the work-group; op is max (1) or sum (0). */
 float group_reduce(__local float *scratch, float x, int take_max)
@@ -20,7 +23,7 @@ float group_reduce(__local float *scratch, float x, int take_max)
     for (uint width = SOFTMAX_WG / 2; width > 0; width /= 2) {
         if (lid < width) {
             float other = scratch[lid + width];
-            scratch[lid] = take_max ? fmax(scratch[lid], other)
+            scratch[lid] = take_max ? max_keep_nan(scratch[lid], other)
                                     : scratch[lid] + other;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -46,7 +49,7 @@ sdpa_softmax(__global float *s, long s_off, ulong s_sb, ulong s_sh, ulong s_ss,
 
     float m = -INFINITY;
     for (uint j = lid; j < seq_kv; j += SOFTMAX_WG)
-        m = fmax(m, row[j]);
+        m = max_keep_nan(m, row[j]);
     m = group_reduce(scratch, m, 1);
 
     if (m == -INFINITY) {

@@ -99,16 +99,21 @@ static void fill_device_info(clattn_context *ctx)
     in->device = dev;
     in->cl_ctx = ctx->cl_ctx;
     in->queue = ctx->queue;
-    clGetPlatformInfo(ctx->platform, CL_PLATFORM_NAME, sizeof in->platform_name,
-                      in->platform_name, NULL);
-    clGetDeviceInfo(dev, CL_DEVICE_NAME, sizeof in->device_name,
-                    in->device_name, NULL);
-    clGetDeviceInfo(dev, CL_DEVICE_VENDOR, sizeof in->device_vendor,
-                    in->device_vendor, NULL);
-    clGetDeviceInfo(dev, CL_DEVICE_VERSION, sizeof in->device_version,
-                    in->device_version, NULL);
-    clGetDeviceInfo(dev, CL_DRIVER_VERSION, sizeof in->driver_version,
-                    in->driver_version, NULL);
+    platform_string(ctx->platform, CL_PLATFORM_NAME, in->platform_name,
+                    sizeof in->platform_name);
+    device_string(dev, CL_DEVICE_NAME, in->device_name, sizeof in->device_name);
+    device_string(dev, CL_DEVICE_VENDOR, in->device_vendor,
+                  sizeof in->device_vendor);
+    device_string(dev, CL_DEVICE_VERSION, in->device_version,
+                  sizeof in->device_version);
+    device_string(dev, CL_DRIVER_VERSION, in->driver_version,
+                  sizeof in->driver_version);
+    /* Numbers a device fails to report read as 0, never as the previous
+       candidate's. */
+    in->device_type = 0;
+    in->compute_units = in->clock_mhz = 0;
+    in->global_mem_bytes = in->local_mem_bytes = in->max_alloc_bytes = 0;
+    in->max_work_group_size = 0;
     clGetDeviceInfo(dev, CL_DEVICE_TYPE, sizeof in->device_type,
                     &in->device_type, NULL);
     clGetDeviceInfo(dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof in->compute_units,
@@ -223,10 +228,14 @@ static clattn_status select_and_open(clattn_context *ctx, const char *selector,
             copy_string(first_error, sizeof first_error, ctx->last_error);
         }
     }
-    /* When every candidate failed, report the chosen device's failure: it is
-       the one the caller asked for. */
+    /* When every candidate failed, report the chosen device's failure (the
+       one the caller asked for) and every candidate's line: a failed
+       context has no info to ask. */
     if (status != CLATTN_SUCCESS && first_failure != CLATTN_SUCCESS)
-        status = ctx_error(ctx, first_failure, "%s", first_error);
+        status = ctx_error(ctx, first_failure,
+                           "no candidate device worked:\n%s"
+                           "the first one's error in full:\n%s",
+                           ctx->info.selection_log, first_error);
     free(order);
     free(devs);
     return status;
@@ -275,17 +284,20 @@ clattn_status clattn_context_create_from_queue(cl_command_queue queue,
     *out = ctx;
     copy_string(ctx->info.selector, sizeof ctx->info.selector,
                 "caller's queue");
+    const char *call = "clGetCommandQueueInfo";
     cl_int err = clGetCommandQueueInfo(queue, CL_QUEUE_CONTEXT,
                                        sizeof ctx->cl_ctx, &ctx->cl_ctx, NULL);
     if (err == CL_SUCCESS)
         err = clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, sizeof ctx->device,
                                     &ctx->device, NULL);
-    if (err == CL_SUCCESS)
+    if (err == CL_SUCCESS) {
+        call = "clGetDeviceInfo(CL_DEVICE_PLATFORM)";
         err = clGetDeviceInfo(ctx->device, CL_DEVICE_PLATFORM,
                               sizeof ctx->platform, &ctx->platform, NULL);
+    }
     if (err != CL_SUCCESS) {
         ctx->cl_ctx = NULL;
-        return ctx_cl_error(ctx, "clGetCommandQueueInfo", err);
+        return ctx_cl_error(ctx, call, err);
     }
     clRetainContext(ctx->cl_ctx);
     clRetainCommandQueue(queue);

@@ -31,10 +31,11 @@ clattn_status ctx_error(clattn_context *ctx, clattn_status status,
 /* For an OpenCL call that failed: the call's name and its code. */
 clattn_status ctx_cl_error(clattn_context *ctx, const char *call, cl_int code);
 
-/* Clears the last error (at the start of a successful-looking call). */
+/* Clears the last error. */
 void ctx_clear_error(clattn_context *ctx);
 
-/* Guard at the top of every op: NULL or unusable contexts. */
+/* Guard at the top of every op: NULL or unusable contexts; on a usable one
+   it clears the last error, so last_error describes this call. */
 #define CTX_CHECK_USABLE(ctx)                                                  \
     do {                                                                       \
         if (!(ctx))                                                            \
@@ -42,6 +43,7 @@ void ctx_clear_error(clattn_context *ctx);
         /* keeps the creation error as the context's last error */          \
         if (!(ctx)->usable)                                                    \
             return CLATTN_ERROR_INVALID_ARGUMENT;                              \
+        ctx_clear_error(ctx);                                                  \
     } while (0)
 
 /* Name of an OpenCL error code ("CL_OUT_OF_RESOURCES"), or "unknown". */

@@ -11,21 +11,50 @@
 #define MAX_PLATFORMS 32
 #define MAX_DEVICES_PER_PLATFORM 64
 
+/* Copies a queried string into dst, truncating: the query itself wants a
+   buffer as large as the whole string. */
+static void fit_string(char *dst, size_t cap, const char *src, size_t size)
+{
+    snprintf(dst, cap, "%.*s", (int)size, src);
+}
+
+void device_string(cl_device_id device, cl_device_info param, char *dst,
+                   size_t cap)
+{
+    size_t size = 0;
+    char *tmp = NULL;
+    dst[0] = '\0';
+    if (clGetDeviceInfo(device, param, 0, NULL, &size) == CL_SUCCESS && size &&
+        (tmp = malloc(size)) &&
+        clGetDeviceInfo(device, param, size, tmp, NULL) == CL_SUCCESS)
+        fit_string(dst, cap, tmp, size);
+    free(tmp);
+}
+
+void platform_string(cl_platform_id platform, cl_platform_info param,
+                     char *dst, size_t cap)
+{
+    size_t size = 0;
+    char *tmp = NULL;
+    dst[0] = '\0';
+    if (clGetPlatformInfo(platform, param, 0, NULL, &size) == CL_SUCCESS &&
+        size && (tmp = malloc(size)) &&
+        clGetPlatformInfo(platform, param, size, tmp, NULL) == CL_SUCCESS)
+        fit_string(dst, cap, tmp, size);
+    free(tmp);
+}
+
 static void describe(device_desc *d)
 {
-    clGetPlatformInfo(d->platform, CL_PLATFORM_NAME, sizeof d->platform_name,
-                      d->platform_name, NULL);
-    clGetDeviceInfo(d->device, CL_DEVICE_VENDOR, sizeof d->vendor, d->vendor,
-                    NULL);
-    clGetDeviceInfo(d->device, CL_DEVICE_NAME, sizeof d->name, d->name, NULL);
+    platform_string(d->platform, CL_PLATFORM_NAME, d->platform_name,
+                    sizeof d->platform_name);
+    device_string(d->device, CL_DEVICE_VENDOR, d->vendor, sizeof d->vendor);
+    device_string(d->device, CL_DEVICE_NAME, d->name, sizeof d->name);
     clGetDeviceInfo(d->device, CL_DEVICE_TYPE, sizeof d->type, &d->type, NULL);
     clGetDeviceInfo(d->device, CL_DEVICE_MAX_COMPUTE_UNITS,
                     sizeof d->compute_units, &d->compute_units, NULL);
     clGetDeviceInfo(d->device, CL_DEVICE_MAX_CLOCK_FREQUENCY,
                     sizeof d->clock_mhz, &d->clock_mhz, NULL);
-    d->platform_name[sizeof d->platform_name - 1] = '\0';
-    d->vendor[sizeof d->vendor - 1] = '\0';
-    d->name[sizeof d->name - 1] = '\0';
 }
 
 clattn_status devices_enumerate(device_desc **out, size_t *count, char *err,

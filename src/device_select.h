@@ -31,6 +31,13 @@ clattn_status devices_enumerate(device_desc **out, size_t *count, char *err,
 size_t devices_rank(const device_desc *devs, size_t n, const char *selector,
                     int allow_fallback, size_t *order);
 
+/* A string property, truncated to fit dst (a property longer than dst
+   would make the plain query fail); "" when the query fails. */
+void device_string(cl_device_id device, cl_device_info param, char *dst,
+                   size_t cap);
+void platform_string(cl_platform_id platform, cl_platform_info param,
+                     char *dst, size_t cap);
+
 /* "GPU", "CPU", "accelerator" or "other". */
 const char *device_type_name(cl_device_type type);
 

@@ -183,13 +183,14 @@ void programs_release(clattn_programs *programs)
     }
 }
 
-cl_kernel program_kernel(clattn_context *ctx, program_id id, const char *name)
+clattn_status program_kernel(clattn_context *ctx, program_id id,
+                             const char *name, cl_kernel *out)
 {
     cl_int err;
-    cl_kernel kernel = clCreateKernel(ctx->programs.program[id], name, &err);
+    *out = clCreateKernel(ctx->programs.program[id], name, &err);
     if (err != CL_SUCCESS) {
-        ctx_cl_error(ctx, "clCreateKernel", err);
-        return NULL;
+        *out = NULL;
+        return ctx_cl_error(ctx, "clCreateKernel", err);
     }
-    return kernel;
+    return CLATTN_SUCCESS;
 }

@@ -25,8 +25,8 @@ clattn_status programs_build(struct clattn_context *ctx);
 void programs_release(clattn_programs *programs);
 
 /* A fresh kernel object (one per call, so threads never share argument
-   state). Returns NULL with the error recorded. */
-cl_kernel program_kernel(struct clattn_context *ctx, program_id id,
-                         const char *name);
+   state) in *out; on failure the status, with the error recorded. */
+clattn_status program_kernel(struct clattn_context *ctx, program_id id,
+                             const char *name, cl_kernel *out);
 
 #endif

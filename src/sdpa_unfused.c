@@ -183,13 +183,14 @@ static clattn_status enqueue_chunk(clattn_context *ctx, const sdpa_problem *p,
 
 static clattn_status create_kernels(clattn_context *ctx, unfused_kernels *k)
 {
-    k->scores = program_kernel(ctx, PROGRAM_SDPA_UNFUSED, "sdpa_scores");
-    k->softmax = k->scores
-                     ? program_kernel(ctx, PROGRAM_SDPA_UNFUSED, "sdpa_softmax")
-                     : NULL;
-    k->pv = k->softmax ? program_kernel(ctx, PROGRAM_SDPA_UNFUSED, "sdpa_pv")
-                       : NULL;
-    return k->pv ? CLATTN_SUCCESS : CLATTN_ERROR_OPENCL;
+    clattn_status s;
+    if ((s = program_kernel(ctx, PROGRAM_SDPA_UNFUSED, "sdpa_scores",
+                            &k->scores)) ||
+        (s = program_kernel(ctx, PROGRAM_SDPA_UNFUSED, "sdpa_softmax",
+                            &k->softmax)) ||
+        (s = program_kernel(ctx, PROGRAM_SDPA_UNFUSED, "sdpa_pv", &k->pv)))
+        return s;
+    return CLATTN_SUCCESS;
 }
 
 static void release_kernels(unfused_kernels *k)

@@ -70,6 +70,7 @@ clattn_status view_check(clattn_context *ctx, const char *name,
                          "%s: the view's byte extent overflows size_t", name);
     out->first = t->offset;
     out->end = end;
+    out->elem_size = elem_size;
 
     cl_context owner = NULL;
     size_t have = 0;
@@ -97,6 +98,9 @@ clattn_status view_check(clattn_context *ctx, const char *name,
 
 int views_intersect(const checked_view *a, const checked_view *b)
 {
-    return a->buffer && a->buffer == b->buffer && a->first < b->end &&
-           b->first < a->end;
+    /* Byte ranges: a bool mask counts bytes, the others floats. Both ends
+       were checked for overflow in view_check. */
+    return a->buffer && a->buffer == b->buffer &&
+           a->first * a->elem_size < b->end * b->elem_size &&
+           b->first * b->elem_size < a->end * a->elem_size;
 }

@@ -12,6 +12,7 @@ typedef struct checked_view {
     size_t offset;
     size_t strides[4];
     size_t first, end; /* elements */
+    size_t elem_size;  /* bytes per element */
 } checked_view;
 
 /* Validates t as a [dims] view of elem_size-byte elements: a buffer of this
@@ -22,7 +23,7 @@ clattn_status view_check(clattn_context *ctx, const char *name,
                          const clattn_tensor *t, const size_t dims[4],
                          size_t elem_size, int is_output, checked_view *out);
 
-/* Nonzero when the two views share a buffer and their element ranges
+/* Nonzero when the two views share a buffer and the byte ranges they span
    intersect (conservative for interleaved views). */
 int views_intersect(const checked_view *a, const checked_view *b);
 

@@ -15,7 +15,8 @@
 #   causal 2 (bottom-right)               key j allowed iff j <= i + (Skv - Sq)
 #   All masks combine. A row whose keys are all masked yields zeros in both the
 #   output and the probabilities (never NaN). torch >= 2.5 math SDPA does this
-#   natively via _safe_softmax; the script checks it and fails loudly otherwise.
+#   natively via _safe_softmax; the script checks it, and if a torch version
+#   does not, it writes zeros (the contract) and prints a WARNING.
 #
 # File format (little-endian), tests/golden/<case>.bin:
 #   8 bytes  "CLATTNG1"

@@ -60,6 +60,8 @@ static void reproducibility(clattn_context *ctx)
     clattn_sdpa_desc d;
     clattn_sdpa_desc_init(&d);
     d.batch = 2, d.heads_q = 3, d.seq_q = 61, d.seq_kv = 67, d.head_dim = 16;
+    if (test_small())
+        d.heads_q = 1, d.seq_q = 19, d.seq_kv = 23;
     d.dropout_p = 0.3f, d.dropout_seed = 0x1234abcd5678ull, d.dropout_offset = 7;
     d.causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
     sdpa_inputs in;
@@ -95,6 +97,8 @@ static void statistics(clattn_context *ctx, float p)
     clattn_sdpa_desc d;
     clattn_sdpa_desc_init(&d);
     d.batch = 2, d.heads_q = 2, d.seq_q = 256, d.seq_kv = 250, d.head_dim = 8;
+    if (test_small())
+        d.batch = 1, d.seq_q = 64, d.seq_kv = 60;
     d.dropout_seed = 2024, d.dropout_offset = 1;
     sdpa_inputs in;
     sdpa_inputs_make(&in, &d, 0, 5);

@@ -50,6 +50,12 @@ clattn_context *test_context(void)
     return ctx;
 }
 
+int test_small(void)
+{
+    const char *env = getenv("CLATTN_TEST_SMALL");
+    return env && *env && strcmp(env, "0") != 0;
+}
+
 test_rng test_rng_make(uint64_t seed)
 {
     test_rng r = {seed * 0x9E3779B97F4A7C15ull + 1};

@@ -24,6 +24,10 @@ int test_finish(const char *suite);
    no OpenCL device at all, and fails when creation fails otherwise. */
 clattn_context *test_context(void);
 
+/* Nonzero when $CLATTN_TEST_SMALL is set: suites shrink their problems
+   (the Oclgrind runs, where every work-item is simulated). */
+int test_small(void);
+
 /* Deterministic data: uniform in [lo, hi). */
 typedef struct test_rng {
     uint64_t state;

@@ -4,7 +4,10 @@
  * The one public header. Every call returns a clattn_status (0 = success,
  * negative = error); detail text for the last error of a context comes from
  * clattn_context_last_error(). The library never prints and never exits, and
- * on error it writes nothing to the caller's output buffers.
+ * on error it writes nothing to the caller's output buffers: every input is
+ * validated before any work is enqueued. (Only a failure of the OpenCL
+ * runtime itself in mid-call, such as a lost device, can leave outputs
+ * partly written; the status then says so.)
  *
  * Semantics follow PyTorch's scaled_dot_product_attention; see docs/api.md.
  */
@@ -80,11 +83,13 @@ CLATTN_API void clattn_context_options_init(clattn_context_options *opts);
 
 /* Picks a device, creates a context and queue on it and builds the kernels.
    If the chosen device cannot (context, queue or kernel build fails), the
-   next candidate is tried unless no_fallback is set; the reasons are kept
-   in clattn_info.selection_log.
-   On success *out is a usable context. On failure *out is either NULL (no
-   memory) or a context that only answers clattn_context_last_error() and
-   clattn_context_destroy() (as sqlite3_open does): destroy it. */
+   next candidate is tried unless no_fallback is set; each candidate's
+   outcome is kept in clattn_info.selection_log (and in last_error when
+   every candidate failed).
+   On success *out is a usable context. On failure *out is either NULL (out
+   of memory, or a NULL argument) or a context that only answers
+   clattn_context_last_error() and clattn_context_destroy() (as
+   sqlite3_open does): destroy it. */
 CLATTN_API clattn_status clattn_context_create(
     const clattn_context_options *opts, clattn_context **out);
 
@@ -96,10 +101,10 @@ CLATTN_API clattn_status clattn_context_create_from_queue(
 
 CLATTN_API void clattn_context_destroy(clattn_context *ctx); /* NULL is fine */
 
-/* Detail of the last error on this context (empty string if none; a static
-   message for a NULL context). Valid until the next call on the context.
-   With several threads on one context, the text is that of the last error
-   any of them recorded. */
+/* Detail of the last error on this context: each call on a usable context
+   clears it first, so it describes the latest call ("" after a success). A
+   static message for a NULL context. The text may change with the next
+   call on the context from any thread: copy it before calling again. */
 CLATTN_API const char *clattn_context_last_error(const clattn_context *ctx);
 
 /* What a context runs on, and why. */
@@ -199,7 +204,8 @@ typedef struct clattn_sdpa_tensors {
                               buffer NULL = not wanted */
 } clattn_sdpa_tensors;
 
-/* Which implementation runs. AUTO picks the best one for the request. */
+/* Which implementation runs. AUTO picks the best available for the request
+   (today always the unfused path; the fused one is in progress). */
 typedef enum clattn_sdpa_path {
     CLATTN_SDPA_PATH_AUTO = 0,
     CLATTN_SDPA_PATH_UNFUSED = 1 /* QK^T, masked softmax, P.V */
