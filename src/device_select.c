@@ -110,26 +110,38 @@ clattn_status devices_enumerate(device_desc **out, size_t *count, char *err,
     return CLATTN_SUCCESS;
 }
 
+cl_device_type device_class(cl_device_type type)
+{
+    /* The CPU bit wins: a device that says it runs on the host is at best
+       a CPU, whatever else it claims (Oclgrind's simulator reports GPU,
+       CPU and accelerator at once, and must not pass for a GPU). */
+    if (type & CL_DEVICE_TYPE_CPU)
+        return CL_DEVICE_TYPE_CPU;
+    if (type & CL_DEVICE_TYPE_GPU)
+        return CL_DEVICE_TYPE_GPU;
+    if (type & CL_DEVICE_TYPE_ACCELERATOR)
+        return CL_DEVICE_TYPE_ACCELERATOR;
+    return 0;
+}
+
 const char *device_type_name(cl_device_type type)
 {
-    if (type & CL_DEVICE_TYPE_GPU)
-        return "GPU";
-    if (type & CL_DEVICE_TYPE_ACCELERATOR)
-        return "accelerator";
-    if (type & CL_DEVICE_TYPE_CPU)
-        return "CPU";
+    switch (device_class(type)) {
+    case CL_DEVICE_TYPE_GPU: return "GPU";
+    case CL_DEVICE_TYPE_ACCELERATOR: return "accelerator";
+    case CL_DEVICE_TYPE_CPU: return "CPU";
+    }
     return "other";
 }
 
 /* auto's order: GPU, accelerator, CPU, other. */
 static int type_rank(cl_device_type type)
 {
-    if (type & CL_DEVICE_TYPE_GPU)
-        return 0;
-    if (type & CL_DEVICE_TYPE_ACCELERATOR)
-        return 1;
-    if (type & CL_DEVICE_TYPE_CPU)
-        return 2;
+    switch (device_class(type)) {
+    case CL_DEVICE_TYPE_GPU: return 0;
+    case CL_DEVICE_TYPE_ACCELERATOR: return 1;
+    case CL_DEVICE_TYPE_CPU: return 2;
+    }
     return 3;
 }
 
@@ -208,7 +220,7 @@ static int selector_matches(const selector *s, const device_desc *d)
 {
     switch (s->kind) {
     case SEL_AUTO: return 1;
-    case SEL_TYPE: return (d->type & s->type) != 0;
+    case SEL_TYPE: return device_class(d->type) == s->type;
     case SEL_INDEX:
         return d->platform_index == s->platform_index &&
                d->device_index == s->device_index;

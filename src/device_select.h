@@ -38,7 +38,11 @@ void device_string(cl_device_id device, cl_device_info param, char *dst,
 void platform_string(cl_platform_id platform, cl_platform_info param,
                      char *dst, size_t cap);
 
-/* "GPU", "CPU", "accelerator" or "other". */
+/* The one class a device counts as, for auto's order and the type
+   selectors: CL_DEVICE_TYPE_GPU, _ACCELERATOR or _CPU, or 0 for others. */
+cl_device_type device_class(cl_device_type type);
+
+/* "GPU", "CPU", "accelerator" or "other", by class. */
 const char *device_type_name(cl_device_type type);
 
 #endif

@@ -62,29 +62,35 @@ static void ranking_rules(void)
              "NVIDIA CUDA", "NVIDIA Corporation", "NVIDIA H100 80GB HBM3"),
         fake(2, 1, CL_DEVICE_TYPE_GPU, 66, 1980, "NVIDIA CUDA",
              "NVIDIA Corporation", "NVIDIA H100 PCIe"),
+        /* A simulator claiming every type, as Oclgrind does: a CPU. */
+        fake(3, 0,
+             CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_CPU |
+                 CL_DEVICE_TYPE_ACCELERATOR | CL_DEVICE_TYPE_DEFAULT,
+             1, 1, "Oclgrind", "University of Bristol", "Oclgrind Simulator"),
     };
     const size_t n = sizeof devs / sizeof *devs;
     /* auto: GPUs by CU x clock, then the accelerator, then the CPU. */
-    EXPECT_RANK("auto", 1, "2:0 2:1 1:0 1:1 0:0");
+    EXPECT_RANK("auto", 1, "2:0 2:1 1:0 1:1 0:0 3:0");
     EXPECT_RANK("auto", 0, "2:0");
     const char *none = NULL; /* no selector = auto */
-    EXPECT_RANK(none, 1, "2:0 2:1 1:0 1:1 0:0");
+    EXPECT_RANK(none, 1, "2:0 2:1 1:0 1:1 0:0 3:0");
     EXPECT_RANK("AUTO", 0, "2:0");
     EXPECT_RANK("gpu", 0, "2:0");
-    EXPECT_RANK("gpu", 1, "2:0 2:1 1:0 1:1 0:0");
-    EXPECT_RANK("cpu", 1, "0:0 2:0 2:1 1:0 1:1");
+    EXPECT_RANK("gpu", 1, "2:0 2:1 1:0 1:1 0:0 3:0");
+    EXPECT_RANK("cpu", 1, "0:0 3:0 2:0 2:1 1:0 1:1");
     EXPECT_RANK("CPU", 0, "0:0");
-    EXPECT_RANK("accelerator", 1, "1:1 2:0 2:1 1:0 0:0");
+    EXPECT_RANK("accelerator", 1, "1:1 2:0 2:1 1:0 0:0 3:0");
     EXPECT_RANK("1:0", 0, "1:0");
-    EXPECT_RANK("2:1", 1, "2:1 2:0 1:0 1:1 0:0");
-    EXPECT_RANK("3:0", 1, "");   /* no such index */
+    EXPECT_RANK("2:1", 1, "2:1 2:0 1:0 1:1 0:0 3:0");
+    EXPECT_RANK("4:0", 1, "");   /* no such index */
     EXPECT_RANK("1:", 0, "");    /* not an index pair: a name, matching none */
     EXPECT_RANK("pcie", 0, "2:1");   /* device name, any case */
-    EXPECT_RANK("nvidia", 1, "2:0 2:1 1:0 1:1 0:0");
+    EXPECT_RANK("nvidia", 1, "2:0 2:1 1:0 1:1 0:0 3:0");
     EXPECT_RANK("POCL", 0, "");      /* "Portable Computing Language" */
     EXPECT_RANK("portable", 0, "0:0");       /* platform name */
     EXPECT_RANK("genuineintel", 0, "0:0");   /* vendor */
-    EXPECT_RANK("intel", 1, "1:0 1:1 0:0 2:0 2:1");
+    EXPECT_RANK("intel", 1, "1:0 1:1 0:0 2:0 2:1 3:0");
+    EXPECT_RANK("oclgrind", 0, "3:0");
     EXPECT_RANK("no-such-device", 1, "");
 
     /* Equal CU x clock: listing order decides. */
