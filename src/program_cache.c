@@ -4,6 +4,7 @@
    call from the built programs. */
 #include "program_cache.h"
 #include "context_internal.h"
+#include "fault_injection.h"
 #include "kernel_sources.h"
 
 #include <stdio.h>
@@ -95,6 +96,10 @@ static clattn_status build_one(clattn_context *ctx, program_id id,
         }
     }
 
+    /* An injected fault is a real compile error, so the failure takes the
+       path a broken driver would: status, build log, fallback. */
+    if (fault_build_fails(ctx->info.device_name))
+        texts[count++] = "#error clattn fault injection: this build fails\n";
     cl_int err;
     cl_program program =
         clCreateProgramWithSource(ctx->cl_ctx, count, texts, NULL, &err);

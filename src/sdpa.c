@@ -2,8 +2,10 @@
    (clattn_sdpa_host). Both validate everything before any work. */
 #include "checked_math.h"
 #include "context_internal.h"
+#include "fault_injection.h"
 #include "sdpa_problem.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static clattn_status check_wait_list(clattn_context *ctx, cl_uint n,
@@ -24,10 +26,35 @@ static clattn_status check_path(clattn_context *ctx, clattn_sdpa_path path)
     return CLATTN_SUCCESS;
 }
 
-clattn_status clattn_sdpa(clattn_context *ctx, const clattn_sdpa_desc *desc,
-                          const clattn_sdpa_tensors *tensors,
-                          clattn_sdpa_path path, cl_uint num_events_in_wait_list,
-                          const cl_event *event_wait_list, cl_event *event)
+/* A caller's queue must be on the context's OpenCL context and device:
+   the kernels were built there. */
+static clattn_status check_queue(clattn_context *ctx, cl_command_queue queue)
+{
+    cl_context owner = NULL;
+    cl_device_id device = NULL;
+    cl_int err = clGetCommandQueueInfo(queue, CL_QUEUE_CONTEXT, sizeof owner,
+                                       &owner, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, sizeof device,
+                                    &device, NULL);
+    if (err != CL_SUCCESS)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "queue: not a valid command queue (%s)",
+                         cl_error_name(err));
+    if (owner != ctx->cl_ctx || device != ctx->device)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "queue: not on the context's OpenCL context and "
+                         "device");
+    return CLATTN_SUCCESS;
+}
+
+clattn_status clattn_sdpa_on_queue(clattn_context *ctx, cl_command_queue queue,
+                                   const clattn_sdpa_desc *desc,
+                                   const clattn_sdpa_tensors *tensors,
+                                   clattn_sdpa_path path,
+                                   cl_uint num_events_in_wait_list,
+                                   const cl_event *event_wait_list,
+                                   cl_event *event)
 {
     CTX_CHECK_USABLE(ctx);
     sdpa_problem p;
@@ -36,10 +63,22 @@ clattn_status clattn_sdpa(clattn_context *ctx, const clattn_sdpa_desc *desc,
     if ((s = sdpa_problem_init(ctx, desc, &p)) ||
         (s = check_path(ctx, path)) ||
         (s = check_wait_list(ctx, num_events_in_wait_list, event_wait_list)) ||
+        (queue && (s = check_queue(ctx, queue))) ||
         (s = sdpa_views_check(ctx, &p, tensors, &views)))
         return s;
-    return sdpa_unfused_enqueue(ctx, &p, &views, num_events_in_wait_list,
-                                event_wait_list, event);
+    return sdpa_unfused_enqueue(ctx, queue ? queue : ctx->queue, &p, &views,
+                                num_events_in_wait_list, event_wait_list,
+                                event);
+}
+
+clattn_status clattn_sdpa(clattn_context *ctx, const clattn_sdpa_desc *desc,
+                          const clattn_sdpa_tensors *tensors,
+                          clattn_sdpa_path path, cl_uint num_events_in_wait_list,
+                          const cl_event *event_wait_list, cl_event *event)
+{
+    return clattn_sdpa_on_queue(ctx, NULL, desc, tensors, path,
+                                num_events_in_wait_list, event_wait_list,
+                                event);
 }
 
 /* Host staging: one device buffer per array. */
@@ -63,13 +102,22 @@ static clattn_status make_buffer(clattn_context *ctx, const char *name,
     if (checked_product(dims, 4, &n) || checked_mul(n, elem_size, &bytes))
         return ctx_error(ctx, CLATTN_ERROR_SIZE_OVERFLOW,
                          "%s: byte count overflows size_t", name);
+    if (bytes > ctx->info.max_alloc_bytes)
+        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                         "%s needs %zu bytes in one buffer; this device "
+                         "allocates at most %llu (use the device entry point "
+                         "with your own buffers, or a smaller problem)",
+                         name, bytes,
+                         (unsigned long long)ctx->info.max_alloc_bytes);
     cl_mem_flags flags = src ? CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR
                              : CL_MEM_READ_WRITE;
     cl_int err;
-    *out = clCreateBuffer(ctx->cl_ctx, flags, bytes, (void *)src, &err);
+    *out = device_buffer_create(ctx->cl_ctx, flags, bytes, (void *)src, &err);
     if (err != CL_SUCCESS) {
         *out = NULL;
-        return ctx_cl_error(ctx, "clCreateBuffer", err);
+        char call[64];
+        snprintf(call, sizeof call, "clCreateBuffer (%s)", name);
+        return ctx_cl_error(ctx, call, err);
     }
     return CLATTN_SUCCESS;
 }

@@ -45,7 +45,8 @@ clattn_status sdpa_views_check(clattn_context *ctx, const sdpa_problem *p,
                                const clattn_sdpa_tensors *t, sdpa_views *views);
 
 /* Runs the unfused path (QK^T, softmax, PV). */
-clattn_status sdpa_unfused_enqueue(clattn_context *ctx, const sdpa_problem *p,
+clattn_status sdpa_unfused_enqueue(clattn_context *ctx, cl_command_queue queue,
+                                   const sdpa_problem *p,
                                    const sdpa_views *views, cl_uint num_wait,
                                    const cl_event *wait, cl_event *done);
 

@@ -3,6 +3,7 @@
    bounded size, and the rows are processed in chunks that fit it, so any
    sequence length runs in bounded memory. */
 #include "context_internal.h"
+#include "fault_injection.h"
 #include "kernel_args.h"
 #include "sdpa_problem.h"
 
@@ -42,7 +43,7 @@ static clattn_status plan_chunks(clattn_context *ctx, const sdpa_problem *p,
         plan->bh_count = min_size(plan->bh_count, max_rows / plan->q_count);
     }
     cl_int err;
-    plan->scratch = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE,
+    plan->scratch = device_buffer_create(ctx->cl_ctx, CL_MEM_READ_WRITE,
                                    plan->bh_count * plan->q_count * row_bytes,
                                    NULL, &err);
     if (err != CL_SUCCESS)
@@ -95,7 +96,8 @@ typedef struct unfused_kernels {
     cl_kernel scores, softmax, pv;
 } unfused_kernels;
 
-static clattn_status enqueue_chunk(clattn_context *ctx, const sdpa_problem *p,
+static clattn_status enqueue_chunk(clattn_context *ctx, cl_command_queue queue,
+                                   const sdpa_problem *p,
                                    const sdpa_views *v, const unfused_kernels *k,
                                    cl_mem key_len, const score_view *s,
                                    cl_uint bh_begin, cl_uint bh_count,
@@ -164,16 +166,16 @@ static clattn_status enqueue_chunk(clattn_context *ctx, const sdpa_problem *p,
     const size_t g_pv[3] = {round_up(p->head_dim_v, 4) / 4,
                             round_up(q_count, 4) / 4, bh_count};
     cl_event e1 = NULL, e2 = NULL;
-    cl_int err = clEnqueueNDRangeKernel(ctx->queue, k->scores, 3, NULL,
+    cl_int err = clEnqueueNDRangeKernel(queue, k->scores, 3, NULL,
                                         g_scores, NULL, num_wait, wait, &e1);
     if (err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clEnqueueNDRangeKernel (sdpa_scores)", err);
-    err = clEnqueueNDRangeKernel(ctx->queue, k->softmax, 3, NULL, g_softmax,
+    err = clEnqueueNDRangeKernel(queue, k->softmax, 3, NULL, g_softmax,
                                  l_softmax, 1, &e1, &e2);
     clReleaseEvent(e1);
     if (err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clEnqueueNDRangeKernel (sdpa_softmax)", err);
-    err = clEnqueueNDRangeKernel(ctx->queue, k->pv, 3, NULL, g_pv, NULL, 1, &e2,
+    err = clEnqueueNDRangeKernel(queue, k->pv, 3, NULL, g_pv, NULL, 1, &e2,
                                  done);
     clReleaseEvent(e2);
     if (err != CL_SUCCESS)
@@ -203,7 +205,8 @@ static void release_kernels(unfused_kernels *k)
         clReleaseKernel(k->pv);
 }
 
-clattn_status sdpa_unfused_enqueue(clattn_context *ctx, const sdpa_problem *p,
+clattn_status sdpa_unfused_enqueue(clattn_context *ctx, cl_command_queue queue,
+                                   const sdpa_problem *p,
                                    const sdpa_views *v, cl_uint num_wait,
                                    const cl_event *wait, cl_event *done)
 {
@@ -218,7 +221,7 @@ clattn_status sdpa_unfused_enqueue(clattn_context *ctx, const sdpa_problem *p,
     if (status == CLATTN_SUCCESS && p->key_lengths) {
         /* Copied at creation, so the caller's array may go away on return. */
         cl_int err;
-        key_len = clCreateBuffer(ctx->cl_ctx,
+        key_len = device_buffer_create(ctx->cl_ctx,
                                  CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
                                  p->batch * sizeof(cl_int),
                                  (void *)p->key_lengths, &err);
@@ -237,7 +240,7 @@ clattn_status sdpa_unfused_enqueue(clattn_context *ctx, const sdpa_problem *p,
             score_view s = chunk_scores(p, v, &plan, bh, q0);
             cl_event next = NULL;
             status = enqueue_chunk(
-                ctx, p, v, &k, key_len, &s, (cl_uint)bh, (cl_uint)bh_count,
+                ctx, queue, p, v, &k, key_len, &s, (cl_uint)bh, (cl_uint)bh_count,
                 (cl_uint)q0, (cl_uint)q_count, last ? 1 : num_wait,
                 last ? &last : wait, &next);
             if (last)

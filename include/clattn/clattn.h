@@ -223,6 +223,15 @@ CLATTN_API clattn_status clattn_sdpa(clattn_context *ctx,
                                      const cl_event *event_wait_list,
                                      cl_event *event);
 
+/* clattn_sdpa on a queue of the caller's, which must be on the context's
+   OpenCL context and device (NULL = the context's queue). Threads that
+   share one context can each enqueue on their own queue. */
+CLATTN_API clattn_status clattn_sdpa_on_queue(
+    clattn_context *ctx, cl_command_queue queue, const clattn_sdpa_desc *desc,
+    const clattn_sdpa_tensors *tensors, clattn_sdpa_path path,
+    cl_uint num_events_in_wait_list, const cl_event *event_wait_list,
+    cl_event *event);
+
 /* Contiguous strides for a [d0][d1][d2][d3] tensor (a helper for callers). */
 CLATTN_API void clattn_tensor_contiguous(clattn_tensor *t, cl_mem buffer,
                                          size_t offset, const size_t dims[4]);
