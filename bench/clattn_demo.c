@@ -34,7 +34,8 @@ static int fail(clattn_context *ctx, const char *what, clattn_status s)
 static double event_ms(cl_event e)
 {
     cl_ulong t0 = 0, t1 = 0;
-    clGetEventProfilingInfo(e, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL);
+    clGetEventProfilingInfo(e, CL_PROFILING_COMMAND_START, sizeof t0, &t0,
+                            NULL);
     clGetEventProfilingInfo(e, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL);
     return (double)(t1 - t0) * 1e-6;
 }
@@ -77,10 +78,14 @@ int main(void)
        itself and not the host copies. */
     size_t dims[4] = {B, H, S, D};
     cl_int err;
-    cl_mem bq = clCreateBuffer(info.cl_ctx, CL_MEM_COPY_HOST_PTR, n * 4, q, &err);
-    cl_mem bk = clCreateBuffer(info.cl_ctx, CL_MEM_COPY_HOST_PTR, n * 4, k, &err);
-    cl_mem bv = clCreateBuffer(info.cl_ctx, CL_MEM_COPY_HOST_PTR, n * 4, v, &err);
-    cl_mem bo = clCreateBuffer(info.cl_ctx, CL_MEM_READ_WRITE, n * 4, NULL, &err);
+    cl_mem bq =
+        clCreateBuffer(info.cl_ctx, CL_MEM_COPY_HOST_PTR, n * 4, q, &err);
+    cl_mem bk =
+        clCreateBuffer(info.cl_ctx, CL_MEM_COPY_HOST_PTR, n * 4, k, &err);
+    cl_mem bv =
+        clCreateBuffer(info.cl_ctx, CL_MEM_COPY_HOST_PTR, n * 4, v, &err);
+    cl_mem bo =
+        clCreateBuffer(info.cl_ctx, CL_MEM_READ_WRITE, n * 4, NULL, &err);
     clattn_sdpa_tensors t;
     memset(&t, 0, sizeof t);
     clattn_tensor_contiguous(&t.q, bq, 0, dims);

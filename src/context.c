@@ -185,10 +185,10 @@ static clattn_status no_match(clattn_context *ctx, const char *selector,
     char list[2048] = "";
     size_t used = 0;
     for (size_t i = 0; i < n && used < sizeof list; ++i)
-        used += (size_t)snprintf(list + used, sizeof list - used,
-                                 "\n  %d:%d %s / %s (%s)", devs[i].platform_index,
-                                 devs[i].device_index, devs[i].platform_name,
-                                 devs[i].name, device_type_name(devs[i].type));
+        used += (size_t)snprintf(
+            list + used, sizeof list - used, "\n  %d:%d %s / %s (%s)",
+            devs[i].platform_index, devs[i].device_index, devs[i].platform_name,
+            devs[i].name, device_type_name(devs[i].type));
     return ctx_error(ctx, CLATTN_ERROR_NO_DEVICE,
                      "no OpenCL device matches selector '%s'; devices:%s",
                      selector, list);

@@ -40,7 +40,7 @@ void ctx_clear_error(clattn_context *ctx);
     do {                                                                       \
         if (!(ctx))                                                            \
             return CLATTN_ERROR_INVALID_ARGUMENT;                              \
-        /* keeps the creation error as the context's last error */          \
+        /* keeps the creation error as the context's last error */             \
         if (!(ctx)->usable)                                                    \
             return CLATTN_ERROR_INVALID_ARGUMENT;                              \
         ctx_clear_error(ctx);                                                  \

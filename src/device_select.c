@@ -31,8 +31,8 @@ void device_string(cl_device_id device, cl_device_info param, char *dst,
     free(tmp);
 }
 
-void platform_string(cl_platform_id platform, cl_platform_info param,
-                     char *dst, size_t cap)
+void platform_string(cl_platform_id platform, cl_platform_info param, char *dst,
+                     size_t cap)
 {
     size_t size = 0;
     char *tmp = NULL;
@@ -166,7 +166,8 @@ static int contains_nocase(const char *haystack, const char *needle)
     for (const char *h = haystack; *h; ++h) {
         size_t i = 0;
         while (i < nl && h[i] &&
-               tolower((unsigned char)h[i]) == tolower((unsigned char)needle[i]))
+               tolower((unsigned char)h[i]) ==
+                   tolower((unsigned char)needle[i]))
             ++i;
         if (i == nl)
             return 1;
@@ -247,8 +248,9 @@ static void sort_auto(const device_desc *devs, size_t *order, size_t begin,
     }
 }
 
-size_t devices_rank(const device_desc *devs, size_t n, const char *selector_text,
-                    int allow_fallback, size_t *order)
+size_t devices_rank(const device_desc *devs, size_t n,
+                    const char *selector_text, int allow_fallback,
+                    size_t *order)
 {
     selector s = parse_selector(selector_text);
     size_t m = 0;

@@ -35,8 +35,8 @@ size_t devices_rank(const device_desc *devs, size_t n, const char *selector,
    would make the plain query fail); "" when the query fails. */
 void device_string(cl_device_id device, cl_device_info param, char *dst,
                    size_t cap);
-void platform_string(cl_platform_id platform, cl_platform_info param,
-                     char *dst, size_t cap);
+void platform_string(cl_platform_id platform, cl_platform_info param, char *dst,
+                     size_t cap);
 
 /* The one class a device counts as, for auto's order and the type
    selectors: CL_DEVICE_TYPE_GPU, _ACCELERATOR or _CPU, or 0 for others. */

@@ -30,11 +30,26 @@ static inline void arg_mem(kernel_args *a, cl_mem m)
 {
     arg_raw(a, sizeof(cl_mem), m ? &m : NULL);
 }
-static inline void arg_uint(kernel_args *a, cl_uint v) { arg_raw(a, sizeof v, &v); }
-static inline void arg_int(kernel_args *a, cl_int v) { arg_raw(a, sizeof v, &v); }
-static inline void arg_ulong(kernel_args *a, cl_ulong v) { arg_raw(a, sizeof v, &v); }
-static inline void arg_long(kernel_args *a, cl_long v) { arg_raw(a, sizeof v, &v); }
-static inline void arg_float(kernel_args *a, cl_float v) { arg_raw(a, sizeof v, &v); }
+static inline void arg_uint(kernel_args *a, cl_uint v)
+{
+    arg_raw(a, sizeof v, &v);
+}
+static inline void arg_int(kernel_args *a, cl_int v)
+{
+    arg_raw(a, sizeof v, &v);
+}
+static inline void arg_ulong(kernel_args *a, cl_ulong v)
+{
+    arg_raw(a, sizeof v, &v);
+}
+static inline void arg_long(kernel_args *a, cl_long v)
+{
+    arg_raw(a, sizeof v, &v);
+}
+static inline void arg_float(kernel_args *a, cl_float v)
+{
+    arg_raw(a, sizeof v, &v);
+}
 
 /* A view as (buffer, offset, batch/head/seq strides). */
 static inline void arg_view(kernel_args *a, const checked_view *v)

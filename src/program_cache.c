@@ -119,10 +119,10 @@ static clattn_status build_one(clattn_context *ctx, program_id id,
                               sizeof log - 1, log, &log_size);
         log[sizeof log - 1] = '\0';
         clReleaseProgram(program);
-        status = ctx_error(ctx, CLATTN_ERROR_BUILD_FAILED,
-                           "building program %s (%s) failed: %s (%d)\n%s",
-                           spec->name, options, cl_error_name(err), (int)err,
-                           log);
+        status =
+            ctx_error(ctx, CLATTN_ERROR_BUILD_FAILED,
+                      "building program %s (%s) failed: %s (%d)\n%s",
+                      spec->name, options, cl_error_name(err), (int)err, log);
         goto done;
     }
     *out = program;
@@ -169,8 +169,8 @@ clattn_status programs_build(clattn_context *ctx)
     for (int id = 0; id < PROGRAM_COUNT; ++id) {
         if (p->program[id])
             continue;
-        clattn_status status = build_one(ctx, (program_id)id, p->softmax_wg,
-                                         &p->program[id]);
+        clattn_status status =
+            build_one(ctx, (program_id)id, p->softmax_wg, &p->program[id]);
         if (status != CLATTN_SUCCESS) {
             programs_release(p);
             return status;

@@ -60,8 +60,7 @@ clattn_status clattn_sdpa_on_queue(clattn_context *ctx, cl_command_queue queue,
     sdpa_problem p;
     sdpa_views views;
     clattn_status s;
-    if ((s = sdpa_problem_init(ctx, desc, &p)) ||
-        (s = check_path(ctx, path)) ||
+    if ((s = sdpa_problem_init(ctx, desc, &p)) || (s = check_path(ctx, path)) ||
         (s = check_wait_list(ctx, num_events_in_wait_list, event_wait_list)) ||
         (queue && (s = check_queue(ctx, queue))) ||
         (s = sdpa_views_check(ctx, &p, tensors, &views)))
@@ -73,7 +72,8 @@ clattn_status clattn_sdpa_on_queue(clattn_context *ctx, cl_command_queue queue,
 
 clattn_status clattn_sdpa(clattn_context *ctx, const clattn_sdpa_desc *desc,
                           const clattn_sdpa_tensors *tensors,
-                          clattn_sdpa_path path, cl_uint num_events_in_wait_list,
+                          clattn_sdpa_path path,
+                          cl_uint num_events_in_wait_list,
                           const cl_event *event_wait_list, cl_event *event)
 {
     return clattn_sdpa_on_queue(ctx, NULL, desc, tensors, path,
@@ -109,8 +109,8 @@ static clattn_status make_buffer(clattn_context *ctx, const char *name,
                          "with your own buffers, or a smaller problem)",
                          name, bytes,
                          (unsigned long long)ctx->info.max_alloc_bytes);
-    cl_mem_flags flags = src ? CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR
-                             : CL_MEM_READ_WRITE;
+    cl_mem_flags flags =
+        src ? CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR : CL_MEM_READ_WRITE;
     cl_int err;
     *out = device_buffer_create(ctx->cl_ctx, flags, bytes, (void *)src, &err);
     if (err != CL_SUCCESS) {
@@ -127,9 +127,10 @@ static size_t element_count(const size_t dims[4])
     return dims[0] * dims[1] * dims[2] * dims[3]; /* checked in make_buffer */
 }
 
-clattn_status clattn_sdpa_host(clattn_context *ctx, const clattn_sdpa_desc *desc,
-                               const float *q, const float *k, const float *v,
-                               const void *mask, float *out, float *probs)
+clattn_status clattn_sdpa_host(clattn_context *ctx,
+                               const clattn_sdpa_desc *desc, const float *q,
+                               const float *k, const float *v, const void *mask,
+                               float *out, float *probs)
 {
     CTX_CHECK_USABLE(ctx);
     sdpa_problem p;
@@ -137,8 +138,11 @@ clattn_status clattn_sdpa_host(clattn_context *ctx, const clattn_sdpa_desc *desc
     if (s != CLATTN_SUCCESS)
         return s;
     if (!q || !k || !v || !out)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "%s is NULL", !q ? "q" : !k ? "k" : !v ? "v" : "out");
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "%s is NULL",
+                         !q   ? "q"
+                         : !k ? "k"
+                         : !v ? "v"
+                              : "out");
     if (p.mask_type != CLATTN_MASK_NONE && !mask)
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
                          "mask is NULL but mask_type is %d", (int)p.mask_type);
@@ -154,8 +158,8 @@ clattn_status clattn_sdpa_host(clattn_context *ctx, const clattn_sdpa_desc *desc
         (s = make_buffer(ctx, "k", dk, sizeof(float), k, &b.k)) ||
         (s = make_buffer(ctx, "v", dv, sizeof(float), v, &b.v)) ||
         (s = make_buffer(ctx, "out", dout, sizeof(float), NULL, &b.out)) ||
-        (probs &&
-         (s = make_buffer(ctx, "probs", dprobs, sizeof(float), NULL, &b.probs))) ||
+        (probs && (s = make_buffer(ctx, "probs", dprobs, sizeof(float), NULL,
+                                   &b.probs))) ||
         (p.mask_type != CLATTN_MASK_NONE &&
          (s = make_buffer(ctx, "mask", p.mask_dims, sdpa_mask_elem_size(&p),
                           mask, &b.mask)))) {

@@ -22,8 +22,8 @@ typedef struct sdpa_problem {
 
 /* Validates desc (pointers, enums, shapes, overflow, mask broadcast, key
    lengths, dropout p) into p. */
-clattn_status sdpa_problem_init(clattn_context *ctx, const clattn_sdpa_desc *desc,
-                                sdpa_problem *p);
+clattn_status sdpa_problem_init(clattn_context *ctx,
+                                const clattn_sdpa_desc *desc, sdpa_problem *p);
 
 /* The shapes of each tensor of the problem. */
 void sdpa_dims_q(const sdpa_problem *p, size_t dims[4]);

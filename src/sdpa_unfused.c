@@ -16,7 +16,10 @@ typedef struct chunk_plan {
     cl_mem scratch;  /* NULL: scores go to the probs output */
 } chunk_plan;
 
-static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+static size_t min_size(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
 
 static clattn_status plan_chunks(clattn_context *ctx, const sdpa_problem *p,
                                  const sdpa_views *v, chunk_plan *plan)
@@ -43,9 +46,9 @@ static clattn_status plan_chunks(clattn_context *ctx, const sdpa_problem *p,
         plan->bh_count = min_size(plan->bh_count, max_rows / plan->q_count);
     }
     cl_int err;
-    plan->scratch = device_buffer_create(ctx->cl_ctx, CL_MEM_READ_WRITE,
-                                   plan->bh_count * plan->q_count * row_bytes,
-                                   NULL, &err);
+    plan->scratch = device_buffer_create(
+        ctx->cl_ctx, CL_MEM_READ_WRITE,
+        plan->bh_count * plan->q_count * row_bytes, NULL, &err);
     if (err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clCreateBuffer (score scratch)", err);
     return CLATTN_SUCCESS;
@@ -90,20 +93,22 @@ static void arg_scores(kernel_args *a, const score_view *s)
     arg_ulong(a, s->ss);
 }
 
-static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+static size_t round_up(size_t x, size_t m)
+{
+    return (x + m - 1) / m * m;
+}
 
 typedef struct unfused_kernels {
     cl_kernel scores, softmax, pv;
 } unfused_kernels;
 
 static clattn_status enqueue_chunk(clattn_context *ctx, cl_command_queue queue,
-                                   const sdpa_problem *p,
-                                   const sdpa_views *v, const unfused_kernels *k,
-                                   cl_mem key_len, const score_view *s,
-                                   cl_uint bh_begin, cl_uint bh_count,
-                                   cl_uint q_begin, cl_uint q_count,
-                                   cl_uint num_wait, const cl_event *wait,
-                                   cl_event *done)
+                                   const sdpa_problem *p, const sdpa_views *v,
+                                   const unfused_kernels *k, cl_mem key_len,
+                                   const score_view *s, cl_uint bh_begin,
+                                   cl_uint bh_count, cl_uint q_begin,
+                                   cl_uint q_count, cl_uint num_wait,
+                                   const cl_event *wait, cl_event *done)
 {
     kernel_args a = args_begin(k->scores);
     arg_view(&a, &v->q);
@@ -166,8 +171,8 @@ static clattn_status enqueue_chunk(clattn_context *ctx, cl_command_queue queue,
     const size_t g_pv[3] = {round_up(p->head_dim_v, 4) / 4,
                             round_up(q_count, 4) / 4, bh_count};
     cl_event e1 = NULL, e2 = NULL;
-    cl_int err = clEnqueueNDRangeKernel(queue, k->scores, 3, NULL,
-                                        g_scores, NULL, num_wait, wait, &e1);
+    cl_int err = clEnqueueNDRangeKernel(queue, k->scores, 3, NULL, g_scores,
+                                        NULL, num_wait, wait, &e1);
     if (err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clEnqueueNDRangeKernel (sdpa_scores)", err);
     err = clEnqueueNDRangeKernel(queue, k->softmax, 3, NULL, g_softmax,
@@ -175,8 +180,8 @@ static clattn_status enqueue_chunk(clattn_context *ctx, cl_command_queue queue,
     clReleaseEvent(e1);
     if (err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clEnqueueNDRangeKernel (sdpa_softmax)", err);
-    err = clEnqueueNDRangeKernel(queue, k->pv, 3, NULL, g_pv, NULL, 1, &e2,
-                                 done);
+    err =
+        clEnqueueNDRangeKernel(queue, k->pv, 3, NULL, g_pv, NULL, 1, &e2, done);
     clReleaseEvent(e2);
     if (err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clEnqueueNDRangeKernel (sdpa_pv)", err);
@@ -206,9 +211,9 @@ static void release_kernels(unfused_kernels *k)
 }
 
 clattn_status sdpa_unfused_enqueue(clattn_context *ctx, cl_command_queue queue,
-                                   const sdpa_problem *p,
-                                   const sdpa_views *v, cl_uint num_wait,
-                                   const cl_event *wait, cl_event *done)
+                                   const sdpa_problem *p, const sdpa_views *v,
+                                   cl_uint num_wait, const cl_event *wait,
+                                   cl_event *done)
 {
     chunk_plan plan;
     clattn_status status = plan_chunks(ctx, p, v, &plan);
@@ -221,10 +226,9 @@ clattn_status sdpa_unfused_enqueue(clattn_context *ctx, cl_command_queue queue,
     if (status == CLATTN_SUCCESS && p->key_lengths) {
         /* Copied at creation, so the caller's array may go away on return. */
         cl_int err;
-        key_len = device_buffer_create(ctx->cl_ctx,
-                                 CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
-                                 p->batch * sizeof(cl_int),
-                                 (void *)p->key_lengths, &err);
+        key_len = device_buffer_create(
+            ctx->cl_ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+            p->batch * sizeof(cl_int), (void *)p->key_lengths, &err);
         if (err != CL_SUCCESS)
             status = ctx_cl_error(ctx, "clCreateBuffer (key lengths)", err);
     }
@@ -239,10 +243,10 @@ clattn_status sdpa_unfused_enqueue(clattn_context *ctx, cl_command_queue queue,
             size_t q_count = min_size(plan.q_count, p->seq_q - q0);
             score_view s = chunk_scores(p, v, &plan, bh, q0);
             cl_event next = NULL;
-            status = enqueue_chunk(
-                ctx, queue, p, v, &k, key_len, &s, (cl_uint)bh, (cl_uint)bh_count,
-                (cl_uint)q0, (cl_uint)q_count, last ? 1 : num_wait,
-                last ? &last : wait, &next);
+            status =
+                enqueue_chunk(ctx, queue, p, v, &k, key_len, &s, (cl_uint)bh,
+                              (cl_uint)bh_count, (cl_uint)q0, (cl_uint)q_count,
+                              last ? 1 : num_wait, last ? &last : wait, &next);
             if (last)
                 clReleaseEvent(last);
             last = next;

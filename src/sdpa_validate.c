@@ -49,9 +49,9 @@ size_t sdpa_mask_elem_size(const sdpa_problem *p)
 
 static clattn_status check_sizes(clattn_context *ctx, const sdpa_problem *p)
 {
-    const size_t dims[7] = {p->batch,  p->heads_q,  p->heads_kv, p->seq_q,
+    const size_t dims[7] = {p->batch,  p->heads_q,  p->heads_kv,  p->seq_q,
                             p->seq_kv, p->head_dim, p->head_dim_v};
-    static const char *names[7] = {"batch",  "heads_q",  "heads_kv", "seq_q",
+    static const char *names[7] = {"batch",  "heads_q",  "heads_kv",  "seq_q",
                                    "seq_kv", "head_dim", "head_dim_v"};
     for (int i = 0; i < 7; ++i)
         if (dims[i] == 0)
@@ -154,8 +154,8 @@ clattn_status sdpa_problem_init(clattn_context *ctx, const clattn_sdpa_desc *d,
                                  b, (int)d->key_lengths[b], p->seq_kv);
     p->key_lengths = d->key_lengths;
     p->group = p->heads_q / p->heads_kv;
-    p->scale = d->scale != 0.0f ? d->scale
-                                : (float)(1.0 / sqrt((double)p->head_dim));
+    p->scale =
+        d->scale != 0.0f ? d->scale : (float)(1.0 / sqrt((double)p->head_dim));
     p->causal = d->causal;
     p->causal_shift = d->causal == CLATTN_CAUSAL_BOTTOM_RIGHT
                           ? (long)p->seq_kv - (long)p->seq_q
@@ -168,9 +168,9 @@ clattn_status sdpa_problem_init(clattn_context *ctx, const clattn_sdpa_desc *d,
 }
 
 static clattn_status check_optional(clattn_context *ctx, const char *name,
-                                    const clattn_tensor *t, const size_t dims[4],
-                                    size_t elem_size, int is_output,
-                                    checked_view *out)
+                                    const clattn_tensor *t,
+                                    const size_t dims[4], size_t elem_size,
+                                    int is_output, checked_view *out)
 {
     if (!t->buffer) {
         memset(out, 0, sizeof *out);
@@ -197,7 +197,8 @@ clattn_status sdpa_views_check(clattn_context *ctx, const sdpa_problem *p,
         (s = view_check(ctx, "k", &t->k, dk, f, 0, &v->k)) ||
         (s = view_check(ctx, "v", &t->v, dv, f, 0, &v->v)) ||
         (s = view_check(ctx, "out", &t->out, dout, f, 1, &v->out)) ||
-        (s = check_optional(ctx, "probs", &t->probs, dprobs, f, 1, &v->probs)) ||
+        (s = check_optional(ctx, "probs", &t->probs, dprobs, f, 1,
+                            &v->probs)) ||
         (s = check_optional(ctx, "lse", &t->lse, dlse, f, 1, &v->lse)))
         return s;
     if (p->mask_type == CLATTN_MASK_NONE) {
@@ -209,7 +210,8 @@ clattn_status sdpa_views_check(clattn_context *ctx, const sdpa_problem *p,
     const checked_view *outputs[3] = {&v->out, &v->probs, &v->lse};
     const checked_view *all[7] = {&v->q,   &v->k,     &v->v,  &v->mask,
                                   &v->out, &v->probs, &v->lse};
-    static const char *names[7] = {"q", "k", "v", "mask", "out", "probs", "lse"};
+    static const char *names[7] = {"q",   "k",     "v",  "mask",
+                                   "out", "probs", "lse"};
     for (int o = 0; o < 3; ++o)
         for (int i = 0; i < 7; ++i)
             if (all[i] != outputs[o] && views_intersect(outputs[o], all[i]))

@@ -4,7 +4,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-unsigned clattn_version_number(void) { return CLATTN_VERSION_NUMBER; }
+unsigned clattn_version_number(void)
+{
+    return CLATTN_VERSION_NUMBER;
+}
 
 const char *clattn_status_string(clattn_status status)
 {
@@ -65,6 +68,7 @@ const char *clattn_context_last_error(const clattn_context *ctx)
 const char *cl_error_name(cl_int code)
 {
     switch (code) {
+        /* clang-format off */
 #define NAME(c) case c: return #c;
         NAME(CL_SUCCESS) NAME(CL_DEVICE_NOT_FOUND) NAME(CL_DEVICE_NOT_AVAILABLE)
         NAME(CL_COMPILER_NOT_AVAILABLE) NAME(CL_MEM_OBJECT_ALLOCATION_FAILURE)
@@ -90,7 +94,8 @@ const char *cl_error_name(cl_int code)
         NAME(CL_INVALID_OPERATION) NAME(CL_INVALID_BUFFER_SIZE)
         NAME(CL_INVALID_GLOBAL_WORK_SIZE)
 #undef NAME
-    case -1001: return "CL_PLATFORM_NOT_FOUND_KHR";
+            /* clang-format on */
+            case -1001 : return "CL_PLATFORM_NOT_FOUND_KHR";
     }
     return "unknown OpenCL error";
 }

@@ -47,16 +47,17 @@ void sdpa_inputs_make(sdpa_inputs *in, const clattn_sdpa_desc *d,
         in->key_lengths = malloc(x->batch * sizeof(int32_t));
         for (size_t b = 0; b < x->batch; ++b)
             in->key_lengths[b] =
-                (int32_t)(b == 0 ? x->seq_kv
-                                 : (size_t)test_rng_uniform(&r, 0,
-                                                            x->seq_kv + 1));
+                (int32_t)(b == 0
+                              ? x->seq_kv
+                              : (size_t)test_rng_uniform(&r, 0, x->seq_kv + 1));
         x->key_lengths = in->key_lengths;
     }
 }
 
 void sdpa_inputs_free(sdpa_inputs *in)
 {
-    free(in->q), free(in->k), free(in->v), free(in->mask), free(in->key_lengths);
+    free(in->q), free(in->k), free(in->v), free(in->mask),
+        free(in->key_lengths);
     memset(in, 0, sizeof *in);
 }
 
@@ -85,8 +86,8 @@ void sdpa_case_check(clattn_context *ctx, const char *name,
         }
         CHECK(guarded_intact(out, in->n_out), "%s: wrote outside out", name);
         if (probs)
-            CHECK(guarded_intact(probs, in->n_probs),
-                  "%s: wrote outside probs", name);
+            CHECK(guarded_intact(probs, in->n_probs), "%s: wrote outside probs",
+                  name);
         guarded_free(out);
         guarded_free(probs);
     }

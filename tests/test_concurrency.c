@@ -74,11 +74,11 @@ static clattn_status run_device(job *j, cl_command_queue queue, float *out)
         clattn_tensor_contiguous(&t.mask, upload(c, in->mask, in->n_mask * 4),
                                  0, d->mask_dims);
     cl_event done = NULL;
-    clattn_status s = clattn_sdpa_on_queue(j->ctx, queue, d, &t,
-                                           CLATTN_SDPA_PATH_AUTO, 0, NULL, &done);
+    clattn_status s = clattn_sdpa_on_queue(
+        j->ctx, queue, d, &t, CLATTN_SDPA_PATH_AUTO, 0, NULL, &done);
     if (s == CLATTN_SUCCESS) {
-        clEnqueueReadBuffer(queue ? queue : j->info.queue, t.out.buffer, CL_TRUE,
-                            0, in->n_out * 4, out, 1, &done, NULL);
+        clEnqueueReadBuffer(queue ? queue : j->info.queue, t.out.buffer,
+                            CL_TRUE, 0, in->n_out * 4, out, 1, &done, NULL);
         clReleaseEvent(done);
     }
     cl_mem all[5] = {t.q.buffer, t.k.buffer, t.v.buffer, t.out.buffer,

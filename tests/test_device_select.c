@@ -45,8 +45,10 @@ static const char *ranked(const device_desc *devs, size_t n, const char *sel,
 #define EXPECT_RANK(sel, fallback, want)                                       \
     do {                                                                       \
         const char *got = ranked(devs, n, sel, fallback);                      \
-        CHECK(strcmp(got, want) == 0, "selector '%s' fallback %d: got '%s', "  \
-              "want '%s'", (sel) ? (sel) : "(null)", fallback, got, want);                          \
+        CHECK(strcmp(got, want) == 0,                                          \
+              "selector '%s' fallback %d: got '%s', "                          \
+              "want '%s'",                                                     \
+              (sel) ? (sel) : "(null)", fallback, got, want);                  \
     } while (0)
 
 static void ranking_rules(void)
@@ -82,13 +84,13 @@ static void ranking_rules(void)
     EXPECT_RANK("accelerator", 1, "1:1 2:0 2:1 1:0 0:0 3:0");
     EXPECT_RANK("1:0", 0, "1:0");
     EXPECT_RANK("2:1", 1, "2:1 2:0 1:0 1:1 0:0 3:0");
-    EXPECT_RANK("4:0", 1, "");   /* no such index */
-    EXPECT_RANK("1:", 0, "");    /* not an index pair: a name, matching none */
-    EXPECT_RANK("pcie", 0, "2:1");   /* device name, any case */
+    EXPECT_RANK("4:0", 1, ""); /* no such index */
+    EXPECT_RANK("1:", 0, "");  /* not an index pair: a name, matching none */
+    EXPECT_RANK("pcie", 0, "2:1"); /* device name, any case */
     EXPECT_RANK("nvidia", 1, "2:0 2:1 1:0 1:1 0:0 3:0");
-    EXPECT_RANK("POCL", 0, "");      /* "Portable Computing Language" */
-    EXPECT_RANK("portable", 0, "0:0");       /* platform name */
-    EXPECT_RANK("genuineintel", 0, "0:0");   /* vendor */
+    EXPECT_RANK("POCL", 0, "");            /* "Portable Computing Language" */
+    EXPECT_RANK("portable", 0, "0:0");     /* platform name */
+    EXPECT_RANK("genuineintel", 0, "0:0"); /* vendor */
     EXPECT_RANK("intel", 1, "1:0 1:1 0:0 2:0 2:1 3:0");
     EXPECT_RANK("oclgrind", 0, "3:0");
     EXPECT_RANK("no-such-device", 1, "");
@@ -180,9 +182,10 @@ static void build_failure(const char *cl_dir)
     char dir[] = "/tmp/clattn-kernels-XXXXXX";
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "cp %s/*.cl %s/*.clh %s/ && echo "
-             "'this is not OpenCL C;' >> %s/sdpa_pv.cl", cl_dir, cl_dir, dir,
-             dir);
+    snprintf(cmd, sizeof cmd,
+             "cp %s/*.cl %s/*.clh %s/ && echo "
+             "'this is not OpenCL C;' >> %s/sdpa_pv.cl",
+             cl_dir, cl_dir, dir, dir);
     CHECK(system(cmd) == 0, "%s", cmd);
     setenv("CLATTN_KERNEL_DIR", dir, 1);
     clattn_context_options o;

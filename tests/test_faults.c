@@ -155,7 +155,8 @@ static void allocation_failures(clattn_context *ctx, int with_probs)
     CHECK(failures == 7, "expected 7 allocations to fail in turn, saw %d",
           failures);
     printf("allocation failures (probs %s): %d, each OUT_OF_MEMORY, none "
-           "leaked\n", with_probs ? "on" : "off", failures);
+           "leaked\n",
+           with_probs ? "on" : "off", failures);
     check_works(ctx, "after allocation failures");
     sdpa_inputs_free(&in);
 }

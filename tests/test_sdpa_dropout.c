@@ -18,10 +18,10 @@ static void philox_known_answers(void)
 {
     static const uint32_t kat[3][10] = {
         {0, 0, 0, 0, 0, 0, 0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
-        {0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff,
-         0xffffffff, 0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd},
-        {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822,
-         0x299f31d0, 0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1},
+        {0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff,
+         0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd},
+        {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0,
+         0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1},
     };
     for (int t = 0; t < 3; ++t) {
         uint32_t out[4];
@@ -48,7 +48,10 @@ static run_result run(clattn_context *ctx, const sdpa_inputs *in,
     return r;
 }
 
-static void run_free(run_result *r) { free(r->out), free(r->probs); }
+static void run_free(run_result *r)
+{
+    free(r->out), free(r->probs);
+}
 
 static int same_bits(const float *a, const float *b, size_t n)
 {
@@ -62,7 +65,8 @@ static void reproducibility(clattn_context *ctx)
     d.batch = 2, d.heads_q = 3, d.seq_q = 61, d.seq_kv = 67, d.head_dim = 16;
     if (test_small())
         d.heads_q = 1, d.seq_q = 19, d.seq_kv = 23;
-    d.dropout_p = 0.3f, d.dropout_seed = 0x1234abcd5678ull, d.dropout_offset = 7;
+    d.dropout_p = 0.3f, d.dropout_seed = 0x1234abcd5678ull,
+    d.dropout_offset = 7;
     d.causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
     sdpa_inputs in;
     sdpa_inputs_make(&in, &d, 1, 99);
@@ -111,7 +115,8 @@ static void statistics(clattn_context *ctx, float p)
     const double scale = 1.0 / (1.0 - (double)p);
     for (size_t i = 0; i < in.n_probs; ++i) {
         float x = dropped.probs[i];
-        int keep_ref = dropout_keep_ref(dd.dropout_seed, dd.dropout_offset, i, p);
+        int keep_ref =
+            dropout_keep_ref(dd.dropout_seed, dd.dropout_offset, i, p);
         position_ok += (x != 0.0f) == keep_ref;
         if (x != 0.0f) {
             ++kept;
@@ -124,8 +129,9 @@ static void statistics(clattn_context *ctx, float p)
     CHECK(fabs(frac - (1.0 - p)) <= 5 * sigma,
           "p=%g: kept fraction %.5f, expected %.5f +- %.5f (5 sigma)", p, frac,
           1.0 - p, 5 * sigma);
-    CHECK(scaled_ok == kept, "p=%g: %zu of %zu kept values not scaled by 1/(1-p)",
-          p, kept - scaled_ok, kept);
+    CHECK(scaled_ok == kept,
+          "p=%g: %zu of %zu kept values not scaled by 1/(1-p)", p,
+          kept - scaled_ok, kept);
     CHECK(position_ok == in.n_probs,
           "p=%g: %zu positions differ from the host Philox reference", p,
           in.n_probs - position_ok);

@@ -67,7 +67,8 @@ static int golden_load(const char *path, golden *g)
             ok = fread(g->key_lengths, 4, B, f) == B;
             d->key_lengths = g->key_lengths;
         }
-        ok = ok && (g->out = read_array(f, B * Hq * d->seq_q * d->head_dim_v, 4));
+        ok = ok &&
+             (g->out = read_array(f, B * Hq * d->seq_q * d->head_dim_v, 4));
         if (ok && g->has_probs)
             ok = (g->probs = read_array(f, B * Hq * d->seq_q * d->seq_kv, 4)) !=
                  NULL;

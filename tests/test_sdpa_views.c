@@ -101,8 +101,8 @@ static clattn_status run_sync(dev *d, const clattn_sdpa_desc *desc,
                               const clattn_sdpa_tensors *t)
 {
     cl_event done = NULL;
-    clattn_status s = clattn_sdpa(d->ctx, desc, t, CLATTN_SDPA_PATH_AUTO, 0,
-                                  NULL, &done);
+    clattn_status s =
+        clattn_sdpa(d->ctx, desc, t, CLATTN_SDPA_PATH_AUTO, 0, NULL, &done);
     CHECK(s == CLATTN_SUCCESS, "clattn_sdpa: %s: %s", clattn_status_string(s),
           clattn_context_last_error(d->ctx));
     if (done) {
@@ -151,7 +151,8 @@ static void bshd_layout(dev *d, int causal)
     /* probs contiguous after 5 elements; lse with a row stride of 2. */
     size_t np = 5 + in.n_probs + 3, nl = 1 + B * Hq * Sq * 2;
     clattn_tensor_contiguous(&t.probs, sentinel_buffer(d, np), 5, pd);
-    clattn_tensor lse = {sentinel_buffer(d, nl), 1, {Hq * Sq * 2, Sq * 2, 2, 1}};
+    clattn_tensor lse = {
+        sentinel_buffer(d, nl), 1, {Hq * Sq * 2, Sq * 2, 2, 1}};
     t.lse = lse;
 
     if (run_sync(d, &in.desc, &t) == CLATTN_SUCCESS) {
@@ -167,7 +168,7 @@ static void bshd_layout(dev *d, int causal)
         check_output("bshd lse", gl, nl, &t.lse, ld, wl);
         free(wo), free(wp), free(wl), free(go), free(gp), free(gl);
     }
-    cl_mem all[6] = {t.q.buffer, t.k.buffer,     t.v.buffer,
+    cl_mem all[6] = {t.q.buffer,   t.k.buffer,     t.v.buffer,
                      t.out.buffer, t.probs.buffer, t.lse.buffer};
     for (int i = 0; i < 6; ++i)
         clReleaseMemObject(all[i]);
@@ -247,8 +248,8 @@ static void wait_list(dev *d)
     clattn_tensor_contiguous(&t.out, sentinel_buffer(d, in.n_out), 0, dq);
     cl_int err;
     cl_event gate = clCreateUserEvent(d->cl, &err), done = NULL;
-    clattn_status s = clattn_sdpa(d->ctx, &in.desc, &t, CLATTN_SDPA_PATH_UNFUSED,
-                                  1, &gate, &done);
+    clattn_status s = clattn_sdpa(d->ctx, &in.desc, &t,
+                                  CLATTN_SDPA_PATH_UNFUSED, 1, &gate, &done);
     CHECK(s == CLATTN_SUCCESS, "gated call: %s", clattn_status_string(s));
     cl_int state = CL_COMPLETE;
     if (done) {
@@ -290,7 +291,8 @@ static void chunked(const char *cap, size_t sq, size_t skv)
     desc.causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
     desc.dropout_p = 0.25f, desc.dropout_seed = 5;
     desc.mask_type = CLATTN_MASK_BOOL;
-    desc.mask_dims[0] = desc.batch, desc.mask_dims[1] = 1, desc.mask_dims[2] = sq;
+    desc.mask_dims[0] = desc.batch, desc.mask_dims[1] = 1,
+    desc.mask_dims[2] = sq;
     desc.mask_dims[3] = skv;
     sdpa_inputs in;
     sdpa_inputs_make(&in, &desc, 1, 41);
@@ -319,7 +321,8 @@ static void from_queue(void)
     CHECK(s == CLATTN_SUCCESS, "from_queue: %s: %s", clattn_status_string(s),
           clattn_context_last_error(ctx));
     clattn_info info;
-    if (s == CLATTN_SUCCESS && clattn_context_info(ctx, &info) == CLATTN_SUCCESS) {
+    if (s == CLATTN_SUCCESS &&
+        clattn_context_info(ctx, &info) == CLATTN_SUCCESS) {
         CHECK(info.queue == queue && info.cl_ctx == cl && info.device == device,
               "info names the caller's objects");
         CHECK(info.platform_index == -1, "wrapped queue has no index");

@@ -53,13 +53,13 @@ typedef enum clattn_status {
     CLATTN_ERROR_INVALID_ARGUMENT = -1, /* null pointer, bad enum, bad value */
     CLATTN_ERROR_INVALID_SHAPE = -2,    /* zero or inconsistent dimensions */
     CLATTN_ERROR_BUFFER_TOO_SMALL = -3, /* a view reaches past its cl_mem */
-    CLATTN_ERROR_UNSUPPORTED = -4,      /* valid, but not on this device/build */
-    CLATTN_ERROR_NO_DEVICE = -5,        /* no OpenCL device (matching) */
-    CLATTN_ERROR_BUILD_FAILED = -6,     /* kernel build failed; log in last_error */
-    CLATTN_ERROR_OUT_OF_MEMORY = -7,    /* host or device allocation failed */
-    CLATTN_ERROR_OPENCL = -8,           /* an OpenCL call failed; code in last_error */
-    CLATTN_ERROR_BLAS = -9,             /* CLBlast failed; code in last_error */
-    CLATTN_ERROR_SIZE_OVERFLOW = -10    /* a size or byte count overflows size_t */
+    CLATTN_ERROR_UNSUPPORTED = -4,  /* valid, but not on this device/build */
+    CLATTN_ERROR_NO_DEVICE = -5,    /* no OpenCL device (matching) */
+    CLATTN_ERROR_BUILD_FAILED = -6, /* kernel build failed; log in last_error */
+    CLATTN_ERROR_OUT_OF_MEMORY = -7, /* host or device allocation failed */
+    CLATTN_ERROR_OPENCL = -8, /* an OpenCL call failed; code in last_error */
+    CLATTN_ERROR_BLAS = -9,   /* CLBlast failed; code in last_error */
+    CLATTN_ERROR_SIZE_OVERFLOW = -10 /* a size or byte count overflows size_t */
 } clattn_status;
 
 /* A static, never-NULL name for any value, "unknown status" for others. */
@@ -90,14 +90,14 @@ CLATTN_API void clattn_context_options_init(clattn_context_options *opts);
    of memory, or a NULL argument) or a context that only answers
    clattn_context_last_error() and clattn_context_destroy() (as
    sqlite3_open does): destroy it. */
-CLATTN_API clattn_status clattn_context_create(
-    const clattn_context_options *opts, clattn_context **out);
+CLATTN_API clattn_status
+clattn_context_create(const clattn_context_options *opts, clattn_context **out);
 
 /* Wraps a caller's queue (its context and device); the queue is retained
    and released on destroy. No fallback: the device is the caller's. Same
    *out rule as clattn_context_create. */
-CLATTN_API clattn_status clattn_context_create_from_queue(
-    cl_command_queue queue, clattn_context **out);
+CLATTN_API clattn_status
+clattn_context_create_from_queue(cl_command_queue queue, clattn_context **out);
 
 CLATTN_API void clattn_context_destroy(clattn_context *ctx); /* NULL is fine */
 
@@ -143,7 +143,8 @@ CLATTN_API clattn_status clattn_context_info(const clattn_context *ctx,
 
 typedef enum clattn_causal {
     CLATTN_CAUSAL_NONE = 0,
-    CLATTN_CAUSAL_TOP_LEFT = 1,    /* key j allowed iff j <= i (PyTorch is_causal) */
+    CLATTN_CAUSAL_TOP_LEFT =
+        1, /* key j allowed iff j <= i (PyTorch is_causal) */
     CLATTN_CAUSAL_BOTTOM_RIGHT = 2 /* iff j <= i + seq_kv - seq_q (KV cache) */
 } clattn_causal;
 
