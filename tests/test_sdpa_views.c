@@ -275,6 +275,54 @@ static void wait_list(dev *d)
     sdpa_inputs_free(&in);
 }
 
+/* A queue of another OpenCL context is refused, and nothing is written;
+   a queue of the context's own is accepted. */
+static void foreign_queue(dev *d)
+{
+    clattn_sdpa_desc desc;
+    clattn_sdpa_desc_init(&desc);
+    desc.batch = 1, desc.heads_q = 1, desc.seq_q = 4, desc.seq_kv = 4;
+    desc.head_dim = 4;
+    sdpa_inputs in;
+    sdpa_inputs_make(&in, &desc, 0, 37);
+    size_t dims[4] = {1, 1, 4, 4};
+    clattn_sdpa_tensors t;
+    memset(&t, 0, sizeof t);
+    clattn_tensor_contiguous(&t.q, upload(d, in.q, in.n_q), 0, dims);
+    clattn_tensor_contiguous(&t.k, upload(d, in.k, in.n_k), 0, dims);
+    clattn_tensor_contiguous(&t.v, upload(d, in.v, in.n_v), 0, dims);
+    clattn_tensor_contiguous(&t.out, sentinel_buffer(d, in.n_out), 0, dims);
+    clattn_info info;
+    clattn_context_info(d->ctx, &info);
+    cl_int err;
+    cl_context other = clCreateContext(NULL, 1, &info.device, NULL, NULL, &err);
+    cl_command_queue foreign =
+        clCreateCommandQueue(other, info.device, 0, &err);
+    clattn_status s = clattn_sdpa_on_queue(
+        d->ctx, foreign, &in.desc, &t, CLATTN_SDPA_PATH_AUTO, 0, NULL, NULL);
+    CHECK(s == CLATTN_ERROR_INVALID_ARGUMENT, "foreign queue: %s",
+          clattn_status_string(s));
+    float *got = download(d, t.out.buffer, in.n_out);
+    size_t written = 0;
+    for (size_t i = 0; i < in.n_out; ++i)
+        written += got[i] != SENTINEL;
+    CHECK(written == 0, "foreign queue: %zu elements written", written);
+    free(got);
+    cl_command_queue own =
+        clCreateCommandQueue(info.cl_ctx, info.device, 0, &err);
+    s = clattn_sdpa_on_queue(d->ctx, own, &in.desc, &t, CLATTN_SDPA_PATH_AUTO,
+                             0, NULL, NULL);
+    CHECK(s == CLATTN_SUCCESS && clFinish(own) == CL_SUCCESS,
+          "a queue of the context's own: %s", clattn_status_string(s));
+    clReleaseCommandQueue(own);
+    clReleaseCommandQueue(foreign);
+    clReleaseContext(other);
+    cl_mem all[4] = {t.q.buffer, t.k.buffer, t.v.buffer, t.out.buffer};
+    for (int i = 0; i < 4; ++i)
+        clReleaseMemObject(all[i]);
+    sdpa_inputs_free(&in);
+}
+
 /* With a tiny scratch cap the unfused path runs in chunks: of several
    (batch, head) pairs with whole rows, and of query rows within one pair. */
 static void chunked(const char *cap, size_t sq, size_t skv)
@@ -351,6 +399,7 @@ int main(void)
     bshd_layout(&d, CLATTN_CAUSAL_TOP_LEFT);
     packed_qkv_and_broadcast(&d);
     wait_list(&d);
+    foreign_queue(&d);
     clattn_context_destroy(ctx);
     /* 70 keys x 4 bytes = 280 bytes a row: 3 rows per chunk, then 150. */
     chunked("840", 33, 70);
