@@ -91,6 +91,18 @@ static size_t scratch_limit(const clattn_info *in)
 }
 
 /* Fills ctx->info from ctx->platform and ctx->device. */
+/* The fused SDPA variant from capabilities, never from names: a CPU, or a
+   device whose "local" memory is just global memory, runs the register-
+   tiled variant; a device with dedicated local memory shares tiles there. */
+static clattn_sdpa_path fused_variant_for(cl_device_id dev, cl_device_type type)
+{
+    cl_device_local_mem_type local = CL_GLOBAL;
+    clGetDeviceInfo(dev, CL_DEVICE_LOCAL_MEM_TYPE, sizeof local, &local, NULL);
+    if (device_class(type) == CL_DEVICE_TYPE_CPU || local != CL_LOCAL)
+        return CLATTN_SDPA_PATH_FUSED_CPU;
+    return CLATTN_SDPA_PATH_FUSED_GPU;
+}
+
 static void fill_device_info(clattn_context *ctx)
 {
     clattn_info *in = &ctx->info;
@@ -132,6 +144,7 @@ static void fill_device_info(clattn_context *ctx)
     in->has_fp16 = has_extension(dev, "cl_khr_fp16");
     in->has_fp64 = has_extension(dev, "cl_khr_fp64");
     ctx->scratch_limit = scratch_limit(in);
+    ctx->fused_variant = fused_variant_for(dev, in->device_type);
 }
 
 /* Context, queue and kernels on one device; on failure the reason is in

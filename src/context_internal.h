@@ -6,6 +6,7 @@
 #include "program_cache.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #define CLATTN_ERROR_TEXT_MAX 16384
 
@@ -18,6 +19,8 @@ struct clattn_context {
     clattn_info info;
     clattn_programs programs;
     size_t scratch_limit; /* bytes of score scratch per call (unfused) */
+    clattn_sdpa_path fused_variant;      /* FUSED_CPU or FUSED_GPU, by device */
+    atomic_size_t mem_current, mem_peak; /* see device_memory.h */
     pthread_mutex_t error_lock;
     char last_error[CLATTN_ERROR_TEXT_MAX];
 };

@@ -2,7 +2,7 @@
    (clattn_sdpa_host). Both validate everything before any work. */
 #include "checked_math.h"
 #include "context_internal.h"
-#include "fault_injection.h"
+#include "device_memory.h"
 #include "sdpa_problem.h"
 
 #include <stdio.h>
@@ -20,7 +20,7 @@ static clattn_status check_wait_list(clattn_context *ctx, cl_uint n,
 
 static clattn_status check_path(clattn_context *ctx, clattn_sdpa_path path)
 {
-    if (path != CLATTN_SDPA_PATH_AUTO && path != CLATTN_SDPA_PATH_UNFUSED)
+    if (path < CLATTN_SDPA_PATH_AUTO || path > CLATTN_SDPA_PATH_FUSED_GPU)
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
                          "unknown SDPA path %d", (int)path);
     return CLATTN_SUCCESS;
@@ -65,6 +65,9 @@ clattn_status clattn_sdpa_on_queue(clattn_context *ctx, cl_command_queue queue,
         (queue && (s = check_queue(ctx, queue))) ||
         (s = sdpa_views_check(ctx, &p, tensors, &views)))
         return s;
+    if (path != CLATTN_SDPA_PATH_AUTO && path != CLATTN_SDPA_PATH_UNFUSED)
+        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                         "the fused SDPA path is not built yet");
     return sdpa_unfused_enqueue(ctx, queue ? queue : ctx->queue, &p, &views,
                                 num_events_in_wait_list, event_wait_list,
                                 event);
@@ -86,12 +89,11 @@ typedef struct host_buffers {
     cl_mem q, k, v, mask, out, probs;
 } host_buffers;
 
-static void host_buffers_release(host_buffers *b)
+static void host_buffers_release(clattn_context *ctx, host_buffers *b)
 {
     cl_mem all[6] = {b->q, b->k, b->v, b->mask, b->out, b->probs};
     for (int i = 0; i < 6; ++i)
-        if (all[i])
-            clReleaseMemObject(all[i]);
+        ctx_buffer_release(ctx, all[i]);
 }
 
 static clattn_status make_buffer(clattn_context *ctx, const char *name,
@@ -112,7 +114,7 @@ static clattn_status make_buffer(clattn_context *ctx, const char *name,
     cl_mem_flags flags =
         src ? CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR : CL_MEM_READ_WRITE;
     cl_int err;
-    *out = device_buffer_create(ctx->cl_ctx, flags, bytes, (void *)src, &err);
+    *out = ctx_buffer_create(ctx, flags, bytes, (void *)src, &err);
     if (err != CL_SUCCESS) {
         *out = NULL;
         char call[64];
@@ -163,7 +165,7 @@ clattn_status clattn_sdpa_host(clattn_context *ctx,
         (p.mask_type != CLATTN_MASK_NONE &&
          (s = make_buffer(ctx, "mask", p.mask_dims, sdpa_mask_elem_size(&p),
                           mask, &b.mask)))) {
-        host_buffers_release(&b);
+        host_buffers_release(ctx, &b);
         return s;
     }
 
@@ -200,6 +202,25 @@ clattn_status clattn_sdpa_host(clattn_context *ctx,
         if (err != CL_SUCCESS)
             s = ctx_cl_error(ctx, "clEnqueueReadBuffer", err);
     }
-    host_buffers_release(&b);
+    host_buffers_release(ctx, &b);
     return s;
+}
+
+const char *clattn_sdpa_path_name(clattn_sdpa_path path)
+{
+    switch (path) {
+    case CLATTN_SDPA_PATH_AUTO: return "auto";
+    case CLATTN_SDPA_PATH_UNFUSED: return "unfused";
+    case CLATTN_SDPA_PATH_FUSED: return "fused";
+    case CLATTN_SDPA_PATH_FUSED_CPU: return "fused-cpu";
+    case CLATTN_SDPA_PATH_FUSED_GPU: return "fused-gpu";
+    }
+    return "unknown";
+}
+
+clattn_sdpa_path clattn_sdpa_fused_variant(const clattn_context *ctx)
+{
+    if (!ctx || !ctx->usable)
+        return CLATTN_SDPA_PATH_AUTO;
+    return ctx->fused_variant;
 }

@@ -3,7 +3,7 @@
    bounded size, and the rows are processed in chunks that fit it, so any
    sequence length runs in bounded memory. */
 #include "context_internal.h"
-#include "fault_injection.h"
+#include "device_memory.h"
 #include "kernel_args.h"
 #include "sdpa_problem.h"
 
@@ -46,9 +46,9 @@ static clattn_status plan_chunks(clattn_context *ctx, const sdpa_problem *p,
         plan->bh_count = min_size(plan->bh_count, max_rows / plan->q_count);
     }
     cl_int err;
-    plan->scratch = device_buffer_create(
-        ctx->cl_ctx, CL_MEM_READ_WRITE,
-        plan->bh_count * plan->q_count * row_bytes, NULL, &err);
+    plan->scratch = ctx_buffer_create(
+        ctx, CL_MEM_READ_WRITE, plan->bh_count * plan->q_count * row_bytes,
+        NULL, &err);
     if (err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clCreateBuffer (score scratch)", err);
     return CLATTN_SUCCESS;
@@ -226,8 +226,8 @@ clattn_status sdpa_unfused_enqueue(clattn_context *ctx, cl_command_queue queue,
     if (status == CLATTN_SUCCESS && p->key_lengths) {
         /* Copied at creation, so the caller's array may go away on return. */
         cl_int err;
-        key_len = device_buffer_create(
-            ctx->cl_ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+        key_len = ctx_buffer_create(
+            ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
             p->batch * sizeof(cl_int), (void *)p->key_lengths, &err);
         if (err != CL_SUCCESS)
             status = ctx_cl_error(ctx, "clCreateBuffer (key lengths)", err);
@@ -254,10 +254,8 @@ clattn_status sdpa_unfused_enqueue(clattn_context *ctx, cl_command_queue queue,
     }
     /* Buffers released here stay alive until the enqueued kernels finish
        (OpenCL defers the release). */
-    if (key_len)
-        clReleaseMemObject(key_len);
-    if (plan.scratch)
-        clReleaseMemObject(plan.scratch);
+    ctx_buffer_release(ctx, key_len);
+    ctx_buffer_release(ctx, plan.scratch);
     release_kernels(&k);
     if (status == CLATTN_SUCCESS && done)
         *done = last;

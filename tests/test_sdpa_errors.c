@@ -1442,7 +1442,7 @@ static const dev_case dev_cases[] = {
     {"wait list: 1 completed user event", wait_list, W_COMPLETED_EVENT,
      CLATTN_SUCCESS},
     {"path UNFUSED", set_path, CLATTN_SDPA_PATH_UNFUSED, CLATTN_SUCCESS},
-    {"path = 2", set_path, 2, CLATTN_ERROR_INVALID_ARGUMENT},
+    {"path = 5", set_path, 5, CLATTN_ERROR_INVALID_ARGUMENT},
     {"path = -1", set_path, -1, CLATTN_ERROR_INVALID_ARGUMENT},
     {"path = 1000", set_path, 1000, CLATTN_ERROR_INVALID_ARGUMENT},
 };

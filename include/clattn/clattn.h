@@ -137,6 +137,21 @@ typedef struct clattn_info {
 CLATTN_API clattn_status clattn_context_info(const clattn_context *ctx,
                                              clattn_info *info);
 
+/* Device memory the library itself allocates on this context (scratch,
+   packed copies, partial results, host staging), not the caller's buffers.
+   A buffer counts from its creation until the library releases it; OpenCL
+   may keep it a little longer, until the kernels using it complete. */
+typedef struct clattn_memory_stats {
+    size_t current_bytes; /* held now */
+    size_t peak_bytes;    /* high-water since creation or the last reset */
+} clattn_memory_stats;
+
+CLATTN_API clattn_status clattn_memory_stats_get(clattn_context *ctx,
+                                                 clattn_memory_stats *stats);
+
+/* Sets peak_bytes to current_bytes, to measure one call's high-water. */
+CLATTN_API clattn_status clattn_memory_stats_reset_peak(clattn_context *ctx);
+
 /* ------------------------------------------------------------------------ */
 /* Scaled dot-product attention                                              */
 /* ------------------------------------------------------------------------ */
@@ -205,12 +220,33 @@ typedef struct clattn_sdpa_tensors {
                               buffer NULL = not wanted */
 } clattn_sdpa_tensors;
 
-/* Which implementation runs. AUTO picks the best available for the request
-   (today always the unfused path; the fused one is in progress). */
+/* Which implementation runs.
+   AUTO: the fused path whenever probs is not requested (the variant that
+   suits the device, see clattn_sdpa_fused_variant), else the unfused path.
+   UNFUSED: QK^T into a score buffer, masked softmax, P.V; the only path that
+   can write probs.
+   FUSED: online softmax over key blocks, memory linear in the sequence
+   length, the device's variant. FUSED_CPU and FUSED_GPU force a variant
+   (both run on any device; they exist for tests and benchmarks).
+   A fused path given a probs view returns CLATTN_ERROR_UNSUPPORTED: there
+   is no silent fallback to the unfused path. */
 typedef enum clattn_sdpa_path {
     CLATTN_SDPA_PATH_AUTO = 0,
-    CLATTN_SDPA_PATH_UNFUSED = 1 /* QK^T, masked softmax, P.V */
+    CLATTN_SDPA_PATH_UNFUSED = 1,
+    CLATTN_SDPA_PATH_FUSED = 2,
+    CLATTN_SDPA_PATH_FUSED_CPU = 3, /* register-tiled, no barriers or __local */
+    CLATTN_SDPA_PATH_FUSED_GPU = 4  /* __local tiles shared by a work-group */
 } clattn_sdpa_path;
+
+/* A static, never-NULL name: "auto", "unfused", "fused", "fused-cpu",
+   "fused-gpu", or "unknown" for other values. */
+CLATTN_API const char *clattn_sdpa_path_name(clattn_sdpa_path path);
+
+/* The variant FUSED (and AUTO) runs on this context's device, chosen from
+   its capabilities: CLATTN_SDPA_PATH_FUSED_CPU or CLATTN_SDPA_PATH_FUSED_GPU;
+   CLATTN_SDPA_PATH_AUTO for a NULL or unusable context. */
+CLATTN_API clattn_sdpa_path
+clattn_sdpa_fused_variant(const clattn_context *ctx);
 
 /* Device-buffer SDPA on the context's queue. Waits for wait_list, and if
    event is not NULL returns an event that completes with the last write
