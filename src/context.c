@@ -254,6 +254,29 @@ static clattn_status select_and_open(clattn_context *ctx, const char *selector,
     return status;
 }
 
+/* $CLATTN_SDPA_PATH overrides AUTO's choice for requests without probs
+   (tests run the whole suite on each path this way). A value it does not
+   know fails creation, as a bad $CLATTN_DEVICE does. */
+static clattn_status read_auto_path(clattn_context *ctx)
+{
+    static const clattn_sdpa_path known[] = {
+        CLATTN_SDPA_PATH_AUTO, CLATTN_SDPA_PATH_UNFUSED, CLATTN_SDPA_PATH_FUSED,
+        CLATTN_SDPA_PATH_FUSED_CPU, CLATTN_SDPA_PATH_FUSED_GPU};
+    const char *value = getenv("CLATTN_SDPA_PATH");
+    ctx->auto_path = CLATTN_SDPA_PATH_AUTO;
+    if (!value || !*value)
+        return CLATTN_SUCCESS;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; ++i)
+        if (strcmp(value, clattn_sdpa_path_name(known[i])) == 0) {
+            ctx->auto_path = known[i];
+            return CLATTN_SUCCESS;
+        }
+    return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                     "CLATTN_SDPA_PATH=%s: expected auto, unfused, fused, "
+                     "fused-cpu or fused-gpu",
+                     value);
+}
+
 clattn_status clattn_context_create(const clattn_context_options *opts,
                                     clattn_context **out)
 {
@@ -275,7 +298,9 @@ clattn_status clattn_context_create(const clattn_context_options *opts,
         return CLATTN_ERROR_OUT_OF_MEMORY;
     *out = ctx;
     copy_string(ctx->info.selector, sizeof ctx->info.selector, selector);
-    clattn_status status = select_and_open(ctx, selector, !opts->no_fallback);
+    clattn_status status = read_auto_path(ctx);
+    if (status == CLATTN_SUCCESS)
+        status = select_and_open(ctx, selector, !opts->no_fallback);
     if (status == CLATTN_SUCCESS) {
         ctx->usable = 1;
         ctx_clear_error(ctx);
@@ -316,7 +341,9 @@ clattn_status clattn_context_create_from_queue(cl_command_queue queue,
     clRetainCommandQueue(queue);
     ctx->queue = queue;
     fill_device_info(ctx);
-    clattn_status status = programs_build(ctx);
+    clattn_status status = read_auto_path(ctx);
+    if (status == CLATTN_SUCCESS)
+        status = programs_build(ctx);
     if (status != CLATTN_SUCCESS) {
         context_release_cl(ctx);
         return status;

@@ -19,7 +19,10 @@ struct clattn_context {
     clattn_info info;
     clattn_programs programs;
     size_t scratch_limit; /* bytes of score scratch per call (unfused) */
-    clattn_sdpa_path fused_variant;      /* FUSED_CPU or FUSED_GPU, by device */
+    clattn_sdpa_path fused_variant; /* FUSED_CPU or FUSED_GPU, by device */
+    /* $CLATTN_SDPA_PATH: what AUTO runs for requests without probs
+       (AUTO = its own choice) */
+    clattn_sdpa_path auto_path;
     atomic_size_t mem_current, mem_peak; /* see device_memory.h */
     pthread_mutex_t error_lock;
     char last_error[CLATTN_ERROR_TEXT_MAX];

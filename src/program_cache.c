@@ -24,6 +24,14 @@ static const program_spec program_specs[PROGRAM_COUNT] = {
     [PROGRAM_SDPA_UNFUSED] = {"sdpa_unfused",
                               {"philox.clh", "sdpa_scores.cl",
                                "sdpa_softmax.cl", "sdpa_pv.cl", NULL}},
+    [PROGRAM_SDPA_FUSED_CPU] = {"sdpa_fused_cpu",
+                                {"philox.clh", "sdpa_fused_common.clh",
+                                 "sdpa_fused_cpu.cl", "sdpa_fused_merge.cl",
+                                 NULL}},
+    [PROGRAM_SDPA_FUSED_GPU] = {"sdpa_fused_gpu",
+                                {"philox.clh", "sdpa_fused_common.clh",
+                                 "sdpa_fused_gpu.cl", "sdpa_fused_merge.cl",
+                                 NULL}},
 };
 
 static const char *embedded_source(const char *name)

@@ -5,7 +5,12 @@
 
 #include "clattn/clattn.h"
 
-typedef enum program_id { PROGRAM_SDPA_UNFUSED = 0, PROGRAM_COUNT } program_id;
+typedef enum program_id {
+    PROGRAM_SDPA_UNFUSED = 0,
+    PROGRAM_SDPA_FUSED_CPU,
+    PROGRAM_SDPA_FUSED_GPU,
+    PROGRAM_COUNT
+} program_id;
 
 typedef struct clattn_programs {
     cl_program program[PROGRAM_COUNT];

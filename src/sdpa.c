@@ -26,6 +26,32 @@ static clattn_status check_path(clattn_context *ctx, clattn_sdpa_path path)
     return CLATTN_SUCCESS;
 }
 
+/* What runs: UNFUSED, FUSED_CPU or FUSED_GPU. AUTO takes the fused path
+   whenever it supports the request (no probs, head dims within its limit),
+   else the unfused one; $CLATTN_SDPA_PATH (ctx->auto_path) can pin AUTO's
+   choice for requests without probs. An explicit fused path is never
+   swapped for the unfused one: sdpa_fused_enqueue refuses what it cannot
+   do. */
+static clattn_sdpa_path resolve_path(clattn_context *ctx, const sdpa_problem *p,
+                                     const sdpa_views *views,
+                                     clattn_sdpa_path path)
+{
+    if (path == CLATTN_SDPA_PATH_AUTO) {
+        if (views->probs.buffer)
+            return CLATTN_SDPA_PATH_UNFUSED;
+        if (ctx->auto_path != CLATTN_SDPA_PATH_AUTO)
+            path = ctx->auto_path;
+        else if (sdpa_fused_check(ctx, p, views) == CLATTN_SUCCESS)
+            path = CLATTN_SDPA_PATH_FUSED;
+        else
+            path = CLATTN_SDPA_PATH_UNFUSED;
+        ctx_clear_error(ctx); /* the check's reason is not this call's error */
+    }
+    if (path == CLATTN_SDPA_PATH_FUSED)
+        path = ctx->fused_variant;
+    return path;
+}
+
 /* A caller's queue must be on the context's OpenCL context and device:
    the kernels were built there. */
 static clattn_status check_queue(clattn_context *ctx, cl_command_queue queue)
@@ -65,12 +91,13 @@ clattn_status clattn_sdpa_on_queue(clattn_context *ctx, cl_command_queue queue,
         (queue && (s = check_queue(ctx, queue))) ||
         (s = sdpa_views_check(ctx, &p, tensors, &views)))
         return s;
-    if (path != CLATTN_SDPA_PATH_AUTO && path != CLATTN_SDPA_PATH_UNFUSED)
-        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
-                         "the fused SDPA path is not built yet");
-    return sdpa_unfused_enqueue(ctx, queue ? queue : ctx->queue, &p, &views,
-                                num_events_in_wait_list, event_wait_list,
-                                event);
+    path = resolve_path(ctx, &p, &views, path);
+    if (path == CLATTN_SDPA_PATH_UNFUSED)
+        return sdpa_unfused_enqueue(ctx, queue ? queue : ctx->queue, &p, &views,
+                                    num_events_in_wait_list, event_wait_list,
+                                    event);
+    return sdpa_fused_enqueue(ctx, queue ? queue : ctx->queue, &p, &views, path,
+                              num_events_in_wait_list, event_wait_list, event);
 }
 
 clattn_status clattn_sdpa(clattn_context *ctx, const clattn_sdpa_desc *desc,

@@ -50,4 +50,15 @@ clattn_status sdpa_unfused_enqueue(clattn_context *ctx, cl_command_queue queue,
                                    const sdpa_views *views, cl_uint num_wait,
                                    const cl_event *wait, cl_event *done);
 
+/* Whether the fused path takes the request (no probs, head dims within
+   its limit); records the reason when it does not. */
+clattn_status sdpa_fused_check(clattn_context *ctx, const sdpa_problem *p,
+                               const sdpa_views *views);
+
+/* Runs the fused path; variant is CLATTN_SDPA_PATH_FUSED_CPU or _GPU. */
+clattn_status sdpa_fused_enqueue(clattn_context *ctx, cl_command_queue queue,
+                                 const sdpa_problem *p, const sdpa_views *views,
+                                 clattn_sdpa_path variant, cl_uint num_wait,
+                                 const cl_event *wait, cl_event *done);
+
 #endif

@@ -113,7 +113,8 @@ static unsigned context_refcount(cl_context c)
 /* Fails the 1st, 2nd, ... device allocation of a call until the call
    needs no more: each failure is OUT_OF_MEMORY with nothing written and
    every buffer released (each cl_mem holds a reference to its context). */
-static void allocation_failures(clattn_context *ctx, int with_probs)
+static void allocation_failures(clattn_context *ctx, int with_probs,
+                                int expected)
 {
     clattn_info info;
     clattn_context_info(ctx, &info);
@@ -151,12 +152,12 @@ static void allocation_failures(clattn_context *ctx, int with_probs)
               "allocation %ld: outputs written on error", n);
         guarded_free(out), guarded_free(probs);
     }
-    /* q, k, v, mask, out (and probs, or the score scratch), key lengths. */
-    CHECK(failures == 7, "expected 7 allocations to fail in turn, saw %d",
+    CHECK(failures == expected,
+          "expected %d allocations to fail in turn, saw %d", expected,
           failures);
-    printf("allocation failures (probs %s): %d, each OUT_OF_MEMORY, none "
-           "leaked\n",
-           with_probs ? "on" : "off", failures);
+    printf("allocation failures (probs %s, SDPA path %s): %d, each "
+           "OUT_OF_MEMORY, none leaked\n",
+           with_probs ? "on" : "off", getenv("CLATTN_SDPA_PATH"), failures);
     check_works(ctx, "after allocation failures");
     sdpa_inputs_free(&in);
 }
@@ -166,8 +167,12 @@ static void allocation_failures(clattn_context *ctx, int with_probs)
 static void beyond_limits(void)
 {
     setenv("CLATTN_UNFUSED_SCRATCH_BYTES", "100", 1);
+    setenv("CLATTN_SDPA_PATH", "unfused", 1);
     clattn_context *ctx = test_context();
+    setenv("CLATTN_SDPA_PATH", "fused", 1);
+    clattn_context *fused = test_context();
     unsetenv("CLATTN_UNFUSED_SCRATCH_BYTES");
+    unsetenv("CLATTN_SDPA_PATH");
     clattn_sdpa_desc d;
     clattn_sdpa_desc_init(&d);
     d.batch = 1, d.heads_q = 1, d.seq_q = 3, d.seq_kv = 70, d.head_dim = 4;
@@ -178,9 +183,13 @@ static void beyond_limits(void)
         clattn_sdpa_host(ctx, &in.desc, in.q, in.k, in.v, NULL, out, NULL);
     CHECK(s == CLATTN_ERROR_UNSUPPORTED && guarded_untouched(out, in.n_out),
           "a score row over the scratch cap: %s", clattn_status_string(s));
+    /* The fused path has no score scratch: the same request runs (and
+       with probs, the unfused path writes scores into probs directly). */
+    sdpa_case_check(fused, "fused path under the scratch cap", &in);
     guarded_free(out);
     sdpa_inputs_free(&in);
     clattn_context_destroy(ctx);
+    clattn_context_destroy(fused);
 
     ctx = test_context();
     clattn_info info;
@@ -213,10 +222,23 @@ int main(int argc, char **argv)
         return test_finish("test_faults --two-devices");
     }
     build_failure_one_device();
-    clattn_context *ctx = test_context();
-    allocation_failures(ctx, 1);
-    allocation_failures(ctx, 0);
-    clattn_context_destroy(ctx);
+    /* Allocations of a call: q, k, v, mask, out, key lengths, plus the
+       path's own: probs or the score scratch (unfused), packed K and V
+       (fused-cpu, seq_q > 8), nothing (fused-gpu). */
+    static const struct {
+        const char *path;
+        int with_probs, expected;
+    } runs[] = {{"unfused", 1, 7},
+                {"unfused", 0, 7},
+                {"fused-cpu", 0, 8},
+                {"fused-gpu", 0, 6}};
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; ++i) {
+        setenv("CLATTN_SDPA_PATH", runs[i].path, 1);
+        clattn_context *ctx = test_context();
+        allocation_failures(ctx, runs[i].with_probs, runs[i].expected);
+        clattn_context_destroy(ctx);
+    }
+    unsetenv("CLATTN_SDPA_PATH");
     beyond_limits();
     return test_finish("test_faults");
 }

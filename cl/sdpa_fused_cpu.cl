@@ -1,0 +1,353 @@
+/* Fused SDPA, CPU-class variant: online softmax with no score matrix.
+
+   Written for devices that run the work-items of a group one after another
+   on one core (PoCL's CPU device): each work-item is a register-tiled
+   micro-kernel with explicit float16 vectors, no barriers and no __local.
+   - fused_pack_kv copies K into blocks of 64 keys laid out [d][64 keys] and
+     V into rows padded to a multiple of 64 features, so the inner loops
+     make contiguous, aligned vector loads (see PERFORMANCE_NOTES: strided
+     rows alias in cache).
+   - fused_cpu_rows: one work-item owns FC_RW query rows and streams the key
+     blocks past them, FC_RT rows at a time: 16 float16 accumulators for
+     Q.K^T, then 16 for P.V. Each K/V block is reused by all FC_RW rows
+     while it is in cache.
+   - fused_cpu_decode: for a handful of query rows (decode), vectors run
+     over the feature dim instead, and K/V are read in place (packing would
+     triple the memory traffic of a memory-bound kernel).
+   Both can cover a slice of the keys (split) and then write unnormalized
+   partial results that fused_merge (sdpa_fused_merge.cl) combines. */
+#ifndef CLATTN_EMBEDDED
+#include "sdpa_fused_common.clh"
+#endif
+
+#define FC_BK 64   /* keys per packed block */
+#define FC_RT 4    /* rows per register tile */
+#define FC_RW 32   /* rows per work-item */
+#define FC_DVC 16  /* 16-float chunks of a row: head dims up to 256 */
+#define FD_ROWS 8  /* rows per decode work-item */
+
+/* One work-item per (padded key j, bhk): K row j to kp[blk][d][j % 64],
+   V row j to vp[j][0 .. dv_pad); keys past seq_kv and features past
+   head_dim_v are zeros. */
+__kernel void fused_pack_kv(__global const float *k, ulong k_off, ulong k_sb,
+                            ulong k_sh, ulong k_ss, __global const float *v,
+                            ulong v_off, ulong v_sb, ulong v_sh, ulong v_ss,
+                            __global float *kp, __global float *vp,
+                            uint heads_kv, uint seq_kv, uint head_dim,
+                            uint head_dim_v, uint dv_pad, uint nblk,
+                            uint bhk_begin)
+{
+    const uint j = (uint)get_global_id(0);
+    const uint bhk = bhk_begin + (uint)get_global_id(1);
+    const uint b = bhk / heads_kv, hk = bhk % heads_kv;
+    const int valid = j < seq_kv;
+    const uint jr = valid ? j : 0;
+    __global const float *krow = k + k_off + b * k_sb + hk * k_sh + jr * k_ss;
+    __global const float *vrow = v + v_off + b * v_sb + hk * v_sh + jr * v_ss;
+    __global float *kb =
+        kp + ((ulong)bhk * nblk + j / FC_BK) * head_dim * FC_BK + j % FC_BK;
+    for (uint d = 0; d < head_dim; ++d)
+        kb[(ulong)d * FC_BK] = valid ? krow[d] : 0.0f;
+    __global float *vr = vp + ((ulong)bhk * nblk * FC_BK + j) * dv_pad;
+    for (uint c = 0; c < dv_pad; ++c)
+        vr[c] = valid && c < head_dim_v ? vrow[c] : 0.0f;
+}
+
+/* Writes one finished row: normalized output and LSE, or (split) the
+   unnormalized accumulator with m and l for fused_merge. */
+void fused_write_row(__global float *o, __global float *lse,
+                     __global float *part, const float16 *acc, float m,
+                     float l, uint head_dim_v)
+{
+    const uint chunks = (head_dim_v + 15) / 16;
+    if (part) {
+        for (uint c = 0; c < chunks; ++c)
+            fused_store16(part, c, head_dim_v, acc[c]);
+        part[head_dim_v] = m;
+        part[head_dim_v + 1] = l;
+        return;
+    }
+    /* l == 0: every key masked; the row is zeros, even where acc holds
+       0 * inf from V (a NaN l, from a NaN score, stays NaN). */
+    const float inv = 1.0f / l;
+    for (uint c = 0; c < chunks; ++c)
+        fused_store16(o, c, head_dim_v,
+                      l == 0.0f ? (float16)0.0f : acc[c] * inv);
+    if (lse)
+        *lse = l == 0.0f ? -INFINITY : (m + log2(l)) * FUSED_LN2;
+}
+
+__kernel void fused_cpu_rows(
+    __global const float *q, ulong q_off, ulong q_sb, ulong q_sh, ulong q_ss,
+    __global const float *kp, __global const float *vp, __global float *o,
+    ulong o_off, ulong o_sb, ulong o_sh, ulong o_ss, __global float *lse,
+    ulong l_off, ulong l_sb, ulong l_sh, ulong l_ss,
+    __global const uchar *mask_bool, __global const float *mask_add,
+    ulong m_off, ulong m_sb, ulong m_sh, ulong m_ss,
+    __global const int *key_len, uint heads_q, uint group, uint seq_q,
+    uint seq_kv, uint head_dim, uint head_dim_v, uint dv_pad, uint nblk,
+    float scale_log2, int causal, long causal_shift, uint drop_threshold,
+    float drop_scale, ulong drop_seed, ulong drop_offset, uint split_keys,
+    __global float *part, uint bh_begin)
+{
+    const uint i0 = (uint)get_global_id(0) * FC_RW;
+    const uint bh = bh_begin + (uint)get_global_id(1);
+    const uint split = (uint)get_global_id(2);
+    const uint nsplit = (uint)get_global_size(2);
+    if (i0 >= seq_q)
+        return;
+    const uint rows = min((uint)FC_RW, seq_q - i0);
+    const uint b = bh / heads_q, h = bh % heads_q, bhk = bh / group;
+    const uint kv_valid = fused_kv_valid(key_len, b, seq_kv);
+    const uint key_begin = split * split_keys;
+    const uint key_end =
+        min(key_begin + split_keys,
+            fused_key_end(kv_valid, causal,
+                          fused_causal_last(i0 + rows - 1, causal_shift)));
+    const uint dvc = dv_pad / 16;
+
+    float m[FC_RW], l[FC_RW];
+    float16 acc[FC_RW][FC_DVC];
+    for (uint r = 0; r < FC_RW; ++r) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+        for (uint c = 0; c < dvc; ++c)
+            acc[r][c] = (float16)0.0f;
+    }
+
+    fused_masks mk;
+    mk.mask_bool = mask_bool;
+    mk.mask_add = mask_add;
+    mk.seq_kv = seq_kv;
+    mk.kv_valid = kv_valid;
+    mk.causal = causal;
+
+    __global const float *kbase = kp + (ulong)bhk * nblk * FC_BK * head_dim;
+    __global const float *vbase = vp + (ulong)bhk * nblk * FC_BK * dv_pad;
+    for (uint j0 = key_begin; j0 < key_end; j0 += FC_BK) {
+        __global const float *kb = kbase + (ulong)j0 * head_dim;
+        __global const float *vb = vbase + (ulong)j0 * dv_pad;
+        for (uint r0 = 0; r0 < rows; r0 += FC_RT) {
+            const uint last_row = min(r0 + FC_RT, rows) - 1;
+            /* Causal: a tile whose every row ends before this block
+               contributes nothing (p = 0, max unchanged): skip it. */
+            if (causal &&
+                (long)j0 > fused_causal_last(i0 + last_row, causal_shift))
+                continue;
+            __global const float *qr[FC_RT];
+            for (uint t = 0; t < FC_RT; ++t) {
+                uint i = i0 + min(r0 + t, last_row);
+                qr[t] = q + q_off + b * q_sb + h * q_sh + i * q_ss;
+            }
+
+            /* S = Q K^T: 4 rows x 64 keys in 16 float16 registers. */
+            float16 s[FC_RT][4];
+            for (uint t = 0; t < FC_RT; ++t)
+                for (uint c = 0; c < 4; ++c)
+                    s[t][c] = (float16)0.0f;
+            for (uint d = 0; d < head_dim; ++d) {
+                __global const float *kd = kb + d * FC_BK;
+                const float16 k0 = vload16(0, kd), k1 = vload16(1, kd),
+                              k2 = vload16(2, kd), k3 = vload16(3, kd);
+                for (uint t = 0; t < FC_RT; ++t) {
+                    const float16 qv = (float16)qr[t][d];
+                    s[t][0] = fma(qv, k0, s[t][0]);
+                    s[t][1] = fma(qv, k1, s[t][1]);
+                    s[t][2] = fma(qv, k2, s[t][2]);
+                    s[t][3] = fma(qv, k3, s[t][3]);
+                }
+            }
+
+            /* Masks, then the online softmax update of each row. */
+            float pt[FC_RT][FC_BK];
+            float corr[FC_RT];
+            for (uint t = 0; t < FC_RT; ++t) {
+                const uint r = min(r0 + t, last_row), i = i0 + r;
+                mk.m_row = m_off + b * m_sb + h * m_sh + i * m_ss;
+                mk.causal_last = fused_causal_last(i, causal_shift);
+                for (uint c = 0; c < 4; ++c)
+                    s[t][c] *= scale_log2;
+                if (fused_block_needs_mask(j0, FC_BK, &mk))
+                    for (uint c = 0; c < 4; ++c)
+                        s[t][c] = fused_mask16(s[t][c], j0 + 16 * c, &mk);
+                float mx = fmax(fmax(fused_hmax16(s[t][0]),
+                                     fused_hmax16(s[t][1])),
+                                fmax(fused_hmax16(s[t][2]),
+                                     fused_hmax16(s[t][3])));
+                const float m_new = fmax(m[r], mx);
+                const float base = fused_max_base(m_new);
+                corr[t] = exp2(m[r] - base);
+                float16 psum = (float16)0.0f;
+                for (uint c = 0; c < 4; ++c) {
+                    float16 p = exp2(s[t][c] - base);
+                    psum += p;
+                    if (drop_threshold)
+                        p = fused_dropout16(
+                            p, (((ulong)b * heads_q + h) * seq_q + i) * seq_kv,
+                            j0 + 16 * c, drop_threshold, drop_scale, drop_seed,
+                            drop_offset);
+                    vstore16(p, c, pt[t]);
+                }
+                /* Rows past `rows` repeat the last row; they update their
+                   own (unused) slot only when it is the last row itself. */
+                if (r0 + t == r) {
+                    l[r] = l[r] * corr[t] + fused_hsum16(psum);
+                    m[r] = m_new;
+                } else {
+                    corr[t] = 1.0f;
+                    for (uint jj = 0; jj < FC_BK; ++jj)
+                        pt[t][jj] = 0.0f;
+                }
+            }
+
+            /* O = O * corr + P V, 64 output features at a time. */
+            for (uint cg = 0; cg < dvc; cg += 4) {
+                float16 a[FC_RT][4];
+                for (uint t = 0; t < FC_RT; ++t)
+                    for (uint c = 0; c < 4; ++c)
+                        a[t][c] = acc[r0 + t][cg + c] * corr[t];
+                for (uint jj = 0; jj < FC_BK; ++jj) {
+                    __global const float *vr = vb + jj * dv_pad + cg * 16;
+                    const float16 v0 = vload16(0, vr), v1 = vload16(1, vr),
+                                  v2 = vload16(2, vr), v3 = vload16(3, vr);
+                    for (uint t = 0; t < FC_RT; ++t) {
+                        const float16 pb = (float16)pt[t][jj];
+                        a[t][0] = fma(pb, v0, a[t][0]);
+                        a[t][1] = fma(pb, v1, a[t][1]);
+                        a[t][2] = fma(pb, v2, a[t][2]);
+                        a[t][3] = fma(pb, v3, a[t][3]);
+                    }
+                }
+                for (uint t = 0; t < FC_RT; ++t)
+                    for (uint c = 0; c < 4; ++c)
+                        acc[r0 + t][cg + c] = a[t][c];
+            }
+        }
+    }
+
+    for (uint r = 0; r < rows; ++r) {
+        const uint i = i0 + r;
+        __global float *pr =
+            part ? part + (((ulong)bh * nsplit + split) * seq_q + i) *
+                              (head_dim_v + 2)
+                 : 0;
+        fused_write_row(o + o_off + b * o_sb + h * o_sh + i * o_ss,
+                        lse ? lse + l_off + b * l_sb + h * l_sh + i * l_ss : 0,
+                        pr, acc[r], m[r], l[r], head_dim_v);
+    }
+}
+
+/* Decode: up to FD_ROWS query rows per work-item, keys 16 at a time, dot
+   products vectorized over the feature dim; K and V read in place. */
+__kernel void fused_cpu_decode(
+    __global const float *q, ulong q_off, ulong q_sb, ulong q_sh, ulong q_ss,
+    __global const float *k, ulong k_off, ulong k_sb, ulong k_sh, ulong k_ss,
+    __global const float *v, ulong v_off, ulong v_sb, ulong v_sh, ulong v_ss,
+    __global float *o, ulong o_off, ulong o_sb, ulong o_sh, ulong o_ss,
+    __global float *lse, ulong l_off, ulong l_sb, ulong l_sh, ulong l_ss,
+    __global const uchar *mask_bool, __global const float *mask_add,
+    ulong m_off, ulong m_sb, ulong m_sh, ulong m_ss,
+    __global const int *key_len, uint heads_q, uint group, uint seq_q,
+    uint seq_kv, uint head_dim, uint head_dim_v, float scale_log2, int causal,
+    long causal_shift, uint drop_threshold, float drop_scale, ulong drop_seed,
+    ulong drop_offset, uint split_keys, __global float *part, uint bh_begin)
+{
+    const uint i0 = (uint)get_global_id(0) * FD_ROWS;
+    const uint bh = bh_begin + (uint)get_global_id(1);
+    const uint split = (uint)get_global_id(2);
+    const uint nsplit = (uint)get_global_size(2);
+    if (i0 >= seq_q)
+        return;
+    const uint rows = min((uint)FD_ROWS, seq_q - i0);
+    const uint b = bh / heads_q, h = bh % heads_q, hk = h / group;
+    const uint kv_valid = fused_kv_valid(key_len, b, seq_kv);
+    const uint key_begin = split * split_keys;
+    const uint key_end =
+        min(key_begin + split_keys,
+            fused_key_end(kv_valid, causal,
+                          fused_causal_last(i0 + rows - 1, causal_shift)));
+    const uint dc = (head_dim + 15) / 16, dvc = (head_dim_v + 15) / 16;
+    __global const float *kh = k + k_off + b * k_sb + hk * k_sh;
+    __global const float *vh = v + v_off + b * v_sb + hk * v_sh;
+
+    float16 qv[FD_ROWS][FC_DVC], acc[FD_ROWS][FC_DVC];
+    float m[FD_ROWS], l[FD_ROWS];
+    for (uint r = 0; r < FD_ROWS; ++r) {
+        __global const float *qrow =
+            q + q_off + b * q_sb + h * q_sh + (i0 + min(r, rows - 1)) * q_ss;
+        for (uint c = 0; c < dc; ++c)
+            qv[r][c] = fused_load16(qrow, c, head_dim) * scale_log2;
+        for (uint c = 0; c < dvc; ++c)
+            acc[r][c] = (float16)0.0f;
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+    }
+
+    fused_masks mk;
+    mk.mask_bool = mask_bool;
+    mk.mask_add = mask_add;
+    mk.seq_kv = seq_kv;
+    mk.kv_valid = kv_valid;
+    mk.causal = causal;
+
+    for (uint j0 = key_begin; j0 < key_end; j0 += 16) {
+        /* Scores of 16 keys for every row; keys past key_end are masked
+           below (they lie past kv_valid or the causal limit, since splits
+           are multiples of 16), so they read the last valid key. */
+        float s[FD_ROWS][16];
+        for (uint t = 0; t < 16; ++t) {
+            __global const float *krow = kh + min(j0 + t, key_end - 1) * k_ss;
+            float16 dot[FD_ROWS];
+            for (uint r = 0; r < FD_ROWS; ++r)
+                dot[r] = (float16)0.0f;
+            for (uint c = 0; c < dc; ++c) {
+                const float16 kc = fused_load16(krow, c, head_dim);
+                for (uint r = 0; r < rows; ++r)
+                    dot[r] = fma(qv[r][c], kc, dot[r]);
+            }
+            for (uint r = 0; r < rows; ++r)
+                s[r][t] = fused_hsum16(dot[r]);
+        }
+        float p[FD_ROWS][16], corr[FD_ROWS];
+        for (uint r = 0; r < rows; ++r) {
+            const uint i = i0 + r;
+            mk.m_row = m_off + b * m_sb + h * m_sh + i * m_ss;
+            mk.causal_last = fused_causal_last(i, causal_shift);
+            float16 x = fused_mask16(vload16(0, s[r]), j0, &mk);
+            const float m_new = fmax(m[r], fused_hmax16(x));
+            const float base = fused_max_base(m_new);
+            corr[r] = exp2(m[r] - base);
+            float16 pv = exp2(x - base);
+            l[r] = l[r] * corr[r] + fused_hsum16(pv);
+            m[r] = m_new;
+            if (drop_threshold)
+                pv = fused_dropout16(
+                    pv, (((ulong)b * heads_q + h) * seq_q + i) * seq_kv, j0,
+                    drop_threshold, drop_scale, drop_seed, drop_offset);
+            vstore16(pv, 0, p[r]);
+        }
+        for (uint r = 0; r < rows; ++r)
+            for (uint c = 0; c < dvc; ++c)
+                acc[r][c] *= corr[r];
+        const uint n = min(16u, key_end - j0);
+        for (uint t = 0; t < n; ++t) {
+            __global const float *vrow = vh + (j0 + t) * v_ss;
+            for (uint c = 0; c < dvc; ++c) {
+                const float16 vc = fused_load16(vrow, c, head_dim_v);
+                for (uint r = 0; r < rows; ++r)
+                    acc[r][c] = fma((float16)p[r][t], vc, acc[r][c]);
+            }
+        }
+    }
+
+    for (uint r = 0; r < rows; ++r) {
+        const uint i = i0 + r;
+        __global float *pr =
+            part ? part + (((ulong)bh * nsplit + split) * seq_q + i) *
+                              (head_dim_v + 2)
+                 : 0;
+        fused_write_row(o + o_off + b * o_sb + h * o_sh + i * o_ss,
+                        lse ? lse + l_off + b * l_sb + h * l_sh + i * l_ss : 0,
+                        pr, acc[r], m[r], l[r], head_dim_v);
+    }
+}

@@ -1,0 +1,454 @@
+/* The fused SDPA path: online softmax over key blocks, no score matrix,
+   device memory linear in the sequence length. Plans which kernel runs
+   (CPU-class rows or decode, GPU-class tiles), how many key slices each row
+   is split into so that every compute unit has work, and enqueues the
+   chain: pack (CPU rows) -> attention -> merge (split). See cl/sdpa_fused_*.cl.
+ */
+#include "context_internal.h"
+#include "device_memory.h"
+#include "kernel_args.h"
+#include "sdpa_problem.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define FUSED_LOG2E 1.4426950408889634
+
+/* Must match cl/sdpa_fused_cpu.cl and cl/sdpa_fused_gpu.cl. */
+#define FUSED_HEAD_DIM_MAX 256
+#define FC_BK 64  /* keys per packed block, rows kernel */
+#define FC_RW 32  /* rows per work-item, rows kernel */
+#define FD_ROWS 8 /* rows per work-item, decode kernel */
+#define FG_WG_MAX 64
+#define FG_TILE_KEYS_MAX 64
+
+/* Some drivers cap a grid dimension at 65535 groups: (batch, head) pairs
+   are launched in chunks below that. */
+#define GRID_DIM_MAX 65535
+
+/* A key slice holds at least this many keys: below it the merge and the
+   per-slice start-up cost more than the parallelism gains. */
+#define SPLIT_MIN_KEYS 256
+#define SPLIT_MAX 256
+
+typedef enum fused_kernel_kind {
+    FUSED_CPU_ROWS,
+    FUSED_CPU_DECODE,
+    FUSED_GPU_TILES
+} fused_kernel_kind;
+
+typedef struct fused_plan {
+    fused_kernel_kind kind;
+    size_t rows_per_unit; /* query rows per work-item (CPU) or group (GPU) */
+    size_t wg;            /* GPU: work-group size */
+    size_t tile_keys;     /* GPU: keys per __local tile */
+    size_t nsplit, split_keys;
+    size_t nblk, dv_pad; /* CPU rows: packed K/V geometry */
+    cl_mem key_len, kp, vp, part;
+} fused_plan;
+
+static size_t div_up(size_t a, size_t b)
+{
+    return (a + b - 1) / b;
+}
+
+static size_t min_size(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
+clattn_status sdpa_fused_check(clattn_context *ctx, const sdpa_problem *p,
+                               const sdpa_views *v)
+{
+    if (v->probs.buffer)
+        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                         "the fused path does not write probs (it never "
+                         "forms the score matrix): use CLATTN_SDPA_PATH_"
+                         "UNFUSED or AUTO");
+    if (p->head_dim > FUSED_HEAD_DIM_MAX || p->head_dim_v > FUSED_HEAD_DIM_MAX)
+        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                         "the fused path supports head_dim and head_dim_v up "
+                         "to %d (got %zu and %zu): use the unfused path",
+                         FUSED_HEAD_DIM_MAX, p->head_dim, p->head_dim_v);
+    return CLATTN_SUCCESS;
+}
+
+/* Slices per row so that units * nsplit work-items (CPU) or groups (GPU)
+   reach the target, each slice keeping at least SPLIT_MIN_KEYS keys. */
+static void choose_splits(const clattn_context *ctx, const sdpa_problem *p,
+                          size_t units, size_t granule, fused_plan *plan)
+{
+    const size_t cu = ctx->info.compute_units ? ctx->info.compute_units : 1;
+    const size_t target = plan->kind == FUSED_GPU_TILES ? 2 * cu : 4 * cu;
+    size_t nsplit = 1;
+    if (units < target)
+        nsplit = min_size(div_up(target, units), p->seq_kv / SPLIT_MIN_KEYS);
+    nsplit = nsplit < 1 ? 1 : min_size(nsplit, SPLIT_MAX);
+    size_t keys = div_up(div_up(p->seq_kv, nsplit), granule) * granule;
+    plan->split_keys = keys;
+    plan->nsplit = div_up(p->seq_kv, keys);
+}
+
+/* GPU kernel: work-group size from the kernel's limit, tile from the
+   local memory left after the kernel's own. */
+static clattn_status plan_gpu(clattn_context *ctx, const sdpa_problem *p,
+                              cl_kernel kernel, fused_plan *plan)
+{
+    size_t kernel_wg = 0;
+    cl_ulong kernel_local = 0;
+    cl_int err =
+        clGetKernelWorkGroupInfo(kernel, ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
+                                 sizeof kernel_wg, &kernel_wg, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetKernelWorkGroupInfo(
+            kernel, ctx->device, CL_KERNEL_LOCAL_MEM_SIZE, sizeof kernel_local,
+            &kernel_local, NULL);
+    if (err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clGetKernelWorkGroupInfo (fused_gpu_tiles)",
+                            err);
+    size_t wg = 1;
+    while (wg * 2 <= min_size(min_size(kernel_wg, FG_WG_MAX),
+                              ctx->info.max_work_group_size))
+        wg *= 2;
+    const size_t per_key = (p->head_dim + p->head_dim_v) * sizeof(float);
+    const cl_ulong local = ctx->info.local_mem_bytes;
+    const size_t avail =
+        local > kernel_local ? (size_t)(local - kernel_local) : 0;
+    const size_t tile = min_size(avail / per_key, FG_TILE_KEYS_MAX);
+    if (tile == 0)
+        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                         "fused-gpu: one key of K and V (%zu bytes) does not "
+                         "fit the device's local memory (%zu bytes free)",
+                         per_key, avail);
+    plan->wg = wg;
+    plan->tile_keys = tile;
+    plan->rows_per_unit = wg;
+    return CLATTN_SUCCESS;
+}
+
+static clattn_status make_buffer(clattn_context *ctx, const char *what,
+                                 size_t bytes, cl_mem_flags flags, void *host,
+                                 cl_mem *out)
+{
+    if (bytes > ctx->info.max_alloc_bytes)
+        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                         "fused path: %s needs %zu bytes in one buffer; the "
+                         "device allocates at most %llu",
+                         what, bytes,
+                         (unsigned long long)ctx->info.max_alloc_bytes);
+    cl_int err;
+    *out = ctx_buffer_create(ctx, flags, bytes, host, &err);
+    if (err != CL_SUCCESS) {
+        char call[96];
+        snprintf(call, sizeof call, "clCreateBuffer (%s)", what);
+        return ctx_cl_error(ctx, call, err);
+    }
+    return CLATTN_SUCCESS;
+}
+
+static void release_plan(clattn_context *ctx, fused_plan *plan)
+{
+    ctx_buffer_release(ctx, plan->key_len);
+    ctx_buffer_release(ctx, plan->kp);
+    ctx_buffer_release(ctx, plan->vp);
+    ctx_buffer_release(ctx, plan->part);
+}
+
+/* Sizes are bounded by the validated problem (every tensor's byte count
+   fits size_t); the packed and partial buffers add at most a block of
+   padding per head, and the split count is small. */
+static clattn_status plan_buffers(clattn_context *ctx, const sdpa_problem *p,
+                                  fused_plan *plan)
+{
+    clattn_status s = CLATTN_SUCCESS;
+    const size_t bhk = p->batch * p->heads_kv;
+    if (p->key_lengths)
+        s = make_buffer(ctx, "key lengths", p->batch * sizeof(cl_int),
+                        CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                        (void *)p->key_lengths, &plan->key_len);
+    if (!s && plan->kind == FUSED_CPU_ROWS) {
+        const size_t keys = plan->nblk * FC_BK;
+        s = make_buffer(ctx, "packed K", bhk * keys * p->head_dim * 4,
+                        CL_MEM_READ_WRITE, NULL, &plan->kp);
+        if (!s)
+            s = make_buffer(ctx, "packed V", bhk * keys * plan->dv_pad * 4,
+                            CL_MEM_READ_WRITE, NULL, &plan->vp);
+    }
+    if (!s && plan->nsplit > 1)
+        s = make_buffer(ctx, "split partials",
+                        p->batch * p->heads_q * plan->nsplit * p->seq_q *
+                            (p->head_dim_v + 2) * sizeof(float),
+                        CL_MEM_READ_WRITE, NULL, &plan->part);
+    return s;
+}
+
+static clattn_status make_plan(clattn_context *ctx, const sdpa_problem *p,
+                               clattn_sdpa_path variant, cl_kernel gpu_kernel,
+                               fused_plan *plan)
+{
+    memset(plan, 0, sizeof *plan);
+    clattn_status s;
+    if (variant == CLATTN_SDPA_PATH_FUSED_GPU) {
+        plan->kind = FUSED_GPU_TILES;
+        if ((s = plan_gpu(ctx, p, gpu_kernel, plan)))
+            return s;
+    } else if (p->seq_q <= FD_ROWS) {
+        plan->kind = FUSED_CPU_DECODE;
+        plan->rows_per_unit = FD_ROWS;
+    } else {
+        plan->kind = FUSED_CPU_ROWS;
+        plan->rows_per_unit = FC_RW;
+        plan->nblk = div_up(p->seq_kv, FC_BK);
+        plan->dv_pad = div_up(p->head_dim_v, FC_BK) * FC_BK;
+    }
+    const size_t units =
+        p->batch * p->heads_q * div_up(p->seq_q, plan->rows_per_unit);
+    /* Slices start on a packed block (rows) or a 16-key step (decode); the
+       GPU kernel takes any start, 64 keeps tiles whole. */
+    choose_splits(ctx, p, units, plan->kind == FUSED_CPU_DECODE ? 16 : FC_BK,
+                  plan);
+    return plan_buffers(ctx, p, plan);
+}
+
+/* Arguments shared by every attention kernel, after Q (and K, V). */
+static void arg_tail(kernel_args *a, const sdpa_problem *p, const sdpa_views *v,
+                     const fused_plan *plan)
+{
+    arg_view(a, &v->out);
+    arg_view(a, &v->lse);
+    arg_mem(a, p->mask_type == CLATTN_MASK_BOOL ? v->mask.buffer : NULL);
+    arg_mem(a, p->mask_type == CLATTN_MASK_ADDITIVE ? v->mask.buffer : NULL);
+    arg_ulong(a, v->mask.offset);
+    for (int i = 0; i < 3; ++i)
+        arg_ulong(a, v->mask.strides[i]);
+    arg_mem(a, plan->key_len);
+    arg_uint(a, (cl_uint)p->heads_q);
+    arg_uint(a, (cl_uint)p->group);
+    arg_uint(a, (cl_uint)p->seq_q);
+    arg_uint(a, (cl_uint)p->seq_kv);
+    arg_uint(a, (cl_uint)p->head_dim);
+    arg_uint(a, (cl_uint)p->head_dim_v);
+    if (plan->kind == FUSED_CPU_ROWS) {
+        arg_uint(a, (cl_uint)plan->dv_pad);
+        arg_uint(a, (cl_uint)plan->nblk);
+    }
+    arg_float(a, (float)(p->scale * FUSED_LOG2E));
+    arg_int(a, p->causal != CLATTN_CAUSAL_NONE);
+    arg_long(a, p->causal_shift);
+    arg_uint(a, p->drop_threshold);
+    arg_float(a, p->drop_scale);
+    arg_ulong(a, p->drop_seed);
+    arg_ulong(a, p->drop_offset);
+    arg_uint(a, (cl_uint)plan->split_keys);
+    arg_mem(a, plan->part);
+}
+
+/* All arguments of the attention kernel; *bh_arg is the index of its
+   bh_begin argument, set per launch. With splits the kernel writes only the
+   partials, and the merge writes out and lse. */
+static clattn_status set_attention_args(clattn_context *ctx, cl_kernel k,
+                                        const sdpa_problem *p,
+                                        const sdpa_views *v,
+                                        const fused_plan *plan, cl_uint *bh_arg)
+{
+    kernel_args a = args_begin(k);
+    arg_view(&a, &v->q);
+    if (plan->kind == FUSED_CPU_ROWS) {
+        arg_mem(&a, plan->kp);
+        arg_mem(&a, plan->vp);
+    } else {
+        arg_view(&a, &v->k);
+        arg_view(&a, &v->v);
+    }
+    arg_tail(&a, p, v, plan);
+    *bh_arg = a.index;
+    arg_uint(&a, 0);
+    if (plan->kind == FUSED_GPU_TILES) {
+        arg_raw(&a, plan->tile_keys * p->head_dim * sizeof(float), NULL);
+        arg_raw(&a, plan->tile_keys * p->head_dim_v * sizeof(float), NULL);
+        arg_uint(&a, (cl_uint)plan->tile_keys);
+    }
+    if (a.err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clSetKernelArg (fused attention)", a.err);
+    return CLATTN_SUCCESS;
+}
+
+/* Enqueues kernel over (dim0, bh, dim2) in chunks of (batch, head) pairs,
+   each waiting on the one before; *last is the final event. */
+static clattn_status enqueue_chunks(clattn_context *ctx, cl_command_queue queue,
+                                    cl_kernel k, const char *name,
+                                    cl_uint bh_arg, size_t bh_total,
+                                    size_t dim0, size_t local0, size_t dim2,
+                                    cl_uint num_wait, const cl_event *wait,
+                                    cl_event *last)
+{
+    cl_event prev = NULL;
+    for (size_t bh = 0; bh < bh_total; bh += GRID_DIM_MAX) {
+        cl_uint begin = (cl_uint)bh;
+        cl_int err = clSetKernelArg(k, bh_arg, sizeof begin, &begin);
+        const size_t global[3] = {dim0, min_size(GRID_DIM_MAX, bh_total - bh),
+                                  dim2};
+        const size_t local[3] = {local0, 1, 1};
+        cl_event next = NULL;
+        if (err == CL_SUCCESS)
+            err = clEnqueueNDRangeKernel(
+                queue, k, 3, NULL, global, local0 ? local : NULL,
+                prev ? 1 : num_wait, prev ? &prev : wait, &next);
+        if (prev)
+            clReleaseEvent(prev);
+        prev = next;
+        if (err != CL_SUCCESS) {
+            char call[96];
+            snprintf(call, sizeof call, "clEnqueueNDRangeKernel (%s)", name);
+            return ctx_cl_error(ctx, call, err);
+        }
+    }
+    *last = prev;
+    return CLATTN_SUCCESS;
+}
+
+static clattn_status enqueue_pack(clattn_context *ctx, cl_command_queue queue,
+                                  cl_kernel k, const sdpa_problem *p,
+                                  const sdpa_views *v, const fused_plan *plan,
+                                  cl_uint num_wait, const cl_event *wait,
+                                  cl_event *done)
+{
+    kernel_args a = args_begin(k);
+    arg_view(&a, &v->k);
+    arg_view(&a, &v->v);
+    arg_mem(&a, plan->kp);
+    arg_mem(&a, plan->vp);
+    arg_uint(&a, (cl_uint)p->heads_kv);
+    arg_uint(&a, (cl_uint)p->seq_kv);
+    arg_uint(&a, (cl_uint)p->head_dim);
+    arg_uint(&a, (cl_uint)p->head_dim_v);
+    arg_uint(&a, (cl_uint)plan->dv_pad);
+    arg_uint(&a, (cl_uint)plan->nblk);
+    arg_uint(&a, 0);
+    if (a.err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clSetKernelArg (fused_pack_kv)", a.err);
+    /* Groups of up to a block's 64 keys (PoCL vectorizes across them:
+       their stores are contiguous), as the device allows. */
+    size_t local = 1;
+    while (local * 2 <= min_size(FC_BK, ctx->info.max_work_group_size))
+        local *= 2;
+    return enqueue_chunks(ctx, queue, k, "fused_pack_kv", a.index - 1,
+                          p->batch * p->heads_kv, plan->nblk * FC_BK, local, 1,
+                          num_wait, wait, done);
+}
+
+static clattn_status enqueue_merge(clattn_context *ctx, cl_command_queue queue,
+                                   cl_kernel k, const sdpa_problem *p,
+                                   const sdpa_views *v, const fused_plan *plan,
+                                   cl_event *wait, cl_event *done)
+{
+    kernel_args a = args_begin(k);
+    arg_mem(&a, plan->part);
+    arg_uint(&a, (cl_uint)plan->nsplit);
+    arg_view(&a, &v->out);
+    arg_view(&a, &v->lse);
+    arg_uint(&a, (cl_uint)p->heads_q);
+    arg_uint(&a, (cl_uint)p->seq_q);
+    arg_uint(&a, (cl_uint)p->head_dim_v);
+    arg_uint(&a, 0);
+    if (a.err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clSetKernelArg (fused_merge)", a.err);
+    return enqueue_chunks(ctx, queue, k, "fused_merge", a.index - 1,
+                          p->batch * p->heads_q, p->seq_q, 0, 1, 1, wait, done);
+}
+
+typedef struct fused_kernels {
+    cl_kernel pack, attention, merge;
+} fused_kernels;
+
+static clattn_status create_kernels(clattn_context *ctx,
+                                    clattn_sdpa_path variant,
+                                    const sdpa_problem *p, fused_kernels *k)
+{
+    clattn_status s;
+    program_id prog = variant == CLATTN_SDPA_PATH_FUSED_GPU
+                          ? PROGRAM_SDPA_FUSED_GPU
+                          : PROGRAM_SDPA_FUSED_CPU;
+    const char *name = variant == CLATTN_SDPA_PATH_FUSED_GPU ? "fused_gpu_tiles"
+                       : p->seq_q <= FD_ROWS ? "fused_cpu_decode"
+                                             : "fused_cpu_rows";
+    if ((s = program_kernel(ctx, prog, name, &k->attention)) ||
+        (s = program_kernel(ctx, prog, "fused_merge", &k->merge)))
+        return s;
+    if (prog == PROGRAM_SDPA_FUSED_CPU &&
+        (s = program_kernel(ctx, prog, "fused_pack_kv", &k->pack)))
+        return s;
+    return CLATTN_SUCCESS;
+}
+
+static void release_kernels(fused_kernels *k)
+{
+    cl_kernel all[3] = {k->pack, k->attention, k->merge};
+    for (int i = 0; i < 3; ++i)
+        if (all[i])
+            clReleaseKernel(all[i]);
+}
+
+static clattn_status enqueue_all(clattn_context *ctx, cl_command_queue queue,
+                                 const sdpa_problem *p, const sdpa_views *v,
+                                 const fused_kernels *k, const fused_plan *plan,
+                                 cl_uint num_wait, const cl_event *wait,
+                                 cl_event *done)
+{
+    cl_uint bh_arg;
+    clattn_status s =
+        set_attention_args(ctx, k->attention, p, v, plan, &bh_arg);
+    if (s)
+        return s;
+    cl_event packed = NULL, attended = NULL;
+    if (plan->kind == FUSED_CPU_ROWS) {
+        s = enqueue_pack(ctx, queue, k->pack, p, v, plan, num_wait, wait,
+                         &packed);
+        if (s)
+            return s;
+    }
+    const size_t units0 = div_up(p->seq_q, plan->rows_per_unit);
+    const size_t dim0 =
+        plan->kind == FUSED_GPU_TILES ? units0 * plan->wg : units0;
+    s = enqueue_chunks(ctx, queue, k->attention, "fused attention", bh_arg,
+                       p->batch * p->heads_q, dim0,
+                       plan->kind == FUSED_GPU_TILES ? plan->wg : 1,
+                       plan->nsplit, packed ? 1 : num_wait,
+                       packed ? &packed : wait, &attended);
+    if (packed)
+        clReleaseEvent(packed);
+    if (s)
+        return s;
+    if (plan->nsplit > 1) {
+        s = enqueue_merge(ctx, queue, k->merge, p, v, plan, &attended, done);
+        clReleaseEvent(attended);
+        return s;
+    }
+    *done = attended;
+    return CLATTN_SUCCESS;
+}
+
+clattn_status sdpa_fused_enqueue(clattn_context *ctx, cl_command_queue queue,
+                                 const sdpa_problem *p, const sdpa_views *v,
+                                 clattn_sdpa_path variant, cl_uint num_wait,
+                                 const cl_event *wait, cl_event *done)
+{
+    clattn_status s = sdpa_fused_check(ctx, p, v);
+    if (s)
+        return s;
+    fused_kernels k = {0};
+    fused_plan plan;
+    cl_event last = NULL;
+    memset(&plan, 0, sizeof plan);
+    if (!(s = create_kernels(ctx, variant, p, &k)) &&
+        !(s = make_plan(ctx, p, variant, k.attention, &plan)))
+        s = enqueue_all(ctx, queue, p, v, &k, &plan, num_wait, wait, &last);
+    /* Released buffers live until the enqueued kernels finish. */
+    release_plan(ctx, &plan);
+    release_kernels(&k);
+    if (s == CLATTN_SUCCESS && done)
+        *done = last;
+    else if (last)
+        clReleaseEvent(last);
+    return s;
+}

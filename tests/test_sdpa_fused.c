@@ -1,0 +1,379 @@
+/* The fused path against the unfused one and the double reference, each
+   variant forced through clattn_sdpa's path argument: outputs and LSE on
+   shapes that reach every kernel (CPU rows, CPU decode, GPU tiles) with and
+   without key splitting, masks, key lengths, causal in both alignments,
+   GQA, dropout (same Philox stream, so the same dropped positions);
+   memory that grows linearly with the sequence; and the requests the fused
+   path refuses, with nothing written. */
+#include "reference.h"
+#include "sdpa_case.h"
+#include "test_util.h"
+
+#include <CL/cl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static clattn_context *ctx;
+static clattn_info info;
+
+typedef struct device_case {
+    sdpa_inputs in;
+    cl_mem q, k, v, mask, out, lse;
+    size_t dq[4], dk[4], dv[4], dout[4], dlse[4];
+} device_case;
+
+static cl_mem upload(const void *host, size_t bytes)
+{
+    cl_int err;
+    cl_mem m = clCreateBuffer(
+        info.cl_ctx, CL_MEM_READ_WRITE | (host ? CL_MEM_COPY_HOST_PTR : 0),
+        bytes ? bytes : 4, (void *)host, &err);
+    CHECK(err == CL_SUCCESS, "clCreateBuffer: %d", err);
+    return m;
+}
+
+static void case_make(device_case *c, const clattn_sdpa_desc *d,
+                      int key_lengths, uint64_t seed)
+{
+    memset(c, 0, sizeof *c);
+    sdpa_inputs_make(&c->in, d, key_lengths, seed);
+    const clattn_sdpa_desc *x = &c->in.desc;
+    size_t hkv = x->heads_kv ? x->heads_kv : x->heads_q;
+    size_t dvv = x->head_dim_v ? x->head_dim_v : x->head_dim;
+    size_t dq[4] = {x->batch, x->heads_q, x->seq_q, x->head_dim};
+    size_t dk[4] = {x->batch, hkv, x->seq_kv, x->head_dim};
+    size_t dv[4] = {x->batch, hkv, x->seq_kv, dvv};
+    size_t dout[4] = {x->batch, x->heads_q, x->seq_q, dvv};
+    size_t dlse[4] = {x->batch, x->heads_q, x->seq_q, 1};
+    memcpy(c->dq, dq, sizeof dq), memcpy(c->dk, dk, sizeof dk);
+    memcpy(c->dv, dv, sizeof dv), memcpy(c->dout, dout, sizeof dout);
+    memcpy(c->dlse, dlse, sizeof dlse);
+    c->q = upload(c->in.q, c->in.n_q * 4);
+    c->k = upload(c->in.k, c->in.n_k * 4);
+    c->v = upload(c->in.v, c->in.n_v * 4);
+    if (c->in.mask)
+        c->mask =
+            upload(c->in.mask,
+                   c->in.n_mask * (x->mask_type == CLATTN_MASK_BOOL ? 1 : 4));
+    c->out = upload(NULL, c->in.n_out * 4);
+    c->lse = upload(NULL, c->in.n_out / dvv * 4);
+}
+
+static void case_free(device_case *c)
+{
+    cl_mem all[6] = {c->q, c->k, c->v, c->mask, c->out, c->lse};
+    for (int i = 0; i < 6; ++i)
+        if (all[i])
+            clReleaseMemObject(all[i]);
+    sdpa_inputs_free(&c->in);
+}
+
+/* Runs one path; out and lse (host, n_out and rows floats) get the result. */
+static clattn_status case_run(device_case *c, clattn_sdpa_path path, float *out,
+                              float *lse)
+{
+    clattn_sdpa_tensors t;
+    memset(&t, 0, sizeof t);
+    clattn_tensor_contiguous(&t.q, c->q, 0, c->dq);
+    clattn_tensor_contiguous(&t.k, c->k, 0, c->dk);
+    clattn_tensor_contiguous(&t.v, c->v, 0, c->dv);
+    clattn_tensor_contiguous(&t.out, c->out, 0, c->dout);
+    clattn_tensor_contiguous(&t.lse, c->lse, 0, c->dlse);
+    if (c->mask)
+        clattn_tensor_contiguous(&t.mask, c->mask, 0, c->in.desc.mask_dims);
+    clattn_status s = clattn_sdpa(ctx, &c->in.desc, &t, path, 0, NULL, NULL);
+    if (s != CLATTN_SUCCESS)
+        return s;
+    size_t rows = c->dlse[0] * c->dlse[1] * c->dlse[2];
+    clEnqueueReadBuffer(info.queue, c->out, CL_TRUE, 0, c->in.n_out * 4, out, 0,
+                        NULL, NULL);
+    clEnqueueReadBuffer(info.queue, c->lse, CL_TRUE, 0, rows * 4, lse, 0, NULL,
+                        NULL);
+    return CLATTN_SUCCESS;
+}
+
+static size_t close_to_float(const char *what, const float *got,
+                             const float *want, size_t n)
+{
+    double *w = malloc(n * sizeof *w);
+    for (size_t i = 0; i < n; ++i)
+        w[i] = want[i];
+    size_t bad = compare_close(what, got, w, n, TOL_ATOL, TOL_RTOL);
+    free(w);
+    return bad;
+}
+
+static const clattn_sdpa_path fused_paths[2] = {CLATTN_SDPA_PATH_FUSED_CPU,
+                                                CLATTN_SDPA_PATH_FUSED_GPU};
+
+/* Each fused variant against the unfused path and the reference; both
+   fused variants twice, for identical bits. */
+static void agree(const char *name, const clattn_sdpa_desc *d, int key_lengths,
+                  uint64_t seed)
+{
+    device_case c;
+    case_make(&c, d, key_lengths, seed);
+    const size_t n = c.in.n_out, rows = c.dlse[0] * c.dlse[1] * c.dlse[2];
+    float *u_out = malloc(n * 4), *u_lse = malloc(rows * 4);
+    float *f_out = malloc(n * 4), *f_lse = malloc(rows * 4);
+    float *again = malloc(n * 4);
+    double *want = malloc(n * sizeof *want), *want_lse = malloc(rows * 8);
+    ref_sdpa(&c.in.desc, c.in.q, c.in.k, c.in.v, c.in.mask, want, NULL,
+             want_lse);
+    clattn_status s = case_run(&c, CLATTN_SDPA_PATH_UNFUSED, u_out, u_lse);
+    CHECK(s == CLATTN_SUCCESS, "%s unfused: %s", name, clattn_status_string(s));
+    for (int v = 0; v < 2 && s == CLATTN_SUCCESS; ++v) {
+        const char *path = clattn_sdpa_path_name(fused_paths[v]);
+        s = case_run(&c, fused_paths[v], f_out, f_lse);
+        CHECK(s == CLATTN_SUCCESS, "%s %s: %s (%s)", name, path,
+              clattn_status_string(s), clattn_context_last_error(ctx));
+        if (s != CLATTN_SUCCESS)
+            break;
+        CHECK(close_to_float("fused vs unfused", f_out, u_out, n) == 0,
+              "%s %s: out differs from the unfused path", name, path);
+        CHECK(close_to_float("fused vs unfused lse", f_lse, u_lse, rows) == 0,
+              "%s %s: lse differs from the unfused path", name, path);
+        if (c.in.desc.dropout_p == 0.0f) {
+            CHECK(compare_close("fused vs reference", f_out, want, n, TOL_ATOL,
+                                TOL_RTOL) == 0,
+                  "%s %s: out differs from the reference", name, path);
+            CHECK(compare_close("fused lse vs reference", f_lse, want_lse, rows,
+                                TOL_ATOL, TOL_RTOL) == 0,
+                  "%s %s: lse differs from the reference", name, path);
+        }
+        if (test_small())
+            continue; /* Oclgrind: one run per path is enough */
+        s = case_run(&c, fused_paths[v], again, f_lse);
+        CHECK(s == CLATTN_SUCCESS && memcmp(again, f_out, n * 4) == 0,
+              "%s %s: a second run gives other bits", name, path);
+    }
+    free(u_out), free(u_lse), free(f_out), free(f_lse), free(again);
+    free(want), free(want_lse);
+    case_free(&c);
+}
+
+static clattn_sdpa_desc shape(size_t b, size_t hq, size_t hkv, size_t sq,
+                              size_t skv, size_t d, size_t dv)
+{
+    clattn_sdpa_desc x;
+    clattn_sdpa_desc_init(&x);
+    x.batch = b, x.heads_q = hq, x.heads_kv = hkv, x.seq_q = sq;
+    x.seq_kv = skv, x.head_dim = d, x.head_dim_v = dv;
+    return x;
+}
+
+static void set_mask(clattn_sdpa_desc *d, clattn_mask_type type, int full)
+{
+    d->mask_type = type;
+    d->mask_dims[0] = full ? d->batch : 1;
+    d->mask_dims[1] = full ? d->heads_q : 1;
+    d->mask_dims[2] = d->seq_q;
+    d->mask_dims[3] = d->seq_kv;
+}
+
+static void agreement_suite(void)
+{
+    const int small = test_small();
+    /* seq_q > 8 runs the CPU rows kernel, <= 8 the decode kernel; few
+       (batch, head) rows with many keys split the keys. */
+    const size_t sq_rows = small ? 37 : 133, skv_long = small ? 520 : 3000;
+    struct {
+        const char *name;
+        clattn_sdpa_desc d;
+        int key_lengths;
+    } cases[] = {
+        {"rows", shape(2, 3, 3, sq_rows, 70, 64, 64), 0},
+        {"rows, d 17, dv 40", shape(1, 2, 2, 45, 129, 17, 40), 0},
+        {"rows, split keys", shape(1, 1, 1, 40, skv_long, 32, 32), 0},
+        {"decode, split keys", shape(1, 2, 2, 1, skv_long, 64, 64), 0},
+        {"decode, 8 rows, GQA", shape(2, 4, 2, 8, skv_long, 48, 48), 1},
+        {"rows, key lengths", shape(3, 2, 2, 20, 150, 16, 16), 1},
+        {"d 1", shape(1, 2, 2, 9, 33, 1, 1), 0},
+        {"d 256", shape(1, 1, 1, small ? 10 : 40, small ? 20 : 90, 256, 256),
+         0},
+        {"rows, MQA", shape(2, 4, 1, 35, 77, 24, 24), 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+        char name[128];
+        /* On Oclgrind (small), two of the six variants per shape, in turn,
+           so that every variant still meets every kernel. */
+        for (int k = 0; k < (small ? 2 : 6); ++k) {
+            const int variant = small ? (int)(i + 3 * (size_t)k) % 6 : k;
+            clattn_sdpa_desc d = cases[i].d;
+            const char *what = "plain";
+            switch (variant) {
+            case 1: d.causal = CLATTN_CAUSAL_TOP_LEFT, what = "causal"; break;
+            case 2:
+                d.causal = CLATTN_CAUSAL_BOTTOM_RIGHT, what = "causal br";
+                break;
+            case 3:
+                set_mask(&d, CLATTN_MASK_BOOL, 1), what = "bool mask";
+                break;
+            case 4:
+                set_mask(&d, CLATTN_MASK_ADDITIVE, 0);
+                d.causal = CLATTN_CAUSAL_TOP_LEFT, what = "additive + causal";
+                break;
+            case 5:
+                d.dropout_p = 0.3f, d.dropout_seed = 99, d.dropout_offset = 5;
+                what = "dropout";
+                break;
+            }
+            snprintf(name, sizeof name, "%s, %s", cases[i].name, what);
+            agree(name, &d, cases[i].key_lengths, 1000 + i * 10 + variant);
+        }
+    }
+}
+
+/* The library's own device memory for one fused call. */
+static size_t fused_peak(size_t seq, clattn_sdpa_path path)
+{
+    clattn_sdpa_desc d = shape(1, 2, 2, seq, seq, 64, 64);
+    d.causal = CLATTN_CAUSAL_TOP_LEFT;
+    device_case c;
+    case_make(&c, &d, 0, 7);
+    float *out = malloc(c.in.n_out * 4), *lse = malloc(seq * 2 * 4);
+    clFinish(info.queue);
+    clattn_memory_stats_reset_peak(ctx);
+    clattn_status s = case_run(&c, path, out, lse);
+    CHECK(s == CLATTN_SUCCESS, "memory case: %s", clattn_status_string(s));
+    clattn_memory_stats st;
+    clattn_memory_stats_get(ctx, &st);
+    free(out), free(lse);
+    case_free(&c);
+    return st.peak_bytes;
+}
+
+/* Linear in the sequence: doubling it at most doubles the library's peak
+   (plus a block of padding), and the peak stays far below one score
+   matrix. */
+static void memory_is_linear(void)
+{
+    const size_t s1 = test_small() ? 128 : 2048;
+    for (int v = 0; v < 2; ++v) {
+        size_t a = fused_peak(s1, fused_paths[v]);
+        size_t b = fused_peak(2 * s1, fused_paths[v]);
+        size_t scores = 2 * s1 * s1 * sizeof(float);
+        printf("%s: library device memory %zu bytes at S=%zu, %zu at S=%zu\n",
+               clattn_sdpa_path_name(fused_paths[v]), a, s1, b, 2 * s1);
+        CHECK(b <= 2 * a + 2 * 2 * 64 * 64 * 4 * 2,
+              "%s: memory grows faster than S (%zu -> %zu)",
+              clattn_sdpa_path_name(fused_paths[v]), a, b);
+        /* (packed K and V are 2*S*D floats per head: at the small
+           shapes of the Oclgrind run that is not yet far below S*S) */
+        CHECK(test_small() || a < scores / 4,
+              "%s: %zu bytes is not far below the %zu of the score matrix",
+              clattn_sdpa_path_name(fused_paths[v]), a, scores);
+    }
+    clattn_memory_stats st;
+    clattn_memory_stats_get(ctx, &st);
+    CHECK(st.current_bytes == 0, "%zu bytes still counted after the calls",
+          st.current_bytes);
+}
+
+/* A decode call splits its keys: the only library buffer is the partials,
+   (B*H*nsplit*Sq*(Dv+2) floats), so the peak shows nsplit > 1. */
+static void decode_splits(void)
+{
+    const size_t skv = test_small() ? 1024 : 8192;
+    clattn_sdpa_desc d = shape(1, 1, 1, 1, skv, 64, 64);
+    device_case c;
+    case_make(&c, &d, 0, 8);
+    float out[64], lse[1];
+    clFinish(info.queue);
+    clattn_memory_stats_reset_peak(ctx);
+    clattn_status s = case_run(&c, CLATTN_SDPA_PATH_FUSED_CPU, out, lse);
+    clattn_memory_stats st;
+    clattn_memory_stats_get(ctx, &st);
+    const size_t per_split = (64 + 2) * sizeof(float);
+    CHECK(s == CLATTN_SUCCESS && st.peak_bytes >= 2 * per_split &&
+              st.peak_bytes % per_split == 0,
+          "decode on 1 head: %zu bytes of partials, not >= 2 splits",
+          st.peak_bytes);
+    printf("decode Skv=%zu: %zu key slices\n", skv, st.peak_bytes / per_split);
+    case_free(&c);
+}
+
+/* Probs on a fused path, head dims over 256: UNSUPPORTED, nothing
+   written; AUTO runs the unfused path for both and matches the reference. */
+static void refusals(void)
+{
+    clattn_sdpa_desc d = shape(1, 1, 1, 5, 7, 300, 300);
+    device_case c;
+    case_make(&c, &d, 0, 9);
+    const size_t n = c.in.n_out;
+    float *sentinel = malloc(n * 4), *got = malloc(n * 4);
+    for (size_t i = 0; i < n; ++i)
+        sentinel[i] = -123.0f;
+    clEnqueueWriteBuffer(info.queue, c.out, CL_TRUE, 0, n * 4, sentinel, 0,
+                         NULL, NULL);
+    for (int v = 0; v < 3; ++v) {
+        clattn_sdpa_path path =
+            v == 2 ? CLATTN_SDPA_PATH_FUSED : fused_paths[v];
+        float lse[5];
+        clattn_status s = case_run(&c, path, got, lse);
+        CHECK(s == CLATTN_ERROR_UNSUPPORTED &&
+                  strstr(clattn_context_last_error(ctx), "256"),
+              "%s with head_dim 300: %s", clattn_sdpa_path_name(path),
+              clattn_status_string(s));
+    }
+    clEnqueueReadBuffer(info.queue, c.out, CL_TRUE, 0, n * 4, got, 0, NULL,
+                        NULL);
+    CHECK(memcmp(got, sentinel, n * 4) == 0, "refused calls wrote out");
+    float lse[5];
+    double *want = malloc(n * sizeof *want);
+    ref_sdpa(&c.in.desc, c.in.q, c.in.k, c.in.v, NULL, want, NULL, NULL);
+    clattn_status s = case_run(&c, CLATTN_SDPA_PATH_AUTO, got, lse);
+    CHECK(s == CLATTN_SUCCESS && compare_close("auto, head_dim 300", got, want,
+                                               n, TOL_ATOL, TOL_RTOL) == 0,
+          "AUTO with head_dim 300: %s", clattn_status_string(s));
+    free(want);
+    case_free(&c);
+
+    /* probs requested on an explicit fused path */
+    d = shape(1, 2, 2, 6, 9, 8, 8);
+    case_make(&c, &d, 0, 10);
+    cl_mem probs = upload(NULL, c.in.n_probs * 4);
+    clEnqueueWriteBuffer(info.queue, c.out, CL_TRUE, 0, c.in.n_out * 4,
+                         sentinel, 0, NULL, NULL);
+    clattn_sdpa_tensors t;
+    memset(&t, 0, sizeof t);
+    size_t dprobs[4] = {1, 2, 6, 9};
+    clattn_tensor_contiguous(&t.q, c.q, 0, c.dq);
+    clattn_tensor_contiguous(&t.k, c.k, 0, c.dk);
+    clattn_tensor_contiguous(&t.v, c.v, 0, c.dv);
+    clattn_tensor_contiguous(&t.out, c.out, 0, c.dout);
+    clattn_tensor_contiguous(&t.probs, probs, 0, dprobs);
+    for (int v = 0; v < 3; ++v) {
+        clattn_sdpa_path path =
+            v == 2 ? CLATTN_SDPA_PATH_FUSED : fused_paths[v];
+        clattn_status st =
+            clattn_sdpa(ctx, &c.in.desc, &t, path, 0, NULL, NULL);
+        CHECK(st == CLATTN_ERROR_UNSUPPORTED &&
+                  strstr(clattn_context_last_error(ctx), "probs"),
+              "%s with probs: %s", clattn_sdpa_path_name(path),
+              clattn_status_string(st));
+    }
+    clEnqueueReadBuffer(info.queue, c.out, CL_TRUE, 0, c.in.n_out * 4, got, 0,
+                        NULL, NULL);
+    CHECK(memcmp(got, sentinel, c.in.n_out * 4) == 0,
+          "refused probs calls wrote out");
+    clReleaseMemObject(probs);
+    case_free(&c);
+    free(sentinel), free(got);
+}
+
+int main(void)
+{
+    ctx = test_context();
+    clattn_context_info(ctx, &info);
+    printf("fused variant of this device: %s\n",
+           clattn_sdpa_path_name(clattn_sdpa_fused_variant(ctx)));
+    agreement_suite();
+    memory_is_linear();
+    decode_splits();
+    refusals();
+    clattn_context_destroy(ctx);
+    return test_finish("test_sdpa_fused");
+}
