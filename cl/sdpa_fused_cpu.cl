@@ -26,16 +26,17 @@
 #define FC_DVC 16  /* 16-float chunks of a row: head dims up to 256 */
 #define FD_ROWS 8  /* rows per decode work-item */
 
-/* One work-item per (padded key j, bhk): K row j to kp[blk][d][j % 64],
-   V row j to vp[j][0 .. dv_pad); keys past seq_kv and features past
-   head_dim_v are zeros. */
+/* One work-item per (padded key j, bhk): K row j times k_scale (the
+   softmax scale in log2 units, so that Q.K comes out scaled) to
+   kp[blk][d][j % 64], V row j to vp[j][0 .. dv_pad); keys past seq_kv and
+   features past head_dim_v are zeros. */
 __kernel void fused_pack_kv(__global const float *k, ulong k_off, ulong k_sb,
                             ulong k_sh, ulong k_ss, __global const float *v,
                             ulong v_off, ulong v_sb, ulong v_sh, ulong v_ss,
                             __global float *kp, __global float *vp,
                             uint heads_kv, uint seq_kv, uint head_dim,
                             uint head_dim_v, uint dv_pad, uint nblk,
-                            uint bhk_begin)
+                            float k_scale, uint bhk_begin)
 {
     const uint j = (uint)get_global_id(0);
     const uint bhk = bhk_begin + (uint)get_global_id(1);
@@ -47,7 +48,7 @@ __kernel void fused_pack_kv(__global const float *k, ulong k_off, ulong k_sb,
     __global float *kb =
         kp + ((ulong)bhk * nblk + j / FC_BK) * head_dim * FC_BK + j % FC_BK;
     for (uint d = 0; d < head_dim; ++d)
-        kb[(ulong)d * FC_BK] = valid ? krow[d] : 0.0f;
+        kb[(ulong)d * FC_BK] = valid ? krow[d] * k_scale : 0.0f;
     __global float *vr = vp + ((ulong)bhk * nblk * FC_BK + j) * dv_pad;
     for (uint c = 0; c < dv_pad; ++c)
         vr[c] = valid && c < head_dim_v ? vrow[c] : 0.0f;
@@ -140,7 +141,8 @@ __kernel void fused_cpu_rows(
                 qr[t] = q + q_off + b * q_sb + h * q_sh + i * q_ss;
             }
 
-            /* S = Q K^T: 4 rows x 64 keys in 16 float16 registers. */
+            /* S = Q K^T (K carries the scale): 4 rows x 64 keys in 16
+               float16 registers. */
             float16 s[FC_RT][4];
             for (uint t = 0; t < FC_RT; ++t)
                 for (uint c = 0; c < 4; ++c)
@@ -149,6 +151,7 @@ __kernel void fused_cpu_rows(
                 __global const float *kd = kb + d * FC_BK;
                 const float16 k0 = vload16(0, kd), k1 = vload16(1, kd),
                               k2 = vload16(2, kd), k3 = vload16(3, kd);
+#pragma unroll
                 for (uint t = 0; t < FC_RT; ++t) {
                     const float16 qv = (float16)qr[t][d];
                     s[t][0] = fma(qv, k0, s[t][0]);
@@ -165,21 +168,20 @@ __kernel void fused_cpu_rows(
                 const uint r = min(r0 + t, last_row), i = i0 + r;
                 mk.m_row = m_off + b * m_sb + h * m_sh + i * m_ss;
                 mk.causal_last = fused_causal_last(i, causal_shift);
-                for (uint c = 0; c < 4; ++c)
-                    s[t][c] *= scale_log2;
                 if (fused_block_needs_mask(j0, FC_BK, &mk))
                     for (uint c = 0; c < 4; ++c)
                         s[t][c] = fused_mask16(s[t][c], j0 + 16 * c, &mk);
-                float mx = fmax(fmax(fused_hmax16(s[t][0]),
-                                     fused_hmax16(s[t][1])),
-                                fmax(fused_hmax16(s[t][2]),
-                                     fused_hmax16(s[t][3])));
+                const float mx =
+                    fused_hmax16(fused_max16(fused_max16(s[t][0], s[t][1]),
+                                             fused_max16(s[t][2], s[t][3])));
                 const float m_new = fmax(m[r], mx);
                 const float base = fused_max_base(m_new);
-                corr[t] = exp2(m[r] - base);
+                /* The max rarely moves after the first blocks: skip the
+                   rescale's exp2 then. */
+                corr[t] = m_new == m[r] ? 1.0f : exp2(m[r] - base);
                 float16 psum = (float16)0.0f;
                 for (uint c = 0; c < 4; ++c) {
-                    float16 p = exp2(s[t][c] - base);
+                    float16 p = fused_exp2_neg16(s[t][c] - base);
                     psum += p;
                     if (drop_threshold)
                         p = fused_dropout16(
@@ -210,6 +212,7 @@ __kernel void fused_cpu_rows(
                     __global const float *vr = vb + jj * dv_pad + cg * 16;
                     const float16 v0 = vload16(0, vr), v1 = vload16(1, vr),
                                   v2 = vload16(2, vr), v3 = vload16(3, vr);
+#pragma unroll
                     for (uint t = 0; t < FC_RT; ++t) {
                         const float16 pb = (float16)pt[t][jj];
                         a[t][0] = fma(pb, v0, a[t][0]);
@@ -317,7 +320,7 @@ __kernel void fused_cpu_decode(
             const float m_new = fmax(m[r], fused_hmax16(x));
             const float base = fused_max_base(m_new);
             corr[r] = exp2(m[r] - base);
-            float16 pv = exp2(x - base);
+            float16 pv = fused_exp2_neg16(x - base);
             l[r] = l[r] * corr[r] + fused_hsum16(pv);
             m[r] = m_new;
             if (drop_threshold)

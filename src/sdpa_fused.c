@@ -324,6 +324,7 @@ static clattn_status enqueue_pack(clattn_context *ctx, cl_command_queue queue,
     arg_uint(&a, (cl_uint)p->head_dim_v);
     arg_uint(&a, (cl_uint)plan->dv_pad);
     arg_uint(&a, (cl_uint)plan->nblk);
+    arg_float(&a, (float)(p->scale * FUSED_LOG2E)); /* K carries the scale */
     arg_uint(&a, 0);
     if (a.err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clSetKernelArg (fused_pack_kv)", a.err);

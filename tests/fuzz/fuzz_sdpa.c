@@ -80,7 +80,8 @@
      [klens]   (mode bit3) one KL byte per batch entry when batch <= 64
                (a larger batch gets key_lengths = NULL)
      [device]  (mode bit1)
-       ENUM    path (% 2 instead of % 3)
+       ENUM    path (% 6: auto, unfused, fused, fused-cpu, fused-gpu, and
+               one invalid value)
        call    bits0-1: wait list: 0 none, 1 count 1 with a NULL list,
                2 count 0 with a non-NULL list, 3 gated by a user event
                completed after the call; bit2: ask for the event;
@@ -167,6 +168,13 @@ static cl_command_queue g_own_queue[2];  /* a second queue of each context */
 static cl_command_queue g_foreign_queue; /* a queue of g_foreign */
 static unsigned long g_calls, g_compared, g_conservative;
 static int g_verbose; /* $FUZZ_SDPA_VERBOSE: print every call's status */
+
+/* Whether the fused path takes these head dims (docs/api.md). */
+static int fused_fits(const clattn_sdpa_desc *d)
+{
+    size_t dv = d->head_dim_v ? d->head_dim_v : d->head_dim;
+    return d->head_dim <= 256 && dv <= 256;
+}
 
 static size_t scratch_limit(const clattn_info *in, const char *env)
 {
@@ -850,7 +858,9 @@ static void run_host(const problem *p, data *x, const call_opts *c)
                     staged = p->count[t] * es;
             }
         }
-        if (want == CLATTN_SUCCESS && !want_probs &&
+        /* The host entry point runs AUTO: fused (no score scratch) when
+           probs are not wanted and the head dims fit the fused path. */
+        if (want == CLATTN_SUCCESS && !want_probs && !fused_fits(d) &&
             sat_mul(d->seq_kv, sizeof(float)) > g_scratch[c->ctx_index])
             want = CLATTN_ERROR_UNSUPPORTED;
     }
@@ -1161,7 +1171,7 @@ static void run_device(reader *r, const problem *p, data *x, const call_opts *o)
 {
     device_call c;
     memset(&c, 0, sizeof c);
-    c.path = dec_enum(r, 2);
+    c.path = dec_enum(r, 6); /* 0..4 valid, 5 not */
     c.call = rd8(r);
     for (int t = 0; t < T_COUNT; ++t)
         decode_view(r, p, t, &c);
@@ -1193,7 +1203,7 @@ static void run_device(reader *r, const problem *p, data *x, const call_opts *o)
         want = CLATTN_ERROR_INVALID_ARGUMENT;
     else if ((want = predict_desc(p)) != CLATTN_SUCCESS)
         ;
-    else if (c.path > CLATTN_SDPA_PATH_UNFUSED || wait_mode == 1 ||
+    else if (c.path > CLATTN_SDPA_PATH_FUSED_GPU || wait_mode == 1 ||
              wait_mode == 2)
         want = CLATTN_ERROR_INVALID_ARGUMENT;
     else if (queue_mode == 3) /* a queue of another context: before views */
@@ -1236,7 +1246,17 @@ static void run_device(reader *r, const problem *p, data *x, const call_opts *o)
                     ranges_intersect(&c.v[outs[a]], &c.v[t]))
                     want = CLATTN_ERROR_INVALID_ARGUMENT;
         }
-        if (want == CLATTN_SUCCESS && !c.v[T_P].present &&
+        /* docs/api.md: AUTO takes the fused path without probs when the
+           head dims fit it, else the unfused one; an explicit fused path
+           refuses probs and head dims over 256; only the unfused path has
+           a score scratch limit. */
+        const int fused = c.path == CLATTN_SDPA_PATH_AUTO
+                              ? !c.v[T_P].present && fused_fits(&p->d)
+                              : c.path != CLATTN_SDPA_PATH_UNFUSED;
+        if (want == CLATTN_SUCCESS && fused &&
+            (c.v[T_P].present || !fused_fits(&p->d)))
+            want = CLATTN_ERROR_UNSUPPORTED;
+        if (want == CLATTN_SUCCESS && !fused && !c.v[T_P].present &&
             sat_mul(p->d.seq_kv, sizeof(float)) > g_scratch[o->ctx_index])
             want = CLATTN_ERROR_UNSUPPORTED;
     }
