@@ -1,0 +1,192 @@
+/* The suites and the arithmetic of each case. Shapes follow common models:
+   head_dim 64 (BERT, GPT-2) and 128 (Llama), 8 query heads sharing 2 K/V
+   heads for GQA, and a 32/8-head decode step against a KV cache. */
+#include "bench_cases.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define SDPA(s, causal)                                                        \
+    {                                                                          \
+        BENCH_OP_SDPA, 1, 8, 8, s, s, 64, causal                               \
+    }
+#define GQA(s, causal)                                                         \
+    {                                                                          \
+        BENCH_OP_GQA, 1, 8, 2, s, s, 64, causal                                \
+    }
+#define DECODE(q, kv)                                                          \
+    {                                                                          \
+        BENCH_OP_DECODE, 1, 32, 8, q, kv, 128, CLATTN_CAUSAL_BOTTOM_RIGHT      \
+    }
+#define NONE CLATTN_CAUSAL_NONE
+#define CAUSAL CLATTN_CAUSAL_TOP_LEFT
+
+/* Sized so that the whole suite, peers and the slow paths included, stays
+   well under a minute on two PoCL cores (sequences of 2048 and more are
+   the full suite's: the unfused path alone takes seconds per call). */
+static const bench_case quick[] = {
+    SDPA(256, NONE),    SDPA(512, NONE), SDPA(1024, NONE), SDPA(512, CAUSAL),
+    SDPA(1024, CAUSAL), GQA(1024, NONE), DECODE(1, 2048),  DECODE(1, 8192),
+};
+
+static const bench_case full[] = {
+    SDPA(256, NONE),
+    SDPA(512, NONE),
+    SDPA(1024, NONE),
+    SDPA(2048, NONE),
+    SDPA(4096, NONE),
+    SDPA(512, CAUSAL),
+    SDPA(1024, CAUSAL),
+    SDPA(2048, CAUSAL),
+    SDPA(4096, CAUSAL),
+    {BENCH_OP_SDPA, 1, 8, 8, 1024, 1024, 128, NONE},
+    {BENCH_OP_SDPA, 1, 8, 8, 2048, 2048, 128, NONE},
+    {BENCH_OP_SDPA, 4, 8, 8, 512, 512, 64, NONE},
+    GQA(1024, NONE),
+    GQA(2048, NONE),
+    GQA(4096, NONE),
+    GQA(2048, CAUSAL),
+    DECODE(1, 1024),
+    DECODE(1, 4096),
+    DECODE(1, 16384),
+    DECODE(8, 4096),
+    DECODE(8, 16384),
+};
+
+/* Tiny shapes, odd sizes included, one of each op: seconds in CTest. */
+static const bench_case smoke[] = {
+    {BENCH_OP_SDPA, 1, 2, 2, 64, 64, 16, NONE},
+    {BENCH_OP_SDPA, 2, 2, 2, 33, 47, 16, CAUSAL},
+    {BENCH_OP_GQA, 1, 4, 2, 64, 64, 16, NONE},
+    {BENCH_OP_DECODE, 2, 4, 2, 1, 256, 16, CLATTN_CAUSAL_BOTTOM_RIGHT},
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+const bench_case *bench_suite(const char *name, size_t *count)
+{
+    static const struct {
+        const char *name;
+        const bench_case *cases;
+        size_t n;
+    } suites[] = {{"quick", quick, COUNT(quick)},
+                  {"full", full, COUNT(full)},
+                  {"smoke", smoke, COUNT(smoke)}};
+    for (size_t i = 0; i < COUNT(suites); ++i)
+        if (strcmp(name, suites[i].name) == 0) {
+            *count = suites[i].n;
+            return suites[i].cases;
+        }
+    return NULL;
+}
+
+const char *bench_op_name(bench_op op)
+{
+    switch (op) {
+    case BENCH_OP_SDPA: return "sdpa";
+    case BENCH_OP_GQA: return "gqa";
+    case BENCH_OP_DECODE: return "decode";
+    }
+    return "unknown";
+}
+
+int bench_op_parse(const char *text, bench_op *op)
+{
+    for (int i = BENCH_OP_SDPA; i <= BENCH_OP_DECODE; ++i)
+        if (strcmp(text, bench_op_name((bench_op)i)) == 0) {
+            *op = (bench_op)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *bench_causal_name(clattn_causal causal)
+{
+    switch (causal) {
+    case CLATTN_CAUSAL_NONE: return "none";
+    case CLATTN_CAUSAL_TOP_LEFT: return "top-left";
+    case CLATTN_CAUSAL_BOTTOM_RIGHT: return "bottom-right";
+    }
+    return "unknown";
+}
+
+void bench_case_label(const bench_case *c, char *dst, size_t cap)
+{
+    char heads[48], seq[48];
+    if (c->heads_kv == c->heads_q)
+        snprintf(heads, sizeof heads, "h%zu", c->heads_q);
+    else
+        snprintf(heads, sizeof heads, "h%zu/%zu", c->heads_q, c->heads_kv);
+    if (c->seq_q == c->seq_kv)
+        snprintf(seq, sizeof seq, "s%zu", c->seq_q);
+    else
+        snprintf(seq, sizeof seq, "q%zu kv%zu", c->seq_q, c->seq_kv);
+    /* Decode is always bottom-right causal; only the prefill ops say it. */
+    const char *mask = c->op != BENCH_OP_DECODE && c->causal ? "-causal" : "";
+    snprintf(dst, cap, "%s%s b%zu %s %s d%zu", bench_op_name(c->op), mask,
+             c->batch, heads, seq, c->head_dim);
+}
+
+void bench_case_desc(const bench_case *c, clattn_sdpa_desc *desc)
+{
+    clattn_sdpa_desc_init(desc);
+    desc->batch = c->batch;
+    desc->heads_q = c->heads_q;
+    desc->heads_kv = c->heads_kv;
+    desc->seq_q = c->seq_q;
+    desc->seq_kv = c->seq_kv;
+    desc->head_dim = c->head_dim;
+    desc->causal = c->causal;
+}
+
+double bench_case_flops(const bench_case *c)
+{
+    return 4.0 * (double)c->batch * (double)c->heads_q * (double)c->seq_q *
+           (double)c->seq_kv * (double)c->head_dim;
+}
+
+/* Keys query row i may attend: all, or up to the diagonal (shifted by
+   seq_kv - seq_q when aligned bottom-right), clamped to [0, seq_kv]. */
+static double allowed_pairs(const bench_case *c)
+{
+    if (c->causal == CLATTN_CAUSAL_NONE)
+        return (double)c->seq_q * (double)c->seq_kv;
+    double shift = c->causal == CLATTN_CAUSAL_BOTTOM_RIGHT
+                       ? (double)c->seq_kv - (double)c->seq_q
+                       : 0.0;
+    double pairs = 0.0;
+    for (size_t i = 0; i < c->seq_q; ++i) {
+        double keys = (double)i + 1.0 + shift;
+        pairs += keys < 0.0                 ? 0.0
+                 : keys > (double)c->seq_kv ? (double)c->seq_kv
+                                            : keys;
+    }
+    return pairs;
+}
+
+double bench_case_flops_effective(const bench_case *c)
+{
+    return 4.0 * (double)c->batch * (double)c->heads_q * allowed_pairs(c) *
+           (double)c->head_dim;
+}
+
+size_t bench_case_q_elems(const bench_case *c)
+{
+    return c->batch * c->heads_q * c->seq_q * c->head_dim;
+}
+
+size_t bench_case_kv_elems(const bench_case *c)
+{
+    return c->batch * c->heads_kv * c->seq_kv * c->head_dim;
+}
+
+size_t bench_case_o_elems(const bench_case *c)
+{
+    return bench_case_q_elems(c);
+}
+
+double bench_case_bytes(const bench_case *c)
+{
+    return 4.0 * ((double)bench_case_q_elems(c) * 2.0 +
+                  (double)bench_case_kv_elems(c) * 2.0);
+}

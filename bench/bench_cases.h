@@ -1,0 +1,57 @@
+/* The benchmark cases: one attention problem each, the suites that group
+   them, and the work each one does (FLOPs, compulsory bytes). */
+#ifndef CLATTN_BENCH_CASES_H
+#define CLATTN_BENCH_CASES_H
+
+#include <clattn/clattn.h>
+
+#include <stddef.h>
+
+typedef enum bench_op {
+    BENCH_OP_SDPA,  /* heads_kv == heads_q */
+    BENCH_OP_GQA,   /* heads_kv divides heads_q, K/V shared by a group */
+    BENCH_OP_DECODE /* a few new queries against a long KV cache */
+} bench_op;
+
+typedef struct bench_case {
+    bench_op op;
+    size_t batch, heads_q, heads_kv, seq_q, seq_kv, head_dim;
+    clattn_causal causal;
+} bench_case;
+
+/* "sdpa", "gqa", "decode"; bench_op_parse returns -1 for other text. */
+const char *bench_op_name(bench_op op);
+int bench_op_parse(const char *text, bench_op *op);
+
+/* "none", "top-left", "bottom-right". */
+const char *bench_causal_name(clattn_causal causal);
+
+/* The suites: "quick" (the README's main job, under a minute on PoCL),
+   "full" (longer sequences, larger heads), "smoke" (tiny, for CTest).
+   Returns a static array and its length, or NULL for an unknown name. */
+const bench_case *bench_suite(const char *name, size_t *count);
+
+/* A short unique label, e.g. "sdpa-causal b1 h8 s1024 d64". */
+void bench_case_label(const bench_case *c, char *dst, size_t cap);
+
+/* The library's descriptor for the case (no mask, no dropout). */
+void bench_case_desc(const bench_case *c, clattn_sdpa_desc *desc);
+
+/* 4*B*Hq*Sq*Skv*D: QK^T and P.V over the whole score matrix, the count
+   GFLOP/s is quoted in (as FlashAttention's and PyTorch's benchmarks). */
+double bench_case_flops(const bench_case *c);
+
+/* The same for the (query, key) pairs the causal mask leaves: about half
+   for a square causal case; equal to bench_case_flops without a mask. */
+double bench_case_flops_effective(const bench_case *c);
+
+/* Compulsory traffic: Q, K, V read once and O written once. For decode
+   this is almost all the K/V read, the figure that bounds it. */
+double bench_case_bytes(const bench_case *c);
+
+/* Elements of Q, K, V and O. */
+size_t bench_case_q_elems(const bench_case *c);
+size_t bench_case_kv_elems(const bench_case *c);
+size_t bench_case_o_elems(const bench_case *c);
+
+#endif
