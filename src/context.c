@@ -22,6 +22,11 @@ static clattn_context *context_alloc(void)
         free(ctx);
         return NULL;
     }
+    if (pthread_mutex_init(&ctx->build_lock, NULL) != 0) {
+        pthread_mutex_destroy(&ctx->error_lock);
+        free(ctx);
+        return NULL;
+    }
     ctx->info.platform_index = -1;
     ctx->info.device_index = -1;
     return ctx;
@@ -360,6 +365,7 @@ void clattn_context_destroy(clattn_context *ctx)
         return;
     context_release_cl(ctx);
     pthread_mutex_destroy(&ctx->error_lock);
+    pthread_mutex_destroy(&ctx->build_lock);
     free(ctx);
 }
 

@@ -24,6 +24,12 @@ struct clattn_context {
        (AUTO = its own choice) */
     clattn_sdpa_path auto_path;
     atomic_size_t mem_current, mem_peak; /* see device_memory.h */
+    /* Guards the programs built on first use (the layers') and the
+       once-per-context CLBlast tuning (gemm.c). */
+    pthread_mutex_t build_lock;
+    atomic_int gemm_tuning_state; /* 0 not yet, 1 applied, 2 failed */
+    int gemm_tuning_code;         /* CLBlast status when it failed */
+    const char *gemm_tuning_failed; /* the kernel it failed on */
     pthread_mutex_t error_lock;
     char last_error[CLATTN_ERROR_TEXT_MAX];
 };

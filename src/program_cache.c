@@ -32,6 +32,11 @@ static const program_spec program_specs[PROGRAM_COUNT] = {
                                 {"philox.clh", "sdpa_fused_common.clh",
                                  "sdpa_fused_gpu.cl", "sdpa_fused_merge.cl",
                                  NULL}},
+    [PROGRAM_LAYER_COMMON] = {"layer_common", {"layer_common.cl", NULL}},
+    [PROGRAM_MHA] = {"mha", {"layer_norm.cl", "mha.cl", NULL}},
+    [PROGRAM_TALKING_HEADS] = {"talking_heads",
+                               {"philox.clh", "talking_heads.cl", NULL}},
+    [PROGRAM_ADDITIVE] = {"additive", {"additive.cl", NULL}},
 };
 
 static const char *embedded_source(const char *name)
@@ -174,7 +179,7 @@ clattn_status programs_build(clattn_context *ctx)
         clReleaseProgram(program);
         wg = softmax_work_group(limit);
     }
-    for (int id = 0; id < PROGRAM_COUNT; ++id) {
+    for (int id = 0; id < PROGRAM_FIRST_ON_DEMAND; ++id) {
         if (p->program[id])
             continue;
         clattn_status status =
@@ -196,9 +201,28 @@ void programs_release(clattn_programs *programs)
     }
 }
 
+/* The first use of an on-demand program builds it, once, under the
+   context's build lock; threads that lose the race use the winner's. */
+static clattn_status ensure_built(clattn_context *ctx, program_id id)
+{
+    clattn_status status = CLATTN_SUCCESS;
+    pthread_mutex_lock(&ctx->build_lock);
+    if (!ctx->programs.program[id])
+        status = build_one(ctx, id, ctx->programs.softmax_wg,
+                           &ctx->programs.program[id]);
+    pthread_mutex_unlock(&ctx->build_lock);
+    return status;
+}
+
 clattn_status program_kernel(clattn_context *ctx, program_id id,
                              const char *name, cl_kernel *out)
 {
+    *out = NULL;
+    if (id >= PROGRAM_FIRST_ON_DEMAND) {
+        clattn_status status = ensure_built(ctx, id);
+        if (status != CLATTN_SUCCESS)
+            return status;
+    }
     cl_int err;
     *out = clCreateKernel(ctx->programs.program[id], name, &err);
     if (err != CL_SUCCESS) {

@@ -273,6 +273,253 @@ CLATTN_API clattn_status clattn_sdpa_on_queue(
 CLATTN_API void clattn_tensor_contiguous(clattn_tensor *t, cl_mem buffer,
                                          size_t offset, const size_t dims[4]);
 
+/* ------------------------------------------------------------------------ */
+/* Layers: PyTorch / timm attention modules, with their state_dict weights  */
+/* ------------------------------------------------------------------------ */
+/* Every layer is made once from host weights laid out exactly as the
+   module's state_dict tensors (row-major; a torch.nn.Linear weight is
+   [out_features][in_features]); creation validates the description, copies
+   the weights to the device and keeps them there. A weight the description
+   calls for must be non-NULL, and one it does not call for must be NULL
+   (INVALID_ARGUMENT otherwise), so a mismatched state_dict is caught.
+   Forward calls take contiguous device buffers and enqueue on the context's
+   queue (in order; they return before the work is done unless `timing` is
+   given). The _host forms copy in, run and copy out, and block. On any
+   error nothing is written to the outputs. Projections (every nn.Linear
+   with more than one input feature) run through CLBlast; the rest is
+   clattn's own kernels. A layer is used by one thread at a time. */
+
+/* Where a layer's time went, from OpenCL event profiling. Asking for it
+   (a non-NULL pointer) makes the forward call block until done. */
+typedef struct clattn_layer_timing {
+    double projection_ms; /* the CLBlast GEMMs and their bias adds */
+    double attention_ms;  /* scores, masks, softmax, head mixing, P.V */
+    double other_ms;      /* layer norm, mask and layout preparation, gates */
+} clattn_layer_timing;
+
+/* ---- Multi-head attention: torch.nn.MultiheadAttention ----------------- */
+
+typedef struct clattn_mha_desc {
+    size_t embed_dim, num_heads; /* embed_dim % num_heads == 0 */
+    size_t kdim, vdim;           /* key / value input features; 0 = embed_dim */
+    int bias;                    /* torch bias=True: in_proj_bias, out_proj.bias */
+    int batch_first;             /* 1: [batch][seq][feature]; 0: [seq][batch][feature] (torch default) */
+    float dropout_p;             /* on the attention weights (torch training mode); 0 = eval */
+    uint64_t dropout_seed;       /* Philox seed, as clattn_sdpa_desc */
+    float scale;                 /* 0 = 1/sqrt(embed_dim / num_heads), as torch */
+    int pre_layernorm;           /* normalize query, key and value with one affine LayerNorm
+                                    over embed_dim first (needs kdim == vdim == embed_dim) */
+    float layernorm_eps;         /* 0 = 1e-5, torch's default */
+    int no_out_proj;             /* 1: no output projection (single-head seed forms) */
+} clattn_mha_desc;
+
+/* Zeroes (torch defaults then follow from the zero values). */
+CLATTN_API void clattn_mha_desc_init(clattn_mha_desc *desc);
+
+typedef struct clattn_mha_weights {
+    /* Packed [3E][E] (q; k; v rows), when kdim == vdim == embed_dim ... */
+    const float *in_proj_weight;
+    /* ... or the three separate ones (torch's q/k/v_proj_weight when
+       kdim or vdim differ): [E][E], [E][kdim], [E][vdim]. */
+    const float *q_proj_weight, *k_proj_weight, *v_proj_weight;
+    const float *in_proj_bias;    /* [3E] when bias */
+    const float *out_proj_weight; /* [E][E] unless no_out_proj */
+    const float *out_proj_bias;   /* [E] when bias and out_proj */
+    const float *norm_weight, *norm_bias; /* [E] when pre_layernorm */
+} clattn_mha_weights;
+
+typedef struct clattn_mha clattn_mha;
+
+CLATTN_API clattn_status clattn_mha_create(clattn_context *ctx,
+                                           const clattn_mha_desc *desc,
+                                           const clattn_mha_weights *weights,
+                                           clattn_mha **out);
+CLATTN_API void clattn_mha_destroy(clattn_mha *layer); /* NULL is fine */
+
+typedef enum clattn_need_weights {
+    CLATTN_NEED_WEIGHTS_NONE = 0,     /* need_weights=False: the fused path may run */
+    CLATTN_NEED_WEIGHTS_AVERAGE = 1,  /* [batch][seq_q][seq_kv], mean over heads (torch default) */
+    CLATTN_NEED_WEIGHTS_PER_HEAD = 2  /* [batch][heads][seq_q][seq_kv] (average_attn_weights=False) */
+} clattn_need_weights;
+
+/* Shapes and masks of one call, shared by the device and host forms. */
+typedef struct clattn_mha_call {
+    size_t batch, seq_q, seq_kv;
+    /* key_padding_mask: uint8 [batch][seq_kv], NONZERO = IGNORE the key
+       (torch MHA polarity; the opposite of clattn_sdpa's bool mask). */
+    int has_key_padding_mask;
+    /* attn_mask: BOOL = uint8, NONZERO = NOT allowed (torch MHA polarity);
+       ADDITIVE = float added to the scaled scores. Shape [seq_q][seq_kv],
+       or [batch * num_heads][seq_q][seq_kv] when attn_mask_per_head. */
+    clattn_mask_type attn_mask_type;
+    int attn_mask_per_head;
+    int is_causal; /* top-left causal mask (torch is_causal), combines with the rest */
+    clattn_need_weights need_weights;
+    clattn_sdpa_path path; /* AUTO, or force UNFUSED / FUSED for the attention core */
+    clattn_layer_timing *timing; /* optional, see clattn_layer_timing */
+} clattn_mha_call;
+
+/* Device buffers, each contiguous in the layer's layout (batch_first or
+   sequence-first). key == query (the same cl_mem) is self-attention:
+   one GEMM computes Q, K and V together and attention reads them as
+   strided views of its output. Masks and weights buffers are ignored (may
+   be NULL) when the call does not use them. */
+typedef struct clattn_mha_buffers {
+    cl_mem query, key, value;   /* [.. seq_q/seq_kv .. batch ..][E | kdim | vdim] */
+    cl_mem key_padding_mask, attn_mask;
+    cl_mem out;                 /* [.. seq_q .. batch ..][E] */
+    cl_mem attn_weights;        /* per need_weights */
+} clattn_mha_buffers;
+
+CLATTN_API clattn_status clattn_mha_forward(clattn_mha *layer,
+                                            const clattn_mha_call *call,
+                                            const clattn_mha_buffers *buffers);
+
+/* Host form: key == query (same pointer) is self-attention as above. */
+CLATTN_API clattn_status clattn_mha_forward_host(
+    clattn_mha *layer, const clattn_mha_call *call, const float *query,
+    const float *key, const float *value, const uint8_t *key_padding_mask,
+    const void *attn_mask, float *out, float *attn_weights);
+
+/* ---- Talking-heads attention: timm TalkingHeadAttn ----------------------- */
+
+typedef struct clattn_talking_heads_desc {
+    size_t dim, num_heads; /* dim % num_heads == 0 */
+    int qkv_bias;          /* timm qkv_bias */
+    float dropout_p;       /* attn_drop, on the mixed weights; 0 = eval */
+    uint64_t dropout_seed;
+} clattn_talking_heads_desc;
+
+typedef struct clattn_talking_heads_weights {
+    const float *qkv_weight, *qkv_bias;       /* [3C][C], [3C] when qkv_bias */
+    const float *proj_l_weight, *proj_l_bias; /* [H][H], [H] */
+    const float *proj_w_weight, *proj_w_bias; /* [H][H], [H] */
+    const float *proj_weight, *proj_bias;     /* [C][C], [C] */
+} clattn_talking_heads_weights;
+
+typedef struct clattn_talking_heads clattn_talking_heads;
+
+CLATTN_API clattn_status clattn_talking_heads_create(
+    clattn_context *ctx, const clattn_talking_heads_desc *desc,
+    const clattn_talking_heads_weights *weights, clattn_talking_heads **out);
+CLATTN_API void clattn_talking_heads_destroy(clattn_talking_heads *layer);
+
+/* path: UNFUSED materializes [B][H][N][N] logits and mixes them with a
+   head-mixing kernel (the only path that can return attn); FUSED never
+   stores N x N per head (memory O(B.H.N.D)); AUTO = FUSED unless attn is
+   wanted. FUSED_CPU / FUSED_GPU are treated as FUSED. */
+typedef struct clattn_talking_heads_call {
+    size_t batch, seq;
+    clattn_sdpa_path path;
+    clattn_layer_timing *timing;
+} clattn_talking_heads_call;
+
+/* x, out: [batch][seq][dim]; attn: optional [batch][H][seq][seq], the
+   weights after the second mix and dropout (NULL = not wanted). */
+CLATTN_API clattn_status clattn_talking_heads_forward(
+    clattn_talking_heads *layer, const clattn_talking_heads_call *call,
+    cl_mem x, cl_mem out, cl_mem attn);
+CLATTN_API clattn_status clattn_talking_heads_forward_host(
+    clattn_talking_heads *layer, const clattn_talking_heads_call *call,
+    const float *x, float *out, float *attn);
+
+/* ---- Additive (Bahdanau) attention --------------------------------------- */
+/* scores[b][i][j] = v . tanh(W_q q[b][i] + b_q + W_k k[b][j] + b_k) + b_v,
+   weights = softmax over j, context = weights . values. The module is the
+   PyTorch seq2seq tutorial's BahdanauAttention generalized: Wa (query),
+   Ua (keys), Va (to one score). The [B][Sq][Skv][A] tensor is never
+   stored. values == NULL in the host form (or the keys buffer passed as
+   values) uses the keys as values, as the tutorial does. */
+typedef struct clattn_additive_desc {
+    size_t query_dim, key_dim, attn_dim, value_dim; /* value_dim 0 = key_dim */
+    int bias; /* Wa, Ua, Va biases present (nn.Linear default) */
+} clattn_additive_desc;
+
+typedef struct clattn_additive_weights {
+    const float *wa_weight, *wa_bias; /* [A][query_dim], [A] */
+    const float *ua_weight, *ua_bias; /* [A][key_dim], [A] */
+    const float *va_weight, *va_bias; /* [1][A], [1] */
+} clattn_additive_weights;
+
+typedef struct clattn_additive clattn_additive;
+
+CLATTN_API clattn_status clattn_additive_create(
+    clattn_context *ctx, const clattn_additive_desc *desc,
+    const clattn_additive_weights *weights, clattn_additive **out);
+CLATTN_API void clattn_additive_destroy(clattn_additive *layer);
+
+typedef struct clattn_additive_call {
+    size_t batch, seq_q, seq_kv;
+    int has_key_padding_mask; /* uint8 [batch][seq_kv], NONZERO = ignore (MHA polarity) */
+    clattn_layer_timing *timing;
+} clattn_additive_call;
+
+/* query [B][Sq][query_dim], keys [B][Skv][key_dim], values [B][Skv][value_dim],
+   context [B][Sq][value_dim], weights optional [B][Sq][Skv]. */
+CLATTN_API clattn_status clattn_additive_forward(
+    clattn_additive *layer, const clattn_additive_call *call, cl_mem query,
+    cl_mem keys, cl_mem values, cl_mem key_padding_mask, cl_mem context,
+    cl_mem weights);
+CLATTN_API clattn_status clattn_additive_forward_host(
+    clattn_additive *layer, const clattn_additive_call *call,
+    const float *query, const float *keys, const float *values,
+    const uint8_t *key_padding_mask, float *context, float *weights);
+
+/* ---- Concat-then-combine attention (seq2seq tutorial AttnDecoderRNN) ------ */
+/* weights = softmax(attn([q; k])) over max_length, applied = weights . V,
+   out = attn_combine([q; applied]). attn: Linear(query_dim + key_dim,
+   max_length); attn_combine: Linear(query_dim + value_dim, out_dim). The
+   concatenations are never stored: each Linear runs as two GEMMs on the
+   column blocks of its weight. */
+typedef struct clattn_concat_desc {
+    size_t query_dim, key_dim, value_dim, max_length, out_dim;
+} clattn_concat_desc;
+
+typedef struct clattn_concat_weights {
+    const float *attn_weight, *attn_bias;       /* [L][Dq + Dk], [L] */
+    const float *combine_weight, *combine_bias; /* [out][Dq + Dv], [out] */
+} clattn_concat_weights;
+
+typedef struct clattn_concat clattn_concat;
+
+CLATTN_API clattn_status clattn_concat_create(
+    clattn_context *ctx, const clattn_concat_desc *desc,
+    const clattn_concat_weights *weights, clattn_concat **out);
+CLATTN_API void clattn_concat_destroy(clattn_concat *layer);
+
+/* query [B][Dq], key [B][Dk] (the tutorial's embedded and hidden),
+   values [B][L][Dv] (encoder outputs), out [B][out_dim], weights optional
+   [B][L]. */
+CLATTN_API clattn_status clattn_concat_forward_host(
+    clattn_concat *layer, size_t batch, const float *query, const float *key,
+    const float *values, float *out, float *weights);
+
+/* ---- Squeeze-excitation token gate ----------------------------------------- */
+/* m = mean over features of x[b][n]; h = relu(w1 * m + b1) (Linear(1, E));
+   g = sigmoid(W2 h + b2) (Linear(E, E)); out = x * g. */
+typedef struct clattn_se_gate clattn_se_gate;
+
+typedef struct clattn_se_gate_weights {
+    const float *fc1_weight, *fc1_bias; /* [E][1], [E] */
+    const float *fc2_weight, *fc2_bias; /* [E][E], [E] */
+} clattn_se_gate_weights;
+
+CLATTN_API clattn_status clattn_se_gate_create(
+    clattn_context *ctx, size_t embed_dim,
+    const clattn_se_gate_weights *weights, clattn_se_gate **out);
+CLATTN_API void clattn_se_gate_destroy(clattn_se_gate *layer);
+
+/* x, out: [tokens][E] (any batch/sequence layout flattened); out may not
+   alias x. */
+CLATTN_API clattn_status clattn_se_gate_forward(clattn_se_gate *layer,
+                                                size_t tokens, cl_mem x,
+                                                cl_mem out,
+                                                clattn_layer_timing *timing);
+CLATTN_API clattn_status clattn_se_gate_forward_host(clattn_se_gate *layer,
+                                                     size_t tokens,
+                                                     const float *x,
+                                                     float *out);
+
 #ifdef __cplusplus
 }
 #endif

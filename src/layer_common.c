@@ -1,0 +1,198 @@
+/* Shared plumbing of the layers: weights and staging buffers, the stage
+   timer, weight checks and the bias-add kernel. */
+#include "layer_common.h"
+#include "context_internal.h"
+#include "device_memory.h"
+#include "kernel_args.h"
+
+#include <string.h>
+
+clattn_status layer_timer_begin(clattn_context *ctx, cl_command_queue queue,
+                                 layer_timer *timer, layer_timer **active)
+{
+    *active = NULL;
+    if (!timer)
+        return CLATTN_SUCCESS;
+    memset(timer, 0, sizeof *timer);
+    cl_int err = clEnqueueMarkerWithWaitList(queue, 0, NULL, &timer->start);
+    if (err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clEnqueueMarkerWithWaitList", err);
+    *active = timer;
+    return CLATTN_SUCCESS;
+}
+
+void layer_timer_record(layer_timer *timer, layer_stage stage, cl_event event)
+{
+    if (!event)
+        return;
+    if (!timer || timer->count == LAYER_TIMER_MAX_EVENTS) {
+        /* Past the capacity the next recorded stage absorbs this one's
+           time, which keeps the total right. */
+        clReleaseEvent(event);
+        return;
+    }
+    timer->events[timer->count] = event;
+    timer->stages[timer->count] = stage;
+    timer->count++;
+}
+
+cl_event *layer_timer_slot(layer_timer *timer, cl_event *scratch)
+{
+    *scratch = NULL;
+    return timer ? scratch : NULL;
+}
+
+static cl_int event_end(cl_event event, cl_ulong *end)
+{
+    return clGetEventProfilingInfo(event, CL_PROFILING_COMMAND_END,
+                                   sizeof *end, end, NULL);
+}
+
+clattn_status layer_timer_finish(clattn_context *ctx, cl_command_queue queue,
+                                 layer_timer *timer, clattn_layer_timing *out)
+{
+    if (!timer)
+        return CLATTN_SUCCESS;
+    clattn_status status = CLATTN_SUCCESS;
+    cl_int err = out ? clFinish(queue) : CL_SUCCESS;
+    if (err != CL_SUCCESS)
+        status = ctx_cl_error(ctx, "clFinish", err);
+    double ms[LAYER_STAGE_COUNT] = {0};
+    cl_ulong previous = 0;
+    if (out && status == CLATTN_SUCCESS) {
+        /* A marker's own end is when the queue reached it. */
+        err = event_end(timer->start, &previous);
+        for (int i = 0; i < timer->count && err == CL_SUCCESS; ++i) {
+            cl_ulong end = 0;
+            err = event_end(timer->events[i], &end);
+            if (err == CL_SUCCESS && end > previous) {
+                ms[timer->stages[i]] += (double)(end - previous) * 1e-6;
+                previous = end;
+            }
+        }
+        if (err != CL_SUCCESS)
+            status = ctx_cl_error(ctx, "clGetEventProfilingInfo", err);
+    }
+    for (int i = 0; i < timer->count; ++i)
+        clReleaseEvent(timer->events[i]);
+    if (timer->start)
+        clReleaseEvent(timer->start);
+    timer->count = 0;
+    timer->start = NULL;
+    if (out && status == CLATTN_SUCCESS) {
+        out->projection_ms = ms[LAYER_STAGE_PROJECTION];
+        out->attention_ms = ms[LAYER_STAGE_ATTENTION];
+        out->other_ms = ms[LAYER_STAGE_OTHER];
+    }
+    return status;
+}
+
+clattn_status layer_buffer(clattn_context *ctx, size_t bytes,
+                           const void *host, cl_mem *out)
+{
+    cl_int err;
+    cl_mem_flags flags = CL_MEM_READ_WRITE;
+    if (host)
+        flags |= CL_MEM_COPY_HOST_PTR;
+    *out = ctx_buffer_create(ctx, flags, bytes ? bytes : 4, (void *)host,
+                             &err);
+    if (!*out)
+        return err == CL_MEM_OBJECT_ALLOCATION_FAILURE ||
+                       err == CL_OUT_OF_RESOURCES ||
+                       err == CL_OUT_OF_HOST_MEMORY ||
+                       err == CL_INVALID_BUFFER_SIZE
+                   ? ctx_error(ctx, CLATTN_ERROR_OUT_OF_MEMORY,
+                               "device buffer of %zu bytes: %s", bytes,
+                               cl_error_name(err))
+                   : ctx_cl_error(ctx, "clCreateBuffer", err);
+    return CLATTN_SUCCESS;
+}
+
+clattn_status layer_upload(clattn_context *ctx, const float *host,
+                           size_t count, cl_mem *out)
+{
+    *out = NULL;
+    if (!host)
+        return CLATTN_SUCCESS;
+    size_t bytes = 0;
+    clattn_status status = layer_mul_size(ctx, &bytes, count, sizeof(float), 1);
+    if (status != CLATTN_SUCCESS)
+        return status;
+    return layer_buffer(ctx, bytes, host, out);
+}
+
+clattn_status layer_read(clattn_context *ctx, cl_mem buffer, size_t bytes,
+                         void *host)
+{
+    cl_int err = clEnqueueReadBuffer(ctx->queue, buffer, CL_TRUE, 0, bytes,
+                                     host, 0, NULL, NULL);
+    return err == CL_SUCCESS ? CLATTN_SUCCESS
+                             : ctx_cl_error(ctx, "clEnqueueReadBuffer", err);
+}
+
+clattn_status layer_check_weight(clattn_context *ctx, const char *layer,
+                                 const char *name, const float *weight,
+                                 int needed)
+{
+    if (needed && !weight)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "%s: weight %s is NULL but the description needs it",
+                         layer, name);
+    if (!needed && weight)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "%s: weight %s is given but the description has no "
+                         "place for it (check bias / layout flags)",
+                         layer, name);
+    return CLATTN_SUCCESS;
+}
+
+clattn_status layer_mul_size(clattn_context *ctx, size_t *out, size_t a,
+                             size_t b, size_t c)
+{
+    size_t ab;
+    if (__builtin_mul_overflow(a, b, &ab) ||
+        __builtin_mul_overflow(ab, c, out))
+        return ctx_error(ctx, CLATTN_ERROR_SIZE_OVERFLOW,
+                         "size %zu x %zu x %zu overflows size_t", a, b, c);
+    return CLATTN_SUCCESS;
+}
+
+clattn_status layer_enqueue(clattn_context *ctx, cl_command_queue queue,
+                            cl_kernel kernel, const char *name, cl_uint dims,
+                            const size_t *global, cl_event *event)
+{
+    cl_int err = clEnqueueNDRangeKernel(queue, kernel, dims, NULL, global,
+                                        NULL, 0, NULL, event);
+    if (err != CL_SUCCESS)
+        return ctx_error(ctx, CLATTN_ERROR_OPENCL,
+                         "clEnqueueNDRangeKernel(%s) failed: %s (%d)", name,
+                         cl_error_name(err), (int)err);
+    return CLATTN_SUCCESS;
+}
+
+clattn_status layer_bias_add(clattn_context *ctx, cl_command_queue queue,
+                             cl_mem y, size_t y_offset, size_t ld,
+                             size_t rows, size_t cols, cl_mem bias,
+                             size_t bias_offset, cl_event *event)
+{
+    cl_kernel kernel;
+    clattn_status status =
+        program_kernel(ctx, PROGRAM_LAYER_COMMON, "layer_bias_add", &kernel);
+    if (status != CLATTN_SUCCESS)
+        return status;
+    kernel_args a = args_begin(kernel);
+    arg_mem(&a, y);
+    arg_ulong(&a, y_offset);
+    arg_ulong(&a, ld);
+    arg_mem(&a, bias);
+    arg_ulong(&a, bias_offset);
+    if (a.err != CL_SUCCESS) {
+        clReleaseKernel(kernel);
+        return ctx_cl_error(ctx, "clSetKernelArg", a.err);
+    }
+    size_t global[2] = {cols, rows};
+    status = layer_enqueue(ctx, queue, kernel, "layer_bias_add", 2, global,
+                           event);
+    clReleaseKernel(kernel);
+    return status;
+}

@@ -1,0 +1,83 @@
+/* What every layer shares: uploading its weights, staging host data for
+   the _host forms, the per-stage event timer behind clattn_layer_timing,
+   and small kernels (bias add) of cl/layer_common.cl. */
+#ifndef CLATTN_LAYER_COMMON_H
+#define CLATTN_LAYER_COMMON_H
+
+#include "clattn/clattn.h"
+#include "program_cache.h"
+
+typedef enum layer_stage {
+    LAYER_STAGE_PROJECTION = 0,
+    LAYER_STAGE_ATTENTION,
+    LAYER_STAGE_OTHER,
+    LAYER_STAGE_COUNT
+} layer_stage;
+
+#define LAYER_TIMER_MAX_EVENTS 64
+
+/* Each recorded event ends a stage; the stage's time runs from the end of
+   the event before it (or the start marker) to its own end, so on an
+   in-order queue every gap is charged to the stage that follows it and the
+   three stages add up to the whole call. */
+typedef struct layer_timer {
+    cl_event start;
+    cl_event events[LAYER_TIMER_MAX_EVENTS];
+    layer_stage stages[LAYER_TIMER_MAX_EVENTS];
+    int count;
+} layer_timer;
+
+/* A timer for the call when the caller asked for timing (NULL otherwise,
+   and then every layer_timer_* call is a no-op): enqueues the start
+   marker. */
+clattn_status layer_timer_begin(clattn_context *ctx, cl_command_queue queue,
+                                 layer_timer *timer, layer_timer **active);
+
+/* Takes ownership of event (releases it when timer is NULL). The event
+   must be the last command of its stage. */
+void layer_timer_record(layer_timer *timer, layer_stage stage, cl_event event);
+
+/* A place for an enqueue's event: &scratch when timing, NULL otherwise. */
+cl_event *layer_timer_slot(layer_timer *timer, cl_event *scratch);
+
+/* Waits for the queue, sums the stages into out, releases the events.
+   out may be NULL when only releasing (an error path). */
+clattn_status layer_timer_finish(clattn_context *ctx, cl_command_queue queue,
+                                 layer_timer *timer, clattn_layer_timing *out);
+
+/* A read-only device copy of count floats (counted by the memory stats).
+   NULL host gives NULL and success (an absent optional weight). */
+clattn_status layer_upload(clattn_context *ctx, const float *host,
+                           size_t count, cl_mem *out);
+
+/* A device buffer of bytes, written from host when host is not NULL. */
+clattn_status layer_buffer(clattn_context *ctx, size_t bytes,
+                           const void *host, cl_mem *out);
+
+/* Blocking read of bytes from buffer into host. */
+clattn_status layer_read(clattn_context *ctx, cl_mem buffer, size_t bytes,
+                         void *host);
+
+/* Checks that a weight the description needs is given and one it does not
+   need is absent, naming it in the error. */
+clattn_status layer_check_weight(clattn_context *ctx, const char *layer,
+                                 const char *name, const float *weight,
+                                 int needed);
+
+/* a * b (and * c) without overflow, else CLATTN_ERROR_SIZE_OVERFLOW. */
+clattn_status layer_mul_size(clattn_context *ctx, size_t *out, size_t a,
+                             size_t b, size_t c);
+
+/* y[r][c] += bias[c] for r < rows, c < cols, row stride ld (elements). */
+clattn_status layer_bias_add(clattn_context *ctx, cl_command_queue queue,
+                             cl_mem y, size_t y_offset, size_t ld,
+                             size_t rows, size_t cols, cl_mem bias,
+                             size_t bias_offset, cl_event *event);
+
+/* Enqueues a kernel on a 1-D or 2-D range with the local size left to the
+   driver, keeping the OpenCL error with the kernel's name. */
+clattn_status layer_enqueue(clattn_context *ctx, cl_command_queue queue,
+                            cl_kernel kernel, const char *name, cl_uint dims,
+                            const size_t *global, cl_event *event);
+
+#endif
