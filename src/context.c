@@ -36,6 +36,12 @@ static clattn_context *context_alloc(void)
    text) for the caller. */
 static void context_release_cl(clattn_context *ctx)
 {
+    /* Work still in flight (a forward call returns before it is done)
+       finishes first: releasing the queue only flushes it, and a driver
+       left compiling or running it while the process exits can crash in
+       its own teardown (PoCL did, in LLVM's static destructors). */
+    if (ctx->queue)
+        clFinish(ctx->queue);
     programs_release(&ctx->programs);
     if (ctx->queue)
         clReleaseCommandQueue(ctx->queue);
