@@ -1,0 +1,201 @@
+/* torch.nn.MultiheadAttention: the description, its weights checked
+   against it (a mismatched state_dict is caught here) and copied to the
+   device once. */
+#include "context_internal.h"
+#include "device_memory.h"
+#include "mha_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char LAYER[] = "mha";
+
+void clattn_mha_desc_init(clattn_mha_desc *desc)
+{
+    if (desc)
+        memset(desc, 0, sizeof *desc);
+}
+
+static clattn_status check_desc(clattn_context *ctx, const clattn_mha_desc *d)
+{
+    if (d->embed_dim == 0 || d->num_heads == 0)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_SHAPE,
+                         "mha: embed_dim (%zu) and num_heads (%zu) must be "
+                         ">= 1",
+                         d->embed_dim, d->num_heads);
+    if (d->embed_dim % d->num_heads != 0)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_SHAPE,
+                         "mha: embed_dim %zu is not a multiple of num_heads "
+                         "%zu",
+                         d->embed_dim, d->num_heads);
+    if (!isfinite(d->scale))
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "mha: scale is not finite");
+    if (!(d->dropout_p >= 0.0f && d->dropout_p < 1.0f))
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "mha: dropout_p %g is not in [0, 1)",
+                         (double)d->dropout_p);
+    if (!(d->layernorm_eps >= 0.0f) || !isfinite(d->layernorm_eps))
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "mha: layernorm_eps %g is not finite and >= 0 (0 = "
+                         "1e-5)",
+                         (double)d->layernorm_eps);
+    size_t kdim = d->kdim ? d->kdim : d->embed_dim;
+    size_t vdim = d->vdim ? d->vdim : d->embed_dim;
+    if (d->pre_layernorm && (kdim != d->embed_dim || vdim != d->embed_dim))
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "mha: pre_layernorm normalizes key and value over "
+                         "embed_dim, so it needs kdim (%zu) == vdim (%zu) == "
+                         "embed_dim (%zu)",
+                         kdim, vdim, d->embed_dim);
+    return CLATTN_SUCCESS;
+}
+
+/* in_proj_weight XOR the three separate ones (mandatory when kdim or vdim
+   differ from embed_dim, as in torch), and every other weight exactly when
+   the description has a place for it. */
+static clattn_status check_weights(clattn_context *ctx,
+                                   const clattn_mha_desc *d, size_t kdim,
+                                   size_t vdim, const clattn_mha_weights *w)
+{
+    clattn_status s;
+    int same_dims = kdim == d->embed_dim && vdim == d->embed_dim;
+    int separate =
+        !same_dims || w->q_proj_weight || w->k_proj_weight || w->v_proj_weight;
+    if (same_dims && !separate && !w->in_proj_weight)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "mha: weight in_proj_weight is NULL (give it, or "
+                         "q_proj_weight, k_proj_weight and v_proj_weight)");
+    if ((s = layer_check_weight(ctx, LAYER, "in_proj_weight", w->in_proj_weight,
+                                !separate)) ||
+        (s = layer_check_weight(ctx, LAYER, "q_proj_weight", w->q_proj_weight,
+                                separate)) ||
+        (s = layer_check_weight(ctx, LAYER, "k_proj_weight", w->k_proj_weight,
+                                separate)) ||
+        (s = layer_check_weight(ctx, LAYER, "v_proj_weight", w->v_proj_weight,
+                                separate)) ||
+        (s = layer_check_weight(ctx, LAYER, "in_proj_bias", w->in_proj_bias,
+                                d->bias != 0)) ||
+        (s = layer_check_weight(ctx, LAYER, "out_proj_weight",
+                                w->out_proj_weight, !d->no_out_proj)) ||
+        (s = layer_check_weight(ctx, LAYER, "out_proj_bias", w->out_proj_bias,
+                                d->bias && !d->no_out_proj)) ||
+        (s = layer_check_weight(ctx, LAYER, "norm_weight", w->norm_weight,
+                                d->pre_layernorm != 0)) ||
+        (s = layer_check_weight(ctx, LAYER, "norm_bias", w->norm_bias,
+                                d->pre_layernorm != 0)))
+        return s;
+    return CLATTN_SUCCESS;
+}
+
+/* The q, k and v rows into one buffer (see struct clattn_mha). */
+static clattn_status upload_in_proj(clattn_mha *layer,
+                                    const clattn_mha_weights *w)
+{
+    clattn_context *ctx = layer->ctx;
+    size_t E = layer->embed_dim, qn, kn, vn, total, bytes;
+    clattn_status s;
+    if ((s = layer_mul_size(ctx, &qn, E, E, 1)) ||
+        (s = layer_mul_size(ctx, &kn, E, layer->kdim, 1)) ||
+        (s = layer_mul_size(ctx, &vn, E, layer->vdim, 1)))
+        return s;
+    if (__builtin_add_overflow(qn, kn, &total) ||
+        __builtin_add_overflow(total, vn, &total) ||
+        __builtin_mul_overflow(total, sizeof(float), &bytes))
+        return ctx_error(ctx, CLATTN_ERROR_SIZE_OVERFLOW,
+                         "mha: the input projection weights overflow size_t");
+    layer->w_k_offset = qn;
+    layer->w_v_offset = qn + kn;
+    if (w->in_proj_weight)
+        return layer_upload(ctx, w->in_proj_weight, total, &layer->w_in);
+    if ((s = layer_buffer(ctx, bytes, NULL, &layer->w_in)))
+        return s;
+    const float *parts[3] = {w->q_proj_weight, w->k_proj_weight,
+                             w->v_proj_weight};
+    size_t counts[3] = {qn, kn, vn}, offset = 0;
+    for (int i = 0; i < 3; ++i) {
+        cl_int err = clEnqueueWriteBuffer(
+            ctx->queue, layer->w_in, CL_TRUE, offset * sizeof(float),
+            counts[i] * sizeof(float), parts[i], 0, NULL, NULL);
+        if (err != CL_SUCCESS)
+            return ctx_cl_error(ctx, "clEnqueueWriteBuffer", err);
+        offset += counts[i];
+    }
+    return CLATTN_SUCCESS;
+}
+
+static clattn_status upload_weights(clattn_mha *layer,
+                                    const clattn_mha_weights *w)
+{
+    clattn_context *ctx = layer->ctx;
+    size_t E = layer->embed_dim, E3, EE;
+    clattn_status s;
+    if ((s = layer_mul_size(ctx, &E3, E, 3, 1)) ||
+        (s = layer_mul_size(ctx, &EE, E, E, 1)) ||
+        (s = upload_in_proj(layer, w)) ||
+        (s = layer_upload(ctx, w->in_proj_bias, E3, &layer->b_in)) ||
+        (s = layer_upload(ctx, w->out_proj_weight, EE, &layer->w_out)) ||
+        (s = layer_upload(ctx, w->out_proj_bias, E, &layer->b_out)) ||
+        (s = layer_upload(ctx, w->norm_weight, E, &layer->norm_weight)) ||
+        (s = layer_upload(ctx, w->norm_bias, E, &layer->norm_bias)))
+        return s;
+    return CLATTN_SUCCESS;
+}
+
+clattn_status clattn_mha_create(clattn_context *ctx,
+                                const clattn_mha_desc *desc,
+                                const clattn_mha_weights *weights,
+                                clattn_mha **out)
+{
+    if (out)
+        *out = NULL;
+    CTX_CHECK_USABLE(ctx);
+    if (!out || !desc || !weights)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "mha: %s is NULL",
+                         !out    ? "out"
+                         : !desc ? "desc"
+                                 : "weights");
+    clattn_status s = check_desc(ctx, desc);
+    size_t kdim = desc->kdim ? desc->kdim : desc->embed_dim;
+    size_t vdim = desc->vdim ? desc->vdim : desc->embed_dim;
+    if (s || (s = check_weights(ctx, desc, kdim, vdim, weights)))
+        return s;
+    clattn_mha *layer = calloc(1, sizeof *layer);
+    if (!layer)
+        return ctx_error(ctx, CLATTN_ERROR_OUT_OF_MEMORY,
+                         "mha: out of host memory");
+    layer->ctx = ctx;
+    layer->embed_dim = desc->embed_dim;
+    layer->num_heads = desc->num_heads;
+    layer->head_dim = desc->embed_dim / desc->num_heads;
+    layer->kdim = kdim;
+    layer->vdim = vdim;
+    layer->bias = desc->bias != 0;
+    layer->batch_first = desc->batch_first != 0;
+    layer->pre_layernorm = desc->pre_layernorm != 0;
+    layer->no_out_proj = desc->no_out_proj != 0;
+    layer->scale = desc->scale;
+    layer->dropout_p = desc->dropout_p;
+    layer->dropout_seed = desc->dropout_seed;
+    layer->layernorm_eps =
+        desc->layernorm_eps != 0.0f ? desc->layernorm_eps : 1e-5f;
+    s = upload_weights(layer, weights);
+    if (s != CLATTN_SUCCESS) {
+        clattn_mha_destroy(layer);
+        return s;
+    }
+    *out = layer;
+    return CLATTN_SUCCESS;
+}
+
+void clattn_mha_destroy(clattn_mha *layer)
+{
+    if (!layer)
+        return;
+    cl_mem all[] = {layer->w_in,  layer->b_in,        layer->w_out,
+                    layer->b_out, layer->norm_weight, layer->norm_bias};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
+        ctx_buffer_release(layer->ctx, all[i]);
+    free(layer);
+}

@@ -1,0 +1,227 @@
+/* Validation of one multi-head attention call, before anything is
+   allocated or enqueued, so a rejected call writes nothing. */
+#include "context_internal.h"
+#include "mha_internal.h"
+#include "sdpa_problem.h"
+
+#include <string.h>
+
+static int mul_ok(size_t *out, size_t a, size_t b, size_t c)
+{
+    size_t ab;
+    return !__builtin_mul_overflow(a, b, &ab) &&
+           !__builtin_mul_overflow(ab, c, out);
+}
+
+static clattn_status check_enums(clattn_context *ctx,
+                                 const clattn_mha_call *call)
+{
+    if ((unsigned)call->attn_mask_type > CLATTN_MASK_ADDITIVE)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "mha: attn_mask_type has unknown value %d",
+                         (int)call->attn_mask_type);
+    if ((unsigned)call->need_weights > CLATTN_NEED_WEIGHTS_PER_HEAD)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "mha: need_weights has unknown value %d",
+                         (int)call->need_weights);
+    if ((unsigned)call->path > CLATTN_SDPA_PATH_FUSED_GPU)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "mha: path has unknown value %d", (int)call->path);
+    return CLATTN_SUCCESS;
+}
+
+/* Every byte count of the call's tensors and of the layer's scratch. */
+static clattn_status size_call(const clattn_mha *layer,
+                               const clattn_mha_call *call, mha_shapes *sh)
+{
+    const size_t B = call->batch, Sq = call->seq_q, Skv = call->seq_kv,
+                 E = layer->embed_dim, H = layer->num_heads, f = sizeof(float);
+    size_t mask_elem = call->attn_mask_type == CLATTN_MASK_BOOL ? 1 : f;
+    size_t plane, bh, kv_proj;
+    int ok =
+        mul_ok(&sh->rows_q, B, Sq, 1) && mul_ok(&sh->rows_kv, B, Skv, 1) &&
+        mul_ok(&sh->query_bytes, sh->rows_q, E, f) &&
+        mul_ok(&sh->key_bytes, sh->rows_kv, layer->kdim, f) &&
+        mul_ok(&sh->value_bytes, sh->rows_kv, layer->vdim, f) &&
+        mul_ok(&plane, Sq, Skv, 1) && mul_ok(&bh, B, H, 1) &&
+        mul_ok(&sh->per_head_bytes, bh, plane, f) &&
+        mul_ok(&kv_proj, sh->rows_kv, 2, E) &&
+        mul_ok(&sh->proj_floats, sh->rows_q, E, 1) &&
+        !__builtin_add_overflow(sh->proj_floats, kv_proj, &sh->proj_floats) &&
+        mul_ok(&sh->weights_bytes, plane, B, f);
+    if (!ok || sh->proj_floats > SIZE_MAX / f)
+        return CLATTN_ERROR_SIZE_OVERFLOW;
+    sh->out_bytes = sh->query_bytes;
+    sh->kpm_bytes = call->has_key_padding_mask ? sh->rows_kv : 0;
+    sh->attn_mask_bytes = 0;
+    if (call->attn_mask_type != CLATTN_MASK_NONE &&
+        !mul_ok(&sh->attn_mask_bytes, call->attn_mask_per_head ? bh : 1, plane,
+                mask_elem))
+        return CLATTN_ERROR_SIZE_OVERFLOW;
+    if (call->need_weights == CLATTN_NEED_WEIGHTS_PER_HEAD)
+        sh->weights_bytes = sh->per_head_bytes;
+    else if (call->need_weights == CLATTN_NEED_WEIGHTS_NONE)
+        sh->weights_bytes = 0;
+    return CLATTN_SUCCESS;
+}
+
+/* SDPA takes one mask: the caller's additive mask alone goes as it is;
+   any other combination is merged by a kernel into the smallest shape
+   that broadcasts (batch only with a key padding mask or per-head mask,
+   heads only per head, query rows only with an attention mask). */
+static void plan_mask(const clattn_mha *layer, const clattn_mha_call *call,
+                      mha_shapes *sh)
+{
+    int kpm = call->has_key_padding_mask != 0;
+    clattn_mask_type attn = call->attn_mask_type;
+    int per_head = attn != CLATTN_MASK_NONE && call->attn_mask_per_head;
+    sh->mask_type = CLATTN_MASK_NONE;
+    sh->mask_merge = 0;
+    memset(sh->mask_dims, 0, sizeof sh->mask_dims);
+    if (!kpm && attn == CLATTN_MASK_NONE)
+        return;
+    sh->mask_type =
+        attn == CLATTN_MASK_ADDITIVE ? CLATTN_MASK_ADDITIVE : CLATTN_MASK_BOOL;
+    sh->mask_merge = kpm || attn == CLATTN_MASK_BOOL;
+    sh->mask_dims[0] = kpm || per_head ? call->batch : 1;
+    sh->mask_dims[1] = per_head ? layer->num_heads : 1;
+    sh->mask_dims[2] = attn != CLATTN_MASK_NONE ? call->seq_q : 1;
+    sh->mask_dims[3] = call->seq_kv;
+    size_t elem = sh->mask_type == CLATTN_MASK_BOOL ? 1 : sizeof(float);
+    /* Bounded by the per-head size, already checked. */
+    sh->mask_bytes = sh->mask_dims[0] * sh->mask_dims[1] * sh->mask_dims[2] *
+                     sh->mask_dims[3] * elem;
+}
+
+void mha_sdpa_desc(const clattn_mha *layer, const clattn_mha_call *call,
+                   const mha_shapes *sh, clattn_sdpa_desc *d)
+{
+    clattn_sdpa_desc_init(d);
+    d->batch = call->batch;
+    d->heads_q = d->heads_kv = layer->num_heads;
+    d->seq_q = call->seq_q;
+    d->seq_kv = call->seq_kv;
+    d->head_dim = d->head_dim_v = layer->head_dim;
+    d->scale = layer->scale;
+    d->causal = call->is_causal ? CLATTN_CAUSAL_TOP_LEFT : CLATTN_CAUSAL_NONE;
+    d->mask_type = sh->mask_type;
+    memcpy(d->mask_dims, sh->mask_dims, sizeof d->mask_dims);
+    d->dropout_p = layer->dropout_p;
+    d->dropout_seed = layer->dropout_seed;
+    d->dropout_offset = layer->dropout_calls;
+}
+
+clattn_status mha_check_call(clattn_mha *layer, const clattn_mha_call *call,
+                             mha_shapes *sh)
+{
+    clattn_context *ctx = layer->ctx;
+    if (!call)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "mha: call is NULL");
+    clattn_status s = check_enums(ctx, call);
+    if (s != CLATTN_SUCCESS)
+        return s;
+    if (call->batch == 0 || call->seq_q == 0 || call->seq_kv == 0)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_SHAPE,
+                         "mha: batch (%zu), seq_q (%zu) and seq_kv (%zu) must "
+                         "be >= 1",
+                         call->batch, call->seq_q, call->seq_kv);
+    memset(sh, 0, sizeof *sh);
+    sh->batch = call->batch;
+    sh->seq_q = call->seq_q;
+    sh->seq_kv = call->seq_kv;
+    if (size_call(layer, call, sh) != CLATTN_SUCCESS)
+        return ctx_error(ctx, CLATTN_ERROR_SIZE_OVERFLOW,
+                         "mha: the sizes of batch %zu, seq_q %zu, seq_kv %zu "
+                         "overflow size_t",
+                         call->batch, call->seq_q, call->seq_kv);
+    plan_mask(layer, call, sh);
+    /* SDPA's own limits (32-bit kernel indices), before any work. */
+    clattn_sdpa_desc d;
+    sdpa_problem p;
+    mha_sdpa_desc(layer, call, sh, &d);
+    if ((s = sdpa_problem_init(ctx, &d, &p)))
+        return s;
+    if (call->need_weights != CLATTN_NEED_WEIGHTS_NONE &&
+        call->path != CLATTN_SDPA_PATH_AUTO &&
+        call->path != CLATTN_SDPA_PATH_UNFUSED)
+        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                         "mha: need_weights needs the attention weights, "
+                         "which only the unfused path writes (path %s)",
+                         clattn_sdpa_path_name(call->path));
+    return CLATTN_SUCCESS;
+}
+
+/* A caller's buffer: present, of this context, at least bytes long. */
+static clattn_status check_mem(clattn_context *ctx, const char *name,
+                               cl_mem mem, size_t bytes)
+{
+    if (!mem)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "mha: buffers->%s is NULL", name);
+    cl_context owner = NULL;
+    size_t size = 0;
+    cl_int err =
+        clGetMemObjectInfo(mem, CL_MEM_CONTEXT, sizeof owner, &owner, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetMemObjectInfo(mem, CL_MEM_SIZE, sizeof size, &size, NULL);
+    if (err != CL_SUCCESS)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "mha: buffers->%s is not a valid cl_mem (%s)", name,
+                         cl_error_name(err));
+    if (owner != ctx->cl_ctx)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "mha: buffers->%s belongs to another OpenCL context",
+                         name);
+    if (size < bytes)
+        return ctx_error(ctx, CLATTN_ERROR_BUFFER_TOO_SMALL,
+                         "mha: buffers->%s holds %zu bytes; the call needs "
+                         "%zu",
+                         name, size, bytes);
+    return CLATTN_SUCCESS;
+}
+
+clattn_status mha_check_buffers(clattn_mha *layer, const clattn_mha_call *call,
+                                const mha_shapes *sh,
+                                const clattn_mha_buffers *b)
+{
+    clattn_context *ctx = layer->ctx;
+    if (!b)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "mha: buffers is NULL");
+    int weights = call->need_weights != CLATTN_NEED_WEIGHTS_NONE;
+    clattn_status s;
+    if ((s = check_mem(ctx, "query", b->query, sh->query_bytes)) ||
+        (s = check_mem(ctx, "key", b->key, sh->key_bytes)) ||
+        (s = check_mem(ctx, "value", b->value, sh->value_bytes)) ||
+        (sh->kpm_bytes &&
+         (s = check_mem(ctx, "key_padding_mask", b->key_padding_mask,
+                        sh->kpm_bytes))) ||
+        (sh->attn_mask_bytes && (s = check_mem(ctx, "attn_mask", b->attn_mask,
+                                               sh->attn_mask_bytes))) ||
+        (s = check_mem(ctx, "out", b->out, sh->out_bytes)) ||
+        (weights && (s = check_mem(ctx, "attn_weights", b->attn_weights,
+                                   sh->weights_bytes))))
+        return s;
+    /* Outputs are written while inputs may still be read (a mask read by
+       SDPA, the weights written by it): they must be other buffers. */
+    cl_mem inputs[5] = {b->query, b->key, b->value,
+                        sh->kpm_bytes ? b->key_padding_mask : NULL,
+                        sh->attn_mask_bytes ? b->attn_mask : NULL};
+    cl_mem outputs[2] = {b->out, weights ? b->attn_weights : NULL};
+    static const char *const out_names[2] = {"out", "attn_weights"};
+    for (int o = 0; o < 2; ++o) {
+        if (!outputs[o])
+            continue;
+        for (int i = 0; i < 5; ++i)
+            if (outputs[o] == inputs[i])
+                return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                                 "mha: buffers->%s is also an input buffer",
+                                 out_names[o]);
+    }
+    if (outputs[1] && outputs[0] == outputs[1])
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "mha: buffers->out and attn_weights are the same "
+                         "buffer");
+    return CLATTN_SUCCESS;
+}
