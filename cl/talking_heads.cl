@@ -1,0 +1,574 @@
+/* Talking-heads attention (timm TalkingHeadAttn), both paths.
+
+   The qkv projection's output [B*N][3C] is read in place as [B][N][3][H][D].
+   K and V are first packed (th_pack_kv) so that every inner loop makes
+   contiguous vector loads: K transposed into blocks of 16 keys [d][16 keys]
+   with the softmax scale folded in, V into rows padded to a multiple of 16
+   features. Then:
+   - UNFUSED: th_logits writes the scaled logits [b][h][i][j]; th_mix_softmax
+     mixes them across heads with proj_l and takes the row softmax;
+     th_mix_dropout mixes the probabilities with proj_w and applies dropout
+     (its output is the layer's `attn`); th_pv multiplies by V into the
+     [B][N][C] layout of the output projection's input.
+   - FUSED: th_fused, one work-item per TH_FR query rows with all heads,
+     never stores N x N: pass 1 streams the key blocks and keeps the online
+     max and sum of every mixed head's row; pass 2 recomputes the mixed
+     logits, normalizes, mixes with proj_w (bias included: the mixed
+     weights of a row no longer sum to 1, and padded keys would get bw[g],
+     so P'.V runs over the valid keys only), applies dropout and
+     accumulates P'.V per output head.
+   Work-items are CPU micro-kernels (register tiles of float16, no barriers,
+   no __local; see PERFORMANCE_NOTES).
+
+   Dropout: element (b, g, i, j) of the mixed weights has the flat index
+   ((b*H + g)*N + i)*N + j in the stream of cl/philox.clh, in both paths;
+   the Philox offset is the layer's count of earlier dropout calls. */
+#ifndef CLATTN_EMBEDDED
+#include "philox.clh"
+#endif
+
+#define TH_BK 16 /* keys per packed K block: one float16 */
+#define TH_LR 4  /* query rows per work-item of th_logits and th_pv */
+#define TH_LB 4  /* 16-key blocks per th_logits work-item (64 keys) */
+#define TH_FR 4  /* query rows per th_fused work-item */
+#define TH_LOG2E 1.4426950408889634f
+
+/* 16 floats from p, zeros past the first n. */
+float16 th_load16(__global const float *p, uint n)
+{
+    if (n >= 16)
+        return vload16(0, p);
+    float tmp[16];
+    for (uint t = 0; t < 16; ++t)
+        tmp[t] = t < n ? p[t] : 0.0f;
+    return vload16(0, tmp);
+}
+
+/* Stores the first min(n, 16) of x at p. */
+void th_store16(__global float *p, uint n, float16 x)
+{
+    if (n >= 16) {
+        vstore16(x, 0, p);
+        return;
+    }
+    float tmp[16];
+    vstore16(x, 0, tmp);
+    for (uint t = 0; t < n; ++t)
+        p[t] = tmp[t];
+}
+
+/* Lanes at or past n become fill. */
+float16 th_tail(float16 x, uint n, float fill)
+{
+    if (n >= 16)
+        return x;
+    const int16 lane =
+        (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    return select((float16)fill, x, lane < (int16)((int)n));
+}
+
+float th_hmax16(float16 v)
+{
+    float8 a = fmax(v.lo, v.hi);
+    float4 b = fmax(a.lo, a.hi);
+    float2 c = fmax(b.lo, b.hi);
+    return fmax(c.x, c.y);
+}
+
+float th_hsum16(float16 v)
+{
+    float8 a = v.lo + v.hi;
+    float4 b = a.lo + a.hi;
+    float2 c = b.lo + b.hi;
+    return c.x + c.y;
+}
+
+/* 2^x for x <= 0 (softmax weights: a logit minus its row max), -inf
+   giving 0: Cephes' exp2f polynomial on [-0.5, 0.5] (about 1 ulp), the
+   1.5 * 2^23 rounding trick and the power of two built in the exponent
+   bits; below -127 it gives 0. The builtin exp2 on float16 (which also
+   handles x > 0, overflow and denormals) took a fifth of the fused
+   kernel's time on PoCL. The same code as fused_exp2_neg16 in
+   sdpa_fused_common.clh, which this program does not include. */
+float16 th_exp2_neg16(float16 x)
+{
+    const float16 xc = select(x, (float16)-127.0f, x < (float16)-127.0f);
+    const float16 t = xc + (float16)12582912.0f; /* rounds to an integer */
+    const float16 f = xc - (t - (float16)12582912.0f);
+    float16 p = (float16)1.535336188319500e-4f;
+    p = fma(p, f, (float16)1.339887440266574e-3f);
+    p = fma(p, f, (float16)9.618437357674640e-3f);
+    p = fma(p, f, (float16)5.550332471162809e-2f);
+    p = fma(p, f, (float16)2.402264791363012e-1f);
+    p = fma(p, f, (float16)6.931472028550421e-1f);
+    p = fma(p, f, (float16)1.0f);
+    /* t's low mantissa bits hold n + 2^22: n + 127 into the exponent */
+    const int16 e = (as_int16(t) - (int16)(0x4B400000 - 127)) << 23;
+    return p * as_float16(e);
+}
+
+/* Dropout of 16 consecutive elements of one row, the first at flat index
+   idx0: one Philox call per 4 elements (cl/philox.clh's contract). Kept
+   values are scaled by `scale`. */
+float16 th_dropout16(float16 y, ulong idx0, uint threshold, float scale,
+                     ulong seed, ulong offset)
+{
+    uint words[20];
+    const ulong first = idx0 >> 2;
+    const uint2 key = (uint2)((uint)seed, (uint)(seed >> 32));
+    for (uint c = 0; c < 5; ++c) {
+        const ulong blk = first + c;
+        vstore4(philox4x32_10((uint4)((uint)blk, (uint)(blk >> 32),
+                                      (uint)offset, (uint)(offset >> 32)),
+                              key),
+                c, words);
+    }
+    float tmp[16];
+    vstore16(y, 0, tmp);
+    const uint lane0 = (uint)(idx0 & 3);
+    for (uint t = 0; t < 16; ++t)
+        tmp[t] = (words[lane0 + t] >> 8) >= threshold ? tmp[t] * scale : 0.0f;
+    return vload16(0, tmp);
+}
+
+/* ---- Packing (both paths) ------------------------------------------- */
+
+/* Range (npad, batch * heads). Key j of (b, h): K row times scale to
+   kt[((bh * npad/16 + j/16) * head_dim + d) * 16 + j%16], V row to
+   vp[(bh * npad + j) * dpad + d]; keys past seq and features past head_dim
+   are zeros. */
+__kernel void th_pack_kv(__global const float *restrict qkv,
+                         __global float *restrict kt,
+                         __global float *restrict vp, uint heads, uint seq,
+                         uint head_dim, uint dim, uint npad, uint dpad,
+                         float scale)
+{
+    const uint j = (uint)get_global_id(0);
+    const uint bh = (uint)get_global_id(1);
+    const uint b = bh / heads, h = bh % heads;
+    const int valid = j < seq;
+    __global const float *k =
+        qkv + ((ulong)b * seq + (valid ? j : 0)) * 3 * dim + dim +
+        (ulong)h * head_dim;
+    __global const float *v = k + dim;
+    __global float *kb =
+        kt + ((ulong)bh * (npad / TH_BK) + j / TH_BK) * head_dim * TH_BK +
+        j % TH_BK;
+    for (uint d = 0; d < head_dim; ++d)
+        kb[(ulong)d * TH_BK] = valid ? k[d] * scale : 0.0f;
+    __global float *vr = vp + ((ulong)bh * npad + j) * dpad;
+    for (uint d = 0; d < dpad; ++d)
+        vr[d] = valid && d < head_dim ? v[d] : 0.0f;
+}
+
+/* ---- Unfused path ---------------------------------------------------- */
+/* Score buffers are views: element (b, h, i, j) at
+   s[s_off + b*s_sb + h*s_sh + i*s_ss + j] with b and i absolute, so a
+   chunk's scratch takes an offset that wraps below zero (ulong arithmetic
+   is modular) to put its first row at element 0. Each kernel covers the
+   chunk of batches [b_begin, b_begin + nb) and rows [i_begin, i_end). */
+
+/* Range (ceil(rows/TH_LR), npad/64, nb * heads): logits of TH_LR rows by
+   64 keys of one (b, h), accumulated over d in 16 float16 registers. */
+__kernel void th_logits(__global const float *restrict qkv,
+                        __global const float *restrict kt,
+                        __global float *restrict s, ulong s_off, ulong s_sb,
+                        ulong s_sh, ulong s_ss, uint heads, uint seq,
+                        uint head_dim, uint dim, uint npad, uint b_begin,
+                        uint i_begin, uint i_end)
+{
+    const uint i0 = i_begin + (uint)get_global_id(0) * TH_LR;
+    if (i0 >= i_end)
+        return;
+    const uint rows = min((uint)TH_LR, i_end - i0);
+    const uint jb0 = (uint)get_global_id(1) * TH_LB;
+    const uint bh = b_begin * heads + (uint)get_global_id(2);
+    const uint b = bh / heads, h = bh % heads;
+
+    __global const float *qr[TH_LR];
+    for (uint t = 0; t < TH_LR; ++t)
+        qr[t] = qkv + ((ulong)b * seq + i0 + min(t, rows - 1)) * 3 * dim +
+                (ulong)h * head_dim;
+    __global const float *kb =
+        kt + ((ulong)bh * (npad / TH_BK) + jb0) * head_dim * TH_BK;
+    const ulong kstride = (ulong)head_dim * TH_BK; /* between key blocks */
+
+    float16 acc[TH_LR][TH_LB];
+    for (uint t = 0; t < TH_LR; ++t)
+        for (uint c = 0; c < TH_LB; ++c)
+            acc[t][c] = (float16)0.0f;
+    for (uint d = 0; d < head_dim; ++d) {
+        __global const float *kd = kb + d * TH_BK;
+        const float16 k0 = vload16(0, kd), k1 = vload16(0, kd + kstride),
+                      k2 = vload16(0, kd + 2 * kstride),
+                      k3 = vload16(0, kd + 3 * kstride);
+#pragma unroll
+        for (uint t = 0; t < TH_LR; ++t) {
+            const float16 qv = (float16)qr[t][d];
+            acc[t][0] = fma(qv, k0, acc[t][0]);
+            acc[t][1] = fma(qv, k1, acc[t][1]);
+            acc[t][2] = fma(qv, k2, acc[t][2]);
+            acc[t][3] = fma(qv, k3, acc[t][3]);
+        }
+    }
+    for (uint t = 0; t < rows; ++t) {
+        __global float *row = s + s_off + b * s_sb + h * s_sh + (i0 + t) * s_ss;
+        for (uint c = 0; c < TH_LB; ++c) {
+            const uint j = (jb0 + c) * TH_BK;
+            if (j < seq)
+                th_store16(row + j, seq - j, acc[t][c]);
+        }
+    }
+}
+
+/* Range (nb * heads, rows): row i of mixed head g, L'[g] = sum_h Wl[g][h]
+   L[h] + bl[g] (timm's proj_l), then its softmax over the keys. The head
+   is the fastest index, so the work-items reading one row of all heads
+   run together and find it in cache. */
+__kernel void th_mix_softmax(__global const float *restrict s, ulong s_off,
+                             ulong s_sb, ulong s_sh, ulong s_ss,
+                             __global float *restrict p, ulong p_off,
+                             ulong p_sb, ulong p_sh, ulong p_ss,
+                             __global const float *restrict wl,
+                             __global const float *restrict bl, uint heads,
+                             uint seq, uint b_begin, uint i_begin)
+{
+    const uint bg = b_begin * heads + (uint)get_global_id(0);
+    const uint i = i_begin + (uint)get_global_id(1);
+    const uint b = bg / heads, g = bg % heads;
+    __global const float *in = s + s_off + b * s_sb + i * s_ss;
+    __global float *out = p + p_off + b * p_sb + g * p_sh + i * p_ss;
+    __global const float *w = wl + (ulong)g * heads;
+
+    /* The mixed row in log2 units, and its max. */
+    float16 mx = (float16)(-INFINITY);
+    for (uint j = 0; j < seq; j += 16) {
+        const uint n = seq - j;
+        float16 x = (float16)bl[g];
+        for (uint h = 0; h < heads; ++h)
+            x = fma((float16)w[h], th_load16(in + h * s_sh + j, n), x);
+        x = th_tail(x * TH_LOG2E, n, -INFINITY);
+        mx = fmax(mx, x);
+        th_store16(out + j, n, x);
+    }
+    const float m = th_hmax16(mx);
+    float16 sum = (float16)0.0f;
+    for (uint j = 0; j < seq; j += 16) {
+        const uint n = seq - j;
+        const float16 e =
+            th_tail(th_exp2_neg16(th_load16(out + j, n) - m), n, 0.0f);
+        sum += e;
+        th_store16(out + j, n, e);
+    }
+    const float inv = 1.0f / th_hsum16(sum);
+    for (uint j = 0; j < seq; j += 16) {
+        const uint n = seq - j;
+        th_store16(out + j, n, th_load16(out + j, n) * inv);
+    }
+}
+
+/* Range (nb * heads, rows): row i of output head g, P'[g] = sum_h Ww[g][h]
+   P[h] + bw[g] (timm's proj_w), then dropout. */
+__kernel void th_mix_dropout(__global const float *restrict p, ulong p_off,
+                             ulong p_sb, ulong p_sh, ulong p_ss,
+                             __global float *restrict a, ulong a_off,
+                             ulong a_sb, ulong a_sh, ulong a_ss,
+                             __global const float *restrict ww,
+                             __global const float *restrict bw, uint heads,
+                             uint seq, uint b_begin, uint i_begin,
+                             uint threshold, float drop_scale, ulong seed,
+                             ulong drop_offset)
+{
+    const uint bg = b_begin * heads + (uint)get_global_id(0);
+    const uint i = i_begin + (uint)get_global_id(1);
+    const uint b = bg / heads, g = bg % heads;
+    __global const float *in = p + p_off + b * p_sb + i * p_ss;
+    __global float *out = a + a_off + b * a_sb + g * a_sh + i * a_ss;
+    __global const float *w = ww + (ulong)g * heads;
+    const ulong row_first = ((ulong)bg * seq + i) * seq;
+    for (uint j = 0; j < seq; j += 16) {
+        const uint n = seq - j;
+        float16 y = (float16)bw[g];
+        for (uint h = 0; h < heads; ++h)
+            y = fma((float16)w[h], th_load16(in + h * p_sh + j, n), y);
+        if (threshold)
+            y = th_dropout16(y, row_first + j, threshold, drop_scale, seed,
+                             drop_offset);
+        th_store16(out + j, n, y);
+    }
+}
+
+/* acc[t][c] += sum_k y(t, k) * v[k][16 c ..] for ROWS rows t and NC
+   16-feature chunks from chunk c0, over keys k < n: NC and ROWS are
+   constants, so the NC x ROWS accumulators stay in registers and no lane
+   is spent on chunks past dpad. acc rows: ACC(t) (a float pointer), V
+   rows: vb + k*dpad, y(t, k) a scalar expression. Used by th_pv and
+   th_fused. */
+#define TH_PV_GROUP(NC, ROWS, ACC, Y)                                          \
+    {                                                                          \
+        float16 a_[ROWS][NC];                                                  \
+        _Pragma("unroll") for (uint t = 0; t < ROWS; ++t)                      \
+            _Pragma("unroll") for (uint c = 0; c < NC; ++c)                    \
+                a_[t][c] = vload16(c0 + c, ACC(t));                            \
+        for (uint k = 0; k < n; ++k) {                                         \
+            __global const float *vr = vb + (ulong)k * dpad + c0 * 16;         \
+            float16 v_[NC];                                                    \
+            _Pragma("unroll") for (uint c = 0; c < NC; ++c)                    \
+                v_[c] = vload16(c, vr);                                        \
+            _Pragma("unroll") for (uint t = 0; t < ROWS; ++t)                  \
+            {                                                                  \
+                const float16 yv = (float16)(Y(t, k));                         \
+                _Pragma("unroll") for (uint c = 0; c < NC; ++c)                \
+                    a_[t][c] = fma(yv, v_[c], a_[t][c]);                       \
+            }                                                                  \
+        }                                                                      \
+        _Pragma("unroll") for (uint t = 0; t < ROWS; ++t)                      \
+            _Pragma("unroll") for (uint c = 0; c < NC; ++c)                    \
+                vstore16(a_[t][c], c0 + c, ACC(t));                            \
+    }
+
+/* Every chunk of dpad, four at a time, then the 3, 2 or 1 left. */
+#define TH_PV_ALL(ROWS, ACC, Y)                                                \
+    {                                                                          \
+        const uint nch = dpad / 16;                                            \
+        uint c0 = 0;                                                           \
+        for (; c0 + 4 <= nch; c0 += 4)                                         \
+            TH_PV_GROUP(4, ROWS, ACC, Y)                                       \
+        if (nch - c0 == 3)                                                     \
+            TH_PV_GROUP(3, ROWS, ACC, Y)                                       \
+        else if (nch - c0 == 2)                                                \
+            TH_PV_GROUP(2, ROWS, ACC, Y)                                       \
+        else if (nch - c0 == 1)                                                \
+            TH_PV_GROUP(1, ROWS, ACC, Y)                                       \
+    }
+
+/* Range (ceil(rows/TH_LR), nb * heads): TH_LR rows of
+   out[b][i][g*D + d] = sum_j A[b][g][i][j] V[b][j][g][d], accumulated in
+   the padded rows of pv_acc (dpad floats per row) and then written in the
+   [B][N][C] layout the output projection reads. pv_acc holds
+   TH_LR * dpad floats per work-item. */
+__kernel void th_pv(__global const float *restrict a, ulong a_off,
+                    ulong a_sb, ulong a_sh, ulong a_ss,
+                    __global const float *restrict vp,
+                    __global float *restrict pv_acc,
+                    __global float *restrict o, uint heads, uint seq,
+                    uint head_dim, uint dim, uint npad, uint dpad,
+                    uint b_begin, uint i_begin, uint i_end)
+{
+    const uint i0 = i_begin + (uint)get_global_id(0) * TH_LR;
+    if (i0 >= i_end)
+        return;
+    const uint rows = min((uint)TH_LR, i_end - i0);
+    const uint bg = b_begin * heads + (uint)get_global_id(1);
+    const uint b = bg / heads, g = bg % heads;
+
+    __global const float *ar[TH_LR];
+    for (uint t = 0; t < TH_LR; ++t)
+        ar[t] = a + a_off + b * a_sb + g * a_sh +
+                (i0 + min(t, rows - 1)) * a_ss;
+    __global const float *vb = vp + (ulong)bg * npad * dpad;
+    __global float *acc =
+        pv_acc + ((ulong)get_global_id(1) * get_global_size(0) +
+                  get_global_id(0)) *
+                     TH_LR * dpad;
+    for (uint e = 0; e < TH_LR * dpad; ++e)
+        acc[e] = 0.0f;
+    const uint n = seq;
+#define TH_PV_ACC(t) (acc + (t) * dpad)
+#define TH_PV_Y(t, k) (ar[t][k])
+    TH_PV_ALL(TH_LR, TH_PV_ACC, TH_PV_Y)
+#undef TH_PV_ACC
+#undef TH_PV_Y
+    for (uint t = 0; t < rows; ++t) {
+        __global float *orow =
+            o + ((ulong)b * seq + i0 + t) * dim + (ulong)g * head_dim;
+        for (uint d = 0; d < head_dim; ++d)
+            orow[d] = acc[t * dpad + d];
+    }
+}
+
+/* ---- Fused path ------------------------------------------------------ */
+
+/* Logits of TH_FR rows by the 16 keys of block jb, every head, into
+   st[(h*TH_FR + t)*16 + key]. */
+void th_fused_logits(__global const float *const *qr,
+                     __global const float *restrict kt,
+                     __global float *restrict st, uint heads, uint head_dim,
+                     uint nblk_pad, uint bh0, uint jb)
+{
+    for (uint h = 0; h < heads; ++h) {
+        __global const float *kb =
+            kt + ((ulong)(bh0 + h) * nblk_pad + jb) * head_dim * TH_BK;
+        const ulong qo = (ulong)h * head_dim;
+        float16 acc[TH_FR];
+        for (uint t = 0; t < TH_FR; ++t)
+            acc[t] = (float16)0.0f;
+        for (uint d = 0; d < head_dim; ++d) {
+            const float16 k = vload16(d, kb);
+#pragma unroll
+            for (uint t = 0; t < TH_FR; ++t)
+                acc[t] = fma((float16)qr[t][qo + d], k, acc[t]);
+        }
+        for (uint t = 0; t < TH_FR; ++t)
+            vstore16(acc[t], h * TH_FR + t, st);
+    }
+}
+
+/* Head mixing of a tile src[h][t][16 keys] for the 4 output heads
+   g0 .. g0+3 (indices past heads-1 repeat the last head; callers use only
+   the valid ones): x[u][t] = bias[g0+u] + sum_h W[g0+u][h] src[h][t]. 16
+   accumulators, each source vector loaded once for the 4 heads. */
+void th_mix4(__global const float *restrict src,
+             __global const float *restrict w,
+             __global const float *restrict bias, uint heads, uint g0,
+             float16 x[4][TH_FR])
+{
+    uint g[4];
+    for (uint u = 0; u < 4; ++u)
+        g[u] = min(g0 + u, heads - 1);
+#pragma unroll
+    for (uint u = 0; u < 4; ++u)
+#pragma unroll
+        for (uint t = 0; t < TH_FR; ++t)
+            x[u][t] = (float16)bias[g[u]];
+    for (uint h = 0; h < heads; ++h) {
+        float16 sv[TH_FR];
+#pragma unroll
+        for (uint t = 0; t < TH_FR; ++t)
+            sv[t] = vload16(h * TH_FR + t, src);
+#pragma unroll
+        for (uint u = 0; u < 4; ++u) {
+            const float16 wv = (float16)w[(ulong)g[u] * heads + h];
+#pragma unroll
+            for (uint t = 0; t < TH_FR; ++t)
+                x[u][t] = fma(wv, sv[t], x[u][t]);
+        }
+    }
+}
+
+/* Range (ceil(seq/TH_FR), batch). Work-item scratch (`per` floats at
+   scratch + wi*per, wi = b * get_global_size(0) + gid0):
+   st, pt [heads][TH_FR][16] (logits, probabilities of one key block),
+   ms, ls [heads][TH_FR] (row max in log2 units, row sum then its inverse),
+   acc [TH_FR][heads][dpad] (the P'.V accumulators). */
+__kernel void th_fused(__global const float *restrict qkv,
+                       __global const float *restrict kt,
+                       __global const float *restrict vp,
+                       __global const float *restrict wl,
+                       __global const float *restrict bl,
+                       __global const float *restrict ww,
+                       __global const float *restrict bw,
+                       __global float *restrict scratch, ulong per,
+                       __global float *restrict o, uint heads, uint seq,
+                       uint head_dim, uint dim, uint npad, uint dpad,
+                       uint threshold, float drop_scale, ulong seed,
+                       ulong drop_offset)
+{
+    const uint i0 = (uint)get_global_id(0) * TH_FR;
+    const uint b = (uint)get_global_id(1);
+    if (i0 >= seq)
+        return;
+    const uint rows = min((uint)TH_FR, seq - i0);
+    const ulong wi = (ulong)b * get_global_size(0) + get_global_id(0);
+    __global float *st = scratch + wi * per;
+    __global float *pt = st + heads * TH_FR * 16;
+    __global float *ms = pt + heads * TH_FR * 16;
+    __global float *ls = ms + heads * TH_FR;
+    __global float *acc = ls + heads * TH_FR;
+    const ulong acc_ss = (ulong)heads * dpad; /* between rows */
+
+    __global const float *qr[TH_FR];
+    for (uint t = 0; t < TH_FR; ++t)
+        qr[t] = qkv + ((ulong)b * seq + i0 + min(t, rows - 1)) * 3 * dim;
+    const uint nblk = (seq + TH_BK - 1) / TH_BK, nblk_pad = npad / TH_BK;
+    const uint bh0 = b * heads;
+
+    for (uint r = 0; r < heads * TH_FR; ++r) {
+        ms[r] = -INFINITY;
+        ls[r] = 0.0f;
+    }
+    for (ulong e = 0; e < TH_FR * acc_ss; ++e)
+        acc[e] = 0.0f;
+
+    /* Pass 1: online max and sum of every mixed row. Every block has a
+       valid key, so the max is finite after the first. */
+    for (uint jb = 0; jb < nblk; ++jb) {
+        const uint n = min((uint)TH_BK, seq - jb * TH_BK);
+        th_fused_logits(qr, kt, st, heads, head_dim, nblk_pad, bh0, jb);
+        for (uint g0 = 0; g0 < heads; g0 += 4) {
+            float16 x[4][TH_FR];
+            th_mix4(st, wl, bl, heads, g0, x);
+            for (uint u = 0; u < min(4u, heads - g0); ++u)
+                for (uint t = 0; t < TH_FR; ++t) {
+                    const uint r = (g0 + u) * TH_FR + t;
+                    const float16 xv =
+                        th_tail(x[u][t] * TH_LOG2E, n, -INFINITY);
+                    /* The max rarely moves after the first blocks: the
+                       rescale's exp2 is skipped then. */
+                    const float mx = th_hmax16(xv);
+                    float m = ms[r], l = ls[r];
+                    if (mx > m) {
+                        l *= exp2(m - mx); /* m = -inf: l = 0 anyway */
+                        m = mx;
+                        ms[r] = m;
+                    }
+                    ls[r] = l + th_hsum16(th_exp2_neg16(xv - m));
+                }
+        }
+    }
+    for (uint r = 0; r < heads * TH_FR; ++r)
+        ls[r] = 1.0f / ls[r];
+
+    /* Pass 2: probabilities, the second mix, dropout, P'.V. */
+    for (uint jb = 0; jb < nblk; ++jb) {
+        const uint n = min((uint)TH_BK, seq - jb * TH_BK);
+        th_fused_logits(qr, kt, st, heads, head_dim, nblk_pad, bh0, jb);
+        for (uint g0 = 0; g0 < heads; g0 += 4) {
+            float16 x[4][TH_FR];
+            th_mix4(st, wl, bl, heads, g0, x);
+            for (uint u = 0; u < min(4u, heads - g0); ++u)
+                for (uint t = 0; t < TH_FR; ++t) {
+                    const uint r = (g0 + u) * TH_FR + t;
+                    const float16 xv =
+                        th_tail(x[u][t] * TH_LOG2E, n, -INFINITY);
+                    vstore16(th_exp2_neg16(xv - ms[r]) * ls[r], r, pt);
+                }
+        }
+        for (uint g0 = 0; g0 < heads; g0 += 4) {
+            float16 y[4][TH_FR];
+            th_mix4(pt, ww, bw, heads, g0, y);
+            for (uint u = 0; u < min(4u, heads - g0); ++u) {
+                const uint g = g0 + u;
+                /* keys past n are never accumulated: their weight would
+                   be bw[g] alone */
+                float yt[TH_FR][16];
+                for (uint t = 0; t < TH_FR; ++t) {
+                    float16 v = y[u][t];
+                    if (threshold) {
+                        const uint i = i0 + min(t, rows - 1);
+                        v = th_dropout16(
+                            v,
+                            (((ulong)(bh0 + g)) * seq + i) * seq + jb * TH_BK,
+                            threshold, drop_scale, seed, drop_offset);
+                    }
+                    vstore16(v, 0, yt[t]);
+                }
+                __global float *ag = acc + (ulong)g * dpad;
+                __global const float *vb =
+                    vp + ((ulong)(bh0 + g) * npad + jb * TH_BK) * dpad;
+#define TH_FPV_ACC(t) (ag + (t) * acc_ss)
+#define TH_FPV_Y(t, k) (yt[t][k])
+                TH_PV_ALL(TH_FR, TH_FPV_ACC, TH_FPV_Y)
+#undef TH_FPV_ACC
+#undef TH_FPV_Y
+            }
+        }
+    }
+
+    for (uint t = 0; t < rows; ++t) {
+        __global float *orow = o + ((ulong)b * seq + i0 + t) * dim;
+        for (uint g = 0; g < heads; ++g)
+            for (uint d = 0; d < head_dim; ++d)
+                orow[(ulong)g * head_dim + d] = acc[t * acc_ss + g * dpad + d];
+    }
+}

@@ -1,0 +1,429 @@
+/* Talking-heads attention, timm's TalkingHeadAttn: creation from the
+   module's state_dict tensors, validation, and the forward call
+   qkv GEMM -> pack K/V -> attention path -> proj GEMM. The attention paths
+   are in talking_heads_unfused.c and talking_heads_fused.c. */
+#include "context_internal.h"
+#include "device_memory.h"
+#include "gemm.h"
+#include "kernel_args.h"
+#include "talking_heads_internal.h"
+#include "tensor_view.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#define TH_NAME "talking_heads"
+
+static void release_weights(clattn_talking_heads *l)
+{
+    cl_mem all[8] = {l->qkv_weight,  l->qkv_bias,      l->proj_l_weight,
+                     l->proj_l_bias, l->proj_w_weight, l->proj_w_bias,
+                     l->proj_weight, l->proj_bias};
+    for (int i = 0; i < 8; ++i)
+        ctx_buffer_release(l->ctx, all[i]);
+}
+
+void clattn_talking_heads_destroy(clattn_talking_heads *layer)
+{
+    if (!layer)
+        return;
+    release_weights(layer);
+    free(layer);
+}
+
+static clattn_status check_desc(clattn_context *ctx,
+                                const clattn_talking_heads_desc *d)
+{
+    if (d->dim == 0 || d->num_heads == 0)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_SHAPE,
+                         TH_NAME ": dim (%zu) and num_heads (%zu) must be "
+                                 "nonzero",
+                         d->dim, d->num_heads);
+    if (d->dim % d->num_heads)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_SHAPE,
+                         TH_NAME ": dim (%zu) is not a multiple of "
+                                 "num_heads (%zu)",
+                         d->dim, d->num_heads);
+    if (!(d->dropout_p >= 0.0f && d->dropout_p < 1.0f))
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         TH_NAME ": dropout_p (%g) must be in [0, 1)",
+                         (double)d->dropout_p);
+    size_t n;
+    clattn_status s;
+    /* The qkv weight [3C][C] is the largest tensor. */
+    if ((s = layer_mul_size(ctx, &n, d->dim, d->dim, 3 * sizeof(float))))
+        return s;
+    if (d->dim > UINT32_MAX / 3)
+        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                         TH_NAME ": dim %zu exceeds the kernels' 32-bit range",
+                         d->dim);
+    return CLATTN_SUCCESS;
+}
+
+static clattn_status check_weights(clattn_context *ctx,
+                                   const clattn_talking_heads_desc *d,
+                                   const clattn_talking_heads_weights *w)
+{
+    struct {
+        const char *name;
+        const float *ptr;
+        int needed;
+    } list[] = {
+        {"qkv_weight", w->qkv_weight, 1},
+        {"qkv_bias", w->qkv_bias, d->qkv_bias != 0},
+        {"proj_l_weight", w->proj_l_weight, 1},
+        {"proj_l_bias", w->proj_l_bias, 1},
+        {"proj_w_weight", w->proj_w_weight, 1},
+        {"proj_w_bias", w->proj_w_bias, 1},
+        {"proj_weight", w->proj_weight, 1},
+        {"proj_bias", w->proj_bias, 1},
+    };
+    for (size_t i = 0; i < sizeof list / sizeof list[0]; ++i) {
+        clattn_status s = layer_check_weight(ctx, TH_NAME, list[i].name,
+                                             list[i].ptr, list[i].needed);
+        if (s != CLATTN_SUCCESS)
+            return s;
+    }
+    return CLATTN_SUCCESS;
+}
+
+clattn_status clattn_talking_heads_create(clattn_context *ctx,
+                                          const clattn_talking_heads_desc *desc,
+                                          const clattn_talking_heads_weights *w,
+                                          clattn_talking_heads **out)
+{
+    if (out)
+        *out = NULL;
+    CTX_CHECK_USABLE(ctx);
+    if (!desc || !w || !out)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         TH_NAME ": %s is NULL",
+                         !desc ? "desc"
+                         : !w  ? "weights"
+                               : "out");
+    clattn_status s;
+    if ((s = check_desc(ctx, desc)) || (s = check_weights(ctx, desc, w)))
+        return s;
+    clattn_talking_heads *l = calloc(1, sizeof *l);
+    if (!l)
+        return ctx_error(ctx, CLATTN_ERROR_OUT_OF_MEMORY,
+                         TH_NAME ": host allocation failed");
+    const size_t C = desc->dim, H = desc->num_heads;
+    l->ctx = ctx;
+    l->dim = C;
+    l->heads = H;
+    l->head_dim = C / H;
+    l->scale = (float)(1.0 / sqrt((double)l->head_dim));
+    /* The dropout stream of cl/philox.clh (the SDPA rule): a threshold of
+       0 turns dropout off, its scaling included. */
+    l->drop_threshold = (cl_uint)lrint((double)desc->dropout_p * 16777216.0);
+    l->drop_scale = l->drop_threshold ? 1.0f / (1.0f - desc->dropout_p) : 1.0f;
+    l->drop_seed = desc->dropout_seed;
+    if ((s = layer_upload(ctx, w->qkv_weight, 3 * C * C, &l->qkv_weight)) ||
+        (s = layer_upload(ctx, w->qkv_bias, 3 * C, &l->qkv_bias)) ||
+        (s = layer_upload(ctx, w->proj_l_weight, H * H, &l->proj_l_weight)) ||
+        (s = layer_upload(ctx, w->proj_l_bias, H, &l->proj_l_bias)) ||
+        (s = layer_upload(ctx, w->proj_w_weight, H * H, &l->proj_w_weight)) ||
+        (s = layer_upload(ctx, w->proj_w_bias, H, &l->proj_w_bias)) ||
+        (s = layer_upload(ctx, w->proj_weight, C * C, &l->proj_weight)) ||
+        (s = layer_upload(ctx, w->proj_bias, C, &l->proj_bias))) {
+        clattn_talking_heads_destroy(l);
+        return s;
+    }
+    *out = l;
+    return CLATTN_SUCCESS;
+}
+
+/* ---- Forward -------------------------------------------------------- */
+
+/* The checked sizes of one call. */
+typedef struct th_sizes {
+    size_t tokens;   /* batch * seq */
+    size_t x_floats; /* tokens * dim: x, out */
+    size_t attn_floats;
+} th_sizes;
+
+static clattn_status check_call(const clattn_talking_heads *l,
+                                const clattn_talking_heads_call *call,
+                                int want_attn, th_sizes *sz)
+{
+    clattn_context *ctx = l->ctx;
+    if (!call)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         TH_NAME ": call is NULL");
+    if (call->batch == 0 || call->seq == 0)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_SHAPE,
+                         TH_NAME ": batch (%zu) and seq (%zu) must be nonzero",
+                         call->batch, call->seq);
+    if (call->path < CLATTN_SDPA_PATH_AUTO ||
+        call->path > CLATTN_SDPA_PATH_FUSED_GPU)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         TH_NAME ": unknown path %d", (int)call->path);
+    if (want_attn && call->path >= CLATTN_SDPA_PATH_FUSED)
+        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                         TH_NAME ": the %s path cannot return attn (use "
+                                 "UNFUSED or AUTO)",
+                         clattn_sdpa_path_name(call->path));
+    clattn_status s;
+    size_t qkv_bytes, nn;
+    /* attn's size counts even when not wanted: it is the index space of
+       the dropout stream. */
+    if ((s = layer_mul_size(ctx, &sz->tokens, call->batch, call->seq, 1)) ||
+        (s = layer_mul_size(ctx, &sz->x_floats, sz->tokens, l->dim, 1)) ||
+        (s = layer_mul_size(ctx, &qkv_bytes, sz->x_floats, 3, sizeof(float))) ||
+        (s = layer_mul_size(ctx, &nn, call->seq, call->seq, l->heads)) ||
+        (s = layer_mul_size(ctx, &sz->attn_floats, nn, call->batch,
+                            sizeof(float))))
+        return s;
+    sz->attn_floats /= sizeof(float);
+    /* The kernels index rows, padded keys and (batch, head) pairs with
+       32 bits. */
+    if (call->seq > UINT32_MAX - TH_KEY_PAD ||
+        call->batch > UINT32_MAX / l->heads)
+        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                         TH_NAME ": batch %zu x seq %zu exceeds the kernels' "
+                                 "32-bit range",
+                         call->batch, call->seq);
+    return CLATTN_SUCCESS;
+}
+
+static clattn_sdpa_path resolve_path(clattn_sdpa_path path, int want_attn)
+{
+    if (path == CLATTN_SDPA_PATH_AUTO)
+        return want_attn ? CLATTN_SDPA_PATH_UNFUSED : CLATTN_SDPA_PATH_FUSED;
+    return path == CLATTN_SDPA_PATH_UNFUSED ? path : CLATTN_SDPA_PATH_FUSED;
+}
+
+static size_t round_up(size_t v, size_t m)
+{
+    return (v + m - 1) / m * m;
+}
+
+/* The call's own buffers: the projection output, packed K/V, the
+   attention output, and the path's scratch and kernels. */
+typedef struct th_work {
+    th_run run;
+    int fused;
+    th_unfused_plan unfused;
+    th_fused_plan fused_plan;
+    cl_kernel pack;
+} th_work;
+
+static void work_release(clattn_context *ctx, th_work *w)
+{
+    ctx_buffer_release(ctx, w->run.qkv);
+    ctx_buffer_release(ctx, w->run.kt);
+    ctx_buffer_release(ctx, w->run.vp);
+    ctx_buffer_release(ctx, w->run.ctx_out);
+    th_unfused_release(ctx, &w->unfused);
+    th_fused_release(ctx, &w->fused_plan);
+    if (w->pack)
+        clReleaseKernel(w->pack);
+}
+
+static clattn_status work_prepare(const clattn_talking_heads *l,
+                                  const th_sizes *sz, th_work *w)
+{
+    clattn_context *ctx = l->ctx;
+    th_run *r = &w->run;
+    size_t bh = r->batch * l->heads; /* <= x_floats, no overflow */
+    size_t kt_bytes, vp_bytes;
+    clattn_status s;
+    if ((s = layer_mul_size(ctx, &kt_bytes, bh * r->npad, l->head_dim,
+                            sizeof(float))) ||
+        (s = layer_mul_size(ctx, &vp_bytes, bh * r->npad, r->dpad,
+                            sizeof(float))) ||
+        (s = layer_buffer(ctx, sz->x_floats * 3 * sizeof(float), NULL,
+                          &r->qkv)) ||
+        (s = layer_buffer(ctx, kt_bytes, NULL, &r->kt)) ||
+        (s = layer_buffer(ctx, vp_bytes, NULL, &r->vp)) ||
+        (s = layer_buffer(ctx, sz->x_floats * sizeof(float), NULL,
+                          &r->ctx_out)) ||
+        (s = program_kernel(ctx, PROGRAM_TALKING_HEADS, "th_pack_kv",
+                            &w->pack)))
+        return s;
+    return w->fused ? th_fused_prepare(ctx, r, &w->fused_plan)
+                    : th_unfused_prepare(ctx, r, &w->unfused);
+}
+
+static clattn_status enqueue_pack(clattn_context *ctx, const th_work *w)
+{
+    const th_run *r = &w->run;
+    const clattn_talking_heads *l = r->layer;
+    kernel_args a = args_begin(w->pack);
+    arg_mem(&a, r->qkv);
+    arg_mem(&a, r->kt);
+    arg_mem(&a, r->vp);
+    arg_uint(&a, th_u32(l->heads));
+    arg_uint(&a, th_u32(r->seq));
+    arg_uint(&a, th_u32(l->head_dim));
+    arg_uint(&a, th_u32(l->dim));
+    arg_uint(&a, th_u32(r->npad));
+    arg_uint(&a, th_u32(r->dpad));
+    arg_float(&a, l->scale);
+    if (a.err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clSetKernelArg", a.err);
+    size_t global[2] = {r->npad, r->batch * l->heads};
+    cl_event ev;
+    cl_event *slot = layer_timer_slot(r->timer, &ev);
+    clattn_status s =
+        layer_enqueue(ctx, r->queue, w->pack, "th_pack_kv", 2, global, slot);
+    if (s == CLATTN_SUCCESS)
+        th_record(r->timer, LAYER_STAGE_OTHER, slot);
+    return s;
+}
+
+/* Everything after validation: nothing is enqueued until every buffer and
+   kernel exists, so a failure to allocate writes nothing. */
+static clattn_status forward_run(clattn_talking_heads *l,
+                                 const clattn_talking_heads_call *call,
+                                 const th_sizes *sz, cl_mem x, cl_mem out,
+                                 cl_mem attn)
+{
+    clattn_context *ctx = l->ctx;
+    th_work w = {0};
+    w.fused =
+        resolve_path(call->path, attn != NULL) != CLATTN_SDPA_PATH_UNFUSED;
+    th_run *r = &w.run;
+    r->layer = l;
+    r->queue = ctx->queue;
+    r->batch = call->batch;
+    r->seq = call->seq;
+    r->npad = round_up(call->seq, TH_KEY_PAD);
+    r->dpad = round_up(l->head_dim, TH_FEATURE_PAD);
+    r->attn = attn;
+    r->drop_offset = l->drop_calls;
+
+    layer_timer tb;
+    clattn_status s = work_prepare(l, sz, &w);
+    if (s == CLATTN_SUCCESS)
+        s = layer_timer_begin(ctx, r->queue, call->timing ? &tb : NULL,
+                              &r->timer);
+    const size_t C = l->dim, M = sz->tokens;
+    if (s == CLATTN_SUCCESS)
+        s = gemm_linear(ctx, r->queue, M, 3 * C, C, (gemm_matrix){x, 0, C},
+                        (gemm_matrix){l->qkv_weight, 0, C}, l->qkv_bias, 0, 0,
+                        (gemm_matrix){r->qkv, 0, 3 * C}, r->timer);
+    if (s == CLATTN_SUCCESS)
+        s = enqueue_pack(ctx, &w);
+    if (s == CLATTN_SUCCESS)
+        s = w.fused ? th_fused_enqueue(ctx, r, &w.fused_plan)
+                    : th_unfused_enqueue(ctx, r, &w.unfused);
+    if (s == CLATTN_SUCCESS)
+        s = gemm_linear(ctx, r->queue, M, C, C, (gemm_matrix){r->ctx_out, 0, C},
+                        (gemm_matrix){l->proj_weight, 0, C}, l->proj_bias, 0, 0,
+                        (gemm_matrix){out, 0, C}, r->timer);
+    /* OpenCL keeps the released buffers alive until the queued work that
+       uses them is done. */
+    work_release(ctx, &w);
+    if (s == CLATTN_SUCCESS) {
+        if (l->drop_threshold)
+            l->drop_calls++;
+        return layer_timer_finish(ctx, r->queue, r->timer, call->timing);
+    }
+    layer_timer_finish(ctx, r->queue, r->timer, NULL);
+    return s;
+}
+
+/* A contiguous [rows][cols] view of a caller's buffer, checked against its
+   size and context. */
+static clattn_status check_buffer(clattn_context *ctx, const char *name,
+                                  cl_mem buffer, size_t d0, size_t d1,
+                                  size_t d2, size_t d3, int is_output)
+{
+    const size_t dims[4] = {d0, d1, d2, d3};
+    clattn_tensor t;
+    clattn_tensor_contiguous(&t, buffer, 0, dims);
+    checked_view v;
+    return view_check(ctx, name, &t, dims, sizeof(float), is_output, &v);
+}
+
+clattn_status
+clattn_talking_heads_forward(clattn_talking_heads *layer,
+                             const clattn_talking_heads_call *call, cl_mem x,
+                             cl_mem out, cl_mem attn)
+{
+    if (!layer)
+        return CLATTN_ERROR_INVALID_ARGUMENT;
+    clattn_context *ctx = layer->ctx;
+    CTX_CHECK_USABLE(ctx);
+    th_sizes sz;
+    clattn_status s = check_call(layer, call, attn != NULL, &sz);
+    if (s != CLATTN_SUCCESS)
+        return s;
+    if (!x || !out)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         TH_NAME ": %s buffer is NULL", !x ? "x" : "out");
+    if (x == out || attn == x || attn == out)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         TH_NAME ": %s may not be the same buffer as %s",
+                         x == out ? "out" : "attn",
+                         x == out || attn == x ? "x" : "out");
+    const size_t B = call->batch, N = call->seq, H = layer->heads;
+    if ((s = check_buffer(ctx, "x", x, 1, 1, sz.tokens, layer->dim, 0)) ||
+        (s = check_buffer(ctx, "out", out, 1, 1, sz.tokens, layer->dim, 1)) ||
+        (attn && (s = check_buffer(ctx, "attn", attn, B, H, N, N, 1))))
+        return s;
+    return forward_run(layer, call, &sz, x, out, attn);
+}
+
+/* ---- Host form ------------------------------------------------------ */
+
+static int ranges_overlap(const void *a, size_t a_bytes, const void *b,
+                          size_t b_bytes)
+{
+    uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
+    return a && b && pa < pb + b_bytes && pb < pa + a_bytes;
+}
+
+static clattn_status host_buffer(clattn_context *ctx, const char *name,
+                                 size_t floats, const float *src, cl_mem *out)
+{
+    size_t bytes = floats * sizeof(float); /* checked by check_call */
+    if (bytes > ctx->info.max_alloc_bytes)
+        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                         TH_NAME ": %s needs %zu bytes in one buffer; this "
+                                 "device allocates at most %llu",
+                         name, bytes,
+                         (unsigned long long)ctx->info.max_alloc_bytes);
+    return layer_buffer(ctx, bytes, src, out);
+}
+
+clattn_status
+clattn_talking_heads_forward_host(clattn_talking_heads *layer,
+                                  const clattn_talking_heads_call *call,
+                                  const float *x, float *out, float *attn)
+{
+    if (!layer)
+        return CLATTN_ERROR_INVALID_ARGUMENT;
+    clattn_context *ctx = layer->ctx;
+    CTX_CHECK_USABLE(ctx);
+    th_sizes sz;
+    clattn_status s = check_call(layer, call, attn != NULL, &sz);
+    if (s != CLATTN_SUCCESS)
+        return s;
+    if (!x || !out)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         TH_NAME ": %s is NULL", !x ? "x" : "out");
+    const size_t xb = sz.x_floats * sizeof(float);
+    const size_t ab = sz.attn_floats * sizeof(float);
+    if (ranges_overlap(x, xb, out, xb) || ranges_overlap(attn, ab, x, xb) ||
+        ranges_overlap(attn, ab, out, xb))
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         TH_NAME ": x, out and attn may not overlap");
+    cl_mem bx = NULL, bo = NULL, ba = NULL;
+    /* Stops at the first failure; attn is read before out so that a
+       failing read leaves out untouched. */
+    (void)((s = host_buffer(ctx, "x", sz.x_floats, x, &bx)) ||
+           (s = host_buffer(ctx, "out", sz.x_floats, NULL, &bo)) ||
+           (attn &&
+            (s = host_buffer(ctx, "attn", sz.attn_floats, NULL, &ba))) ||
+           (s = forward_run(layer, call, &sz, bx, bo, ba)) ||
+           (attn && (s = layer_read(ctx, ba, ab, attn))) ||
+           (s = layer_read(ctx, bo, xb, out)));
+    ctx_buffer_release(ctx, bx);
+    ctx_buffer_release(ctx, bo);
+    ctx_buffer_release(ctx, ba);
+    return s;
+}

@@ -1,0 +1,81 @@
+/* The fused talking-heads path: one kernel (th_fused) whose work-items each
+   own TH_FUSED_ROWS query rows with all heads, in two passes over the key
+   blocks; nothing N x N is stored. Its scratch is per work-item: the
+   logits and probabilities of one key block for every head, the row max
+   and sum of every mixed head, and the P'.V accumulators of the rows. */
+#include "context_internal.h"
+#include "device_memory.h"
+#include "kernel_args.h"
+#include "talking_heads_internal.h"
+
+void th_fused_release(clattn_context *ctx, th_fused_plan *plan)
+{
+    ctx_buffer_release(ctx, plan->scratch);
+    if (plan->fused)
+        clReleaseKernel(plan->fused);
+    plan->scratch = NULL;
+    plan->fused = NULL;
+}
+
+static size_t work_items_x(const th_run *run)
+{
+    return (run->seq + TH_FUSED_ROWS - 1) / TH_FUSED_ROWS;
+}
+
+clattn_status th_fused_prepare(clattn_context *ctx, const th_run *run,
+                               th_fused_plan *plan)
+{
+    const size_t H = run->layer->heads;
+    /* st, pt: H x rows x 16; ms, ls: H x rows; acc: rows x H x dpad (the
+       layout th_fused documents). Bounded by the checked 3*C*B*N sizes. */
+    size_t per = H * TH_FUSED_ROWS * (2 * TH_KEY_BLOCK + 2) +
+                 TH_FUSED_ROWS * H * run->dpad;
+    size_t bytes;
+    clattn_status s = layer_mul_size(ctx, &bytes, per * sizeof(float),
+                                     work_items_x(run), run->batch);
+    if (s != CLATTN_SUCCESS)
+        return s;
+    plan->per = per;
+    if ((s = layer_buffer(ctx, bytes, NULL, &plan->scratch)) ||
+        (s = program_kernel(ctx, PROGRAM_TALKING_HEADS, "th_fused",
+                            &plan->fused)))
+        th_fused_release(ctx, plan);
+    return s;
+}
+
+clattn_status th_fused_enqueue(clattn_context *ctx, const th_run *run,
+                               const th_fused_plan *plan)
+{
+    const struct clattn_talking_heads *L = run->layer;
+    kernel_args k = args_begin(plan->fused);
+    arg_mem(&k, run->qkv);
+    arg_mem(&k, run->kt);
+    arg_mem(&k, run->vp);
+    arg_mem(&k, L->proj_l_weight);
+    arg_mem(&k, L->proj_l_bias);
+    arg_mem(&k, L->proj_w_weight);
+    arg_mem(&k, L->proj_w_bias);
+    arg_mem(&k, plan->scratch);
+    arg_ulong(&k, plan->per);
+    arg_mem(&k, run->ctx_out);
+    arg_uint(&k, th_u32(L->heads));
+    arg_uint(&k, th_u32(run->seq));
+    arg_uint(&k, th_u32(L->head_dim));
+    arg_uint(&k, th_u32(L->dim));
+    arg_uint(&k, th_u32(run->npad));
+    arg_uint(&k, th_u32(run->dpad));
+    arg_uint(&k, L->drop_threshold);
+    arg_float(&k, L->drop_scale);
+    arg_ulong(&k, L->drop_seed);
+    arg_ulong(&k, run->drop_offset);
+    if (k.err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clSetKernelArg", k.err);
+    size_t global[2] = {work_items_x(run), run->batch};
+    cl_event ev;
+    cl_event *slot = layer_timer_slot(run->timer, &ev);
+    clattn_status s = layer_enqueue(ctx, run->queue, plan->fused, "th_fused", 2,
+                                    global, slot);
+    if (s == CLATTN_SUCCESS)
+        th_record(run->timer, LAYER_STAGE_ATTENTION, slot);
+    return s;
+}

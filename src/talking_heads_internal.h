@@ -1,0 +1,99 @@
+/* Talking-heads attention (timm TalkingHeadAttn): the layer object and the
+   two attention paths between its projections. talking_heads.c validates,
+   runs the qkv and output projections and packs K/V; the paths
+   (talking_heads_unfused.c, talking_heads_fused.c) fill the [B*N][C]
+   attention output from the packed K/V and the in-place Q. */
+#ifndef CLATTN_TALKING_HEADS_INTERNAL_H
+#define CLATTN_TALKING_HEADS_INTERNAL_H
+
+#include "clattn/clattn.h"
+#include "layer_common.h"
+
+/* Must match cl/talking_heads.cl: K is packed in blocks of TH_KEY_BLOCK
+   keys and padded to a multiple of TH_KEY_PAD; V rows are padded to a
+   multiple of TH_FEATURE_PAD; th_fused owns TH_FUSED_ROWS query rows and
+   its scratch layout is th_fused_scratch_floats(). */
+#define TH_KEY_BLOCK 16
+#define TH_KEY_PAD 64
+#define TH_FEATURE_PAD 16
+#define TH_FUSED_ROWS 4
+#define TH_UNFUSED_ROWS 4 /* rows per th_logits / th_pv work-item */
+
+struct clattn_talking_heads {
+    clattn_context *ctx;
+    size_t dim, heads, head_dim;
+    float scale;            /* head_dim^-0.5 */
+    cl_uint drop_threshold; /* 0 = no dropout (cl/philox.clh) */
+    float drop_scale;       /* 1 / (1 - p) for kept values */
+    uint64_t drop_seed;
+    /* The Philox offset of the next call: successful dropout calls so far,
+       so every call draws afresh (as the mha layer does). */
+    uint64_t drop_calls;
+    cl_mem qkv_weight, qkv_bias;       /* qkv_bias NULL without */
+    cl_mem proj_l_weight, proj_l_bias; /* [H][H], [H] */
+    cl_mem proj_w_weight, proj_w_bias;
+    cl_mem proj_weight, proj_bias;
+};
+
+/* One forward call as the attention paths see it. */
+typedef struct th_run {
+    const struct clattn_talking_heads *layer;
+    cl_command_queue queue;
+    layer_timer *timer;
+    size_t batch, seq;
+    size_t npad, dpad; /* padded keys and features of the packed K/V */
+    cl_mem qkv;        /* [B*N][3C], read as [B][N][3][H][D] */
+    cl_mem kt, vp;     /* packed K (scaled), V */
+    cl_mem ctx_out;    /* [B*N][C]: the paths' output, proj's input */
+    cl_mem attn;       /* the caller's [B][H][N][N], or NULL */
+    uint64_t drop_offset;
+} th_run;
+
+/* Unfused path: chunks of whole batches, or of rows of one batch when a
+   batch does not fit ctx->scratch_limit; s and p are the chunk's two
+   [nb][H][nr][N] score buffers, pv_acc th_pv's padded accumulator rows
+   (O(B.H.N.D)). */
+typedef struct th_unfused_plan {
+    size_t nb, nr;
+    cl_mem s, p, pv_acc;
+    cl_kernel logits, mix_softmax, mix_dropout, pv;
+} th_unfused_plan;
+
+/* Allocates the scratch and creates the kernels: everything that can fail
+   before the first enqueue. */
+clattn_status th_unfused_prepare(clattn_context *ctx, const th_run *run,
+                                 th_unfused_plan *plan);
+clattn_status th_unfused_enqueue(clattn_context *ctx, const th_run *run,
+                                 const th_unfused_plan *plan);
+void th_unfused_release(clattn_context *ctx, th_unfused_plan *plan);
+
+/* Fused path: per-work-item scratch (tiles, row statistics, P'.V
+   accumulators), O(B.H.N.D) in all. */
+typedef struct th_fused_plan {
+    size_t per; /* floats per work-item */
+    cl_mem scratch;
+    cl_kernel fused;
+} th_fused_plan;
+
+clattn_status th_fused_prepare(clattn_context *ctx, const th_run *run,
+                               th_fused_plan *plan);
+clattn_status th_fused_enqueue(clattn_context *ctx, const th_run *run,
+                               const th_fused_plan *plan);
+void th_fused_release(clattn_context *ctx, th_fused_plan *plan);
+
+/* The dims every kernel takes, narrowed (talking_heads.c checks that they
+   fit a cl_uint). */
+static inline cl_uint th_u32(size_t v)
+{
+    return (cl_uint)v;
+}
+
+/* Records an enqueue's event (when timing) under stage. */
+static inline void th_record(layer_timer *timer, layer_stage stage,
+                             cl_event *slot)
+{
+    if (slot)
+        layer_timer_record(timer, stage, *slot);
+}
+
+#endif

@@ -1,0 +1,222 @@
+/* The unfused talking-heads path: logits, the pre-softmax head mix with the
+   row softmax, the post-softmax head mix with dropout, and P'.V, as four
+   kernels over [H][N][N] score buffers. Every step is local to a query
+   row of all heads, so the work splits into chunks of whole batches, or of
+   rows of one batch, that fit the context's unfused scratch limit. */
+#include "context_internal.h"
+#include "device_memory.h"
+#include "kernel_args.h"
+#include "talking_heads_internal.h"
+
+/* A score buffer as the kernels take it: element (b, h, i, j) at
+   offset + b*sb + h*sh + i*ss + j, b and i absolute. */
+typedef struct th_scores {
+    cl_mem buffer;
+    cl_ulong offset, sb, sh, ss;
+} th_scores;
+
+static void arg_scores(kernel_args *a, const th_scores *s)
+{
+    arg_mem(a, s->buffer);
+    arg_ulong(a, s->offset);
+    arg_ulong(a, s->sb);
+    arg_ulong(a, s->sh);
+    arg_ulong(a, s->ss);
+}
+
+/* Chunk scratch laid out [nb][H][nr][N], its offset shifted back (modulo
+   2^64, as the kernels compute) so that (b0, i0) is element 0. */
+static th_scores chunk_scores(const th_run *run, const th_unfused_plan *plan,
+                              cl_mem buffer, size_t b0, size_t i0)
+{
+    th_scores s;
+    s.buffer = buffer;
+    s.ss = run->seq;
+    s.sh = (cl_ulong)plan->nr * run->seq;
+    s.sb = s.sh * run->layer->heads;
+    s.offset = (cl_ulong)0 - ((cl_ulong)b0 * s.sb + (cl_ulong)i0 * s.ss);
+    return s;
+}
+
+static th_scores attn_scores(const th_run *run)
+{
+    th_scores s;
+    s.buffer = run->attn;
+    s.offset = 0;
+    s.ss = run->seq;
+    s.sh = (cl_ulong)run->seq * run->seq;
+    s.sb = s.sh * run->layer->heads;
+    return s;
+}
+
+void th_unfused_release(clattn_context *ctx, th_unfused_plan *plan)
+{
+    ctx_buffer_release(ctx, plan->s);
+    ctx_buffer_release(ctx, plan->p);
+    ctx_buffer_release(ctx, plan->pv_acc);
+    cl_kernel all[4] = {plan->logits, plan->mix_softmax, plan->mix_dropout,
+                        plan->pv};
+    for (int i = 0; i < 4; ++i)
+        if (all[i])
+            clReleaseKernel(all[i]);
+    plan->s = plan->p = plan->pv_acc = NULL;
+    plan->logits = plan->mix_softmax = plan->mix_dropout = plan->pv = NULL;
+}
+
+clattn_status th_unfused_prepare(clattn_context *ctx, const th_run *run,
+                                 th_unfused_plan *plan)
+{
+    const size_t H = run->layer->heads, N = run->seq;
+    size_t row_bytes, batch_bytes;
+    clattn_status s;
+    /* Both buffers hold a row of every head: 2 * H * N floats per row. */
+    if ((s = layer_mul_size(ctx, &row_bytes, 2 * H, N, sizeof(float))) ||
+        (s = layer_mul_size(ctx, &batch_bytes, row_bytes, N, 1)))
+        return s;
+    size_t budget = ctx->scratch_limit; /* see scratch_limit() in context.c */
+    if (budget / row_bytes == 0)
+        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                         "talking_heads: one query row of all %zu heads "
+                         "needs %zu bytes of score scratch, over the unfused "
+                         "path's limit (%zu bytes)",
+                         H, row_bytes, budget);
+    if (budget / batch_bytes >= 1) {
+        plan->nb = budget / batch_bytes < run->batch ? budget / batch_bytes
+                                                     : run->batch;
+        plan->nr = N;
+    } else {
+        plan->nb = 1;
+        plan->nr = budget / row_bytes;
+    }
+    size_t bytes = plan->nb * plan->nr * (row_bytes / 2); /* <= budget */
+    /* th_pv: TH_UNFUSED_ROWS padded rows per work-item */
+    size_t acc_bytes, tiles = (plan->nr + TH_UNFUSED_ROWS - 1) /
+                              TH_UNFUSED_ROWS * TH_UNFUSED_ROWS;
+    if ((s = layer_mul_size(ctx, &acc_bytes, plan->nb * H * tiles, run->dpad,
+                            sizeof(float))))
+        return s;
+    if ((s = layer_buffer(ctx, bytes, NULL, &plan->s)) ||
+        (s = layer_buffer(ctx, bytes, NULL, &plan->p)) ||
+        (s = layer_buffer(ctx, acc_bytes, NULL, &plan->pv_acc)) ||
+        (s = program_kernel(ctx, PROGRAM_TALKING_HEADS, "th_logits",
+                            &plan->logits)) ||
+        (s = program_kernel(ctx, PROGRAM_TALKING_HEADS, "th_mix_softmax",
+                            &plan->mix_softmax)) ||
+        (s = program_kernel(ctx, PROGRAM_TALKING_HEADS, "th_mix_dropout",
+                            &plan->mix_dropout)) ||
+        (s = program_kernel(ctx, PROGRAM_TALKING_HEADS, "th_pv", &plan->pv)))
+        th_unfused_release(ctx, plan);
+    return s;
+}
+
+/* Runs kernel on global, timing it as attention. */
+static clattn_status launch(clattn_context *ctx, const th_run *run,
+                            cl_kernel kernel, const char *name,
+                            const kernel_args *a, cl_uint dims,
+                            const size_t *global)
+{
+    if (a->err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clSetKernelArg", a->err);
+    cl_event ev;
+    cl_event *slot = layer_timer_slot(run->timer, &ev);
+    clattn_status s =
+        layer_enqueue(ctx, run->queue, kernel, name, dims, global, slot);
+    if (s == CLATTN_SUCCESS)
+        th_record(run->timer, LAYER_STAGE_ATTENTION, slot);
+    return s;
+}
+
+/* One chunk: batches [b0, b0 + nb), rows [i0, i0 + nr). */
+static clattn_status run_chunk(clattn_context *ctx, const th_run *run,
+                               const th_unfused_plan *plan, size_t b0,
+                               size_t nb, size_t i0, size_t nr)
+{
+    const struct clattn_talking_heads *L = run->layer;
+    const cl_uint H = th_u32(L->heads), N = th_u32(run->seq);
+    const th_scores s = chunk_scores(run, plan, plan->s, b0, i0);
+    const th_scores p = chunk_scores(run, plan, plan->p, b0, i0);
+    /* The mixed weights go to the caller's attn, else back into s (the
+       logits are dead by then). */
+    const th_scores a = run->attn ? attn_scores(run) : s;
+    const size_t rows_global = (nr + TH_UNFUSED_ROWS - 1) / TH_UNFUSED_ROWS;
+    clattn_status st;
+
+    kernel_args k = args_begin(plan->logits);
+    arg_mem(&k, run->qkv);
+    arg_mem(&k, run->kt);
+    arg_scores(&k, &s);
+    arg_uint(&k, H);
+    arg_uint(&k, N);
+    arg_uint(&k, th_u32(L->head_dim));
+    arg_uint(&k, th_u32(L->dim));
+    arg_uint(&k, th_u32(run->npad));
+    arg_uint(&k, th_u32(b0));
+    arg_uint(&k, th_u32(i0));
+    arg_uint(&k, th_u32(i0 + nr));
+    size_t g_logits[3] = {rows_global, run->npad / TH_KEY_PAD, nb * L->heads};
+    if ((st = launch(ctx, run, plan->logits, "th_logits", &k, 3, g_logits)))
+        return st;
+
+    size_t g_rows[2] = {nb * L->heads, nr};
+    k = args_begin(plan->mix_softmax);
+    arg_scores(&k, &s);
+    arg_scores(&k, &p);
+    arg_mem(&k, L->proj_l_weight);
+    arg_mem(&k, L->proj_l_bias);
+    arg_uint(&k, H);
+    arg_uint(&k, N);
+    arg_uint(&k, th_u32(b0));
+    arg_uint(&k, th_u32(i0));
+    if ((st = launch(ctx, run, plan->mix_softmax, "th_mix_softmax", &k, 2,
+                     g_rows)))
+        return st;
+
+    k = args_begin(plan->mix_dropout);
+    arg_scores(&k, &p);
+    arg_scores(&k, &a);
+    arg_mem(&k, L->proj_w_weight);
+    arg_mem(&k, L->proj_w_bias);
+    arg_uint(&k, H);
+    arg_uint(&k, N);
+    arg_uint(&k, th_u32(b0));
+    arg_uint(&k, th_u32(i0));
+    arg_uint(&k, L->drop_threshold);
+    arg_float(&k, L->drop_scale);
+    arg_ulong(&k, L->drop_seed);
+    arg_ulong(&k, run->drop_offset);
+    if ((st = launch(ctx, run, plan->mix_dropout, "th_mix_dropout", &k, 2,
+                     g_rows)))
+        return st;
+
+    k = args_begin(plan->pv);
+    arg_scores(&k, &a);
+    arg_mem(&k, run->vp);
+    arg_mem(&k, plan->pv_acc);
+    arg_mem(&k, run->ctx_out);
+    arg_uint(&k, H);
+    arg_uint(&k, N);
+    arg_uint(&k, th_u32(L->head_dim));
+    arg_uint(&k, th_u32(L->dim));
+    arg_uint(&k, th_u32(run->npad));
+    arg_uint(&k, th_u32(run->dpad));
+    arg_uint(&k, th_u32(b0));
+    arg_uint(&k, th_u32(i0));
+    arg_uint(&k, th_u32(i0 + nr));
+    size_t g_pv[2] = {rows_global, nb * L->heads};
+    return launch(ctx, run, plan->pv, "th_pv", &k, 2, g_pv);
+}
+
+clattn_status th_unfused_enqueue(clattn_context *ctx, const th_run *run,
+                                 const th_unfused_plan *plan)
+{
+    for (size_t b0 = 0; b0 < run->batch; b0 += plan->nb) {
+        size_t nb = run->batch - b0 < plan->nb ? run->batch - b0 : plan->nb;
+        for (size_t i0 = 0; i0 < run->seq; i0 += plan->nr) {
+            size_t nr = run->seq - i0 < plan->nr ? run->seq - i0 : plan->nr;
+            clattn_status s = run_chunk(ctx, run, plan, b0, nb, i0, nr);
+            if (s != CLATTN_SUCCESS)
+                return s;
+        }
+    }
+    return CLATTN_SUCCESS;
+}
