@@ -1,0 +1,565 @@
+/* Additive (Bahdanau) attention, clattn_additive_*: the seq2seq tutorial's
+   BahdanauAttention with separate query/key/attention/value sizes and any
+   number of query rows.
+
+   Per call: qp = query Wa^T + (wa_b + ua_b) and kpt = Ua keys^T (both
+   through gemm_linear; the key projection is computed transposed, [A][B*Skv],
+   so the scores kernel reads 16 keys of one feature as one vector, and
+   both biases are folded into qp since only qp + kp is ever used), then
+   additive_scores (register tiles of 4 query rows x 16 keys; the
+   [B][Sq][Skv][A] tensor is never stored), add_softmax_rows, and
+   add_weighted_sum for the context. The scores are built in the caller's
+   weights buffer when one is given, else in scratch.
+
+   Also home of the helpers shared with concat.c and se_gate.c
+   (additive_internal.h). */
+#include "additive_internal.h"
+#include "context_internal.h"
+#include "device_memory.h"
+#include "gemm.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+#define ADD_TI 4  /* query rows per work-item, as cl/additive.cl */
+#define ADD_TJ 16 /* keys / features per work-item */
+
+struct clattn_additive {
+    clattn_context *ctx;
+    clattn_additive_desc desc; /* value_dim resolved */
+    cl_mem wa, ua, va;         /* [A][Dq], [A][Dk], [A] */
+    cl_mem qk_bias;            /* wa_b + ua_b, [A]; NULL without bias */
+    float bv;                  /* Va's bias (0 without bias) */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Shared helpers (additive_internal.h)                                      */
+/* ------------------------------------------------------------------------ */
+
+clattn_status add_kernel(clattn_context *ctx, const char *name,
+                         cl_kernel *kernel, kernel_args *args)
+{
+    clattn_status status = program_kernel(ctx, PROGRAM_ADDITIVE, name, kernel);
+    if (status == CLATTN_SUCCESS)
+        *args = args_begin(*kernel);
+    return status;
+}
+
+clattn_status add_launch(clattn_context *ctx, cl_kernel kernel,
+                         const kernel_args *args, const char *name, size_t g0,
+                         size_t g1, layer_timer *timer, layer_stage stage)
+{
+    clattn_status status;
+    if (args->err != CL_SUCCESS) {
+        status = ctx_error(
+            ctx, CLATTN_ERROR_OPENCL, "clSetKernelArg(%s, %u) failed: %s (%d)",
+            name, args->index - 1, cl_error_name(args->err), (int)args->err);
+    } else {
+        cl_event scratch;
+        cl_event *event = layer_timer_slot(timer, &scratch);
+        size_t global[2] = {g0, g1};
+        status = layer_enqueue(ctx, ctx->queue, kernel, name, g1 ? 2 : 1,
+                               global, event);
+        if (status == CLATTN_SUCCESS && event)
+            layer_timer_record(timer, stage, *event);
+    }
+    clReleaseKernel(kernel);
+    return status;
+}
+
+static size_t tiles(size_t n, size_t tile)
+{
+    return n / tile + !!(n % tile);
+}
+
+clattn_status add_softmax(clattn_context *ctx, cl_mem scores, size_t rows,
+                          size_t n, layer_timer *timer)
+{
+    cl_kernel kernel;
+    kernel_args a;
+    clattn_status status = add_kernel(ctx, "add_softmax_rows", &kernel, &a);
+    if (status != CLATTN_SUCCESS)
+        return status;
+    arg_mem(&a, scores);
+    arg_ulong(&a, n);
+    return add_launch(ctx, kernel, &a, "add_softmax_rows", rows, 0, timer,
+                      LAYER_STAGE_ATTENTION);
+}
+
+clattn_status add_weighted_sum(clattn_context *ctx, cl_mem w, cl_mem v,
+                               cl_mem out, size_t batch, size_t sq, size_t skv,
+                               size_t dv, layer_timer *timer)
+{
+    cl_kernel kernel;
+    kernel_args a;
+    clattn_status status = add_kernel(ctx, "add_weighted_sum", &kernel, &a);
+    if (status != CLATTN_SUCCESS)
+        return status;
+    size_t i_tiles = tiles(sq, ADD_TI);
+    arg_mem(&a, w);
+    arg_mem(&a, v);
+    arg_mem(&a, out);
+    arg_ulong(&a, sq);
+    arg_ulong(&a, skv);
+    arg_ulong(&a, dv);
+    arg_ulong(&a, i_tiles);
+    /* batch * i_tiles <= batch * sq, checked by the caller */
+    return add_launch(ctx, kernel, &a, "add_weighted_sum", tiles(dv, ADD_TJ),
+                      batch * i_tiles, timer, LAYER_STAGE_ATTENTION);
+}
+
+clattn_status add_count(clattn_context *ctx, size_t *out, size_t *bytes,
+                        size_t a, size_t b, size_t c)
+{
+    clattn_status status = layer_mul_size(ctx, out, a, b, c);
+    if (status == CLATTN_SUCCESS && bytes)
+        status = layer_mul_size(ctx, bytes, *out, sizeof(float), 1);
+    return status;
+}
+
+clattn_status add_check_buffer(clattn_context *ctx, const char *layer,
+                               const char *name, cl_mem buffer, size_t bytes)
+{
+    if (!buffer)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "%s: buffer %s is NULL", layer, name);
+    cl_context owner = NULL;
+    size_t have = 0;
+    cl_int err =
+        clGetMemObjectInfo(buffer, CL_MEM_CONTEXT, sizeof owner, &owner, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetMemObjectInfo(buffer, CL_MEM_SIZE, sizeof have, &have, NULL);
+    if (err != CL_SUCCESS)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "%s: %s is not a valid cl_mem (%s)", layer, name,
+                         cl_error_name(err));
+    if (owner != ctx->cl_ctx)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "%s: %s belongs to another OpenCL context", layer,
+                         name);
+    if (have < bytes)
+        return ctx_error(ctx, CLATTN_ERROR_BUFFER_TOO_SMALL,
+                         "%s: %s has %zu bytes, the call needs %zu", layer,
+                         name, have, bytes);
+    return CLATTN_SUCCESS;
+}
+
+int add_host_overlap(const void *a, size_t an, const void *b, size_t bn)
+{
+    if (!a || !b || !an || !bn)
+        return 0;
+    /* As integers: comparing pointers into different objects is undefined. */
+    uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
+    return pa < pb + bn && pb < pa + an;
+}
+
+void add_release(clattn_context *ctx, cl_mem *buffers, size_t count)
+{
+    for (size_t i = 0; i < count; ++i) {
+        ctx_buffer_release(ctx, buffers[i]);
+        buffers[i] = NULL;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Creation                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static const char LAYER[] = "additive";
+
+static clattn_status check_weights(clattn_context *ctx,
+                                   const clattn_additive_desc *d,
+                                   const clattn_additive_weights *w)
+{
+    const struct {
+        const char *name;
+        const float *p;
+        int needed;
+    } list[] = {
+        {"wa_weight", w->wa_weight, 1}, {"wa_bias", w->wa_bias, d->bias},
+        {"ua_weight", w->ua_weight, 1}, {"ua_bias", w->ua_bias, d->bias},
+        {"va_weight", w->va_weight, 1}, {"va_bias", w->va_bias, d->bias},
+    };
+    for (size_t i = 0; i < sizeof list / sizeof list[0]; ++i) {
+        clattn_status status = layer_check_weight(ctx, LAYER, list[i].name,
+                                                  list[i].p, list[i].needed);
+        if (status != CLATTN_SUCCESS)
+            return status;
+    }
+    return CLATTN_SUCCESS;
+}
+
+/* Uploads the weights; the two projection biases become one [A] vector. */
+static clattn_status upload_weights(clattn_additive *l,
+                                    const clattn_additive_weights *w)
+{
+    const clattn_additive_desc *d = &l->desc;
+    size_t nwa, nua;
+    clattn_status status =
+        add_count(l->ctx, &nwa, NULL, d->attn_dim, d->query_dim, 1);
+    if (status == CLATTN_SUCCESS)
+        status = add_count(l->ctx, &nua, NULL, d->attn_dim, d->key_dim, 1);
+    if (status == CLATTN_SUCCESS)
+        status = layer_upload(l->ctx, w->wa_weight, nwa, &l->wa);
+    if (status == CLATTN_SUCCESS)
+        status = layer_upload(l->ctx, w->ua_weight, nua, &l->ua);
+    if (status == CLATTN_SUCCESS)
+        status = layer_upload(l->ctx, w->va_weight, d->attn_dim, &l->va);
+    if (status != CLATTN_SUCCESS || !d->bias)
+        return status;
+    float *sum = malloc(d->attn_dim * sizeof *sum); /* A*Dq did not overflow */
+    if (!sum)
+        return ctx_error(l->ctx, CLATTN_ERROR_OUT_OF_MEMORY,
+                         "%s: host memory for the bias", LAYER);
+    for (size_t a = 0; a < d->attn_dim; ++a)
+        sum[a] = w->wa_bias[a] + w->ua_bias[a];
+    status = layer_upload(l->ctx, sum, d->attn_dim, &l->qk_bias);
+    free(sum);
+    l->bv = w->va_bias[0];
+    return status;
+}
+
+CLATTN_API clattn_status clattn_additive_create(
+    clattn_context *ctx, const clattn_additive_desc *desc,
+    const clattn_additive_weights *weights, clattn_additive **out)
+{
+    CTX_CHECK_USABLE(ctx);
+    if (!out)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "%s: out is NULL",
+                         LAYER);
+    *out = NULL;
+    if (!desc || !weights)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "%s: %s is NULL",
+                         LAYER, desc ? "weights" : "desc");
+    clattn_additive_desc d = *desc;
+    if (!d.value_dim)
+        d.value_dim = d.key_dim;
+    if (!d.query_dim || !d.key_dim || !d.attn_dim)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_SHAPE,
+                         "%s: query_dim %zu, key_dim %zu and attn_dim %zu "
+                         "must be nonzero",
+                         LAYER, d.query_dim, d.key_dim, d.attn_dim);
+    d.bias = d.bias != 0;
+    clattn_status status = check_weights(ctx, &d, weights);
+    if (status != CLATTN_SUCCESS)
+        return status;
+    clattn_additive *l = calloc(1, sizeof *l);
+    if (!l)
+        return ctx_error(ctx, CLATTN_ERROR_OUT_OF_MEMORY,
+                         "%s: host memory for the layer", LAYER);
+    l->ctx = ctx;
+    l->desc = d;
+    status = upload_weights(l, weights);
+    if (status != CLATTN_SUCCESS) {
+        clattn_additive_destroy(l);
+        return status;
+    }
+    *out = l;
+    return CLATTN_SUCCESS;
+}
+
+CLATTN_API void clattn_additive_destroy(clattn_additive *layer)
+{
+    if (!layer)
+        return;
+    cl_mem all[] = {layer->wa, layer->ua, layer->va, layer->qk_bias};
+    add_release(layer->ctx, all, sizeof all / sizeof all[0]);
+    free(layer);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Forward                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Element counts of one call's tensors, all checked for overflow (bytes
+   included), so the kernels' 64-bit indices and the byte sizes are safe. */
+typedef struct additive_sizes {
+    size_t query, keys, values, mask, context, weights; /* elements */
+    size_t qp, kp;                                      /* scratch */
+} additive_sizes;
+
+static clattn_status call_sizes(const clattn_additive *l,
+                                const clattn_additive_call *c,
+                                additive_sizes *s)
+{
+    clattn_context *ctx = l->ctx;
+    const clattn_additive_desc *d = &l->desc;
+    if (!c->batch || !c->seq_q || !c->seq_kv)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_SHAPE,
+                         "%s: batch %zu, seq_q %zu and seq_kv %zu must be "
+                         "nonzero",
+                         LAYER, c->batch, c->seq_q, c->seq_kv);
+    size_t bytes;
+    const struct {
+        size_t *out, a, b, c;
+    } list[] = {
+        {&s->query, c->batch, c->seq_q, d->query_dim},
+        {&s->keys, c->batch, c->seq_kv, d->key_dim},
+        {&s->values, c->batch, c->seq_kv, d->value_dim},
+        {&s->mask, c->batch, c->seq_kv, 1},
+        {&s->context, c->batch, c->seq_q, d->value_dim},
+        {&s->weights, c->batch, c->seq_q, c->seq_kv},
+        {&s->qp, c->batch, c->seq_q, d->attn_dim},
+        {&s->kp, c->batch, c->seq_kv, d->attn_dim},
+    };
+    for (size_t i = 0; i < sizeof list / sizeof list[0]; ++i) {
+        clattn_status status = add_count(ctx, list[i].out, &bytes, list[i].a,
+                                         list[i].b, list[i].c);
+        if (status != CLATTN_SUCCESS)
+            return status;
+    }
+    return CLATTN_SUCCESS;
+}
+
+typedef struct additive_io {
+    cl_mem query, keys, values, mask, context, weights;
+} additive_io;
+
+static clattn_status check_io(const clattn_additive *l,
+                              const clattn_additive_call *c,
+                              const additive_sizes *s, const additive_io *io)
+{
+    clattn_context *ctx = l->ctx;
+    const size_t f = sizeof(float);
+    if (io->keys && io->values == io->keys &&
+        l->desc.value_dim != l->desc.key_dim)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "%s: the keys are used as values but value_dim %zu "
+                         "!= key_dim %zu",
+                         LAYER, l->desc.value_dim, l->desc.key_dim);
+    /* Aliasing first: a shared buffer is the error, whatever its size. */
+    cl_mem inputs[] = {io->query, io->keys, io->values,
+                       c->has_key_padding_mask ? io->mask : NULL};
+    const char *names[] = {"query", "keys", "values", "key_padding_mask"};
+    for (size_t i = 0; i < 4; ++i)
+        if (inputs[i] && (inputs[i] == io->context || inputs[i] == io->weights))
+            return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                             "%s: %s is also an output buffer", LAYER,
+                             names[i]);
+    if (io->context && io->context == io->weights)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "%s: context and weights are the same buffer", LAYER);
+    clattn_status status =
+        add_check_buffer(ctx, LAYER, "query", io->query, s->query * f);
+    if (status == CLATTN_SUCCESS)
+        status = add_check_buffer(ctx, LAYER, "keys", io->keys, s->keys * f);
+    if (status == CLATTN_SUCCESS)
+        status =
+            add_check_buffer(ctx, LAYER, "values", io->values, s->values * f);
+    if (status == CLATTN_SUCCESS && c->has_key_padding_mask)
+        status =
+            add_check_buffer(ctx, LAYER, "key_padding_mask", io->mask, s->mask);
+    if (status == CLATTN_SUCCESS)
+        status = add_check_buffer(ctx, LAYER, "context", io->context,
+                                  s->context * f);
+    if (status == CLATTN_SUCCESS && io->weights)
+        status = add_check_buffer(ctx, LAYER, "weights", io->weights,
+                                  s->weights * f);
+    return status;
+}
+
+static clattn_status enqueue_scores(const clattn_additive *l,
+                                    const clattn_additive_call *c, cl_mem qp,
+                                    cl_mem kpt, cl_mem mask, cl_mem scores,
+                                    layer_timer *timer)
+{
+    cl_kernel kernel;
+    kernel_args a;
+    clattn_status status = add_kernel(l->ctx, "additive_scores", &kernel, &a);
+    if (status != CLATTN_SUCCESS)
+        return status;
+    size_t i_tiles = tiles(c->seq_q, ADD_TI);
+    arg_mem(&a, qp);
+    arg_mem(&a, kpt);
+    arg_ulong(&a, c->batch * c->seq_kv);
+    arg_mem(&a, l->va);
+    arg_float(&a, l->bv);
+    arg_mem(&a, c->has_key_padding_mask ? mask : NULL);
+    arg_int(&a, c->has_key_padding_mask ? 1 : 0);
+    arg_mem(&a, scores);
+    arg_ulong(&a, c->seq_q);
+    arg_ulong(&a, c->seq_kv);
+    arg_ulong(&a, l->desc.attn_dim);
+    arg_ulong(&a, i_tiles);
+    return add_launch(l->ctx, kernel, &a, "additive_scores",
+                      tiles(c->seq_kv, ADD_TJ), c->batch * i_tiles, timer,
+                      LAYER_STAGE_ATTENTION);
+}
+
+/* Everything after validation: scratch, the two projections, scores,
+   softmax, context. */
+static clattn_status enqueue_all(const clattn_additive *l,
+                                 const clattn_additive_call *c,
+                                 const additive_sizes *s, const additive_io *io,
+                                 layer_timer *timer)
+{
+    clattn_context *ctx = l->ctx;
+    const clattn_additive_desc *d = &l->desc;
+    cl_mem scratch[3] = {NULL, NULL, NULL}; /* qp, kpt, scores */
+    const size_t f = sizeof(float);
+    clattn_status status = layer_buffer(ctx, s->qp * f, NULL, &scratch[0]);
+    if (status == CLATTN_SUCCESS)
+        status = layer_buffer(ctx, s->kp * f, NULL, &scratch[1]);
+    if (status == CLATTN_SUCCESS && !io->weights)
+        status = layer_buffer(ctx, s->weights * f, NULL, &scratch[2]);
+    cl_mem scores = io->weights ? io->weights : scratch[2];
+    size_t rows_q = c->batch * c->seq_q, cols_k = c->batch * c->seq_kv;
+    if (status == CLATTN_SUCCESS) {
+        gemm_matrix x = {io->query, 0, d->query_dim};
+        gemm_matrix w = {l->wa, 0, d->query_dim};
+        gemm_matrix y = {scratch[0], 0, d->attn_dim};
+        status = gemm_linear(ctx, ctx->queue, rows_q, d->attn_dim, d->query_dim,
+                             x, w, l->qk_bias, 0, 0, y, timer);
+    }
+    if (status == CLATTN_SUCCESS) {
+        /* kpt = Ua keys^T: the nn.Linear form with Ua as the input rows
+           and the keys as the "weight". */
+        gemm_matrix x = {l->ua, 0, d->key_dim};
+        gemm_matrix w = {io->keys, 0, d->key_dim};
+        gemm_matrix y = {scratch[1], 0, cols_k};
+        status = gemm_linear(ctx, ctx->queue, d->attn_dim, cols_k, d->key_dim,
+                             x, w, NULL, 0, 0, y, timer);
+    }
+    if (status == CLATTN_SUCCESS)
+        status = enqueue_scores(l, c, scratch[0], scratch[1], io->mask, scores,
+                                timer);
+    if (status == CLATTN_SUCCESS)
+        status = add_softmax(ctx, scores, rows_q, c->seq_kv, timer);
+    if (status == CLATTN_SUCCESS)
+        status =
+            add_weighted_sum(ctx, scores, io->values, io->context, c->batch,
+                             c->seq_q, c->seq_kv, d->value_dim, timer);
+    /* OpenCL keeps the buffers alive until the enqueued kernels finish. */
+    add_release(ctx, scratch, 3);
+    return status;
+}
+
+static clattn_status forward(clattn_additive *l, const clattn_additive_call *c,
+                             additive_io io)
+{
+    clattn_context *ctx = l->ctx;
+    additive_sizes s;
+    clattn_status status = call_sizes(l, c, &s);
+    if (status != CLATTN_SUCCESS)
+        return status;
+    if (!io.values)
+        io.values = io.keys;
+    status = check_io(l, c, &s, &io);
+    if (status != CLATTN_SUCCESS)
+        return status;
+    layer_timer tb, *timer;
+    status = layer_timer_begin(ctx, ctx->queue, c->timing ? &tb : NULL, &timer);
+    if (status != CLATTN_SUCCESS)
+        return status;
+    status = enqueue_all(l, c, &s, &io, timer);
+    clattn_status done = layer_timer_finish(
+        ctx, ctx->queue, timer, status == CLATTN_SUCCESS ? c->timing : NULL);
+    return status != CLATTN_SUCCESS ? status : done;
+}
+
+CLATTN_API clattn_status clattn_additive_forward(
+    clattn_additive *layer, const clattn_additive_call *call, cl_mem query,
+    cl_mem keys, cl_mem values, cl_mem key_padding_mask, cl_mem context,
+    cl_mem weights)
+{
+    if (!layer)
+        return CLATTN_ERROR_INVALID_ARGUMENT;
+    CTX_CHECK_USABLE(layer->ctx);
+    if (!call)
+        return ctx_error(layer->ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "%s: call is NULL", LAYER);
+    additive_io io = {query, keys, values, key_padding_mask, context, weights};
+    return forward(layer, call, io);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Host form                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static clattn_status check_host(const clattn_additive *l,
+                                const clattn_additive_call *c,
+                                const additive_sizes *s, const float *query,
+                                const float *keys, const float *values,
+                                const uint8_t *mask, const float *context,
+                                const float *weights)
+{
+    clattn_context *ctx = l->ctx;
+    if (!query || !keys || !context)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "%s: %s is NULL",
+                         LAYER,
+                         !query  ? "query"
+                         : !keys ? "keys"
+                                 : "context");
+    if (c->has_key_padding_mask && !mask)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "%s: has_key_padding_mask but key_padding_mask is "
+                         "NULL",
+                         LAYER);
+    const size_t f = sizeof(float);
+    const void *in[] = {query, keys, values,
+                        c->has_key_padding_mask ? mask : NULL};
+    size_t in_bytes[] = {s->query * f, s->keys * f, s->values * f, s->mask};
+    const char *names[] = {"query", "keys", "values", "key_padding_mask"};
+    for (size_t i = 0; i < 4; ++i)
+        if (add_host_overlap(in[i], in_bytes[i], context, s->context * f) ||
+            add_host_overlap(in[i], in_bytes[i], weights, s->weights * f))
+            return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                             "%s: %s overlaps an output array", LAYER,
+                             names[i]);
+    if (add_host_overlap(context, s->context * f, weights, s->weights * f))
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "%s: context and weights overlap", LAYER);
+    return CLATTN_SUCCESS;
+}
+
+CLATTN_API clattn_status clattn_additive_forward_host(
+    clattn_additive *layer, const clattn_additive_call *call,
+    const float *query, const float *keys, const float *values,
+    const uint8_t *key_padding_mask, float *context, float *weights)
+{
+    if (!layer)
+        return CLATTN_ERROR_INVALID_ARGUMENT;
+    clattn_context *ctx = layer->ctx;
+    CTX_CHECK_USABLE(ctx);
+    if (!call)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "%s: call is NULL",
+                         LAYER);
+    additive_sizes s;
+    clattn_status status = call_sizes(layer, call, &s);
+    if (status == CLATTN_SUCCESS)
+        status = check_host(layer, call, &s, query, keys, values,
+                            key_padding_mask, context, weights);
+    if (status != CLATTN_SUCCESS)
+        return status;
+    if (values == keys)
+        values = NULL; /* one upload; the device form takes keys as values */
+    if (!values && layer->desc.value_dim != layer->desc.key_dim)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "%s: the keys are used as values but value_dim %zu "
+                         "!= key_dim %zu",
+                         LAYER, layer->desc.value_dim, layer->desc.key_dim);
+    const size_t f = sizeof(float);
+    /* query, keys, values, mask, context, weights */
+    cl_mem b[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
+    status = layer_buffer(ctx, s.query * f, query, &b[0]);
+    if (status == CLATTN_SUCCESS)
+        status = layer_buffer(ctx, s.keys * f, keys, &b[1]);
+    if (status == CLATTN_SUCCESS && values)
+        status = layer_buffer(ctx, s.values * f, values, &b[2]);
+    if (status == CLATTN_SUCCESS && call->has_key_padding_mask)
+        status = layer_buffer(ctx, s.mask, key_padding_mask, &b[3]);
+    if (status == CLATTN_SUCCESS)
+        status = layer_buffer(ctx, s.context * f, NULL, &b[4]);
+    if (status == CLATTN_SUCCESS && weights)
+        status = layer_buffer(ctx, s.weights * f, NULL, &b[5]);
+    if (status == CLATTN_SUCCESS) {
+        additive_io io = {b[0], b[1], b[2], b[3], b[4], b[5]};
+        status = forward(layer, call, io);
+    }
+    if (status == CLATTN_SUCCESS)
+        status = layer_read(ctx, b[4], s.context * f, context);
+    if (status == CLATTN_SUCCESS && weights)
+        status = layer_read(ctx, b[5], s.weights * f, weights);
+    add_release(ctx, b, 6);
+    return status;
+}

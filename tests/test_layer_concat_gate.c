@@ -1,0 +1,306 @@
+/* clattn_concat (the seq2seq tutorial's AttnDecoderRNN attention) and
+   clattn_se_gate against PyTorch goldens (tests/gen_golden_additive.py,
+   float64 modules) and against the double-precision reference
+   (reference_additive.c) on bigger odd shapes. Outputs carry canaries;
+   the SE gate also runs its device form with timing and a sentinel tail;
+   memory is back at its baseline after each destroy.
+   Tolerance: DESIGN.md's fp32 bound, atol 1e-5 + rtol 1e-4. */
+#include "golden_bundle.h"
+#include "reference_additive.h"
+#include "test_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static clattn_context *g_ctx;
+static clattn_info g_info;
+
+static size_t mem_now(void)
+{
+    clattn_memory_stats s;
+    clattn_memory_stats_get(g_ctx, &s);
+    return s.current_bytes;
+}
+
+static void compare(const char *name, const char *what, const float *got,
+                    const double *ref, size_t n)
+{
+    char label[160];
+    snprintf(label, sizeof label, "%s %s", name, what);
+    size_t bad = compare_close(label, got, ref, n, TOL_ATOL, TOL_RTOL);
+    CHECK(bad == 0, "%s: %zu of %zu elements off", label, bad, n);
+}
+
+static double max_diff(const double *a, const double *b, size_t n)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < n; ++i)
+        m = fmax(m, fabs(a[i] - b[i]));
+    return m;
+}
+
+static const double *bundle_f64(const golden_bundle *b, const char *name)
+{
+    const bundle_tensor *t = bundle_get(b, name);
+    return t && t->dtype == BUNDLE_F64 ? t->data : NULL;
+}
+
+static float *fill(test_rng *r, size_t n, double lo, double hi)
+{
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    test_fill(r, x, n, lo, hi);
+    return x;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Concat                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct concat_problem {
+    clattn_concat_desc desc;
+    clattn_concat_weights w;
+    size_t batch;
+    const float *query, *key, *values;
+} concat_problem;
+
+static void concat_run(const char *name, const concat_problem *p,
+                       const double *ref_out, const double *ref_w)
+{
+    size_t before = mem_now();
+    clattn_concat *layer = NULL;
+    clattn_status s = clattn_concat_create(g_ctx, &p->desc, &p->w, &layer);
+    CHECK(s == CLATTN_SUCCESS, "%s create: %s: %s", name,
+          clattn_status_string(s), clattn_context_last_error(g_ctx));
+    if (s != CLATTN_SUCCESS)
+        return;
+    size_t no = p->batch * p->desc.out_dim, nw = p->batch * p->desc.max_length;
+    float *out = guarded_alloc(no), *w = guarded_alloc(nw);
+    s = clattn_concat_forward_host(layer, p->batch, p->query, p->key, p->values,
+                                   out, w);
+    CHECK(s == CLATTN_SUCCESS, "%s: %s: %s", name, clattn_status_string(s),
+          clattn_context_last_error(g_ctx));
+    CHECK(guarded_intact(out, no) && guarded_intact(w, nw),
+          "%s: write outside the outputs", name);
+    compare(name, "out", out, ref_out, no);
+    compare(name, "weights", w, ref_w, nw);
+    float *out2 = guarded_alloc(no);
+    s = clattn_concat_forward_host(layer, p->batch, p->query, p->key, p->values,
+                                   out2, NULL);
+    CHECK(s == CLATTN_SUCCESS && guarded_intact(out2, no),
+          "%s without weights: %s", name, clattn_context_last_error(g_ctx));
+    compare(name, "out (no weights)", out2, ref_out, no);
+    guarded_free(out), guarded_free(w), guarded_free(out2);
+    clattn_concat_destroy(layer);
+    CHECK(mem_now() == before, "%s: %zu bytes before, %zu after destroy", name,
+          before, mem_now());
+}
+
+static void concat_golden(const char *file)
+{
+    char path[1024];
+    bundle_path(path, sizeof path, file);
+    golden_bundle g;
+    if (bundle_load(path, &g) != 0) {
+        CHECK(0, "%s: cannot load", path);
+        return;
+    }
+    concat_problem p;
+    p.batch = (size_t)bundle_int(&g, "batch", 0);
+    p.desc.query_dim = (size_t)bundle_int(&g, "query_dim", 0);
+    p.desc.key_dim = (size_t)bundle_int(&g, "key_dim", 0);
+    p.desc.value_dim = (size_t)bundle_int(&g, "value_dim", 0);
+    p.desc.max_length = (size_t)bundle_int(&g, "max_length", 0);
+    p.desc.out_dim = (size_t)bundle_int(&g, "out_dim", 0);
+    p.w.attn_weight = bundle_f32(&g, "attn.weight");
+    p.w.attn_bias = bundle_f32(&g, "attn.bias");
+    p.w.combine_weight = bundle_f32(&g, "attn_combine.weight");
+    p.w.combine_bias = bundle_f32(&g, "attn_combine.bias");
+    p.query = bundle_f32(&g, "query");
+    p.key = bundle_f32(&g, "key");
+    p.values = bundle_f32(&g, "values");
+    const double *want_out = bundle_f64(&g, "out");
+    const double *want_w = bundle_f64(&g, "weights");
+    int complete = p.batch && p.w.attn_weight && p.w.attn_bias &&
+                   p.w.combine_weight && p.w.combine_bias && p.query && p.key &&
+                   p.values && want_out && want_w;
+    CHECK(complete, "%s: missing tensors", file);
+    if (complete) {
+        size_t no = p.batch * p.desc.out_dim, nw = p.batch * p.desc.max_length;
+        double *ro = malloc(no * sizeof *ro), *rw = malloc(nw * sizeof *rw);
+        ref_concat(&p.desc, &p.w, p.batch, p.query, p.key, p.values, ro, rw);
+        CHECK(max_diff(ro, want_out, no) < 1e-12 &&
+                  max_diff(rw, want_w, nw) < 1e-12,
+              "%s: reference vs torch %g, %g", file, max_diff(ro, want_out, no),
+              max_diff(rw, want_w, nw));
+        free(ro), free(rw);
+        concat_run(file, &p, want_out, want_w);
+    }
+    bundle_free(&g);
+}
+
+static void concat_reference(const char *name, uint64_t seed, size_t batch,
+                             size_t dq, size_t dk, size_t dv, size_t len,
+                             size_t out)
+{
+    test_rng r = test_rng_make(seed);
+    concat_problem p;
+    p.batch = batch;
+    p.desc = (clattn_concat_desc){dq, dk, dv, len, out};
+    double ga = 2.0 / sqrt((double)(dq + dk)),
+           gc = 2.0 / sqrt((double)(dq + dv));
+    float *buf[7];
+    p.w.attn_weight = buf[0] = fill(&r, len * (dq + dk), -ga, ga);
+    p.w.attn_bias = buf[1] = fill(&r, len, -0.5, 0.5);
+    p.w.combine_weight = buf[2] = fill(&r, out * (dq + dv), -gc, gc);
+    p.w.combine_bias = buf[3] = fill(&r, out, -0.5, 0.5);
+    p.query = buf[4] = fill(&r, batch * dq, -1.5, 1.5);
+    p.key = buf[5] = fill(&r, batch * dk, -1.5, 1.5);
+    p.values = buf[6] = fill(&r, batch * len * dv, -1, 1);
+    double *ro = malloc(batch * out * sizeof *ro);
+    double *rw = malloc(batch * len * sizeof *rw);
+    ref_concat(&p.desc, &p.w, batch, p.query, p.key, p.values, ro, rw);
+    concat_run(name, &p, ro, rw);
+    free(ro), free(rw);
+    for (int i = 0; i < 7; ++i)
+        free(buf[i]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* SE gate                                                                   */
+/* ------------------------------------------------------------------------ */
+
+#define TAIL 16
+static const float SENTINEL = -12345.0f;
+
+static void se_device(const char *name, clattn_se_gate *layer, size_t tokens,
+                      size_t e, const float *x, const double *ref)
+{
+    size_t n = tokens * e;
+    cl_int err;
+    cl_mem bx =
+        clCreateBuffer(g_info.cl_ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                       n * sizeof *x, (void *)x, &err);
+    float *all = malloc((n + TAIL) * sizeof *all);
+    for (size_t i = 0; i < n + TAIL; ++i)
+        all[i] = SENTINEL;
+    cl_mem bo =
+        clCreateBuffer(g_info.cl_ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR,
+                       (n + TAIL) * sizeof *all, all, &err);
+    clattn_layer_timing t = {-1, -1, -1};
+    clattn_status s = clattn_se_gate_forward(layer, tokens, bx, bo, &t);
+    CHECK(s == CLATTN_SUCCESS, "%s device: %s: %s", name,
+          clattn_status_string(s), clattn_context_last_error(g_ctx));
+    clEnqueueReadBuffer(g_info.queue, bo, CL_TRUE, 0, (n + TAIL) * sizeof *all,
+                        all, 0, NULL, NULL);
+    int tail_ok = 1;
+    for (size_t i = n; i < n + TAIL; ++i)
+        tail_ok &= all[i] == SENTINEL;
+    CHECK(tail_ok, "%s device: write past out", name);
+    compare(name, "device out", all, ref, n);
+    CHECK(t.projection_ms > 0 && t.other_ms > 0 && t.attention_ms >= 0,
+          "%s: timing %g %g %g", name, t.projection_ms, t.attention_ms,
+          t.other_ms);
+    free(all);
+    clReleaseMemObject(bx);
+    clReleaseMemObject(bo);
+}
+
+static void se_run(const char *name, size_t e, const clattn_se_gate_weights *w,
+                   size_t tokens, const float *x, const double *ref)
+{
+    size_t before = mem_now();
+    clattn_se_gate *layer = NULL;
+    clattn_status s = clattn_se_gate_create(g_ctx, e, w, &layer);
+    CHECK(s == CLATTN_SUCCESS, "%s create: %s: %s", name,
+          clattn_status_string(s), clattn_context_last_error(g_ctx));
+    if (s != CLATTN_SUCCESS)
+        return;
+    size_t n = tokens * e;
+    float *out = guarded_alloc(n);
+    s = clattn_se_gate_forward_host(layer, tokens, x, out);
+    CHECK(s == CLATTN_SUCCESS, "%s: %s: %s", name, clattn_status_string(s),
+          clattn_context_last_error(g_ctx));
+    CHECK(guarded_intact(out, n), "%s: write outside out", name);
+    compare(name, "out", out, ref, n);
+    guarded_free(out);
+    se_device(name, layer, tokens, e, x, ref);
+    clattn_se_gate_destroy(layer);
+    CHECK(mem_now() == before, "%s: %zu bytes before, %zu after destroy", name,
+          before, mem_now());
+}
+
+static void se_golden(const char *file)
+{
+    char path[1024];
+    bundle_path(path, sizeof path, file);
+    golden_bundle g;
+    if (bundle_load(path, &g) != 0) {
+        CHECK(0, "%s: cannot load", path);
+        return;
+    }
+    size_t tokens = (size_t)bundle_int(&g, "tokens", 0);
+    size_t e = (size_t)bundle_int(&g, "embed_dim", 0);
+    clattn_se_gate_weights w = {
+        bundle_f32(&g, "fc1.weight"), bundle_f32(&g, "fc1.bias"),
+        bundle_f32(&g, "fc2.weight"), bundle_f32(&g, "fc2.bias")};
+    const float *x = bundle_f32(&g, "x");
+    const double *want = bundle_f64(&g, "out");
+    int complete = tokens && e && w.fc1_weight && w.fc1_bias && w.fc2_weight &&
+                   w.fc2_bias && x && want;
+    CHECK(complete, "%s: missing tensors", file);
+    if (complete) {
+        double *ref = malloc(tokens * e * sizeof *ref);
+        ref_se_gate(e, &w, tokens, x, ref);
+        CHECK(max_diff(ref, want, tokens * e) < 1e-12,
+              "%s: reference vs torch %g", file,
+              max_diff(ref, want, tokens * e));
+        free(ref);
+        se_run(file, e, &w, tokens, x, want);
+    }
+    bundle_free(&g);
+}
+
+static void se_reference(const char *name, uint64_t seed, size_t e,
+                         size_t tokens)
+{
+    test_rng r = test_rng_make(seed);
+    double g = 2.0 / sqrt((double)e);
+    float *buf[5];
+    clattn_se_gate_weights w;
+    w.fc1_weight = buf[0] = fill(&r, e, -2, 2);
+    w.fc1_bias = buf[1] = fill(&r, e, -0.5, 0.5);
+    w.fc2_weight = buf[2] = fill(&r, e * e, -g, g);
+    w.fc2_bias = buf[3] = fill(&r, e, -0.5, 0.5);
+    float *x = buf[4] = fill(&r, tokens * e, -2, 2);
+    double *ref = malloc(tokens * e * sizeof *ref);
+    ref_se_gate(e, &w, tokens, x, ref);
+    se_run(name, e, &w, tokens, x, ref);
+    free(ref);
+    for (int i = 0; i < 5; ++i)
+        free(buf[i]);
+}
+
+int main(void)
+{
+    g_ctx = test_context();
+    clattn_context_info(g_ctx, &g_info);
+    concat_golden("concat_l10_b3.bin");
+    concat_golden("concat_l10_tutorial.bin");
+    se_golden("se_e24_t13.bin");
+    se_golden("se_e40_b2_n5.bin");
+    /* name, seed, B, Dq, Dk, Dv, L, out */
+    concat_reference("concat one of everything", 21, 1, 1, 1, 1, 1, 1);
+    se_reference("se E 1", 22, 1, 3);
+    if (test_small()) {
+        concat_reference("concat odd (small)", 23, 2, 5, 3, 17, 7, 9);
+        se_reference("se odd (small)", 24, 19, 7);
+    } else {
+        concat_reference("concat odd", 23, 5, 33, 17, 29, 50, 21);
+        concat_reference("concat long", 25, 3, 64, 64, 64, 300, 64);
+        se_reference("se odd", 24, 77, 301);
+    }
+    clattn_context_destroy(g_ctx);
+    return test_finish("test_layer_concat_gate");
+}
