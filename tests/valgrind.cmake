@@ -42,8 +42,11 @@ set(CLATTN_VALGRIND_COMMAND
 # turn, failed builds), where a leak is likeliest; test_sdpa_views the
 # device entry point, strided views and the chunked scratch path. (Also clean
 # but left out for time: numerics 25 s, dropout 36 s, concurrency 71 s.)
+# The layers' error suites drive their create/forward error paths and
+# CLBlast's GEMMs (test_layer_mha itself is clean too, but takes 5 min).
 set(CLATTN_VALGRIND_SUITES test_sdpa_errors test_sdpa_golden test_device_select
-    test_faults test_sdpa_views)
+    test_faults test_sdpa_views test_layer_mha_errors test_layer_additive_errors
+    test_layer_talking_heads_errors)
 foreach(name IN LISTS CLATTN_VALGRIND_SUITES)
   string(REGEX REPLACE "^test_" "valgrind_" vg_name ${name})
   add_test(NAME ${vg_name}
