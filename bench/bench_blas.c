@@ -112,6 +112,19 @@ int bench_blas_attention_call(void *arg, double *event_ms)
     return 0;
 }
 
+int bench_blas_projections_call(void *arg, double *event_ms)
+{
+    bench_layer_blas *p = arg;
+    int rows = (int)p->rows, e = (int)p->embed;
+    /* nn.Linear: y = x W^T, W [out][in], as the layer runs them. */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, 3 * e, e, 1.0f,
+                p->x, e, p->w_qkv, e, 0.0f, p->qkv, 3 * e);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, e, e, 1.0f,
+                p->x, e, p->w_out, e, 0.0f, p->y, e);
+    *event_ms = -1.0;
+    return 0;
+}
+
 #else /* built without OpenBLAS */
 
 int bench_blas_available(char *note, size_t cap, int *threads)
@@ -132,6 +145,13 @@ int bench_blas_sgemm(int n, const bench_method *m, bench_timing *t)
 int bench_blas_attention_call(void *a, double *event_ms)
 {
     (void)a;
+    *event_ms = -1.0;
+    return -1;
+}
+
+int bench_blas_projections_call(void *p, double *event_ms)
+{
+    (void)p;
     *event_ms = -1.0;
     return -1;
 }

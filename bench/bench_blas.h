@@ -6,6 +6,7 @@
 #define CLATTN_BENCH_BLAS_H
 
 #include "bench_cases.h"
+#include "bench_layer.h"
 #include "bench_sdpa.h"
 #include "bench_timing.h"
 
@@ -34,5 +35,9 @@ void bench_blas_attention_free(bench_blas_attention *a);
 
 /* One whole attention, a bench_call_fn (wall-clock timed; no events). */
 int bench_blas_attention_call(void *a, double *event_ms);
+
+/* A layer case's projection GEMMs (a bench_layer_blas), a bench_call_fn
+   (wall-clock timed). */
+int bench_blas_projections_call(void *p, double *event_ms);
 
 #endif

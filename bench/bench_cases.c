@@ -20,6 +20,15 @@
     }
 #define NONE CLATTN_CAUSAL_NONE
 #define CAUSAL CLATTN_CAUSAL_TOP_LEFT
+#define MHA(b, h, s, d)                                                        \
+    {                                                                          \
+        BENCH_OP_MHA, b, h, h, s, s, d, NONE                                   \
+    }
+#define TALKING(b, h, s, d)                                                    \
+    {                                                                          \
+        BENCH_OP_TALKING_HEADS, b, h, h, s, s, d, NONE                         \
+    }
+
 
 /* Sized so that the whole suite, peers and the slow paths included, stays
    well under a minute on two PoCL cores (sequences of 2048 and more are
@@ -27,6 +36,7 @@
 static const bench_case quick[] = {
     SDPA(256, NONE),    SDPA(512, NONE), SDPA(1024, NONE), SDPA(512, CAUSAL),
     SDPA(1024, CAUSAL), GQA(1024, NONE), DECODE(1, 2048),  DECODE(1, 8192),
+    MHA(1, 12, 256, 64), TALKING(1, 8, 196, 48),
 };
 
 static const bench_case full[] = {
@@ -53,8 +63,19 @@ static const bench_case full[] = {
     DECODE(8, 16384),
 };
 
+/* The layers of docs/performance.md: a BERT-base layer (E=768, H=12) at
+   S=512, a CaiT-S layer (C=384, H=8) at N=784 (224/8 patches), and
+   talking-heads at H=16 for the fused/unfused comparison. */
+static const bench_case layers[] = {
+    MHA(8, 12, 512, 64),
+    TALKING(8, 8, 784, 48),
+    TALKING(1, 16, 784, 24),
+};
+
 /* Tiny shapes, odd sizes included, one of each op: seconds in CTest. */
 static const bench_case smoke[] = {
+    MHA(2, 2, 37, 8),
+    TALKING(2, 3, 29, 8),
     {BENCH_OP_SDPA, 1, 2, 2, 64, 64, 16, NONE},
     {BENCH_OP_SDPA, 2, 2, 2, 33, 47, 16, CAUSAL},
     {BENCH_OP_GQA, 1, 4, 2, 64, 64, 16, NONE},
@@ -71,6 +92,7 @@ const bench_case *bench_suite(const char *name, size_t *count)
         size_t n;
     } suites[] = {{"quick", quick, COUNT(quick)},
                   {"full", full, COUNT(full)},
+                  {"layers", layers, COUNT(layers)},
                   {"smoke", smoke, COUNT(smoke)}};
     for (size_t i = 0; i < COUNT(suites); ++i)
         if (strcmp(name, suites[i].name) == 0) {
@@ -86,13 +108,20 @@ const char *bench_op_name(bench_op op)
     case BENCH_OP_SDPA: return "sdpa";
     case BENCH_OP_GQA: return "gqa";
     case BENCH_OP_DECODE: return "decode";
+    case BENCH_OP_MHA: return "mha";
+    case BENCH_OP_TALKING_HEADS: return "talking-heads";
     }
     return "unknown";
 }
 
+int bench_op_is_layer(bench_op op)
+{
+    return op == BENCH_OP_MHA || op == BENCH_OP_TALKING_HEADS;
+}
+
 int bench_op_parse(const char *text, bench_op *op)
 {
-    for (int i = BENCH_OP_SDPA; i <= BENCH_OP_DECODE; ++i)
+    for (int i = BENCH_OP_SDPA; i <= BENCH_OP_TALKING_HEADS; ++i)
         if (strcmp(text, bench_op_name((bench_op)i)) == 0) {
             *op = (bench_op)i;
             return 0;
@@ -123,8 +152,12 @@ void bench_case_label(const bench_case *c, char *dst, size_t cap)
         snprintf(seq, sizeof seq, "q%zu kv%zu", c->seq_q, c->seq_kv);
     /* Decode is always bottom-right causal; only the prefill ops say it. */
     const char *mask = c->op != BENCH_OP_DECODE && c->causal ? "-causal" : "";
-    snprintf(dst, cap, "%s%s b%zu %s %s d%zu", bench_op_name(c->op), mask,
-             c->batch, heads, seq, c->head_dim);
+    if (bench_op_is_layer(c->op))
+        snprintf(dst, cap, "%s b%zu %s %s e%zu", bench_op_name(c->op),
+                 c->batch, heads, seq, c->heads_q * c->head_dim);
+    else
+        snprintf(dst, cap, "%s%s b%zu %s %s d%zu", bench_op_name(c->op), mask,
+                 c->batch, heads, seq, c->head_dim);
 }
 
 void bench_case_desc(const bench_case *c, clattn_sdpa_desc *desc)
@@ -139,10 +172,25 @@ void bench_case_desc(const bench_case *c, clattn_sdpa_desc *desc)
     desc->causal = c->causal;
 }
 
+/* The projections and head mixings of a layer case (0 for SDPA ops). */
+static double layer_flops(const bench_case *c)
+{
+    if (!bench_op_is_layer(c->op))
+        return 0.0;
+    double e = (double)c->heads_q * (double)c->head_dim,
+           rows = (double)c->batch * (double)c->seq_q;
+    double flops = 2.0 * rows * 4.0 * e * e;
+    if (c->op == BENCH_OP_TALKING_HEADS)
+        flops += 4.0 * (double)c->batch * (double)c->heads_q *
+                 (double)c->heads_q * (double)c->seq_q * (double)c->seq_kv;
+    return flops;
+}
+
 double bench_case_flops(const bench_case *c)
 {
     return 4.0 * (double)c->batch * (double)c->heads_q * (double)c->seq_q *
-           (double)c->seq_kv * (double)c->head_dim;
+               (double)c->seq_kv * (double)c->head_dim +
+           layer_flops(c);
 }
 
 /* Keys query row i may attend: all, or up to the diagonal (shifted by
@@ -167,7 +215,8 @@ static double allowed_pairs(const bench_case *c)
 double bench_case_flops_effective(const bench_case *c)
 {
     return 4.0 * (double)c->batch * (double)c->heads_q * allowed_pairs(c) *
-           (double)c->head_dim;
+               (double)c->head_dim +
+           layer_flops(c);
 }
 
 size_t bench_case_q_elems(const bench_case *c)
@@ -187,6 +236,11 @@ size_t bench_case_o_elems(const bench_case *c)
 
 double bench_case_bytes(const bench_case *c)
 {
+    if (bench_op_is_layer(c->op)) {
+        double e = (double)c->heads_q * (double)c->head_dim;
+        return 4.0 * (2.0 * (double)c->batch * (double)c->seq_q * e +
+                      4.0 * e * e);
+    }
     return 4.0 * ((double)bench_case_q_elems(c) * 2.0 +
                   (double)bench_case_kv_elems(c) * 2.0);
 }

@@ -133,7 +133,8 @@ static int build_case(const case_flags *f, bench_case *c, char *err, size_t cap)
     c->op = f->op;
     c->batch = pick(f->b, 1);
     c->heads_q = pick(f->h, decode ? 32 : 8);
-    size_t hkv_default = f->op == BENCH_OP_SDPA ? c->heads_q
+    size_t hkv_default = f->op == BENCH_OP_SDPA || bench_op_is_layer(f->op)
+                             ? c->heads_q
                          : c->heads_q % 4 == 0  ? c->heads_q / 4
                                                 : 1;
     c->heads_kv = pick(f->hkv, hkv_default);
@@ -152,6 +153,12 @@ static int build_case(const case_flags *f, bench_case *c, char *err, size_t cap)
                     "heads; use --op gqa for fewer");
     if (f->op == BENCH_OP_GQA && c->heads_kv == c->heads_q)
         return fail(err, cap, "--op gqa needs --hkv below --h");
+    if (bench_op_is_layer(f->op) &&
+        (c->heads_kv != c->heads_q || c->seq_q != c->seq_kv || f->causal))
+        return fail(err, cap,
+                    "--op %s is self-attention: --s only (no --sq/--skv), "
+                    "--hkv equal to --h, no --causal",
+                    bench_op_name(f->op));
     return 0;
 }
 

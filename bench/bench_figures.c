@@ -31,6 +31,7 @@ void bench_figures_compute(const bench_run *run, const bench_record *r,
     f->gflops = f->gflops_effective = f->gbs = NAN;
     f->of_peak = f->of_copy = f->of_sgemm = NAN;
     f->vs_blas_attention = f->vs_reference = f->vs_torch = f->vs_unfused = NAN;
+    f->projection_vs_openblas = NAN;
     if (r->status != BENCH_OK || !(r->t.min_ms > 0.0))
         return;
     double s = r->t.min_ms * 1e-3;
@@ -56,4 +57,10 @@ void bench_figures_compute(const bench_run *run, const bench_record *r,
         peer_speedup(run, r, BENCH_HOST_DEVICE, "openblas-attention");
     f->vs_reference = peer_speedup(run, r, BENCH_HOST_DEVICE, "reference");
     f->vs_torch = peer_speedup(run, r, BENCH_HOST_DEVICE, "torch");
+    const bench_record *p = bench_run_find(run, BENCH_HOST_DEVICE,
+                                           r->case_index,
+                                           "openblas-projections");
+    if (p && r->has_split)
+        f->projection_vs_openblas =
+            ratio(p->t.min_ms, r->split.projection_ms);
 }

@@ -16,6 +16,9 @@ typedef struct bench_figures {
     double of_peak, of_copy, of_sgemm;
     /* Speed-ups: the peer's min time / this min time (> 1 = faster). */
     double vs_blas_attention, vs_reference, vs_torch, vs_unfused;
+    /* Layer cases: OpenBLAS's time for the same projection GEMMs / this
+       record's projection time (0.5 = half OpenBLAS's speed). */
+    double projection_vs_openblas;
 } bench_figures;
 
 void bench_figures_compute(const bench_run *run, const bench_record *r,

@@ -32,7 +32,8 @@ static const char header[] =
     "seq_kv,head_dim,causal,path,default_variant,status,reps,timing,min_ms,"
     "median_ms,flops,flops_effective,gflops,gflops_effective,gbs,"
     "mem_peak_bytes,check_against,max_abs_err,of_peak,of_copy,of_sgemm,"
-    "vs_openblas_attention,vs_reference,vs_torch,vs_unfused,error\n";
+    "vs_openblas_attention,vs_reference,vs_torch,vs_unfused,projection_ms,"
+    "attention_ms,other_ms,projection_vs_openblas,error\n";
 
 static void row(FILE *f, const bench_run *run, const bench_record *r)
 {
@@ -70,6 +71,11 @@ static void row(FILE *f, const bench_run *run, const bench_record *r)
                        g.vs_unfused};
     for (size_t i = 0; i < sizeof ratios / sizeof *ratios; ++i)
         num(f, ratios[i], ",");
+    int split = r->status == BENCH_OK && r->has_split;
+    num(f, split ? r->split.projection_ms : NAN, ",");
+    num(f, split ? r->split.attention_ms : NAN, ",");
+    num(f, split ? r->split.other_ms : NAN, ",");
+    num(f, g.projection_vs_openblas, ",");
     text(f, r->error, "\n");
 }
 

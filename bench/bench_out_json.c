@@ -215,6 +215,17 @@ static void write_record(FILE *f, const bench_run *run, const bench_record *r)
     num_field(f, "vs_reference", g.vs_reference);
     num_field(f, "vs_torch", g.vs_torch);
     num_field(f, "vs_unfused", g.vs_unfused);
+    fputs(",\n     \"split\": ", f);
+    if (ok && r->has_split) {
+        fputs("{\"projection_ms\": ", f);
+        jnum(f, r->split.projection_ms);
+        num_field(f, "attention_ms", r->split.attention_ms);
+        num_field(f, "other_ms", r->split.other_ms);
+        fputc('}', f);
+    } else {
+        fputs("null", f);
+    }
+    num_field(f, "projection_vs_openblas", g.projection_vs_openblas);
     fputc('}', f);
 }
 

@@ -166,6 +166,39 @@ static void print_case(FILE *f, const bench_run *run, size_t ci,
         }
 }
 
+/* Layer cases: the fastest call's time by stage, and the projections
+   against the same GEMMs on OpenBLAS. */
+static void print_splits(FILE *f, const bench_run *run)
+{
+    int header = 0;
+    for (size_t i = 0; i < run->nrecords; ++i) {
+        const bench_record *r = &run->records[i];
+        if (r->status != BENCH_OK || !r->has_split)
+            continue;
+        if (!header) {
+            fprintf(f, "\nLayers, where the time went (fastest call, OpenCL "
+                       "events):\n%-34s %-10s %-10s %10s %10s %10s %12s\n",
+                    "case", "dev", "path", "proj ms", "attn ms", "other ms",
+                    "proj vs BLAS");
+            header = 1;
+        }
+        char label[96];
+        bench_case_label(&run->cases[r->case_index], label, sizeof label);
+        bench_figures g;
+        bench_figures_compute(run, r, &g);
+        fprintf(f, "%-34s %-10s %-10s %10.2f %10.2f %10.2f", label,
+                bench_record_device_id(run, r), r->path,
+                r->split.projection_ms, r->split.attention_ms,
+                r->split.other_ms);
+        cell(f, 12, "%.2fx", g.projection_vs_openblas);
+        fputc('\n', f);
+    }
+    if (header)
+        fprintf(f, "proj vs BLAS: OpenBLAS's time for the same projection "
+                   "GEMMs / the layer's projection time\n  (1 = as fast as "
+                   "OpenBLAS; the openblas-projections row is that time).\n");
+}
+
 void bench_print_table(FILE *f, const bench_run *run)
 {
     widths w = {4, 4, run->host.torch_requested};
@@ -197,6 +230,7 @@ void bench_print_table(FILE *f, const bench_run *run)
             "buffers\n  plus the library's device-memory high-water. %%peak: "
             "of the device's measured\n  fp32 peak; %%sgemm: of OpenBLAS "
             "sgemm; vs X: X's min time / this min time.\n");
+    print_splits(f, run);
 }
 
 void bench_print_cases(FILE *f, const bench_run *run)

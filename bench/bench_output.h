@@ -10,7 +10,7 @@
 /* The JSON document's schema name and version (docs/bench.schema.json);
    the version changes whenever a field changes meaning or goes away. */
 #define BENCH_SCHEMA_NAME "clattn-bench"
-#define BENCH_SCHEMA_VERSION 1
+#define BENCH_SCHEMA_VERSION 2
 
 void bench_print_header(FILE *f, const bench_run *run);
 void bench_print_table(FILE *f, const bench_run *run);

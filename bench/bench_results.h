@@ -60,7 +60,8 @@ typedef struct bench_record {
     int device; /* index into run->devices, or BENCH_HOST_DEVICE for peers */
     size_t case_index;
     char path[24];       /* "unfused", "fused-cpu", ...; peers: "openblas-
-                            attention", "reference", "torch" */
+                            attention", "openblas-projections" (layer
+                            cases), "reference", "torch" */
     int default_variant; /* this path is what "fused" runs on the device */
     bench_status status;
     char error[512];
@@ -68,6 +69,9 @@ typedef struct bench_record {
     size_t mem_peak_bytes; /* caller's buffers + library high-water; 0 n/a */
     size_t library_peak_bytes;
     bench_check check;
+    /* Layer cases: where the fastest call's time went (event-timed). */
+    int has_split;
+    clattn_layer_timing split;
 } bench_record;
 
 typedef struct bench_run {

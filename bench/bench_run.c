@@ -2,6 +2,7 @@
 #include "bench_run.h"
 
 #include "bench_blas.h"
+#include "bench_layer.h"
 #include "bench_progress.h"
 #include "bench_sdpa.h"
 #include "bench_torch.h"
@@ -203,8 +204,133 @@ static int run_device(bench_run *run, int di, size_t ci, const bench_inputs *in,
     return 0;
 }
 
+/* A layer case's peer: its projection GEMMs on the host's BLAS, the
+   figure the layer's projection time is compared with. */
+static int run_projections_peer(bench_run *run, size_t ci)
+{
+    bench_record *r =
+        bench_run_add(run, BENCH_HOST_DEVICE, ci, "openblas-projections");
+    if (!r)
+        return -1;
+    if (run->host.blas_status != BENCH_OK) {
+        r->status = BENCH_UNSUPPORTED;
+        snprintf(r->error, sizeof r->error, "%s", run->host.blas_note);
+        return 0;
+    }
+    bench_progress_step("OpenBLAS projections");
+    bench_layer_blas p;
+    if (bench_layer_blas_init(&p, &run->cases[ci])) {
+        snprintf(r->error, sizeof r->error, "out of memory");
+        return 0;
+    }
+    if (bench_measure(&run->opt->method, bench_blas_projections_call, &p,
+                      &r->t) == 0)
+        r->status = BENCH_OK;
+    else
+        snprintf(r->error, sizeof r->error, "out of memory");
+    bench_layer_blas_free(&p);
+    return 0;
+}
+
+/* Talking-heads has one fused form: it is measured under the device's
+   variant, and the other variant's name is not run again. */
+static int layer_path_repeats(const bench_case *c, clattn_sdpa_path path,
+                              const bench_device *d)
+{
+    return c->op == BENCH_OP_TALKING_HEADS &&
+           (path == CLATTN_SDPA_PATH_FUSED_CPU ||
+            path == CLATTN_SDPA_PATH_FUSED_GPU) &&
+           path != d->fused;
+}
+
+static void run_layer_path(bench_run *run, bench_layer *b, bench_record *r)
+{
+    clattn_memory_stats_reset_peak(b->ctx);
+    if (bench_layer_poison_output(b)) {
+        snprintf(r->error, sizeof r->error, "%s", b->error);
+        return;
+    }
+    int rc = bench_measure(&run->opt->method, bench_layer_call, b, &r->t);
+    if (rc != 0) {
+        r->status = b->status == CLATTN_ERROR_UNSUPPORTED ? BENCH_UNSUPPORTED
+                                                          : BENCH_FAILED;
+        snprintf(r->error, sizeof r->error, "%s",
+                 rc == -1 && b->status == CLATTN_SUCCESS ? "out of memory"
+                                                         : b->error);
+        return;
+    }
+    clattn_memory_stats st;
+    if (clattn_memory_stats_get(b->ctx, &st) == CLATTN_SUCCESS) {
+        r->library_peak_bytes = st.peak_bytes;
+        r->mem_peak_bytes = b->caller_bytes + st.peak_bytes;
+    }
+    r->has_split = 1;
+    r->split = b->split;
+    int finite = 0;
+    if (bench_layer_output_finite(b, &finite)) {
+        r->status = BENCH_FAILED;
+        snprintf(r->error, sizeof r->error, "%s", b->error);
+    } else if (!finite) {
+        r->status = BENCH_FAILED;
+        snprintf(r->error, sizeof r->error,
+                 "wrong answer: a non-finite output");
+    } else {
+        r->status = BENCH_OK;
+    }
+}
+
+static int run_layer_device(bench_run *run, int di, size_t ci)
+{
+    bench_device *d = &run->devices[di];
+    const bench_case *c = &run->cases[ci];
+    bench_layer b;
+    int ready = bench_layer_setup(&b, d->ctx, c) == 0;
+    for (int p = 0; p < run->opt->npaths; ++p) {
+        clattn_sdpa_path path = run->opt->paths[p];
+        bench_record *r =
+            bench_run_add(run, di, ci, clattn_sdpa_path_name(path));
+        if (!r) {
+            bench_layer_teardown(&b);
+            return -1;
+        }
+        r->default_variant = path == d->fused;
+        char what[160];
+        snprintf(what, sizeof what, "%s on %s", r->path, d->cl.id);
+        bench_progress_step(what);
+        if (!ready) {
+            snprintf(r->error, sizeof r->error, "%s", b.error);
+            continue;
+        }
+        if (layer_path_repeats(c, path, d)) {
+            r->status = BENCH_UNSUPPORTED;
+            snprintf(r->error, sizeof r->error,
+                     "talking-heads has one fused form, measured as %s",
+                     clattn_sdpa_path_name(d->fused));
+            continue;
+        }
+        b.path = path;
+        run_layer_path(run, &b, r);
+    }
+    bench_layer_teardown(&b);
+    return 0;
+}
+
+/* Layer cases: the projections peer, then every device and path. The
+   answer is checked for being finite only; its correctness against
+   PyTorch and timm is the test suites' (tests/test_layer_*). */
+static int run_layer_case(bench_run *run, size_t ci)
+{
+    int rc = run->opt->peers ? run_projections_peer(run, ci) : 0;
+    for (size_t di = 0; rc == 0 && di < run->ndevices; ++di)
+        if (run->devices[di].status == BENCH_OK)
+            rc = run_layer_device(run, (int)di, ci);
+    return rc;
+}
+
 static int run_case(bench_run *run, size_t ci)
 {
+    if (bench_op_is_layer(run->cases[ci].op))
+        return run_layer_case(run, ci);
     const bench_case *c = &run->cases[ci];
     bench_inputs in;
     bench_blas_attention blas = {0};

@@ -78,9 +78,14 @@ static char **make_argv(const bench_run *run, char *numbers)
     argv[3] = p, p += sprintf(p, "%g", m->target_ms) + 1;
     argv[4] = p, p += sprintf(p, "%d", m->min_reps) + 1;
     argv[5] = p, p += sprintf(p, "%d", m->warmup) + 1;
+    size_t arg = 6;
     for (size_t i = 0; i < n; ++i) {
         const bench_case *c = &run->cases[i];
-        argv[6 + i] = p;
+        /* The peer is torch's SDPA: it has nothing to say about a whole
+           layer's projections, so layer cases are not sent. */
+        if (bench_op_is_layer(c->op))
+            continue;
+        argv[arg++] = p;
         p += sprintf(p, "%zu,%zu,%zu,%zu,%zu,%zu,%zu,%d", i, c->batch,
                      c->heads_q, c->heads_kv, c->seq_q, c->seq_kv, c->head_dim,
                      (int)c->causal) +

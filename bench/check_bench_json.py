@@ -136,7 +136,7 @@ def self_test(schema, doc):
         return bad
     broken = {
         "records removed": mutate(lambda d: d.pop("records")),
-        "newer schema version": mutate(lambda d: d.update(schema_version=2)),
+        "newer schema version": mutate(lambda d: d.update(schema_version=3)),
         "unknown top-level field": mutate(lambda d: d.update(extra=1)),
         "bad record status": mutate(lambda d: d["records"][0].update(status="maybe")),
         "time as text": mutate(lambda d: d["records"][0].update(min_ms="fast")),
