@@ -23,39 +23,17 @@
    Dropout: element (b, g, i, j) of the mixed weights has the flat index
    ((b*H + g)*N + i)*N + j in the stream of cl/philox.clh, in both paths;
    the Philox offset is the layer's count of earlier dropout calls. */
+/* From sdpa_fused_common.clh: fused_load16 / fused_store16 (partial
+   16-float rows), fused_hsum16, fused_exp2_neg16 (the softmax's exp2),
+   FUSED_LOG2E; and philox4x32_10 from philox.clh, which it includes. */
 #ifndef CLATTN_EMBEDDED
-#include "philox.clh"
+#include "sdpa_fused_common.clh"
 #endif
 
 #define TH_BK 16 /* keys per packed K block: one float16 */
 #define TH_LR 4  /* query rows per work-item of th_logits and th_pv */
 #define TH_LB 4  /* 16-key blocks per th_logits work-item (64 keys) */
 #define TH_FR 4  /* query rows per th_fused work-item */
-#define TH_LOG2E 1.4426950408889634f
-
-/* 16 floats from p, zeros past the first n. */
-float16 th_load16(__global const float *p, uint n)
-{
-    if (n >= 16)
-        return vload16(0, p);
-    float tmp[16];
-    for (uint t = 0; t < 16; ++t)
-        tmp[t] = t < n ? p[t] : 0.0f;
-    return vload16(0, tmp);
-}
-
-/* Stores the first min(n, 16) of x at p. */
-void th_store16(__global float *p, uint n, float16 x)
-{
-    if (n >= 16) {
-        vstore16(x, 0, p);
-        return;
-    }
-    float tmp[16];
-    vstore16(x, 0, tmp);
-    for (uint t = 0; t < n; ++t)
-        p[t] = tmp[t];
-}
 
 /* Lanes at or past n become fill. */
 float16 th_tail(float16 x, uint n, float fill)
@@ -67,44 +45,14 @@ float16 th_tail(float16 x, uint n, float fill)
     return select((float16)fill, x, lane < (int16)((int)n));
 }
 
+/* fmax, unlike fused_hmax16 (which lets a NaN through): the rows here
+   are reduced with the NaN-ignoring max. */
 float th_hmax16(float16 v)
 {
     float8 a = fmax(v.lo, v.hi);
     float4 b = fmax(a.lo, a.hi);
     float2 c = fmax(b.lo, b.hi);
     return fmax(c.x, c.y);
-}
-
-float th_hsum16(float16 v)
-{
-    float8 a = v.lo + v.hi;
-    float4 b = a.lo + a.hi;
-    float2 c = b.lo + b.hi;
-    return c.x + c.y;
-}
-
-/* 2^x for x <= 0 (softmax weights: a logit minus its row max), -inf
-   giving 0: Cephes' exp2f polynomial on [-0.5, 0.5] (about 1 ulp), the
-   1.5 * 2^23 rounding trick and the power of two built in the exponent
-   bits; below -127 it gives 0. The builtin exp2 on float16 (which also
-   handles x > 0, overflow and denormals) took a fifth of the fused
-   kernel's time on PoCL. The same code as fused_exp2_neg16 in
-   sdpa_fused_common.clh, which this program does not include. */
-float16 th_exp2_neg16(float16 x)
-{
-    const float16 xc = select(x, (float16)-127.0f, x < (float16)-127.0f);
-    const float16 t = xc + (float16)12582912.0f; /* rounds to an integer */
-    const float16 f = xc - (t - (float16)12582912.0f);
-    float16 p = (float16)1.535336188319500e-4f;
-    p = fma(p, f, (float16)1.339887440266574e-3f);
-    p = fma(p, f, (float16)9.618437357674640e-3f);
-    p = fma(p, f, (float16)5.550332471162809e-2f);
-    p = fma(p, f, (float16)2.402264791363012e-1f);
-    p = fma(p, f, (float16)6.931472028550421e-1f);
-    p = fma(p, f, (float16)1.0f);
-    /* t's low mantissa bits hold n + 2^22: n + 127 into the exponent */
-    const int16 e = (as_int16(t) - (int16)(0x4B400000 - 127)) << 23;
-    return p * as_float16(e);
 }
 
 /* Dropout of 16 consecutive elements of one row, the first at flat index
@@ -216,7 +164,7 @@ __kernel void th_logits(__global const float *restrict qkv,
         for (uint c = 0; c < TH_LB; ++c) {
             const uint j = (jb0 + c) * TH_BK;
             if (j < seq)
-                th_store16(row + j, seq - j, acc[t][c]);
+                fused_store16(row + j, 0, seq - j, acc[t][c]);
         }
     }
 }
@@ -246,24 +194,24 @@ __kernel void th_mix_softmax(__global const float *restrict s, ulong s_off,
         const uint n = seq - j;
         float16 x = (float16)bl[g];
         for (uint h = 0; h < heads; ++h)
-            x = fma((float16)w[h], th_load16(in + h * s_sh + j, n), x);
-        x = th_tail(x * TH_LOG2E, n, -INFINITY);
+            x = fma((float16)w[h], fused_load16(in + h * s_sh + j, 0, n), x);
+        x = th_tail(x * FUSED_LOG2E, n, -INFINITY);
         mx = fmax(mx, x);
-        th_store16(out + j, n, x);
+        fused_store16(out + j, 0, n, x);
     }
     const float m = th_hmax16(mx);
     float16 sum = (float16)0.0f;
     for (uint j = 0; j < seq; j += 16) {
         const uint n = seq - j;
         const float16 e =
-            th_tail(th_exp2_neg16(th_load16(out + j, n) - m), n, 0.0f);
+            th_tail(fused_exp2_neg16(fused_load16(out + j, 0, n) - m), n, 0.0f);
         sum += e;
-        th_store16(out + j, n, e);
+        fused_store16(out + j, 0, n, e);
     }
-    const float inv = 1.0f / th_hsum16(sum);
+    const float inv = 1.0f / fused_hsum16(sum);
     for (uint j = 0; j < seq; j += 16) {
         const uint n = seq - j;
-        th_store16(out + j, n, th_load16(out + j, n) * inv);
+        fused_store16(out + j, 0, n, fused_load16(out + j, 0, n) * inv);
     }
 }
 
@@ -290,11 +238,11 @@ __kernel void th_mix_dropout(__global const float *restrict p, ulong p_off,
         const uint n = seq - j;
         float16 y = (float16)bw[g];
         for (uint h = 0; h < heads; ++h)
-            y = fma((float16)w[h], th_load16(in + h * p_sh + j, n), y);
+            y = fma((float16)w[h], fused_load16(in + h * p_sh + j, 0, n), y);
         if (threshold)
             y = th_dropout16(y, row_first + j, threshold, drop_scale, seed,
                              drop_offset);
-        th_store16(out + j, n, y);
+        fused_store16(out + j, 0, n, y);
     }
 }
 
@@ -446,6 +394,22 @@ void th_mix4(__global const float *restrict src,
     }
 }
 
+/* th_mix4 of the logits tile st with proj_l, in log2 units, keys at or
+   past n (the block's valid keys) at -inf: the mixed logits both passes
+   of th_fused start from. */
+void th_mixed_logits(__global const float *restrict st,
+                     __global const float *restrict wl,
+                     __global const float *restrict bl, uint heads, uint g0,
+                     uint n, float16 x[4][TH_FR])
+{
+    th_mix4(st, wl, bl, heads, g0, x);
+#pragma unroll
+    for (uint u = 0; u < 4; ++u)
+#pragma unroll
+        for (uint t = 0; t < TH_FR; ++t)
+            x[u][t] = th_tail(x[u][t] * FUSED_LOG2E, n, -INFINITY);
+}
+
 /* Range (ceil(seq/TH_FR), batch). Work-item scratch (`per` floats at
    scratch + wi*per, wi = b * get_global_size(0) + gid0):
    st, pt [heads][TH_FR][16] (logits, probabilities of one key block),
@@ -497,12 +461,11 @@ __kernel void th_fused(__global const float *restrict qkv,
         th_fused_logits(qr, kt, st, heads, head_dim, nblk_pad, bh0, jb);
         for (uint g0 = 0; g0 < heads; g0 += 4) {
             float16 x[4][TH_FR];
-            th_mix4(st, wl, bl, heads, g0, x);
+            th_mixed_logits(st, wl, bl, heads, g0, n, x);
             for (uint u = 0; u < min(4u, heads - g0); ++u)
                 for (uint t = 0; t < TH_FR; ++t) {
                     const uint r = (g0 + u) * TH_FR + t;
-                    const float16 xv =
-                        th_tail(x[u][t] * TH_LOG2E, n, -INFINITY);
+                    const float16 xv = x[u][t];
                     /* The max rarely moves after the first blocks: the
                        rescale's exp2 is skipped then. */
                     const float mx = th_hmax16(xv);
@@ -512,7 +475,7 @@ __kernel void th_fused(__global const float *restrict qkv,
                         m = mx;
                         ms[r] = m;
                     }
-                    ls[r] = l + th_hsum16(th_exp2_neg16(xv - m));
+                    ls[r] = l + fused_hsum16(fused_exp2_neg16(xv - m));
                 }
         }
     }
@@ -525,13 +488,11 @@ __kernel void th_fused(__global const float *restrict qkv,
         th_fused_logits(qr, kt, st, heads, head_dim, nblk_pad, bh0, jb);
         for (uint g0 = 0; g0 < heads; g0 += 4) {
             float16 x[4][TH_FR];
-            th_mix4(st, wl, bl, heads, g0, x);
+            th_mixed_logits(st, wl, bl, heads, g0, n, x);
             for (uint u = 0; u < min(4u, heads - g0); ++u)
                 for (uint t = 0; t < TH_FR; ++t) {
                     const uint r = (g0 + u) * TH_FR + t;
-                    const float16 xv =
-                        th_tail(x[u][t] * TH_LOG2E, n, -INFINITY);
-                    vstore16(th_exp2_neg16(xv - ms[r]) * ls[r], r, pt);
+                    vstore16(fused_exp2_neg16(x[u][t] - ms[r]) * ls[r], r, pt);
                 }
         }
         for (uint g0 = 0; g0 < heads; g0 += 4) {

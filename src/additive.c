@@ -15,7 +15,6 @@
    (additive_internal.h). */
 #include "additive_internal.h"
 #include "context_internal.h"
-#include "device_memory.h"
 #include "gemm.h"
 
 #include <stdint.h>
@@ -55,13 +54,9 @@ clattn_status add_launch(clattn_context *ctx, cl_kernel kernel,
             ctx, CLATTN_ERROR_OPENCL, "clSetKernelArg(%s, %u) failed: %s (%d)",
             name, args->index - 1, cl_error_name(args->err), (int)args->err);
     } else {
-        cl_event scratch;
-        cl_event *event = layer_timer_slot(timer, &scratch);
         size_t global[2] = {g0, g1};
-        status = layer_enqueue(ctx, ctx->queue, kernel, name, g1 ? 2 : 1,
-                               global, event);
-        if (status == CLATTN_SUCCESS && event)
-            layer_timer_record(timer, stage, *event);
+        status = layer_launch(ctx, ctx->queue, args, name, g1 ? 2 : 1, global,
+                              timer, stage);
     }
     clReleaseKernel(kernel);
     return status;
@@ -117,48 +112,24 @@ clattn_status add_count(clattn_context *ctx, size_t *out, size_t *bytes,
     return status;
 }
 
-clattn_status add_check_buffer(clattn_context *ctx, const char *layer,
-                               const char *name, cl_mem buffer, size_t bytes)
+clattn_status add_check_host_outputs(clattn_context *ctx, const char *layer,
+                                     const void *const *in,
+                                     const size_t *in_bytes,
+                                     const char *const *in_names, size_t n_in,
+                                     const char *out_name, const void *out,
+                                     size_t out_bytes, const float *weights,
+                                     size_t weights_bytes)
 {
-    if (!buffer)
+    for (size_t i = 0; i < n_in; ++i)
+        if (layer_host_overlap(in[i], in_bytes[i], out, out_bytes) ||
+            layer_host_overlap(in[i], in_bytes[i], weights, weights_bytes))
+            return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                             "%s: %s overlaps an output array", layer,
+                             in_names[i]);
+    if (layer_host_overlap(out, out_bytes, weights, weights_bytes))
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "%s: buffer %s is NULL", layer, name);
-    cl_context owner = NULL;
-    size_t have = 0;
-    cl_int err =
-        clGetMemObjectInfo(buffer, CL_MEM_CONTEXT, sizeof owner, &owner, NULL);
-    if (err == CL_SUCCESS)
-        err = clGetMemObjectInfo(buffer, CL_MEM_SIZE, sizeof have, &have, NULL);
-    if (err != CL_SUCCESS)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "%s: %s is not a valid cl_mem (%s)", layer, name,
-                         cl_error_name(err));
-    if (owner != ctx->cl_ctx)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "%s: %s belongs to another OpenCL context", layer,
-                         name);
-    if (have < bytes)
-        return ctx_error(ctx, CLATTN_ERROR_BUFFER_TOO_SMALL,
-                         "%s: %s has %zu bytes, the call needs %zu", layer,
-                         name, have, bytes);
+                         "%s: %s and weights overlap", layer, out_name);
     return CLATTN_SUCCESS;
-}
-
-int add_host_overlap(const void *a, size_t an, const void *b, size_t bn)
-{
-    if (!a || !b || !an || !bn)
-        return 0;
-    /* As integers: comparing pointers into different objects is undefined. */
-    uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
-    return pa < pb + bn && pb < pa + an;
-}
-
-void add_release(clattn_context *ctx, cl_mem *buffers, size_t count)
-{
-    for (size_t i = 0; i < count; ++i) {
-        ctx_buffer_release(ctx, buffers[i]);
-        buffers[i] = NULL;
-    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -171,22 +142,12 @@ static clattn_status check_weights(clattn_context *ctx,
                                    const clattn_additive_desc *d,
                                    const clattn_additive_weights *w)
 {
-    const struct {
-        const char *name;
-        const float *p;
-        int needed;
-    } list[] = {
+    const layer_weight list[] = {
         {"wa_weight", w->wa_weight, 1}, {"wa_bias", w->wa_bias, d->bias},
         {"ua_weight", w->ua_weight, 1}, {"ua_bias", w->ua_bias, d->bias},
         {"va_weight", w->va_weight, 1}, {"va_bias", w->va_bias, d->bias},
     };
-    for (size_t i = 0; i < sizeof list / sizeof list[0]; ++i) {
-        clattn_status status = layer_check_weight(ctx, LAYER, list[i].name,
-                                                  list[i].p, list[i].needed);
-        if (status != CLATTN_SUCCESS)
-            return status;
-    }
-    return CLATTN_SUCCESS;
+    return layer_check_weights(ctx, LAYER, list, sizeof list / sizeof list[0]);
 }
 
 /* Uploads the weights; the two projection biases become one [A] vector. */
@@ -263,7 +224,7 @@ CLATTN_API void clattn_additive_destroy(clattn_additive *layer)
     if (!layer)
         return;
     cl_mem all[] = {layer->wa, layer->ua, layer->va, layer->qk_bias};
-    add_release(layer->ctx, all, sizeof all / sizeof all[0]);
+    layer_release(layer->ctx, all, sizeof all / sizeof all[0]);
     free(layer);
 }
 
@@ -340,21 +301,21 @@ static clattn_status check_io(const clattn_additive *l,
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
                          "%s: context and weights are the same buffer", LAYER);
     clattn_status status =
-        add_check_buffer(ctx, LAYER, "query", io->query, s->query * f);
+        layer_check_buffer(ctx, LAYER, "query", io->query, s->query * f);
     if (status == CLATTN_SUCCESS)
-        status = add_check_buffer(ctx, LAYER, "keys", io->keys, s->keys * f);
+        status = layer_check_buffer(ctx, LAYER, "keys", io->keys, s->keys * f);
     if (status == CLATTN_SUCCESS)
         status =
-            add_check_buffer(ctx, LAYER, "values", io->values, s->values * f);
+            layer_check_buffer(ctx, LAYER, "values", io->values, s->values * f);
     if (status == CLATTN_SUCCESS && c->has_key_padding_mask)
-        status =
-            add_check_buffer(ctx, LAYER, "key_padding_mask", io->mask, s->mask);
+        status = layer_check_buffer(ctx, LAYER, "key_padding_mask", io->mask,
+                                    s->mask);
     if (status == CLATTN_SUCCESS)
-        status = add_check_buffer(ctx, LAYER, "context", io->context,
-                                  s->context * f);
+        status = layer_check_buffer(ctx, LAYER, "context", io->context,
+                                    s->context * f);
     if (status == CLATTN_SUCCESS && io->weights)
-        status = add_check_buffer(ctx, LAYER, "weights", io->weights,
-                                  s->weights * f);
+        status = layer_check_buffer(ctx, LAYER, "weights", io->weights,
+                                    s->weights * f);
     return status;
 }
 
@@ -430,7 +391,7 @@ static clattn_status enqueue_all(const clattn_additive *l,
             add_weighted_sum(ctx, scores, io->values, io->context, c->batch,
                              c->seq_q, c->seq_kv, d->value_dim, timer);
     /* OpenCL keeps the buffers alive until the enqueued kernels finish. */
-    add_release(ctx, scratch, 3);
+    layer_release(ctx, scratch, 3);
     return status;
 }
 
@@ -500,16 +461,9 @@ static clattn_status check_host(const clattn_additive *l,
                         c->has_key_padding_mask ? mask : NULL};
     size_t in_bytes[] = {s->query * f, s->keys * f, s->values * f, s->mask};
     const char *names[] = {"query", "keys", "values", "key_padding_mask"};
-    for (size_t i = 0; i < 4; ++i)
-        if (add_host_overlap(in[i], in_bytes[i], context, s->context * f) ||
-            add_host_overlap(in[i], in_bytes[i], weights, s->weights * f))
-            return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                             "%s: %s overlaps an output array", LAYER,
-                             names[i]);
-    if (add_host_overlap(context, s->context * f, weights, s->weights * f))
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "%s: context and weights overlap", LAYER);
-    return CLATTN_SUCCESS;
+    return add_check_host_outputs(ctx, LAYER, in, in_bytes, names, 4, "context",
+                                  context, s->context * f, weights,
+                                  s->weights * f);
 }
 
 CLATTN_API clattn_status clattn_additive_forward_host(
@@ -560,6 +514,6 @@ CLATTN_API clattn_status clattn_additive_forward_host(
         status = layer_read(ctx, b[4], s.context * f, context);
     if (status == CLATTN_SUCCESS && weights)
         status = layer_read(ctx, b[5], s.weights * f, weights);
-    add_release(ctx, b, 6);
+    layer_release(ctx, b, 6);
     return status;
 }

@@ -1,6 +1,7 @@
 /* What the additive, concat and SE-gate layers share: launching their
    kernels (cl/additive.cl, PROGRAM_ADDITIVE), the row softmax and weighted
-   sum both attention layers use, and the checks of their arguments. */
+   sum both attention layers use, and the checks of their arguments (the
+   ones every layer shares are in layer_common.h). */
 #ifndef CLATTN_ADDITIVE_INTERNAL_H
 #define CLATTN_ADDITIVE_INTERNAL_H
 
@@ -32,15 +33,15 @@ clattn_status add_weighted_sum(clattn_context *ctx, cl_mem w, cl_mem v,
 clattn_status add_count(clattn_context *ctx, size_t *out, size_t *bytes,
                         size_t a, size_t b, size_t c);
 
-/* A device argument: non-NULL, of this context, at least bytes long. */
-clattn_status add_check_buffer(clattn_context *ctx, const char *layer,
-                               const char *name, cl_mem buffer, size_t bytes);
-
-/* Nonzero when the host byte ranges [a, a + an) and [b, b + bn) meet
-   (NULL never meets anything). */
-int add_host_overlap(const void *a, size_t an, const void *b, size_t bn);
-
-/* Releases the library buffers of an array (NULL entries are fine). */
-void add_release(clattn_context *ctx, cl_mem *buffers, size_t count);
+/* The host form's no-aliasing rule: no input overlaps either output
+   (out, then the optional weights), and the two outputs do not overlap,
+   naming the culprit in the error. */
+clattn_status add_check_host_outputs(clattn_context *ctx, const char *layer,
+                                     const void *const *in,
+                                     const size_t *in_bytes,
+                                     const char *const *in_names, size_t n_in,
+                                     const char *out_name, const void *out,
+                                     size_t out_bytes, const float *weights,
+                                     size_t weights_bytes);
 
 #endif

@@ -61,13 +61,13 @@ clattn_concat_create(clattn_context *ctx, const clattn_concat_desc *desc,
                          LAYER, d->query_dim, d->key_dim, d->value_dim,
                          d->max_length, d->out_dim);
     /* nn.Linear's default bias=True: all four tensors are in the dict. */
-    const char *names[] = {"attn_weight", "attn_bias", "combine_weight",
-                           "combine_bias"};
-    const float *given[] = {weights->attn_weight, weights->attn_bias,
-                            weights->combine_weight, weights->combine_bias};
-    clattn_status status = CLATTN_SUCCESS;
-    for (size_t i = 0; i < 4 && status == CLATTN_SUCCESS; ++i)
-        status = layer_check_weight(ctx, LAYER, names[i], given[i], 1);
+    const layer_weight list[] = {
+        {"attn_weight", weights->attn_weight, 1},
+        {"attn_bias", weights->attn_bias, 1},
+        {"combine_weight", weights->combine_weight, 1},
+        {"combine_bias", weights->combine_bias, 1},
+    };
+    clattn_status status = layer_check_weights(ctx, LAYER, list, 4);
     size_t n_attn = 0, n_combine = 0;
     if (status == CLATTN_SUCCESS)
         status = weight_counts(ctx, d, &n_attn, &n_combine);
@@ -79,16 +79,13 @@ clattn_concat_create(clattn_context *ctx, const clattn_concat_desc *desc,
                          "%s: host memory for the layer", LAYER);
     l->ctx = ctx;
     l->desc = *d;
-    status = layer_upload(ctx, weights->attn_weight, n_attn, &l->attn_w);
-    if (status == CLATTN_SUCCESS)
-        status =
-            layer_upload(ctx, weights->attn_bias, d->max_length, &l->attn_b);
-    if (status == CLATTN_SUCCESS)
-        status = layer_upload(ctx, weights->combine_weight, n_combine,
-                              &l->combine_w);
-    if (status == CLATTN_SUCCESS)
-        status =
-            layer_upload(ctx, weights->combine_bias, d->out_dim, &l->combine_b);
+    const layer_weight_upload uploads[] = {
+        {weights->attn_weight, n_attn, &l->attn_w},
+        {weights->attn_bias, d->max_length, &l->attn_b},
+        {weights->combine_weight, n_combine, &l->combine_w},
+        {weights->combine_bias, d->out_dim, &l->combine_b},
+    };
+    status = layer_upload_all(ctx, uploads, 4);
     if (status != CLATTN_SUCCESS) {
         clattn_concat_destroy(l);
         return status;
@@ -103,7 +100,7 @@ CLATTN_API void clattn_concat_destroy(clattn_concat *layer)
         return;
     cl_mem all[] = {layer->attn_w, layer->attn_b, layer->combine_w,
                     layer->combine_b};
-    add_release(layer->ctx, all, 4);
+    layer_release(layer->ctx, all, 4);
     free(layer);
 }
 
@@ -153,19 +150,11 @@ static clattn_status check_host(const clattn_concat *l, const concat_sizes *s,
                          : !values ? "values"
                                    : "out");
     const size_t f = sizeof(float);
-    const float *in[] = {query, key, values};
-    size_t in_n[] = {s->query, s->key, s->values};
+    const void *in[] = {query, key, values};
+    size_t in_bytes[] = {s->query * f, s->key * f, s->values * f};
     const char *names[] = {"query", "key", "values"};
-    for (size_t i = 0; i < 3; ++i)
-        if (add_host_overlap(in[i], in_n[i] * f, out, s->out * f) ||
-            add_host_overlap(in[i], in_n[i] * f, weights, s->weights * f))
-            return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                             "%s: %s overlaps an output array", LAYER,
-                             names[i]);
-    if (add_host_overlap(out, s->out * f, weights, s->weights * f))
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "%s: out and weights overlap", LAYER);
-    return CLATTN_SUCCESS;
+    return add_check_host_outputs(ctx, LAYER, in, in_bytes, names, 3, "out",
+                                  out, s->out * f, weights, s->weights * f);
 }
 
 /* Y = x1 W[:, :k1]^T + x2 W[:, k1:k1+k2]^T + bias, W of row length
@@ -232,6 +221,6 @@ CLATTN_API clattn_status clattn_concat_forward_host(
         status = layer_read(ctx, b[5], s.out * f, out);
     if (status == CLATTN_SUCCESS && weights)
         status = layer_read(ctx, b[3], s.weights * f, weights);
-    add_release(ctx, b, 6);
+    layer_release(ctx, b, 6);
     return status;
 }

@@ -1,10 +1,12 @@
 /* Shared plumbing of the layers: weights and staging buffers, the stage
-   timer, weight checks and the bias-add kernel. */
+   timer, weight and argument checks, kernel launches and the bias-add
+   kernel. */
 #include "layer_common.h"
 #include "context_internal.h"
 #include "device_memory.h"
 #include "kernel_args.h"
 
+#include <stdint.h>
 #include <string.h>
 
 clattn_status layer_timer_begin(clattn_context *ctx, cl_command_queue queue,
@@ -146,6 +148,79 @@ clattn_status layer_check_weight(clattn_context *ctx, const char *layer,
     return CLATTN_SUCCESS;
 }
 
+clattn_status layer_check_weights(clattn_context *ctx, const char *layer,
+                                  const layer_weight *list, size_t count)
+{
+    for (size_t i = 0; i < count; ++i) {
+        clattn_status status = layer_check_weight(ctx, layer, list[i].name,
+                                                  list[i].host, list[i].needed);
+        if (status != CLATTN_SUCCESS)
+            return status;
+    }
+    return CLATTN_SUCCESS;
+}
+
+clattn_status layer_upload_all(clattn_context *ctx,
+                               const layer_weight_upload *list, size_t count)
+{
+    for (size_t i = 0; i < count; ++i) {
+        clattn_status status =
+            layer_upload(ctx, list[i].host, list[i].count, list[i].out);
+        if (status != CLATTN_SUCCESS)
+            return status;
+    }
+    return CLATTN_SUCCESS;
+}
+
+clattn_status layer_check_buffer(clattn_context *ctx, const char *layer,
+                                 const char *name, cl_mem buffer, size_t bytes)
+{
+    if (!buffer)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "%s: buffer %s is NULL", layer, name);
+    cl_context owner = NULL;
+    size_t have = 0;
+    cl_int err =
+        clGetMemObjectInfo(buffer, CL_MEM_CONTEXT, sizeof owner, &owner, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetMemObjectInfo(buffer, CL_MEM_SIZE, sizeof have, &have, NULL);
+    if (err != CL_SUCCESS)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "%s: %s is not a valid cl_mem (%s)", layer, name,
+                         cl_error_name(err));
+    if (owner != ctx->cl_ctx)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "%s: %s belongs to another OpenCL context", layer,
+                         name);
+    if (have < bytes)
+        return ctx_error(ctx, CLATTN_ERROR_BUFFER_TOO_SMALL,
+                         "%s: %s has %zu bytes, the call needs %zu", layer,
+                         name, have, bytes);
+    return CLATTN_SUCCESS;
+}
+
+int layer_host_overlap(const void *a, size_t an, const void *b, size_t bn)
+{
+    if (!a || !b || !an || !bn)
+        return 0;
+    /* As integers: comparing pointers into different objects is undefined. */
+    uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
+    return pa < pb + bn && pb < pa + an;
+}
+
+void layer_release(clattn_context *ctx, cl_mem *buffers, size_t count)
+{
+    for (size_t i = 0; i < count; ++i) {
+        int repeated = 0;
+        for (size_t j = 0; j < i; ++j)
+            repeated |= buffers[j] == buffers[i];
+        if (!repeated)
+            ctx_buffer_release(ctx, buffers[i]);
+    }
+    for (size_t i = 0; i < count; ++i)
+        buffers[i] = NULL;
+}
+
 clattn_status layer_mul_size(clattn_context *ctx, size_t *out, size_t a,
                              size_t b, size_t c)
 {
@@ -168,6 +243,22 @@ clattn_status layer_enqueue(clattn_context *ctx, cl_command_queue queue,
                          "clEnqueueNDRangeKernel(%s) failed: %s (%d)", name,
                          cl_error_name(err), (int)err);
     return CLATTN_SUCCESS;
+}
+
+clattn_status layer_launch(clattn_context *ctx, cl_command_queue queue,
+                           const kernel_args *args, const char *name,
+                           cl_uint dims, const size_t *global,
+                           layer_timer *timer, layer_stage stage)
+{
+    if (args->err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clSetKernelArg", args->err);
+    cl_event scratch;
+    cl_event *event = layer_timer_slot(timer, &scratch);
+    clattn_status status =
+        layer_enqueue(ctx, queue, args->kernel, name, dims, global, event);
+    if (status == CLATTN_SUCCESS && event)
+        layer_timer_record(timer, stage, *event);
+    return status;
 }
 
 clattn_status layer_bias_add(clattn_context *ctx, cl_command_queue queue,

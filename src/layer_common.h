@@ -1,10 +1,13 @@
-/* What every layer shares: uploading its weights, staging host data for
-   the _host forms, the per-stage event timer behind clattn_layer_timing,
-   and small kernels (bias add) of cl/layer_common.cl. */
+/* What every layer shares: checking and uploading its weights, checking
+   the caller's buffers and host ranges, staging host data for the _host
+   forms, releasing buffers, launching kernels under the per-stage event
+   timer behind clattn_layer_timing, and small kernels (bias add) of
+   cl/layer_common.cl. */
 #ifndef CLATTN_LAYER_COMMON_H
 #define CLATTN_LAYER_COMMON_H
 
 #include "clattn/clattn.h"
+#include "kernel_args.h"
 #include "program_cache.h"
 
 typedef enum layer_stage {
@@ -64,6 +67,41 @@ clattn_status layer_check_weight(clattn_context *ctx, const char *layer,
                                  const char *name, const float *weight,
                                  int needed);
 
+/* One entry of a layer's weight list for layer_check_weights. */
+typedef struct layer_weight {
+    const char *name;
+    const float *host;
+    int needed;
+} layer_weight;
+
+/* layer_check_weight on each entry in order; the first failure. */
+clattn_status layer_check_weights(clattn_context *ctx, const char *layer,
+                                  const layer_weight *list, size_t count);
+
+/* One weight to upload: count floats from host (NULL: absent) to *out. */
+typedef struct layer_weight_upload {
+    const float *host;
+    size_t count;
+    cl_mem *out;
+} layer_weight_upload;
+
+/* layer_upload on each entry in order, stopping at the first failure (the
+   caller releases what was uploaded). */
+clattn_status layer_upload_all(clattn_context *ctx,
+                               const layer_weight_upload *list, size_t count);
+
+/* A device argument: non-NULL, of this context, at least bytes long. */
+clattn_status layer_check_buffer(clattn_context *ctx, const char *layer,
+                                 const char *name, cl_mem buffer, size_t bytes);
+
+/* Nonzero when the host byte ranges [a, a + an) and [b, b + bn) meet
+   (NULL or empty never meets anything). */
+int layer_host_overlap(const void *a, size_t an, const void *b, size_t bn);
+
+/* Releases the library buffers of an array, each distinct one once (an
+   entry may repeat another; NULL entries are fine), and clears it. */
+void layer_release(clattn_context *ctx, cl_mem *buffers, size_t count);
+
 /* a * b (and * c) without overflow, else CLATTN_ERROR_SIZE_OVERFLOW. */
 clattn_status layer_mul_size(clattn_context *ctx, size_t *out, size_t a,
                              size_t b, size_t c);
@@ -79,5 +117,13 @@ clattn_status layer_bias_add(clattn_context *ctx, cl_command_queue queue,
 clattn_status layer_enqueue(clattn_context *ctx, cl_command_queue queue,
                             cl_kernel kernel, const char *name, cl_uint dims,
                             const size_t *global, cl_event *event);
+
+/* Enqueues args->kernel once all its arguments were set (else the first
+   clSetKernelArg error) and, when timing, records its event under stage.
+   The kernel stays the caller's. */
+clattn_status layer_launch(clattn_context *ctx, cl_command_queue queue,
+                           const kernel_args *args, const char *name,
+                           cl_uint dims, const size_t *global,
+                           layer_timer *timer, layer_stage stage);
 
 #endif

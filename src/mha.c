@@ -2,7 +2,6 @@
    against it (a mismatched state_dict is caught here) and copied to the
    device once. */
 #include "context_internal.h"
-#include "device_memory.h"
 #include "mha_internal.h"
 
 #include <math.h>
@@ -59,7 +58,6 @@ static clattn_status check_weights(clattn_context *ctx,
                                    const clattn_mha_desc *d, size_t kdim,
                                    size_t vdim, const clattn_mha_weights *w)
 {
-    clattn_status s;
     int same_dims = kdim == d->embed_dim && vdim == d->embed_dim;
     int separate =
         !same_dims || w->q_proj_weight || w->k_proj_weight || w->v_proj_weight;
@@ -67,26 +65,18 @@ static clattn_status check_weights(clattn_context *ctx,
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
                          "mha: weight in_proj_weight is NULL (give it, or "
                          "q_proj_weight, k_proj_weight and v_proj_weight)");
-    if ((s = layer_check_weight(ctx, LAYER, "in_proj_weight", w->in_proj_weight,
-                                !separate)) ||
-        (s = layer_check_weight(ctx, LAYER, "q_proj_weight", w->q_proj_weight,
-                                separate)) ||
-        (s = layer_check_weight(ctx, LAYER, "k_proj_weight", w->k_proj_weight,
-                                separate)) ||
-        (s = layer_check_weight(ctx, LAYER, "v_proj_weight", w->v_proj_weight,
-                                separate)) ||
-        (s = layer_check_weight(ctx, LAYER, "in_proj_bias", w->in_proj_bias,
-                                d->bias != 0)) ||
-        (s = layer_check_weight(ctx, LAYER, "out_proj_weight",
-                                w->out_proj_weight, !d->no_out_proj)) ||
-        (s = layer_check_weight(ctx, LAYER, "out_proj_bias", w->out_proj_bias,
-                                d->bias && !d->no_out_proj)) ||
-        (s = layer_check_weight(ctx, LAYER, "norm_weight", w->norm_weight,
-                                d->pre_layernorm != 0)) ||
-        (s = layer_check_weight(ctx, LAYER, "norm_bias", w->norm_bias,
-                                d->pre_layernorm != 0)))
-        return s;
-    return CLATTN_SUCCESS;
+    const layer_weight list[] = {
+        {"in_proj_weight", w->in_proj_weight, !separate},
+        {"q_proj_weight", w->q_proj_weight, separate},
+        {"k_proj_weight", w->k_proj_weight, separate},
+        {"v_proj_weight", w->v_proj_weight, separate},
+        {"in_proj_bias", w->in_proj_bias, d->bias != 0},
+        {"out_proj_weight", w->out_proj_weight, !d->no_out_proj},
+        {"out_proj_bias", w->out_proj_bias, d->bias && !d->no_out_proj},
+        {"norm_weight", w->norm_weight, d->pre_layernorm != 0},
+        {"norm_bias", w->norm_bias, d->pre_layernorm != 0},
+    };
+    return layer_check_weights(ctx, LAYER, list, sizeof list / sizeof list[0]);
 }
 
 /* The q, k and v rows into one buffer (see struct clattn_mha). */
@@ -133,14 +123,16 @@ static clattn_status upload_weights(clattn_mha *layer,
     clattn_status s;
     if ((s = layer_mul_size(ctx, &E3, E, 3, 1)) ||
         (s = layer_mul_size(ctx, &EE, E, E, 1)) ||
-        (s = upload_in_proj(layer, w)) ||
-        (s = layer_upload(ctx, w->in_proj_bias, E3, &layer->b_in)) ||
-        (s = layer_upload(ctx, w->out_proj_weight, EE, &layer->w_out)) ||
-        (s = layer_upload(ctx, w->out_proj_bias, E, &layer->b_out)) ||
-        (s = layer_upload(ctx, w->norm_weight, E, &layer->norm_weight)) ||
-        (s = layer_upload(ctx, w->norm_bias, E, &layer->norm_bias)))
+        (s = upload_in_proj(layer, w)))
         return s;
-    return CLATTN_SUCCESS;
+    const layer_weight_upload uploads[] = {
+        {w->in_proj_bias, E3, &layer->b_in},
+        {w->out_proj_weight, EE, &layer->w_out},
+        {w->out_proj_bias, E, &layer->b_out},
+        {w->norm_weight, E, &layer->norm_weight},
+        {w->norm_bias, E, &layer->norm_bias},
+    };
+    return layer_upload_all(ctx, uploads, sizeof uploads / sizeof uploads[0]);
 }
 
 clattn_status clattn_mha_create(clattn_context *ctx,
@@ -195,7 +187,6 @@ void clattn_mha_destroy(clattn_mha *layer)
         return;
     cl_mem all[] = {layer->w_in,  layer->b_in,        layer->w_out,
                     layer->b_out, layer->norm_weight, layer->norm_bias};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
-        ctx_buffer_release(layer->ctx, all[i]);
+    layer_release(layer->ctx, all, sizeof all / sizeof all[0]);
     free(layer);
 }

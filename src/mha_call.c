@@ -1,7 +1,6 @@
 /* The entry points of a multi-head attention call: device buffers, and
    host memory (staged through device buffers made for the call). */
 #include "context_internal.h"
-#include "device_memory.h"
 #include "mha_internal.h"
 
 clattn_status clattn_mha_forward(clattn_mha *layer, const clattn_mha_call *call,
@@ -99,12 +98,6 @@ clattn_mha_forward_host(clattn_mha *layer, const clattn_mha_call *call,
             s = layer_read(ctx, b.attn_weights, sh.weights_bytes, attn_weights);
     cl_mem all[7] = {b.query,     b.key, b.value,       b.key_padding_mask,
                      b.attn_mask, b.out, b.attn_weights};
-    for (int i = 0; i < 7; ++i) {
-        int repeated = 0;
-        for (int j = 0; j < i; ++j)
-            repeated |= all[j] == all[i];
-        if (!repeated)
-            ctx_buffer_release(ctx, all[i]);
-    }
+    layer_release(ctx, all, 7); /* inputs staged once may repeat */
     return s;
 }

@@ -6,7 +6,6 @@
    s*B + b (sequence-first): the GEMMs treat every row alike, and only the
    strides of the SDPA views differ between the layouts. */
 #include "context_internal.h"
-#include "device_memory.h"
 #include "gemm.h"
 #include "mha_internal.h"
 #include "sdpa_problem.h"
@@ -20,18 +19,6 @@ enum { S_LN_Q, S_LN_K, S_LN_V, S_PROJ, S_ATTN, S_MASK, S_PROBS, S_COUNT };
 typedef struct mha_scratch {
     cl_mem mem[S_COUNT];
 } mha_scratch;
-
-static void scratch_release(clattn_context *ctx, mha_scratch *s)
-{
-    for (int i = 0; i < S_COUNT; ++i) {
-        int repeated = 0;
-        for (int j = 0; j < i; ++j)
-            repeated |= s->mem[j] == s->mem[i];
-        if (!repeated)
-            ctx_buffer_release(ctx, s->mem[i]);
-    }
-    memset(s, 0, sizeof *s);
-}
 
 static clattn_status scratch_make(clattn_context *ctx, size_t bytes,
                                   cl_mem *out)
@@ -319,7 +306,7 @@ clattn_status mha_run(clattn_mha *layer, const clattn_mha_call *call,
     /* Released after enqueueing: OpenCL keeps them until the kernels
        that use them are done. */
     mha_kernels_release(&kernels);
-    scratch_release(ctx, &scratch);
+    layer_release(ctx, scratch.mem, S_COUNT);
     if (!st && layer->dropout_p > 0.0f)
         layer->dropout_calls++;
     return st;

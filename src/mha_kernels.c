@@ -37,24 +37,6 @@ void mha_kernels_release(mha_kernels *k)
     k->layer_norm = k->mask = k->head_mean = NULL;
 }
 
-/* Sets the arguments' outcome, enqueues, records the stage. */
-static clattn_status launch(clattn_mha *layer, const kernel_args *a,
-                            const char *name, cl_uint dims,
-                            const size_t *global, layer_stage stage,
-                            layer_timer *timer)
-{
-    clattn_context *ctx = layer->ctx;
-    if (a->err != CL_SUCCESS)
-        return ctx_cl_error(ctx, "clSetKernelArg", a->err);
-    cl_event scratch;
-    cl_event *event = layer_timer_slot(timer, &scratch);
-    clattn_status s =
-        layer_enqueue(ctx, ctx->queue, a->kernel, name, dims, global, event);
-    if (s == CLATTN_SUCCESS && event)
-        layer_timer_record(timer, stage, *event);
-    return s;
-}
-
 clattn_status mha_enqueue_layer_norm(clattn_mha *layer, cl_kernel kernel,
                                      cl_mem x, cl_mem y, size_t rows,
                                      layer_timer *timer)
@@ -67,8 +49,8 @@ clattn_status mha_enqueue_layer_norm(clattn_mha *layer, cl_kernel kernel,
     arg_uint(&a, (cl_uint)layer->embed_dim);
     arg_float(&a, layer->layernorm_eps);
     size_t global[1] = {rows};
-    return launch(layer, &a, "layer_norm_rows", 1, global, LAYER_STAGE_OTHER,
-                  timer);
+    return layer_launch(layer->ctx, layer->ctx->queue, &a, "layer_norm_rows", 1,
+                        global, timer, LAYER_STAGE_OTHER);
 }
 
 clattn_status mha_enqueue_mask(clattn_mha *layer, cl_kernel kernel,
@@ -83,8 +65,8 @@ clattn_status mha_enqueue_mask(clattn_mha *layer, cl_kernel kernel,
     arg_uint(&a, per_head ? 1u : 0u);
     size_t global[3] = {sh->mask_dims[3], sh->mask_dims[2],
                         sh->mask_dims[0] * sh->mask_dims[1]};
-    return launch(layer, &a, "mha mask merge", 3, global, LAYER_STAGE_OTHER,
-                  timer);
+    return layer_launch(layer->ctx, layer->ctx->queue, &a, "mha mask merge", 3,
+                        global, timer, LAYER_STAGE_OTHER);
 }
 
 clattn_status mha_enqueue_head_mean(clattn_mha *layer, cl_kernel kernel,
@@ -99,6 +81,6 @@ clattn_status mha_enqueue_head_mean(clattn_mha *layer, cl_kernel kernel,
     arg_ulong(&a, plane);
     size_t global[2] = {plane, sh->batch};
     /* Part of producing the attention weights: charged to attention. */
-    return launch(layer, &a, "mha_head_mean", 2, global, LAYER_STAGE_ATTENTION,
-                  timer);
+    return layer_launch(layer->ctx, layer->ctx->queue, &a, "mha_head_mean", 2,
+                        global, timer, LAYER_STAGE_ATTENTION);
 }

@@ -35,7 +35,8 @@ static const program_spec program_specs[PROGRAM_COUNT] = {
     [PROGRAM_LAYER_COMMON] = {"layer_common", {"layer_common.cl", NULL}},
     [PROGRAM_MHA] = {"mha", {"layer_norm.cl", "mha.cl", NULL}},
     [PROGRAM_TALKING_HEADS] = {"talking_heads",
-                               {"philox.clh", "talking_heads.cl", NULL}},
+                               {"philox.clh", "sdpa_fused_common.clh",
+                                "talking_heads.cl", NULL}},
     [PROGRAM_ADDITIVE] = {"additive", {"additive.cl", NULL}},
 };
 

@@ -32,12 +32,13 @@ CLATTN_API clattn_status clattn_se_gate_create(
     if (!embed_dim)
         return ctx_error(ctx, CLATTN_ERROR_INVALID_SHAPE,
                          "%s: embed_dim must be nonzero", LAYER);
-    const char *names[] = {"fc1_weight", "fc1_bias", "fc2_weight", "fc2_bias"};
-    const float *given[] = {weights->fc1_weight, weights->fc1_bias,
-                            weights->fc2_weight, weights->fc2_bias};
-    clattn_status status = CLATTN_SUCCESS;
-    for (size_t i = 0; i < 4 && status == CLATTN_SUCCESS; ++i)
-        status = layer_check_weight(ctx, LAYER, names[i], given[i], 1);
+    const layer_weight list[] = {
+        {"fc1_weight", weights->fc1_weight, 1},
+        {"fc1_bias", weights->fc1_bias, 1},
+        {"fc2_weight", weights->fc2_weight, 1},
+        {"fc2_bias", weights->fc2_bias, 1},
+    };
+    clattn_status status = layer_check_weights(ctx, LAYER, list, 4);
     size_t n_fc2 = 0;
     if (status == CLATTN_SUCCESS)
         status = add_count(ctx, &n_fc2, NULL, embed_dim, embed_dim, 1);
@@ -49,13 +50,13 @@ CLATTN_API clattn_status clattn_se_gate_create(
                          "%s: host memory for the layer", LAYER);
     l->ctx = ctx;
     l->e = embed_dim;
-    status = layer_upload(ctx, weights->fc1_weight, embed_dim, &l->fc1_w);
-    if (status == CLATTN_SUCCESS)
-        status = layer_upload(ctx, weights->fc1_bias, embed_dim, &l->fc1_b);
-    if (status == CLATTN_SUCCESS)
-        status = layer_upload(ctx, weights->fc2_weight, n_fc2, &l->fc2_w);
-    if (status == CLATTN_SUCCESS)
-        status = layer_upload(ctx, weights->fc2_bias, embed_dim, &l->fc2_b);
+    const layer_weight_upload uploads[] = {
+        {weights->fc1_weight, embed_dim, &l->fc1_w},
+        {weights->fc1_bias, embed_dim, &l->fc1_b},
+        {weights->fc2_weight, n_fc2, &l->fc2_w},
+        {weights->fc2_bias, embed_dim, &l->fc2_b},
+    };
+    status = layer_upload_all(ctx, uploads, 4);
     if (status != CLATTN_SUCCESS) {
         clattn_se_gate_destroy(l);
         return status;
@@ -69,7 +70,7 @@ CLATTN_API void clattn_se_gate_destroy(clattn_se_gate *layer)
     if (!layer)
         return;
     cl_mem all[] = {layer->fc1_w, layer->fc1_b, layer->fc2_w, layer->fc2_b};
-    add_release(layer->ctx, all, 4);
+    layer_release(layer->ctx, all, 4);
     free(layer);
 }
 
@@ -121,7 +122,7 @@ static clattn_status enqueue_all(const clattn_se_gate *l, size_t tokens,
         status = add_launch(ctx, kernel, &a, "se_excite", l->e, tokens, timer,
                             LAYER_STAGE_OTHER);
     }
-    add_release(ctx, &h, 1);
+    layer_release(ctx, &h, 1);
     return status;
 }
 
@@ -133,9 +134,9 @@ static clattn_status forward(clattn_se_gate *l, size_t tokens, size_t count,
     if (x && x == out)
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
                          "%s: out is the same buffer as x", LAYER);
-    clattn_status status = add_check_buffer(ctx, LAYER, "x", x, bytes);
+    clattn_status status = layer_check_buffer(ctx, LAYER, "x", x, bytes);
     if (status == CLATTN_SUCCESS)
-        status = add_check_buffer(ctx, LAYER, "out", out, bytes);
+        status = layer_check_buffer(ctx, LAYER, "out", out, bytes);
     if (status != CLATTN_SUCCESS)
         return status;
     layer_timer tb, *timer;
@@ -179,7 +180,7 @@ CLATTN_API clattn_status clattn_se_gate_forward_host(clattn_se_gate *layer,
     if (!x || !out)
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "%s: %s is NULL",
                          LAYER, x ? "out" : "x");
-    if (add_host_overlap(x, bytes, out, bytes))
+    if (layer_host_overlap(x, bytes, out, bytes))
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
                          "%s: out overlaps x", LAYER);
     cl_mem b[2] = {NULL, NULL};
@@ -190,6 +191,6 @@ CLATTN_API clattn_status clattn_se_gate_forward_host(clattn_se_gate *layer,
         status = forward(layer, tokens, count, b[0], b[1], NULL);
     if (status == CLATTN_SUCCESS)
         status = layer_read(ctx, b[1], bytes, out);
-    add_release(ctx, b, 2);
+    layer_release(ctx, b, 2);
     return status;
 }

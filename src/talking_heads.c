@@ -3,7 +3,6 @@
    qkv GEMM -> pack K/V -> attention path -> proj GEMM. The attention paths
    are in talking_heads_unfused.c and talking_heads_fused.c. */
 #include "context_internal.h"
-#include "device_memory.h"
 #include "gemm.h"
 #include "kernel_args.h"
 #include "talking_heads_internal.h"
@@ -20,8 +19,7 @@ static void release_weights(clattn_talking_heads *l)
     cl_mem all[8] = {l->qkv_weight,  l->qkv_bias,      l->proj_l_weight,
                      l->proj_l_bias, l->proj_w_weight, l->proj_w_bias,
                      l->proj_weight, l->proj_bias};
-    for (int i = 0; i < 8; ++i)
-        ctx_buffer_release(l->ctx, all[i]);
+    layer_release(l->ctx, all, 8);
 }
 
 void clattn_talking_heads_destroy(clattn_talking_heads *layer)
@@ -65,11 +63,7 @@ static clattn_status check_weights(clattn_context *ctx,
                                    const clattn_talking_heads_desc *d,
                                    const clattn_talking_heads_weights *w)
 {
-    struct {
-        const char *name;
-        const float *ptr;
-        int needed;
-    } list[] = {
+    const layer_weight list[] = {
         {"qkv_weight", w->qkv_weight, 1},
         {"qkv_bias", w->qkv_bias, d->qkv_bias != 0},
         {"proj_l_weight", w->proj_l_weight, 1},
@@ -79,13 +73,8 @@ static clattn_status check_weights(clattn_context *ctx,
         {"proj_weight", w->proj_weight, 1},
         {"proj_bias", w->proj_bias, 1},
     };
-    for (size_t i = 0; i < sizeof list / sizeof list[0]; ++i) {
-        clattn_status s = layer_check_weight(ctx, TH_NAME, list[i].name,
-                                             list[i].ptr, list[i].needed);
-        if (s != CLATTN_SUCCESS)
-            return s;
-    }
-    return CLATTN_SUCCESS;
+    return layer_check_weights(ctx, TH_NAME, list,
+                               sizeof list / sizeof list[0]);
 }
 
 clattn_status clattn_talking_heads_create(clattn_context *ctx,
@@ -120,14 +109,17 @@ clattn_status clattn_talking_heads_create(clattn_context *ctx,
     l->drop_threshold = (cl_uint)lrint((double)desc->dropout_p * 16777216.0);
     l->drop_scale = l->drop_threshold ? 1.0f / (1.0f - desc->dropout_p) : 1.0f;
     l->drop_seed = desc->dropout_seed;
-    if ((s = layer_upload(ctx, w->qkv_weight, 3 * C * C, &l->qkv_weight)) ||
-        (s = layer_upload(ctx, w->qkv_bias, 3 * C, &l->qkv_bias)) ||
-        (s = layer_upload(ctx, w->proj_l_weight, H * H, &l->proj_l_weight)) ||
-        (s = layer_upload(ctx, w->proj_l_bias, H, &l->proj_l_bias)) ||
-        (s = layer_upload(ctx, w->proj_w_weight, H * H, &l->proj_w_weight)) ||
-        (s = layer_upload(ctx, w->proj_w_bias, H, &l->proj_w_bias)) ||
-        (s = layer_upload(ctx, w->proj_weight, C * C, &l->proj_weight)) ||
-        (s = layer_upload(ctx, w->proj_bias, C, &l->proj_bias))) {
+    const layer_weight_upload uploads[] = {
+        {w->qkv_weight, 3 * C * C, &l->qkv_weight},
+        {w->qkv_bias, 3 * C, &l->qkv_bias},
+        {w->proj_l_weight, H * H, &l->proj_l_weight},
+        {w->proj_l_bias, H, &l->proj_l_bias},
+        {w->proj_w_weight, H * H, &l->proj_w_weight},
+        {w->proj_w_bias, H, &l->proj_w_bias},
+        {w->proj_weight, C * C, &l->proj_weight},
+        {w->proj_bias, C, &l->proj_bias},
+    };
+    if ((s = layer_upload_all(ctx, uploads, 8))) {
         clattn_talking_heads_destroy(l);
         return s;
     }
@@ -212,10 +204,8 @@ typedef struct th_work {
 
 static void work_release(clattn_context *ctx, th_work *w)
 {
-    ctx_buffer_release(ctx, w->run.qkv);
-    ctx_buffer_release(ctx, w->run.kt);
-    ctx_buffer_release(ctx, w->run.vp);
-    ctx_buffer_release(ctx, w->run.ctx_out);
+    cl_mem all[4] = {w->run.qkv, w->run.kt, w->run.vp, w->run.ctx_out};
+    layer_release(ctx, all, 4);
     th_unfused_release(ctx, &w->unfused);
     th_fused_release(ctx, &w->fused_plan);
     if (w->pack)
@@ -262,16 +252,9 @@ static clattn_status enqueue_pack(clattn_context *ctx, const th_work *w)
     arg_uint(&a, th_u32(r->npad));
     arg_uint(&a, th_u32(r->dpad));
     arg_float(&a, l->scale);
-    if (a.err != CL_SUCCESS)
-        return ctx_cl_error(ctx, "clSetKernelArg", a.err);
     size_t global[2] = {r->npad, r->batch * l->heads};
-    cl_event ev;
-    cl_event *slot = layer_timer_slot(r->timer, &ev);
-    clattn_status s =
-        layer_enqueue(ctx, r->queue, w->pack, "th_pack_kv", 2, global, slot);
-    if (s == CLATTN_SUCCESS)
-        th_record(r->timer, LAYER_STAGE_OTHER, slot);
-    return s;
+    return layer_launch(ctx, r->queue, &a, "th_pack_kv", 2, global, r->timer,
+                        LAYER_STAGE_OTHER);
 }
 
 /* Everything after validation: nothing is enqueued until every buffer and
@@ -339,22 +322,38 @@ static clattn_status check_buffer(clattn_context *ctx, const char *name,
     return view_check(ctx, name, &t, dims, sizeof(float), is_output, &v);
 }
 
-clattn_status
-clattn_talking_heads_forward(clattn_talking_heads *layer,
-                             const clattn_talking_heads_call *call, cl_mem x,
-                             cl_mem out, cl_mem attn)
+/* The checks both forms start with: the layer, the context, the call,
+   then x and out present (what names them: " buffer" or ""). */
+static clattn_status check_forward(clattn_talking_heads *layer,
+                                   const clattn_talking_heads_call *call,
+                                   int want_attn, const void *x,
+                                   const void *out, const char *what,
+                                   th_sizes *sz)
 {
     if (!layer)
         return CLATTN_ERROR_INVALID_ARGUMENT;
     clattn_context *ctx = layer->ctx;
     CTX_CHECK_USABLE(ctx);
-    th_sizes sz;
-    clattn_status s = check_call(layer, call, attn != NULL, &sz);
+    clattn_status s = check_call(layer, call, want_attn, sz);
     if (s != CLATTN_SUCCESS)
         return s;
     if (!x || !out)
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         TH_NAME ": %s buffer is NULL", !x ? "x" : "out");
+                         TH_NAME ": %s%s is NULL", !x ? "x" : "out", what);
+    return CLATTN_SUCCESS;
+}
+
+clattn_status
+clattn_talking_heads_forward(clattn_talking_heads *layer,
+                             const clattn_talking_heads_call *call, cl_mem x,
+                             cl_mem out, cl_mem attn)
+{
+    th_sizes sz;
+    clattn_status s =
+        check_forward(layer, call, attn != NULL, x, out, " buffer", &sz);
+    if (s != CLATTN_SUCCESS)
+        return s;
+    clattn_context *ctx = layer->ctx;
     if (x == out || attn == x || attn == out)
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
                          TH_NAME ": %s may not be the same buffer as %s",
@@ -369,13 +368,6 @@ clattn_talking_heads_forward(clattn_talking_heads *layer,
 }
 
 /* ---- Host form ------------------------------------------------------ */
-
-static int ranges_overlap(const void *a, size_t a_bytes, const void *b,
-                          size_t b_bytes)
-{
-    uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
-    return a && b && pa < pb + b_bytes && pb < pa + a_bytes;
-}
 
 static clattn_status host_buffer(clattn_context *ctx, const char *name,
                                  size_t floats, const float *src, cl_mem *out)
@@ -395,21 +387,16 @@ clattn_talking_heads_forward_host(clattn_talking_heads *layer,
                                   const clattn_talking_heads_call *call,
                                   const float *x, float *out, float *attn)
 {
-    if (!layer)
-        return CLATTN_ERROR_INVALID_ARGUMENT;
-    clattn_context *ctx = layer->ctx;
-    CTX_CHECK_USABLE(ctx);
     th_sizes sz;
-    clattn_status s = check_call(layer, call, attn != NULL, &sz);
+    clattn_status s = check_forward(layer, call, attn != NULL, x, out, "", &sz);
     if (s != CLATTN_SUCCESS)
         return s;
-    if (!x || !out)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         TH_NAME ": %s is NULL", !x ? "x" : "out");
+    clattn_context *ctx = layer->ctx;
     const size_t xb = sz.x_floats * sizeof(float);
     const size_t ab = sz.attn_floats * sizeof(float);
-    if (ranges_overlap(x, xb, out, xb) || ranges_overlap(attn, ab, x, xb) ||
-        ranges_overlap(attn, ab, out, xb))
+    if (layer_host_overlap(x, xb, out, xb) ||
+        layer_host_overlap(attn, ab, x, xb) ||
+        layer_host_overlap(attn, ab, out, xb))
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
                          TH_NAME ": x, out and attn may not overlap");
     cl_mem bx = NULL, bo = NULL, ba = NULL;
@@ -422,8 +409,7 @@ clattn_talking_heads_forward_host(clattn_talking_heads *layer,
            (s = forward_run(layer, call, &sz, bx, bo, ba)) ||
            (attn && (s = layer_read(ctx, ba, ab, attn))) ||
            (s = layer_read(ctx, bo, xb, out)));
-    ctx_buffer_release(ctx, bx);
-    ctx_buffer_release(ctx, bo);
-    ctx_buffer_release(ctx, ba);
+    cl_mem all[3] = {bx, bo, ba};
+    layer_release(ctx, all, 3);
     return s;
 }

@@ -68,14 +68,7 @@ clattn_status th_fused_enqueue(clattn_context *ctx, const th_run *run,
     arg_float(&k, L->drop_scale);
     arg_ulong(&k, L->drop_seed);
     arg_ulong(&k, run->drop_offset);
-    if (k.err != CL_SUCCESS)
-        return ctx_cl_error(ctx, "clSetKernelArg", k.err);
     size_t global[2] = {work_items_x(run), run->batch};
-    cl_event ev;
-    cl_event *slot = layer_timer_slot(run->timer, &ev);
-    clattn_status s = layer_enqueue(ctx, run->queue, plan->fused, "th_fused", 2,
-                                    global, slot);
-    if (s == CLATTN_SUCCESS)
-        th_record(run->timer, LAYER_STAGE_ATTENTION, slot);
-    return s;
+    return layer_launch(ctx, run->queue, &k, "th_fused", 2, global, run->timer,
+                        LAYER_STAGE_ATTENTION);
 }

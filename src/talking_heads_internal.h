@@ -88,12 +88,4 @@ static inline cl_uint th_u32(size_t v)
     return (cl_uint)v;
 }
 
-/* Records an enqueue's event (when timing) under stage. */
-static inline void th_record(layer_timer *timer, layer_stage stage,
-                             cl_event *slot)
-{
-    if (slot)
-        layer_timer_record(timer, stage, *slot);
-}
-
 #endif

@@ -109,21 +109,13 @@ clattn_status th_unfused_prepare(clattn_context *ctx, const th_run *run,
     return s;
 }
 
-/* Runs kernel on global, timing it as attention. */
+/* Runs a's kernel on global, timing it as attention. */
 static clattn_status launch(clattn_context *ctx, const th_run *run,
-                            cl_kernel kernel, const char *name,
-                            const kernel_args *a, cl_uint dims,
-                            const size_t *global)
+                            const char *name, const kernel_args *a,
+                            cl_uint dims, const size_t *global)
 {
-    if (a->err != CL_SUCCESS)
-        return ctx_cl_error(ctx, "clSetKernelArg", a->err);
-    cl_event ev;
-    cl_event *slot = layer_timer_slot(run->timer, &ev);
-    clattn_status s =
-        layer_enqueue(ctx, run->queue, kernel, name, dims, global, slot);
-    if (s == CLATTN_SUCCESS)
-        th_record(run->timer, LAYER_STAGE_ATTENTION, slot);
-    return s;
+    return layer_launch(ctx, run->queue, a, name, dims, global, run->timer,
+                        LAYER_STAGE_ATTENTION);
 }
 
 /* One chunk: batches [b0, b0 + nb), rows [i0, i0 + nr). */
@@ -154,7 +146,7 @@ static clattn_status run_chunk(clattn_context *ctx, const th_run *run,
     arg_uint(&k, th_u32(i0));
     arg_uint(&k, th_u32(i0 + nr));
     size_t g_logits[3] = {rows_global, run->npad / TH_KEY_PAD, nb * L->heads};
-    if ((st = launch(ctx, run, plan->logits, "th_logits", &k, 3, g_logits)))
+    if ((st = launch(ctx, run, "th_logits", &k, 3, g_logits)))
         return st;
 
     size_t g_rows[2] = {nb * L->heads, nr};
@@ -167,8 +159,7 @@ static clattn_status run_chunk(clattn_context *ctx, const th_run *run,
     arg_uint(&k, N);
     arg_uint(&k, th_u32(b0));
     arg_uint(&k, th_u32(i0));
-    if ((st = launch(ctx, run, plan->mix_softmax, "th_mix_softmax", &k, 2,
-                     g_rows)))
+    if ((st = launch(ctx, run, "th_mix_softmax", &k, 2, g_rows)))
         return st;
 
     k = args_begin(plan->mix_dropout);
@@ -184,8 +175,7 @@ static clattn_status run_chunk(clattn_context *ctx, const th_run *run,
     arg_float(&k, L->drop_scale);
     arg_ulong(&k, L->drop_seed);
     arg_ulong(&k, run->drop_offset);
-    if ((st = launch(ctx, run, plan->mix_dropout, "th_mix_dropout", &k, 2,
-                     g_rows)))
+    if ((st = launch(ctx, run, "th_mix_dropout", &k, 2, g_rows)))
         return st;
 
     k = args_begin(plan->pv);
@@ -203,7 +193,7 @@ static clattn_status run_chunk(clattn_context *ctx, const th_run *run,
     arg_uint(&k, th_u32(i0));
     arg_uint(&k, th_u32(i0 + nr));
     size_t g_pv[2] = {rows_global, nb * L->heads};
-    return launch(ctx, run, plan->pv, "th_pv", &k, 2, g_pv);
+    return launch(ctx, run, "th_pv", &k, 2, g_pv);
 }
 
 clattn_status th_unfused_enqueue(clattn_context *ctx, const th_run *run,
