@@ -17,11 +17,7 @@ static clattn_status ensure_tuned(clattn_context *ctx)
         state = atomic_load(&ctx->gemm_tuning_state);
         if (state == 0) {
             const char *failed = NULL;
-#ifdef CLATTN_HAVE_GEMM_TUNING
             ctx->gemm_tuning_code = gemm_tuning_apply(ctx->device, &failed);
-#else
-            ctx->gemm_tuning_code = 0;
-#endif
             ctx->gemm_tuning_failed = failed;
             state = ctx->gemm_tuning_code == 0 ? 1 : 2;
             atomic_store(&ctx->gemm_tuning_state, state);

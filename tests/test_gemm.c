@@ -6,6 +6,7 @@
 #include "context_internal.h"
 #include "device_memory.h"
 #include "gemm.h"
+#include "gemm_tuning.h"
 #include "test_util.h"
 
 #include <math.h>
@@ -148,9 +149,23 @@ static void run_timer_and_errors(clattn_context *ctx)
     ctx_buffer_release(ctx, dy);
 }
 
+/* The embedded tuning data parses and CLBlast takes every line of the
+   device's class (a malformed or partial line is an error, never a silent
+   run with CLBlast's defaults); applying it twice is harmless. */
+static void run_tuning(clattn_context *ctx)
+{
+    for (int round = 0; round < 2; ++round) {
+        const char *failed = NULL;
+        int code = gemm_tuning_apply(ctx->device, &failed);
+        CHECK(code == 0, "gemm_tuning_apply: %d at %s", code,
+              failed ? failed : "-");
+    }
+}
+
 int main(void)
 {
     clattn_context *ctx = test_context();
+    run_tuning(ctx);
     test_rng rng = test_rng_make(17);
     const linear_case cases[] = {
         {1, 1, 1, 1, 0, 0, 0, 0},       {26, 144, 48, 48, 0, 0, 1, 0},
