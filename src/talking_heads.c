@@ -180,16 +180,28 @@ static clattn_status check_call(const clattn_talking_heads *l,
     return CLATTN_SUCCESS;
 }
 
-/* AUTO runs the unfused path: measured 1.4 to 1.8 times faster than the
-   fused one on PoCL (docs/performance.md), since the fused form computes
-   the logits and the pre-softmax mix twice, and its scratch is bounded by
-   the context's scratch limit (it chunks). FUSED is there for memory:
-   O(B.H.N.D), nothing N x N. */
-static clattn_sdpa_path resolve_path(clattn_sdpa_path path)
+/* AUTO runs the unfused path while one batch's score buffers (2 H N^2
+   floats) fit the context's scratch limit: there it was 1.4 to 1.8 times
+   faster than the fused form on PoCL, which computes the logits and the
+   pre-softmax mix twice. Past that the unfused path has to split the rows
+   of a batch and was no faster than the fused one (N = 3136, H = 16: 430
+   against 405 ms), which needs a sixth of the memory, so AUTO takes the
+   fused path (docs/performance.md). With attn wanted AUTO is unfused. */
+static clattn_sdpa_path resolve_path(const clattn_talking_heads *l,
+                                     const clattn_talking_heads_call *call,
+                                     int want_attn)
 {
-    if (path == CLATTN_SDPA_PATH_AUTO || path == CLATTN_SDPA_PATH_UNFUSED)
+    if (call->path == CLATTN_SDPA_PATH_UNFUSED)
         return CLATTN_SDPA_PATH_UNFUSED;
-    return CLATTN_SDPA_PATH_FUSED;
+    if (call->path != CLATTN_SDPA_PATH_AUTO)
+        return CLATTN_SDPA_PATH_FUSED;
+    /* check_call has bounded seq and heads to 32-bit ranges; the product
+       is computed in double so it cannot overflow. */
+    double batch_scores = 2.0 * (double)l->heads * (double)call->seq *
+                          (double)call->seq * sizeof(float);
+    return want_attn || batch_scores <= (double)l->ctx->scratch_limit
+               ? CLATTN_SDPA_PATH_UNFUSED
+               : CLATTN_SDPA_PATH_FUSED;
 }
 
 static size_t round_up(size_t v, size_t m)
@@ -271,8 +283,7 @@ static clattn_status forward_run(clattn_talking_heads *l,
 {
     clattn_context *ctx = l->ctx;
     th_work w = {0};
-    w.fused =
-        resolve_path(call->path) != CLATTN_SDPA_PATH_UNFUSED;
+    w.fused = resolve_path(l, call, attn != NULL) != CLATTN_SDPA_PATH_UNFUSED;
     th_run *r = &w.run;
     r->layer = l;
     r->queue = ctx->queue;

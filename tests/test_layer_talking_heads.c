@@ -578,6 +578,30 @@ static void chunked_case(clattn_context *small, const char *name, size_t B,
             CHECK(memcmp(aa, ab, na * sizeof *aa) == 0,
                   "%s: chunked attn differs", name);
     }
+    /* AUTO's choice: unfused while one batch's scores fit the scratch
+       limit (the first context), fused when they do not (the small one's,
+       in the rows case); with attn wanted always unfused. (Dropout draws
+       a new offset per call, so only dropout-free cases compare bits.) */
+    size_t batch_scores = 2 * H * N * N * sizeof(float);
+    clattn_talking_heads_call path_call = call;
+    for (int ctx_i = 0; a && b && dropout_p == 0.0f && ctx_i < 2; ++ctx_i) {
+        clattn_talking_heads *layer = ctx_i ? b : a;
+        int fused_expected = ctx_i == 1 && batch_scores > 9000;
+        path_call.path = fused_expected ? CLATTN_SDPA_PATH_FUSED
+                                        : CLATTN_SDPA_PATH_UNFUSED;
+        clattn_talking_heads_forward_host(layer, &path_call, o.x, oa, NULL);
+        path_call.path = CLATTN_SDPA_PATH_AUTO;
+        clattn_talking_heads_forward_host(layer, &path_call, o.x, ob, NULL);
+        CHECK(memcmp(oa, ob, nx * sizeof *oa) == 0,
+              "%s: AUTO is not the %s path", name,
+              fused_expected ? "fused" : "unfused");
+        path_call.path = CLATTN_SDPA_PATH_UNFUSED;
+        clattn_talking_heads_forward_host(layer, &path_call, o.x, oa, aa);
+        path_call.path = CLATTN_SDPA_PATH_AUTO;
+        clattn_talking_heads_forward_host(layer, &path_call, o.x, ob, ab);
+        CHECK(memcmp(oa, ob, nx * sizeof *oa) == 0,
+              "%s: AUTO with attn is not the unfused path", name);
+    }
     clattn_talking_heads_destroy(a);
     clattn_talking_heads_destroy(b);
     guarded_free(oa);
