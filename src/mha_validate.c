@@ -156,29 +156,7 @@ clattn_status mha_check_call(clattn_mha *layer, const clattn_mha_call *call,
 static clattn_status check_mem(clattn_context *ctx, const char *name,
                                cl_mem mem, size_t bytes)
 {
-    if (!mem)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "mha: buffers->%s is NULL", name);
-    cl_context owner = NULL;
-    size_t size = 0;
-    cl_int err =
-        clGetMemObjectInfo(mem, CL_MEM_CONTEXT, sizeof owner, &owner, NULL);
-    if (err == CL_SUCCESS)
-        err = clGetMemObjectInfo(mem, CL_MEM_SIZE, sizeof size, &size, NULL);
-    if (err != CL_SUCCESS)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "mha: buffers->%s is not a valid cl_mem (%s)", name,
-                         cl_error_name(err));
-    if (owner != ctx->cl_ctx)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "mha: buffers->%s belongs to another OpenCL context",
-                         name);
-    if (size < bytes)
-        return ctx_error(ctx, CLATTN_ERROR_BUFFER_TOO_SMALL,
-                         "mha: buffers->%s holds %zu bytes; the call needs "
-                         "%zu",
-                         name, size, bytes);
-    return CLATTN_SUCCESS;
+    return layer_check_buffer(ctx, "mha", name, mem, bytes);
 }
 
 clattn_status mha_check_buffers(clattn_mha *layer, const clattn_mha_call *call,
