@@ -27,11 +27,17 @@ void layer_timer_record(layer_timer *timer, layer_stage stage, cl_event event)
 {
     if (!event)
         return;
-    if (!timer || timer->count == LAYER_TIMER_MAX_EVENTS) {
-        /* Past the capacity the next recorded stage absorbs this one's
-           time, which keeps the total right. */
+    if (!timer) {
         clReleaseEvent(event);
         return;
+    }
+    if (timer->count == LAYER_TIMER_MAX_EVENTS) {
+        /* Full (a chunked path enqueues many kernels): the new event takes
+           the last slot, so the span of the one it replaces is charged to
+           the new event's stage. The total stays exact, and so does the
+           split when both are of one stage, as a chunk loop's are. */
+        timer->count--;
+        clReleaseEvent(timer->events[timer->count]);
     }
     timer->events[timer->count] = event;
     timer->stages[timer->count] = stage;

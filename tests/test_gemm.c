@@ -138,6 +138,41 @@ static void run_timer_and_errors(clattn_context *ctx)
           "timing: projection %.4f attention %.4f other %.4f ms",
           timing.projection_ms, timing.attention_ms, timing.other_ms);
 
+    /* More GEMMs than the timer has slots: the total still runs from the
+       start marker to the last GEMM's end. */
+    enum { MANY = LAYER_TIMER_MAX_EVENTS + 36 };
+    s = layer_timer_begin(ctx, ctx->queue, &tb, &timer);
+    for (int i = 0; i < MANY && s == CLATTN_SUCCESS; ++i)
+        s = gemm_run(ctx, ctx->queue, 0, 1, M, N, K, 1.0f, mx, mw, 0.0f, my,
+                     timer);
+    /* The queue's last command, recorded like a GEMM's event. */
+    cl_event first = timer ? timer->start : NULL, last = NULL;
+    if (s == CLATTN_SUCCESS &&
+        clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &last) == CL_SUCCESS) {
+        clRetainEvent(last);
+        layer_timer_record(timer, LAYER_STAGE_PROJECTION, last);
+    }
+    CHECK(s == CLATTN_SUCCESS && first && last &&
+              timer->count == LAYER_TIMER_MAX_EVENTS,
+          "%d timed GEMMs fill the timer", MANY);
+    if (first && last) {
+        clRetainEvent(first);
+        s = layer_timer_finish(ctx, ctx->queue, timer, &timing);
+        cl_ulong t0 = 0, t1 = 0;
+        clGetEventProfilingInfo(first, CL_PROFILING_COMMAND_END, sizeof t0, &t0,
+                                NULL);
+        clGetEventProfilingInfo(last, CL_PROFILING_COMMAND_END, sizeof t1, &t1,
+                                NULL);
+        double want = (double)(t1 - t0) * 1e-6;
+        CHECK(s == CLATTN_SUCCESS &&
+                  fabs(timing.projection_ms - want) <= 1e-9 * want + 1e-9,
+              "past the slots: %.6f ms timed, %.6f ms from start to the last "
+              "GEMM",
+              timing.projection_ms, want);
+        clReleaseEvent(first);
+        clReleaseEvent(last);
+    }
+
     gemm_matrix bad = {dx, 0, 1}; /* ld 1 < k: CLBlast refuses it */
     s = gemm_linear(ctx, ctx->queue, M, N, K, bad, mw, NULL, 0, 0, my, NULL);
     CHECK(s == CLATTN_ERROR_BLAS, "bad ld: %s", clattn_status_string(s));
