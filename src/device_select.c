@@ -1,5 +1,6 @@
 /* Device listing and the selector grammar: auto | gpu | cpu | accelerator |
-   P:D | substring of platform name, vendor or device name. */
+   P:D | substring of platform name, platform vendor, device vendor or
+   device name. */
 #include "device_select.h"
 
 #include <ctype.h>
@@ -48,6 +49,8 @@ static void describe(device_desc *d)
 {
     platform_string(d->platform, CL_PLATFORM_NAME, d->platform_name,
                     sizeof d->platform_name);
+    platform_string(d->platform, CL_PLATFORM_VENDOR, d->platform_vendor,
+                    sizeof d->platform_vendor);
     device_string(d->device, CL_DEVICE_VENDOR, d->vendor, sizeof d->vendor);
     device_string(d->device, CL_DEVICE_NAME, d->name, sizeof d->name);
     clGetDeviceInfo(d->device, CL_DEVICE_TYPE, sizeof d->type, &d->type, NULL);
@@ -145,14 +148,44 @@ static int type_rank(cl_device_type type)
     return 3;
 }
 
+/* The clock auto's order uses for each class (indexed by type_rank): the
+   highest clock reported by a device of that class, standing in for the
+   devices that report 0 MHz (unknown: Intel's CPU runtime reports 0).
+   Substituting one value per class keeps the order a total order; comparing
+   by compute units only when either clock is unknown would not be
+   transitive. Without any reported clock in the class the stand-in is 1, so
+   compute units alone decide. */
+typedef struct clock_fill {
+    cl_uint class_clock[4];
+} clock_fill;
+
+static clock_fill clock_fill_make(const device_desc *devs, size_t n)
+{
+    clock_fill f = {{1, 1, 1, 1}};
+    for (size_t i = 0; i < n; ++i) {
+        const device_desc *d = &devs[i];
+        int r = type_rank(d->type);
+        if (d->clock_mhz > f.class_clock[r])
+            f.class_clock[r] = d->clock_mhz;
+    }
+    return f;
+}
+
+static unsigned long long throughput(const clock_fill *f, const device_desc *d)
+{
+    cl_uint clock =
+        d->clock_mhz ? d->clock_mhz : f->class_clock[type_rank(d->type)];
+    return (unsigned long long)d->compute_units * clock;
+}
+
 /* Negative when a should come before b in auto's order. */
-static int auto_compare(const device_desc *a, const device_desc *b)
+static int auto_compare(const clock_fill *f, const device_desc *a,
+                        const device_desc *b)
 {
     int ra = type_rank(a->type), rb = type_rank(b->type);
     if (ra != rb)
         return ra - rb;
-    unsigned long long pa = (unsigned long long)a->compute_units * a->clock_mhz;
-    unsigned long long pb = (unsigned long long)b->compute_units * b->clock_mhz;
+    unsigned long long pa = throughput(f, a), pb = throughput(f, b);
     if (pa != pb)
         return pa > pb ? -1 : 1;
     if (a->platform_index != b->platform_index)
@@ -226,7 +259,11 @@ static int selector_matches(const selector *s, const device_desc *d)
         return d->platform_index == s->platform_index &&
                d->device_index == s->device_index;
     case SEL_NAME:
+        /* The platform vendor too: PoCL's platform name ("Portable
+           Computing Language") does not contain "pocl", its vendor ("The
+           pocl project") does. */
         return contains_nocase(d->platform_name, s->text) ||
+               contains_nocase(d->platform_vendor, s->text) ||
                contains_nocase(d->vendor, s->text) ||
                contains_nocase(d->name, s->text);
     }
@@ -235,12 +272,13 @@ static int selector_matches(const selector *s, const device_desc *d)
 
 /* Insertion sort of order[begin, end) by auto's order: device lists are
    short, and stability keeps equal devices in listing order. */
-static void sort_auto(const device_desc *devs, size_t *order, size_t begin,
-                      size_t end)
+static void sort_auto(const device_desc *devs, const clock_fill *f,
+                      size_t *order, size_t begin, size_t end)
 {
     for (size_t i = begin + 1; i < end; ++i) {
         size_t v = order[i], j = i;
-        while (j > begin && auto_compare(&devs[v], &devs[order[j - 1]]) < 0) {
+        while (j > begin &&
+               auto_compare(f, &devs[v], &devs[order[j - 1]]) < 0) {
             order[j] = order[j - 1];
             --j;
         }
@@ -259,13 +297,15 @@ size_t devices_rank(const device_desc *devs, size_t n,
             order[m++] = i;
     if (m == 0)
         return 0;
-    sort_auto(devs, order, 0, m);
+    /* The stand-in clocks come from the whole list, matched or not. */
+    clock_fill f = clock_fill_make(devs, n);
+    sort_auto(devs, &f, order, 0, m);
     if (!allow_fallback)
         return 1;
     size_t total = m;
     for (size_t i = 0; i < n; ++i)
         if (!selector_matches(&s, &devs[i]))
             order[total++] = i;
-    sort_auto(devs, order, m, total);
+    sort_auto(devs, &f, order, m, total);
     return total;
 }

@@ -14,7 +14,8 @@ typedef struct device_desc {
     cl_uint compute_units;
     cl_uint clock_mhz;
     char platform_name[128];
-    char vendor[128];
+    char platform_vendor[128]; /* CL_PLATFORM_VENDOR ("The pocl project") */
+    char vendor[128];          /* CL_DEVICE_VENDOR */
     char name[128];
 } device_desc;
 
@@ -27,7 +28,12 @@ clattn_status devices_enumerate(device_desc **out, size_t *count, char *err,
    first the devices the selector matches (best first), then, when
    allow_fallback, every other device in "auto" order. Returns how many were
    written (0: nothing matched). order must hold n entries. A pure function
-   of its inputs, so it is tested with made-up device lists. */
+   of its inputs, so it is tested with made-up device lists.
+   auto order: class (GPU, accelerator, CPU, other), then compute units x
+   clock, larger first, then listing order. A clock of 0 MHz is unknown
+   (Intel's CPU runtime reports 0), not slow: such a device is ranked as if
+   clocked like the fastest device of its class in the list that reports a
+   clock, so with no such peer its compute units alone decide. */
 size_t devices_rank(const device_desc *devs, size_t n, const char *selector,
                     int allow_fallback, size_t *order);
 
