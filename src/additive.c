@@ -168,7 +168,8 @@ static clattn_status upload_weights(clattn_additive *l,
         status = layer_upload(l->ctx, w->va_weight, d->attn_dim, &l->va);
     if (status != CLATTN_SUCCESS || !d->bias)
         return status;
-    float *sum = malloc(d->attn_dim * sizeof *sum); /* A*Dq did not overflow */
+    /* attn_dim floats: va's upload above checked the byte count. */
+    float *sum = malloc(d->attn_dim * sizeof *sum);
     if (!sum)
         return ctx_error(l->ctx, CLATTN_ERROR_OUT_OF_MEMORY,
                          "%s: host memory for the bias", LAYER);
@@ -237,6 +238,8 @@ CLATTN_API void clattn_additive_destroy(clattn_additive *layer)
 typedef struct additive_sizes {
     size_t query, keys, values, mask, context, weights; /* elements */
     size_t qp, kp;                                      /* scratch */
+    /* Bytes of each (the mask is uint8: its bytes are its count). */
+    size_t query_b, keys_b, values_b, context_b, weights_b, qp_b, kp_b;
 } additive_sizes;
 
 static clattn_status call_sizes(const clattn_additive *l,
@@ -250,26 +253,71 @@ static clattn_status call_sizes(const clattn_additive *l,
                          "%s: batch %zu, seq_q %zu and seq_kv %zu must be "
                          "nonzero",
                          LAYER, c->batch, c->seq_q, c->seq_kv);
-    size_t bytes;
+    size_t mask_b;
     const struct {
-        size_t *out, a, b, c;
+        size_t *out, *bytes, a, b, c;
     } list[] = {
-        {&s->query, c->batch, c->seq_q, d->query_dim},
-        {&s->keys, c->batch, c->seq_kv, d->key_dim},
-        {&s->values, c->batch, c->seq_kv, d->value_dim},
-        {&s->mask, c->batch, c->seq_kv, 1},
-        {&s->context, c->batch, c->seq_q, d->value_dim},
-        {&s->weights, c->batch, c->seq_q, c->seq_kv},
-        {&s->qp, c->batch, c->seq_q, d->attn_dim},
-        {&s->kp, c->batch, c->seq_kv, d->attn_dim},
+        {&s->query, &s->query_b, c->batch, c->seq_q, d->query_dim},
+        {&s->keys, &s->keys_b, c->batch, c->seq_kv, d->key_dim},
+        {&s->values, &s->values_b, c->batch, c->seq_kv, d->value_dim},
+        {&s->mask, &mask_b, c->batch, c->seq_kv, 1},
+        {&s->context, &s->context_b, c->batch, c->seq_q, d->value_dim},
+        {&s->weights, &s->weights_b, c->batch, c->seq_q, c->seq_kv},
+        {&s->qp, &s->qp_b, c->batch, c->seq_q, d->attn_dim},
+        {&s->kp, &s->kp_b, c->batch, c->seq_kv, d->attn_dim},
     };
     for (size_t i = 0; i < sizeof list / sizeof list[0]; ++i) {
-        clattn_status status = add_count(ctx, list[i].out, &bytes, list[i].a,
-                                         list[i].b, list[i].c);
+        clattn_status status = add_count(ctx, list[i].out, list[i].bytes,
+                                         list[i].a, list[i].b, list[i].c);
         if (status != CLATTN_SUCCESS)
             return status;
     }
     return CLATTN_SUCCESS;
+}
+
+/* The two projection GEMMs of enqueue_all() against CLBlast's int limits,
+   with the same shapes: qp = query Wa^T [B*Sq][A], kpt = Ua keys^T
+   [A][B*Skv]. B*Sq and B*Skv are below the checked element counts. */
+static clattn_status check_gemms(const clattn_additive *l,
+                                 const clattn_additive_call *c,
+                                 const additive_sizes *s)
+{
+    const clattn_additive_desc *d = &l->desc;
+    size_t rows_q = c->batch * c->seq_q, cols_k = c->batch * c->seq_kv;
+    size_t e1[3] = {layer_extent(0, rows_q, d->query_dim),
+                    layer_extent(0, d->attn_dim, d->query_dim), s->qp};
+    size_t e2[3] = {layer_extent(0, d->attn_dim, d->key_dim),
+                    layer_extent(0, cols_k, d->key_dim), s->kp};
+    size_t m1 = e1[0], m2 = e2[0];
+    for (int i = 1; i < 3; ++i) {
+        m1 = e1[i] > m1 ? e1[i] : m1;
+        m2 = e2[i] > m2 ? e2[i] : m2;
+    }
+    clattn_status status =
+        layer_check_gemm(l->ctx, LAYER, "query projection", rows_q, d->attn_dim,
+                         d->query_dim, m1);
+    if (status == CLATTN_SUCCESS)
+        status = layer_check_gemm(l->ctx, LAYER, "key projection", d->attn_dim,
+                                  cols_k, d->key_dim, m2);
+    return status;
+}
+
+/* The call's own buffers (qp, kpt, and the scores unless the caller's
+   weights buffer holds them) and its GEMMs, before anything is made. */
+static clattn_status check_limits(const clattn_additive *l,
+                                  const clattn_additive_call *c,
+                                  const additive_sizes *s, int own_scores)
+{
+    clattn_context *ctx = l->ctx;
+    clattn_status status =
+        layer_check_alloc(ctx, LAYER, "the query projection", s->qp_b);
+    if (status == CLATTN_SUCCESS)
+        status = layer_check_alloc(ctx, LAYER, "the key projection", s->kp_b);
+    if (status == CLATTN_SUCCESS && own_scores)
+        status = layer_check_alloc(ctx, LAYER, "the scores", s->weights_b);
+    if (status == CLATTN_SUCCESS)
+        status = check_gemms(l, c, s);
+    return status;
 }
 
 typedef struct additive_io {
@@ -281,7 +329,6 @@ static clattn_status check_io(const clattn_additive *l,
                               const additive_sizes *s, const additive_io *io)
 {
     clattn_context *ctx = l->ctx;
-    const size_t f = sizeof(float);
     if (io->keys && io->values == io->keys &&
         l->desc.value_dim != l->desc.key_dim)
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
@@ -301,21 +348,21 @@ static clattn_status check_io(const clattn_additive *l,
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
                          "%s: context and weights are the same buffer", LAYER);
     clattn_status status =
-        layer_check_buffer(ctx, LAYER, "query", io->query, s->query * f);
+        layer_check_buffer(ctx, LAYER, "query", io->query, s->query_b, 0);
     if (status == CLATTN_SUCCESS)
-        status = layer_check_buffer(ctx, LAYER, "keys", io->keys, s->keys * f);
+        status = layer_check_buffer(ctx, LAYER, "keys", io->keys, s->keys_b, 0);
     if (status == CLATTN_SUCCESS)
-        status =
-            layer_check_buffer(ctx, LAYER, "values", io->values, s->values * f);
+        status = layer_check_buffer(ctx, LAYER, "values", io->values,
+                                    s->values_b, 0);
     if (status == CLATTN_SUCCESS && c->has_key_padding_mask)
         status = layer_check_buffer(ctx, LAYER, "key_padding_mask", io->mask,
-                                    s->mask);
+                                    s->mask, 0);
     if (status == CLATTN_SUCCESS)
         status = layer_check_buffer(ctx, LAYER, "context", io->context,
-                                    s->context * f);
+                                    s->context_b, 1);
     if (status == CLATTN_SUCCESS && io->weights)
         status = layer_check_buffer(ctx, LAYER, "weights", io->weights,
-                                    s->weights * f);
+                                    s->weights_b, 1);
     return status;
 }
 
@@ -357,13 +404,13 @@ static clattn_status enqueue_all(const clattn_additive *l,
     clattn_context *ctx = l->ctx;
     const clattn_additive_desc *d = &l->desc;
     cl_mem scratch[3] = {NULL, NULL, NULL}; /* qp, kpt, scores */
-    const size_t f = sizeof(float);
-    clattn_status status = layer_buffer(ctx, s->qp * f, NULL, &scratch[0]);
+    clattn_status status = layer_buffer(ctx, s->qp_b, NULL, &scratch[0]);
     if (status == CLATTN_SUCCESS)
-        status = layer_buffer(ctx, s->kp * f, NULL, &scratch[1]);
+        status = layer_buffer(ctx, s->kp_b, NULL, &scratch[1]);
     if (status == CLATTN_SUCCESS && !io->weights)
-        status = layer_buffer(ctx, s->weights * f, NULL, &scratch[2]);
+        status = layer_buffer(ctx, s->weights_b, NULL, &scratch[2]);
     cl_mem scores = io->weights ? io->weights : scratch[2];
+    /* Both below the checked element counts (s->weights). */
     size_t rows_q = c->batch * c->seq_q, cols_k = c->batch * c->seq_kv;
     if (status == CLATTN_SUCCESS) {
         gemm_matrix x = {io->query, 0, d->query_dim};
@@ -406,6 +453,8 @@ static clattn_status forward(clattn_additive *l, const clattn_additive_call *c,
     if (!io.values)
         io.values = io.keys;
     status = check_io(l, c, &s, &io);
+    if (status == CLATTN_SUCCESS)
+        status = check_limits(l, c, &s, !io.weights);
     if (status != CLATTN_SUCCESS)
         return status;
     layer_timer tb, *timer;
@@ -456,14 +505,31 @@ static clattn_status check_host(const clattn_additive *l,
                          "%s: has_key_padding_mask but key_padding_mask is "
                          "NULL",
                          LAYER);
-    const size_t f = sizeof(float);
     const void *in[] = {query, keys, values,
                         c->has_key_padding_mask ? mask : NULL};
-    size_t in_bytes[] = {s->query * f, s->keys * f, s->values * f, s->mask};
+    size_t in_bytes[] = {s->query_b, s->keys_b, s->values_b, s->mask};
     const char *names[] = {"query", "keys", "values", "key_padding_mask"};
-    return add_check_host_outputs(ctx, LAYER, in, in_bytes, names, 4, "context",
-                                  context, s->context * f, weights,
-                                  s->weights * f);
+    clattn_status status =
+        add_check_host_outputs(ctx, LAYER, in, in_bytes, names, 4, "context",
+                               context, s->context_b, weights, s->weights_b);
+    /* The staging buffers, one allocation each, before any is made or any
+       host array read; then the call's own (check_limits). */
+    const struct {
+        const char *what;
+        size_t bytes;
+    } staged[] = {
+        {"the staged query", s->query_b},
+        {"the staged keys", s->keys_b},
+        {"the staged values", values && values != keys ? s->values_b : 0},
+        {"the staged key_padding_mask", c->has_key_padding_mask ? s->mask : 0},
+        {"the staged context", s->context_b},
+        {"the staged weights", weights ? s->weights_b : 0},
+    };
+    for (size_t i = 0; status == CLATTN_SUCCESS && i < 6; ++i)
+        status = layer_check_alloc(ctx, LAYER, staged[i].what, staged[i].bytes);
+    if (status == CLATTN_SUCCESS)
+        status = check_limits(l, c, s, !weights);
+    return status;
 }
 
 CLATTN_API clattn_status clattn_additive_forward_host(
@@ -492,28 +558,27 @@ CLATTN_API clattn_status clattn_additive_forward_host(
                          "%s: the keys are used as values but value_dim %zu "
                          "!= key_dim %zu",
                          LAYER, layer->desc.value_dim, layer->desc.key_dim);
-    const size_t f = sizeof(float);
     /* query, keys, values, mask, context, weights */
     cl_mem b[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
-    status = layer_buffer(ctx, s.query * f, query, &b[0]);
+    status = layer_buffer(ctx, s.query_b, query, &b[0]);
     if (status == CLATTN_SUCCESS)
-        status = layer_buffer(ctx, s.keys * f, keys, &b[1]);
+        status = layer_buffer(ctx, s.keys_b, keys, &b[1]);
     if (status == CLATTN_SUCCESS && values)
-        status = layer_buffer(ctx, s.values * f, values, &b[2]);
+        status = layer_buffer(ctx, s.values_b, values, &b[2]);
     if (status == CLATTN_SUCCESS && call->has_key_padding_mask)
         status = layer_buffer(ctx, s.mask, key_padding_mask, &b[3]);
     if (status == CLATTN_SUCCESS)
-        status = layer_buffer(ctx, s.context * f, NULL, &b[4]);
+        status = layer_buffer(ctx, s.context_b, NULL, &b[4]);
     if (status == CLATTN_SUCCESS && weights)
-        status = layer_buffer(ctx, s.weights * f, NULL, &b[5]);
+        status = layer_buffer(ctx, s.weights_b, NULL, &b[5]);
     if (status == CLATTN_SUCCESS) {
         additive_io io = {b[0], b[1], b[2], b[3], b[4], b[5]};
         status = forward(layer, call, io);
     }
     if (status == CLATTN_SUCCESS)
-        status = layer_read(ctx, b[4], s.context * f, context);
+        status = layer_read(ctx, b[4], s.context_b, context);
     if (status == CLATTN_SUCCESS && weights)
-        status = layer_read(ctx, b[5], s.weights * f, weights);
+        status = layer_read(ctx, b[5], s.weights_b, weights);
     layer_release(ctx, b, 6);
     return status;
 }

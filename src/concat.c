@@ -9,6 +9,7 @@
    attn_combine likewise. Between them: add_softmax_rows over max_length
    and add_weighted_sum with one query row per batch. */
 #include "additive_internal.h"
+#include "checked_math.h"
 #include "context_internal.h"
 #include "gemm.h"
 
@@ -29,8 +30,8 @@ static clattn_status weight_counts(clattn_context *ctx,
                                    size_t *combine)
 {
     size_t qk, qv;
-    if (__builtin_add_overflow(d->query_dim, d->key_dim, &qk) ||
-        __builtin_add_overflow(d->query_dim, d->value_dim, &qv))
+    if (checked_add(d->query_dim, d->key_dim, &qk) ||
+        checked_add(d->query_dim, d->value_dim, &qv))
         return ctx_error(ctx, CLATTN_ERROR_SIZE_OVERFLOW,
                          "%s: query_dim + key_dim or + value_dim overflows",
                          LAYER);
@@ -104,9 +105,10 @@ CLATTN_API void clattn_concat_destroy(clattn_concat *layer)
     free(layer);
 }
 
-/* Element counts of one call. */
+/* Element counts of one call, and their bytes (as floats). */
 typedef struct concat_sizes {
     size_t query, key, values, out, weights, applied;
+    size_t bytes[6]; /* in the order above */
 } concat_sizes;
 
 static clattn_status call_sizes(const clattn_concat *l, size_t batch,
@@ -116,7 +118,6 @@ static clattn_status call_sizes(const clattn_concat *l, size_t batch,
     if (!batch)
         return ctx_error(l->ctx, CLATTN_ERROR_INVALID_SHAPE,
                          "%s: batch must be nonzero", LAYER);
-    size_t bytes;
     const struct {
         size_t *out, a, b;
     } list[] = {
@@ -128,12 +129,54 @@ static clattn_status call_sizes(const clattn_concat *l, size_t batch,
         {&s->applied, d->value_dim, 1},
     };
     for (size_t i = 0; i < sizeof list / sizeof list[0]; ++i) {
-        clattn_status status =
-            add_count(l->ctx, list[i].out, &bytes, batch, list[i].a, list[i].b);
+        clattn_status status = add_count(l->ctx, list[i].out, &s->bytes[i],
+                                         batch, list[i].a, list[i].b);
         if (status != CLATTN_SUCCESS)
             return status;
     }
     return CLATTN_SUCCESS;
+}
+
+/* The largest element index + 1 of the two GEMMs of linear_of_concat(),
+   computed as gemm_run() does: x1 [m][k1], x2 [m][k2], the weight's
+   column blocks (the second at offset k1, ld k1 + k2, n rows), y [m][n]. */
+static size_t concat_extent(size_t m, size_t n, size_t k1, size_t k2)
+{
+    size_t e[5] = {layer_extent(0, m, k1), layer_extent(0, m, k2),
+                   layer_extent(0, n, k1 + k2), layer_extent(k1, n, k1 + k2),
+                   layer_extent(0, m, n)};
+    size_t most = 0;
+    for (int i = 0; i < 5; ++i)
+        most = e[i] > most ? e[i] : most;
+    return most;
+}
+
+/* Every buffer of the call (all six are staging or scratch: the form is
+   host only) and the four GEMMs, before anything is made. k1 + k2 was
+   checked at creation. */
+static clattn_status check_limits(const clattn_concat *l, size_t batch,
+                                  const concat_sizes *s)
+{
+    static const char *const what[6] = {
+        "the staged query", "the staged key", "the staged values",
+        "the staged out",   "the scores",     "the applied values"};
+    clattn_status status = CLATTN_SUCCESS;
+    for (int i = 0; status == CLATTN_SUCCESS && i < 6; ++i)
+        status = layer_check_alloc(l->ctx, LAYER, what[i], s->bytes[i]);
+    const clattn_concat_desc *d = &l->desc;
+    const size_t k1 = d->query_dim;
+    const struct {
+        const char *what;
+        size_t n, k2;
+    } gemms[2] = {{"attn", d->max_length, d->key_dim},
+                  {"attn_combine", d->out_dim, d->value_dim}};
+    for (int i = 0; status == CLATTN_SUCCESS && i < 2; ++i) {
+        const size_t n = gemms[i].n, k2 = gemms[i].k2;
+        const size_t extent = concat_extent(batch, n, k1, k2);
+        status = layer_check_gemm(l->ctx, LAYER, gemms[i].what, batch, n,
+                                  k1 > k2 ? k1 : k2, extent);
+    }
+    return status;
 }
 
 static clattn_status check_host(const clattn_concat *l, const concat_sizes *s,
@@ -149,12 +192,11 @@ static clattn_status check_host(const clattn_concat *l, const concat_sizes *s,
                          : !key    ? "key"
                          : !values ? "values"
                                    : "out");
-    const size_t f = sizeof(float);
     const void *in[] = {query, key, values};
-    size_t in_bytes[] = {s->query * f, s->key * f, s->values * f};
+    size_t in_bytes[] = {s->bytes[0], s->bytes[1], s->bytes[2]};
     const char *names[] = {"query", "key", "values"};
     return add_check_host_outputs(ctx, LAYER, in, in_bytes, names, 3, "out",
-                                  out, s->out * f, weights, s->weights * f);
+                                  out, s->bytes[3], weights, s->bytes[4]);
 }
 
 /* Y = x1 W[:, :k1]^T + x2 W[:, k1:k1+k2]^T + bias, W of row length
@@ -188,22 +230,23 @@ CLATTN_API clattn_status clattn_concat_forward_host(
     clattn_status status = call_sizes(layer, batch, &s);
     if (status == CLATTN_SUCCESS)
         status = check_host(layer, &s, query, key, values, out, weights);
+    if (status == CLATTN_SUCCESS)
+        status = check_limits(layer, batch, &s);
     if (status != CLATTN_SUCCESS)
         return status;
-    const size_t f = sizeof(float);
     /* query, key, values, scores (the weights), applied, out */
     cl_mem b[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
-    status = layer_buffer(ctx, s.query * f, query, &b[0]);
+    status = layer_buffer(ctx, s.bytes[0], query, &b[0]);
     if (status == CLATTN_SUCCESS)
-        status = layer_buffer(ctx, s.key * f, key, &b[1]);
+        status = layer_buffer(ctx, s.bytes[1], key, &b[1]);
     if (status == CLATTN_SUCCESS)
-        status = layer_buffer(ctx, s.values * f, values, &b[2]);
+        status = layer_buffer(ctx, s.bytes[2], values, &b[2]);
     if (status == CLATTN_SUCCESS)
-        status = layer_buffer(ctx, s.weights * f, NULL, &b[3]);
+        status = layer_buffer(ctx, s.bytes[4], NULL, &b[3]);
     if (status == CLATTN_SUCCESS)
-        status = layer_buffer(ctx, s.applied * f, NULL, &b[4]);
+        status = layer_buffer(ctx, s.bytes[5], NULL, &b[4]);
     if (status == CLATTN_SUCCESS)
-        status = layer_buffer(ctx, s.out * f, NULL, &b[5]);
+        status = layer_buffer(ctx, s.bytes[3], NULL, &b[5]);
     if (status == CLATTN_SUCCESS)
         status = linear_of_concat(ctx, batch, d->max_length, b[0], d->query_dim,
                                   b[1], d->key_dim, layer->attn_w,
@@ -218,9 +261,9 @@ CLATTN_API clattn_status clattn_concat_forward_host(
                                   b[4], d->value_dim, layer->combine_w,
                                   layer->combine_b, b[5]);
     if (status == CLATTN_SUCCESS)
-        status = layer_read(ctx, b[5], s.out * f, out);
+        status = layer_read(ctx, b[5], s.bytes[3], out);
     if (status == CLATTN_SUCCESS && weights)
-        status = layer_read(ctx, b[3], s.weights * f, weights);
+        status = layer_read(ctx, b[3], s.bytes[4], weights);
     layer_release(ctx, b, 6);
     return status;
 }

@@ -2,15 +2,19 @@
    timer, weight and argument checks, kernel launches and the bias-add
    kernel. */
 #include "layer_common.h"
+#include "checked_math.h"
 #include "context_internal.h"
 #include "device_memory.h"
 #include "kernel_args.h"
+#include "tensor_view.h"
 
+#include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 clattn_status layer_timer_begin(clattn_context *ctx, cl_command_queue queue,
-                                 layer_timer *timer, layer_timer **active)
+                                layer_timer *timer, layer_timer **active)
 {
     *active = NULL;
     if (!timer)
@@ -52,8 +56,8 @@ cl_event *layer_timer_slot(layer_timer *timer, cl_event *scratch)
 
 static cl_int event_end(cl_event event, cl_ulong *end)
 {
-    return clGetEventProfilingInfo(event, CL_PROFILING_COMMAND_END,
-                                   sizeof *end, end, NULL);
+    return clGetEventProfilingInfo(event, CL_PROFILING_COMMAND_END, sizeof *end,
+                                   end, NULL);
 }
 
 clattn_status layer_timer_finish(clattn_context *ctx, cl_command_queue queue,
@@ -95,15 +99,21 @@ clattn_status layer_timer_finish(clattn_context *ctx, cl_command_queue queue,
     return status;
 }
 
-clattn_status layer_buffer(clattn_context *ctx, size_t bytes,
-                           const void *host, cl_mem *out)
+clattn_status layer_buffer(clattn_context *ctx, size_t bytes, const void *host,
+                           cl_mem *out)
 {
+    /* The layers size their buffers during validation (layer_size_buffer);
+       this is the last line against a request the device cannot hold,
+       before any host memory is read. */
+    *out = NULL;
+    clattn_status status = layer_check_alloc(ctx, "layer", "a buffer", bytes);
+    if (status != CLATTN_SUCCESS)
+        return status;
     cl_int err;
     cl_mem_flags flags = CL_MEM_READ_WRITE;
     if (host)
         flags |= CL_MEM_COPY_HOST_PTR;
-    *out = ctx_buffer_create(ctx, flags, bytes ? bytes : 4, (void *)host,
-                             &err);
+    *out = ctx_buffer_create(ctx, flags, bytes ? bytes : 4, (void *)host, &err);
     if (!*out)
         return err == CL_MEM_OBJECT_ALLOCATION_FAILURE ||
                        err == CL_OUT_OF_RESOURCES ||
@@ -116,8 +126,8 @@ clattn_status layer_buffer(clattn_context *ctx, size_t bytes,
     return CLATTN_SUCCESS;
 }
 
-clattn_status layer_upload(clattn_context *ctx, const float *host,
-                           size_t count, cl_mem *out)
+clattn_status layer_upload(clattn_context *ctx, const float *host, size_t count,
+                           cl_mem *out)
 {
     *out = NULL;
     if (!host)
@@ -179,25 +189,19 @@ clattn_status layer_upload_all(clattn_context *ctx,
 }
 
 clattn_status layer_check_buffer(clattn_context *ctx, const char *layer,
-                                 const char *name, cl_mem buffer, size_t bytes)
+                                 const char *name, cl_mem buffer, size_t bytes,
+                                 int is_output)
 {
     if (!buffer)
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
                          "%s: buffer %s is NULL", layer, name);
-    cl_context owner = NULL;
+    /* mem_check's errors start with the name it is given: "layer: name". */
+    char what[96];
+    snprintf(what, sizeof what, "%s: %s", layer, name);
     size_t have = 0;
-    cl_int err =
-        clGetMemObjectInfo(buffer, CL_MEM_CONTEXT, sizeof owner, &owner, NULL);
-    if (err == CL_SUCCESS)
-        err = clGetMemObjectInfo(buffer, CL_MEM_SIZE, sizeof have, &have, NULL);
-    if (err != CL_SUCCESS)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "%s: %s is not a valid cl_mem (%s)", layer, name,
-                         cl_error_name(err));
-    if (owner != ctx->cl_ctx)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "%s: %s belongs to another OpenCL context", layer,
-                         name);
+    clattn_status s = mem_check(ctx, what, buffer, is_output, &have);
+    if (s != CLATTN_SUCCESS)
+        return s;
     if (have < bytes)
         return ctx_error(ctx, CLATTN_ERROR_BUFFER_TOO_SMALL,
                          "%s: %s has %zu bytes, the call needs %zu", layer,
@@ -231,10 +235,70 @@ clattn_status layer_mul_size(clattn_context *ctx, size_t *out, size_t a,
                              size_t b, size_t c)
 {
     size_t ab;
-    if (__builtin_mul_overflow(a, b, &ab) ||
-        __builtin_mul_overflow(ab, c, out))
+    if (checked_mul(a, b, &ab) || checked_mul(ab, c, out))
         return ctx_error(ctx, CLATTN_ERROR_SIZE_OVERFLOW,
                          "size %zu x %zu x %zu overflows size_t", a, b, c);
+    return CLATTN_SUCCESS;
+}
+
+clattn_status layer_check_alloc(clattn_context *ctx, const char *layer,
+                                const char *what, size_t bytes)
+{
+    if (bytes > ctx->info.max_alloc_bytes)
+        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                         "%s: %s needs %zu bytes in one buffer; this device "
+                         "allocates at most %llu",
+                         layer, what, bytes,
+                         (unsigned long long)ctx->info.max_alloc_bytes);
+    return CLATTN_SUCCESS;
+}
+
+clattn_status layer_size_buffer(clattn_context *ctx, const char *layer,
+                                const char *what, const size_t *factors,
+                                size_t n, size_t *bytes)
+{
+    /* An internal size may overflow where the caller's shapes did not (a
+       padded copy): it is then over any device's allocation limit, never a
+       wrapped small number. */
+    if (checked_product(factors, n, bytes))
+        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                         "%s: %s would need more than SIZE_MAX bytes in one "
+                         "buffer",
+                         layer, what);
+    return layer_check_alloc(ctx, layer, what, *bytes);
+}
+
+size_t layer_extent(size_t offset, size_t rows, size_t ld)
+{
+    size_t e;
+    if (checked_mul(rows, ld, &e) || checked_add(e, offset, &e))
+        return SIZE_MAX;
+    return e;
+}
+
+/* n rounded up to the GEMM tile, and the product of two such. */
+static int gemm_operand(size_t a, size_t b, size_t *elements)
+{
+    size_t pa, pb;
+    return checked_add(a, LAYER_GEMM_TILE - 1, &pa) ||
+           checked_add(b, LAYER_GEMM_TILE - 1, &pb) ||
+           checked_mul(pa / LAYER_GEMM_TILE * LAYER_GEMM_TILE,
+                       pb / LAYER_GEMM_TILE * LAYER_GEMM_TILE, elements);
+}
+
+clattn_status layer_check_gemm(clattn_context *ctx, const char *layer,
+                               const char *what, size_t m, size_t n, size_t k,
+                               size_t extent)
+{
+    size_t a = 0, b = 0, c = 0;
+    if (gemm_operand(m, k, &a) || gemm_operand(k, n, &b) ||
+        gemm_operand(m, n, &c) || a > INT_MAX || b > INT_MAX || c > INT_MAX ||
+        extent > INT_MAX)
+        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                         "%s: the %s GEMM (m %zu, n %zu, k %zu, reaching "
+                         "element %zu) exceeds CLBlast's int sizes and "
+                         "indices (at most %d elements per matrix)",
+                         layer, what, m, n, k, extent, INT_MAX);
     return CLATTN_SUCCESS;
 }
 
@@ -242,8 +306,8 @@ clattn_status layer_enqueue(clattn_context *ctx, cl_command_queue queue,
                             cl_kernel kernel, const char *name, cl_uint dims,
                             const size_t *global, cl_event *event)
 {
-    cl_int err = clEnqueueNDRangeKernel(queue, kernel, dims, NULL, global,
-                                        NULL, 0, NULL, event);
+    cl_int err = clEnqueueNDRangeKernel(queue, kernel, dims, NULL, global, NULL,
+                                        0, NULL, event);
     if (err != CL_SUCCESS)
         return ctx_error(ctx, CLATTN_ERROR_OPENCL,
                          "clEnqueueNDRangeKernel(%s) failed: %s (%d)", name,
@@ -268,9 +332,9 @@ clattn_status layer_launch(clattn_context *ctx, cl_command_queue queue,
 }
 
 clattn_status layer_bias_add(clattn_context *ctx, cl_command_queue queue,
-                             cl_mem y, size_t y_offset, size_t ld,
-                             size_t rows, size_t cols, cl_mem bias,
-                             size_t bias_offset, cl_event *event)
+                             cl_mem y, size_t y_offset, size_t ld, size_t rows,
+                             size_t cols, cl_mem bias, size_t bias_offset,
+                             cl_event *event)
 {
     cl_kernel kernel;
     clattn_status status =
@@ -288,8 +352,8 @@ clattn_status layer_bias_add(clattn_context *ctx, cl_command_queue queue,
         return ctx_cl_error(ctx, "clSetKernelArg", a.err);
     }
     size_t global[2] = {cols, rows};
-    status = layer_enqueue(ctx, queue, kernel, "layer_bias_add", 2, global,
-                           event);
+    status =
+        layer_enqueue(ctx, queue, kernel, "layer_bias_add", 2, global, event);
     clReleaseKernel(kernel);
     return status;
 }

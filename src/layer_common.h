@@ -34,7 +34,7 @@ typedef struct layer_timer {
    and then every layer_timer_* call is a no-op): enqueues the start
    marker. */
 clattn_status layer_timer_begin(clattn_context *ctx, cl_command_queue queue,
-                                 layer_timer *timer, layer_timer **active);
+                                layer_timer *timer, layer_timer **active);
 
 /* Takes ownership of event (releases it when timer is NULL). The event
    must be the last command of its stage. */
@@ -50,12 +50,12 @@ clattn_status layer_timer_finish(clattn_context *ctx, cl_command_queue queue,
 
 /* A read-only device copy of count floats (counted by the memory stats).
    NULL host gives NULL and success (an absent optional weight). */
-clattn_status layer_upload(clattn_context *ctx, const float *host,
-                           size_t count, cl_mem *out);
+clattn_status layer_upload(clattn_context *ctx, const float *host, size_t count,
+                           cl_mem *out);
 
 /* A device buffer of bytes, written from host when host is not NULL. */
-clattn_status layer_buffer(clattn_context *ctx, size_t bytes,
-                           const void *host, cl_mem *out);
+clattn_status layer_buffer(clattn_context *ctx, size_t bytes, const void *host,
+                           cl_mem *out);
 
 /* Blocking read of bytes from buffer into host. */
 clattn_status layer_read(clattn_context *ctx, cl_mem buffer, size_t bytes,
@@ -90,9 +90,13 @@ typedef struct layer_weight_upload {
 clattn_status layer_upload_all(clattn_context *ctx,
                                const layer_weight_upload *list, size_t count);
 
-/* A device argument: non-NULL, of this context, at least bytes long. */
+/* A device argument: non-NULL, of this context, at least bytes long, and
+   (mem_check) not CL_MEM_WRITE_ONLY when an input (is_output 0) nor
+   CL_MEM_READ_ONLY when an output (is_output 1). Errors start
+   "layer: name". */
 clattn_status layer_check_buffer(clattn_context *ctx, const char *layer,
-                                 const char *name, cl_mem buffer, size_t bytes);
+                                 const char *name, cl_mem buffer, size_t bytes,
+                                 int is_output);
 
 /* Nonzero when the host byte ranges [a, a + an) and [b, b + bn) meet
    (NULL or empty never meets anything). */
@@ -106,11 +110,39 @@ void layer_release(clattn_context *ctx, cl_mem *buffers, size_t count);
 clattn_status layer_mul_size(clattn_context *ctx, size_t *out, size_t a,
                              size_t b, size_t c);
 
+/* The bytes of one internal buffer (scratch, staging, a padded copy) of
+   the product of n factors: CLATTN_ERROR_UNSUPPORTED, naming what, when the
+   product overflows size_t or exceeds the device's max_alloc_bytes. Every
+   internal buffer a call makes goes through this during validation, so an
+   oversized request is refused before anything is allocated or enqueued. */
+clattn_status layer_size_buffer(clattn_context *ctx, const char *layer,
+                                const char *what, const size_t *factors,
+                                size_t n, size_t *bytes);
+
+/* The same check for a byte count already computed (checked). */
+clattn_status layer_check_alloc(clattn_context *ctx, const char *layer,
+                                const char *what, size_t bytes);
+
+/* CLBlast takes every size, leading dimension and offset as an int and
+   indexes its kernels (and its padded copies, rounded up to its tiles) with
+   int: a GEMM fits when m, n and k rounded up to LAYER_GEMM_TILE make
+   operands of at most INT_MAX elements, and extent, the largest element
+   index + 1 the call reaches in any of its three matrices (offset + rows x
+   ld), is at most INT_MAX. Else CLATTN_ERROR_UNSUPPORTED naming what. */
+#define LAYER_GEMM_TILE 256
+
+/* offset + rows x ld: the element count a row-major matrix reaches, as
+   layer_check_gemm takes it (SIZE_MAX on overflow, which it refuses). */
+size_t layer_extent(size_t offset, size_t rows, size_t ld);
+clattn_status layer_check_gemm(clattn_context *ctx, const char *layer,
+                               const char *what, size_t m, size_t n, size_t k,
+                               size_t extent);
+
 /* y[r][c] += bias[c] for r < rows, c < cols, row stride ld (elements). */
 clattn_status layer_bias_add(clattn_context *ctx, cl_command_queue queue,
-                             cl_mem y, size_t y_offset, size_t ld,
-                             size_t rows, size_t cols, cl_mem bias,
-                             size_t bias_offset, cl_event *event);
+                             cl_mem y, size_t y_offset, size_t ld, size_t rows,
+                             size_t cols, cl_mem bias, size_t bias_offset,
+                             cl_event *event);
 
 /* Enqueues a kernel on a 1-D or 2-D range with the local size left to the
    driver, keeping the OpenCL error with the kernel's name. */

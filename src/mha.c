@@ -1,6 +1,7 @@
 /* torch.nn.MultiheadAttention: the description, its weights checked
    against it (a mismatched state_dict is caught here) and copied to the
    device once. */
+#include "checked_math.h"
 #include "context_internal.h"
 #include "mha_internal.h"
 
@@ -90,9 +91,8 @@ static clattn_status upload_in_proj(clattn_mha *layer,
         (s = layer_mul_size(ctx, &kn, E, layer->kdim, 1)) ||
         (s = layer_mul_size(ctx, &vn, E, layer->vdim, 1)))
         return s;
-    if (__builtin_add_overflow(qn, kn, &total) ||
-        __builtin_add_overflow(total, vn, &total) ||
-        __builtin_mul_overflow(total, sizeof(float), &bytes))
+    if (checked_add(qn, kn, &total) || checked_add(total, vn, &total) ||
+        checked_mul(total, sizeof(float), &bytes))
         return ctx_error(ctx, CLATTN_ERROR_SIZE_OVERFLOW,
                          "mha: the input projection weights overflow size_t");
     layer->w_k_offset = qn;
@@ -103,6 +103,7 @@ static clattn_status upload_in_proj(clattn_mha *layer,
         return s;
     const float *parts[3] = {w->q_proj_weight, w->k_proj_weight,
                              w->v_proj_weight};
+    /* Each part and offset is below total, whose bytes were checked. */
     size_t counts[3] = {qn, kn, vn}, offset = 0;
     for (int i = 0; i < 3; ++i) {
         cl_int err = clEnqueueWriteBuffer(

@@ -39,6 +39,32 @@ static clattn_status check_host(clattn_context *ctx,
     return CLATTN_SUCCESS;
 }
 
+/* Each staging buffer is one allocation: refused before any is made (and
+   before any host array is read). */
+static clattn_status check_staging(clattn_context *ctx, const mha_shapes *sh,
+                                   int weights)
+{
+    const struct {
+        const char *what;
+        size_t bytes;
+    } list[] = {
+        {"the staged query", sh->query_bytes},
+        {"the staged key", sh->key_bytes},
+        {"the staged value", sh->value_bytes},
+        {"the staged key_padding_mask", sh->kpm_bytes},
+        {"the staged attn_mask", sh->attn_mask_bytes},
+        {"the staged out", sh->out_bytes},
+        {"the staged attn_weights", weights ? sh->weights_bytes : 0},
+    };
+    for (size_t i = 0; i < sizeof list / sizeof list[0]; ++i) {
+        clattn_status s =
+            layer_check_alloc(ctx, "mha", list[i].what, list[i].bytes);
+        if (s != CLATTN_SUCCESS)
+            return s;
+    }
+    return CLATTN_SUCCESS;
+}
+
 /* The buffer of an earlier input with the same pointer and size, so
    that self-attention stays self-attention; NULL if none. */
 static cl_mem earlier(const void *host, size_t bytes, const void *prev_host,
@@ -84,6 +110,8 @@ clattn_mha_forward_host(clattn_mha *layer, const clattn_mha_call *call,
         return s;
     clattn_mha_buffers b = {0};
     int weights = call->need_weights != CLATTN_NEED_WEIGHTS_NONE;
+    if ((s = check_staging(ctx, &sh, weights)))
+        return s;
     if (!(s = stage_inputs(ctx, &sh, query, key, value, &b)) &&
         !(sh.kpm_bytes && (s = layer_buffer(ctx, sh.kpm_bytes, key_padding_mask,
                                             &b.key_padding_mask))) &&

@@ -99,7 +99,8 @@ static clattn_status alloc_scratch(clattn_mha *layer,
 }
 
 /* A [B][H][S][D] view of an activation whose row holds head h's
-   features at h*D + f, ld elements per row. */
+   features at h*D + f, ld elements per row. seq * ld and batch * ld stay
+   below the activation's element count, checked by mha_check_call. */
 static clattn_tensor act_view(cl_mem buffer, size_t offset, size_t ld,
                               size_t seq, size_t batch, size_t head_dim,
                               int batch_first)
@@ -154,11 +155,22 @@ static clattn_status precheck_sdpa(clattn_context *ctx,
     return CLATTN_SUCCESS;
 }
 
+/* y = x W^T + b on rows, or with dry set only CLBlast's limits checked for
+   the same GEMM (layer_check_gemm), so that check_gemms() sees exactly the
+   GEMMs enqueue_all() will run. */
 static clattn_status linear(clattn_mha *layer, size_t m, size_t n, size_t k,
                             cl_mem x, size_t x_ld, cl_mem w, size_t w_offset,
                             cl_mem bias, size_t bias_offset, cl_mem y,
-                            size_t y_offset, size_t y_ld, layer_timer *timer)
+                            size_t y_offset, size_t y_ld, layer_timer *timer,
+                            int dry)
 {
+    if (dry) {
+        size_t ex = layer_extent(0, m, x_ld), ew = layer_extent(w_offset, n, k),
+               ey = layer_extent(y_offset, m, y_ld);
+        size_t most = ex > ew ? ex : ew;
+        return layer_check_gemm(layer->ctx, "mha", "projection", m, n, k,
+                                most > ey ? most : ey);
+    }
     gemm_matrix mx = {x, 0, x_ld}, mw = {w, w_offset, k},
                 my = {y, y_offset, y_ld};
     return gemm_linear(layer->ctx, layer->ctx->queue, m, n, k, mx, mw, bias,
@@ -167,30 +179,54 @@ static clattn_status linear(clattn_mha *layer, size_t m, size_t n, size_t k,
 
 /* Q, K and V into the projection buffer: [rows_q][3E] for
    self-attention, else Q [rows_q][E] then K and V ([rows_kv][2E] when
-   merged, else [rows_kv][E] each). */
+   merged, else [rows_kv][E] each). 3E and 2E cannot overflow: create
+   checked 3E. */
 static clattn_status project_inputs(clattn_mha *layer, const mha_shapes *sh,
                                     const mha_plan *p, cl_mem proj,
-                                    layer_timer *timer)
+                                    layer_timer *timer, int dry)
 {
     size_t E = layer->embed_dim, kd = layer->kdim, vd = layer->vdim;
     cl_mem w = layer->w_in, b = layer->b_in;
     if (p->self)
         return linear(layer, sh->rows_q, 3 * E, E, p->q_in, E, w, 0, b, 0, proj,
-                      0, 3 * E, timer);
+                      0, 3 * E, timer, dry);
     clattn_status s = linear(layer, sh->rows_q, E, E, p->q_in, E, w, 0, b, 0,
-                             proj, 0, E, timer);
+                             proj, 0, E, timer, dry);
     if (s)
         return s;
     if (p->kv_merged)
         return linear(layer, sh->rows_kv, 2 * E, kd, p->k_in, kd, w,
-                      layer->w_k_offset, b, E, proj, p->k_offset, 2 * E, timer);
+                      layer->w_k_offset, b, E, proj, p->k_offset, 2 * E, timer,
+                      dry);
     if ((s = linear(layer, sh->rows_kv, E, kd, p->k_in, kd, w,
-                    layer->w_k_offset, b, E, proj, p->k_offset, E, timer)))
+                    layer->w_k_offset, b, E, proj, p->k_offset, E, timer, dry)))
         return s;
     return linear(layer, sh->rows_kv, E, vd, p->v_in, vd, w, layer->w_v_offset,
-                  b, 2 * E, proj, p->v_offset, E, timer);
+                  b, 2 * E, proj, p->v_offset, E, timer, dry);
 }
 
+/* The output projection (none with no_out_proj). */
+static clattn_status project_output(clattn_mha *layer, const mha_shapes *sh,
+                                    cl_mem attn, cl_mem out, layer_timer *timer,
+                                    int dry)
+{
+    if (layer->no_out_proj)
+        return CLATTN_SUCCESS;
+    size_t E = layer->embed_dim;
+    return linear(layer, sh->rows_q, E, E, attn, E, layer->w_out, 0,
+                  layer->b_out, 0, out, 0, E, timer, dry);
+}
+
+/* Every GEMM of the call against CLBlast's int limits, before anything is
+   allocated or enqueued (the buffers do not matter to the check). */
+static clattn_status check_gemms(clattn_mha *layer, const mha_shapes *sh,
+                                 const mha_plan *p)
+{
+    clattn_status s = project_inputs(layer, sh, p, NULL, NULL, 1);
+    return s ? s : project_output(layer, sh, NULL, NULL, NULL, 1);
+}
+
+/* Every offset is below proj_floats, checked by mha_check_call. */
 static void place_kv(const clattn_mha *layer, const mha_shapes *sh, mha_plan *p)
 {
     size_t E = layer->embed_dim, q_part = sh->rows_q * E;
@@ -248,7 +284,7 @@ enqueue_all(clattn_mha *layer, const clattn_mha_call *call,
              call->attn_mask_type != CLATTN_MASK_NONE ? b->attn_mask : NULL,
              s->mem[S_MASK], timer)))
         return st;
-    if ((st = project_inputs(layer, sh, p, s->mem[S_PROJ], timer)))
+    if ((st = project_inputs(layer, sh, p, s->mem[S_PROJ], timer, 0)))
         return st;
     cl_event scratch;
     cl_event *event = layer_timer_slot(timer, &scratch);
@@ -261,11 +297,7 @@ enqueue_all(clattn_mha *layer, const clattn_mha_call *call,
         (st = mha_enqueue_head_mean(layer, k->head_mean, s->mem[S_PROBS],
                                     b->attn_weights, sh, timer)))
         return st;
-    if (layer->no_out_proj)
-        return CLATTN_SUCCESS;
-    size_t E = layer->embed_dim;
-    return linear(layer, sh->rows_q, E, E, s->mem[S_ATTN], E, layer->w_out, 0,
-                  layer->b_out, 0, b->out, 0, E, timer);
+    return project_output(layer, sh, s->mem[S_ATTN], b->out, timer, 0);
 }
 
 clattn_status mha_run(clattn_mha *layer, const clattn_mha_call *call,
@@ -281,7 +313,9 @@ clattn_status mha_run(clattn_mha *layer, const clattn_mha_call *call,
     place_kv(layer, sh, &plan);
     mha_sdpa_desc(layer, call, sh, &desc);
 
-    clattn_status st = alloc_scratch(layer, call, sh, &plan, &scratch);
+    clattn_status st = check_gemms(layer, sh, &plan);
+    if (!st)
+        st = alloc_scratch(layer, call, sh, &plan, &scratch);
     if (!st)
         st = mha_kernels_create(
             ctx, layer->pre_layernorm, sh->mask_merge, sh->mask_type,

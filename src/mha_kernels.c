@@ -63,6 +63,7 @@ clattn_status mha_enqueue_mask(clattn_mha *layer, cl_kernel kernel,
     arg_mem(&a, attn);
     arg_uint(&a, (cl_uint)sh->mask_dims[1]);
     arg_uint(&a, per_head ? 1u : 0u);
+    /* mask_dims[0] x [1] divides mask_bytes, checked by mha_check_call. */
     size_t global[3] = {sh->mask_dims[3], sh->mask_dims[2],
                         sh->mask_dims[0] * sh->mask_dims[1]};
     return layer_launch(layer->ctx, layer->ctx->queue, &a, "mha mask merge", 3,
@@ -73,7 +74,7 @@ clattn_status mha_enqueue_head_mean(clattn_mha *layer, cl_kernel kernel,
                                     cl_mem probs, cl_mem out,
                                     const mha_shapes *sh, layer_timer *timer)
 {
-    size_t plane = sh->seq_q * sh->seq_kv;
+    size_t plane = sh->seq_q * sh->seq_kv; /* divides per_head_bytes */
     kernel_args a = args_begin(kernel);
     arg_mem(&a, probs);
     arg_mem(&a, out);

@@ -1,5 +1,6 @@
 /* Validation of one multi-head attention call, before anything is
    allocated or enqueued, so a rejected call writes nothing. */
+#include "checked_math.h"
 #include "context_internal.h"
 #include "mha_internal.h"
 #include "sdpa_problem.h"
@@ -9,8 +10,7 @@
 static int mul_ok(size_t *out, size_t a, size_t b, size_t c)
 {
     size_t ab;
-    return !__builtin_mul_overflow(a, b, &ab) &&
-           !__builtin_mul_overflow(ab, c, out);
+    return !checked_mul(a, b, &ab) && !checked_mul(ab, c, out);
 }
 
 static clattn_status check_enums(clattn_context *ctx,
@@ -38,17 +38,16 @@ static clattn_status size_call(const clattn_mha *layer,
                  E = layer->embed_dim, H = layer->num_heads, f = sizeof(float);
     size_t mask_elem = call->attn_mask_type == CLATTN_MASK_BOOL ? 1 : f;
     size_t plane, bh, kv_proj;
-    int ok =
-        mul_ok(&sh->rows_q, B, Sq, 1) && mul_ok(&sh->rows_kv, B, Skv, 1) &&
-        mul_ok(&sh->query_bytes, sh->rows_q, E, f) &&
-        mul_ok(&sh->key_bytes, sh->rows_kv, layer->kdim, f) &&
-        mul_ok(&sh->value_bytes, sh->rows_kv, layer->vdim, f) &&
-        mul_ok(&plane, Sq, Skv, 1) && mul_ok(&bh, B, H, 1) &&
-        mul_ok(&sh->per_head_bytes, bh, plane, f) &&
-        mul_ok(&kv_proj, sh->rows_kv, 2, E) &&
-        mul_ok(&sh->proj_floats, sh->rows_q, E, 1) &&
-        !__builtin_add_overflow(sh->proj_floats, kv_proj, &sh->proj_floats) &&
-        mul_ok(&sh->weights_bytes, plane, B, f);
+    int ok = mul_ok(&sh->rows_q, B, Sq, 1) && mul_ok(&sh->rows_kv, B, Skv, 1) &&
+             mul_ok(&sh->query_bytes, sh->rows_q, E, f) &&
+             mul_ok(&sh->key_bytes, sh->rows_kv, layer->kdim, f) &&
+             mul_ok(&sh->value_bytes, sh->rows_kv, layer->vdim, f) &&
+             mul_ok(&plane, Sq, Skv, 1) && mul_ok(&bh, B, H, 1) &&
+             mul_ok(&sh->per_head_bytes, bh, plane, f) &&
+             mul_ok(&kv_proj, sh->rows_kv, 2, E) &&
+             mul_ok(&sh->proj_floats, sh->rows_q, E, 1) &&
+             !checked_add(sh->proj_floats, kv_proj, &sh->proj_floats) &&
+             mul_ok(&sh->weights_bytes, plane, B, f);
     if (!ok || sh->proj_floats > SIZE_MAX / f)
         return CLATTN_ERROR_SIZE_OVERFLOW;
     sh->out_bytes = sh->query_bytes;
@@ -69,8 +68,8 @@ static clattn_status size_call(const clattn_mha *layer,
    any other combination is merged by a kernel into the smallest shape
    that broadcasts (batch only with a key padding mask or per-head mask,
    heads only per head, query rows only with an attention mask). */
-static void plan_mask(const clattn_mha *layer, const clattn_mha_call *call,
-                      mha_shapes *sh)
+static int plan_mask(const clattn_mha *layer, const clattn_mha_call *call,
+                     mha_shapes *sh)
 {
     int kpm = call->has_key_padding_mask != 0;
     clattn_mask_type attn = call->attn_mask_type;
@@ -79,7 +78,7 @@ static void plan_mask(const clattn_mha *layer, const clattn_mha_call *call,
     sh->mask_merge = 0;
     memset(sh->mask_dims, 0, sizeof sh->mask_dims);
     if (!kpm && attn == CLATTN_MASK_NONE)
-        return;
+        return 0;
     sh->mask_type =
         attn == CLATTN_MASK_ADDITIVE ? CLATTN_MASK_ADDITIVE : CLATTN_MASK_BOOL;
     sh->mask_merge = kpm || attn == CLATTN_MASK_BOOL;
@@ -87,10 +86,44 @@ static void plan_mask(const clattn_mha *layer, const clattn_mha_call *call,
     sh->mask_dims[1] = per_head ? layer->num_heads : 1;
     sh->mask_dims[2] = attn != CLATTN_MASK_NONE ? call->seq_q : 1;
     sh->mask_dims[3] = call->seq_kv;
-    size_t elem = sh->mask_type == CLATTN_MASK_BOOL ? 1 : sizeof(float);
-    /* Bounded by the per-head size, already checked. */
-    sh->mask_bytes = sh->mask_dims[0] * sh->mask_dims[1] * sh->mask_dims[2] *
-                     sh->mask_dims[3] * elem;
+    const size_t factors[5] = {
+        sh->mask_dims[0], sh->mask_dims[1], sh->mask_dims[2], sh->mask_dims[3],
+        sh->mask_type == CLATTN_MASK_BOOL ? 1 : sizeof(float)};
+    /* At most the per-head size, already checked; checked again so that
+       the bound is not an argument the reader has to trust. Nonzero: the
+       size overflows. */
+    return checked_product(factors, 5, &sh->mask_bytes);
+}
+
+/* The layer's own buffers of a call (both forms), each one allocation:
+   over the device's max_alloc_bytes the call is refused here, before
+   anything is allocated or enqueued, rather than by a failing
+   clCreateBuffer in the middle of the call. */
+static clattn_status check_scratch(const clattn_mha *layer,
+                                   const clattn_mha_call *call,
+                                   const mha_shapes *sh)
+{
+    clattn_context *ctx = layer->ctx;
+    clattn_status s = CLATTN_SUCCESS;
+    (void)((layer->pre_layernorm &&
+            ((s = layer_check_alloc(ctx, "mha", "the normalized query",
+                                    sh->query_bytes)) ||
+             (s = layer_check_alloc(ctx, "mha", "the normalized key",
+                                    sh->key_bytes)) ||
+             (s = layer_check_alloc(ctx, "mha", "the normalized value",
+                                    sh->value_bytes)))) ||
+           (s = layer_check_alloc(ctx, "mha", "the Q, K and V projections",
+                                  sh->proj_floats * sizeof(float))) ||
+           (!layer->no_out_proj &&
+            (s = layer_check_alloc(ctx, "mha", "the attention output",
+                                   sh->out_bytes))) ||
+           (sh->mask_merge &&
+            (s = layer_check_alloc(ctx, "mha", "the merged mask",
+                                   sh->mask_bytes))) ||
+           (call->need_weights == CLATTN_NEED_WEIGHTS_AVERAGE &&
+            (s = layer_check_alloc(ctx, "mha", "the per-head weights",
+                                   sh->per_head_bytes))));
+    return s;
 }
 
 void mha_sdpa_desc(const clattn_mha *layer, const clattn_mha_call *call,
@@ -135,7 +168,9 @@ clattn_status mha_check_call(clattn_mha *layer, const clattn_mha_call *call,
                          "mha: the sizes of batch %zu, seq_q %zu, seq_kv %zu "
                          "overflow size_t",
                          call->batch, call->seq_q, call->seq_kv);
-    plan_mask(layer, call, sh);
+    if (plan_mask(layer, call, sh))
+        return ctx_error(ctx, CLATTN_ERROR_SIZE_OVERFLOW,
+                         "mha: the merged mask's size overflows size_t");
     /* SDPA's own limits (32-bit kernel indices), before any work. */
     clattn_sdpa_desc d;
     sdpa_problem p;
@@ -149,14 +184,15 @@ clattn_status mha_check_call(clattn_mha *layer, const clattn_mha_call *call,
                          "mha: need_weights needs the attention weights, "
                          "which only the unfused path writes (path %s)",
                          clattn_sdpa_path_name(call->path));
-    return CLATTN_SUCCESS;
+    return check_scratch(layer, call, sh);
 }
 
-/* A caller's buffer: present, of this context, at least bytes long. */
+/* A caller's buffer: present, of this context, at least bytes long, its
+   flags allowing the access. */
 static clattn_status check_mem(clattn_context *ctx, const char *name,
-                               cl_mem mem, size_t bytes)
+                               cl_mem mem, size_t bytes, int is_output)
 {
-    return layer_check_buffer(ctx, "mha", name, mem, bytes);
+    return layer_check_buffer(ctx, "mha", name, mem, bytes, is_output);
 }
 
 clattn_status mha_check_buffers(clattn_mha *layer, const clattn_mha_call *call,
@@ -169,17 +205,17 @@ clattn_status mha_check_buffers(clattn_mha *layer, const clattn_mha_call *call,
                          "mha: buffers is NULL");
     int weights = call->need_weights != CLATTN_NEED_WEIGHTS_NONE;
     clattn_status s;
-    if ((s = check_mem(ctx, "query", b->query, sh->query_bytes)) ||
-        (s = check_mem(ctx, "key", b->key, sh->key_bytes)) ||
-        (s = check_mem(ctx, "value", b->value, sh->value_bytes)) ||
+    if ((s = check_mem(ctx, "query", b->query, sh->query_bytes, 0)) ||
+        (s = check_mem(ctx, "key", b->key, sh->key_bytes, 0)) ||
+        (s = check_mem(ctx, "value", b->value, sh->value_bytes, 0)) ||
         (sh->kpm_bytes &&
          (s = check_mem(ctx, "key_padding_mask", b->key_padding_mask,
-                        sh->kpm_bytes))) ||
+                        sh->kpm_bytes, 0))) ||
         (sh->attn_mask_bytes && (s = check_mem(ctx, "attn_mask", b->attn_mask,
-                                               sh->attn_mask_bytes))) ||
-        (s = check_mem(ctx, "out", b->out, sh->out_bytes)) ||
+                                               sh->attn_mask_bytes, 0))) ||
+        (s = check_mem(ctx, "out", b->out, sh->out_bytes, 1)) ||
         (weights && (s = check_mem(ctx, "attn_weights", b->attn_weights,
-                                   sh->weights_bytes))))
+                                   sh->weights_bytes, 1))))
         return s;
     /* Outputs are written while inputs may still be read (a mask read by
        SDPA, the weights written by it): they must be other buffers. */

@@ -74,24 +74,34 @@ CLATTN_API void clattn_se_gate_destroy(clattn_se_gate *layer)
     free(layer);
 }
 
-/* tokens x E elements, checked (bytes too). */
+/* tokens x E elements and their bytes, checked; then the call's scratch
+   h (the same size) and its GEMM (h [tokens][E] x fc2 [E][E]^T) against
+   the device's limits, before anything is made. */
 static clattn_status call_count(const clattn_se_gate *l, size_t tokens,
-                                size_t *count)
+                                size_t *count, size_t *bytes)
 {
     if (!tokens)
         return ctx_error(l->ctx, CLATTN_ERROR_INVALID_SHAPE,
                          "%s: tokens must be nonzero", LAYER);
-    size_t bytes;
-    return add_count(l->ctx, count, &bytes, tokens, l->e, 1);
+    clattn_status status = add_count(l->ctx, count, bytes, tokens, l->e, 1);
+    if (status == CLATTN_SUCCESS)
+        status =
+            layer_check_alloc(l->ctx, LAYER, "the hidden activations", *bytes);
+    if (status == CLATTN_SUCCESS) {
+        size_t ew = layer_extent(0, l->e, l->e);
+        status = layer_check_gemm(l->ctx, LAYER, "fc2", tokens, l->e, l->e,
+                                  *count > ew ? *count : ew);
+    }
+    return status;
 }
 
 static clattn_status enqueue_all(const clattn_se_gate *l, size_t tokens,
-                                 size_t count, cl_mem x, cl_mem out,
+                                 size_t bytes, cl_mem x, cl_mem out,
                                  layer_timer *timer)
 {
     clattn_context *ctx = l->ctx;
     cl_mem h = NULL;
-    clattn_status status = layer_buffer(ctx, count * sizeof(float), NULL, &h);
+    clattn_status status = layer_buffer(ctx, bytes, NULL, &h);
     cl_kernel kernel;
     kernel_args a;
     if (status == CLATTN_SUCCESS)
@@ -126,24 +136,23 @@ static clattn_status enqueue_all(const clattn_se_gate *l, size_t tokens,
     return status;
 }
 
-static clattn_status forward(clattn_se_gate *l, size_t tokens, size_t count,
+static clattn_status forward(clattn_se_gate *l, size_t tokens, size_t bytes,
                              cl_mem x, cl_mem out, clattn_layer_timing *timing)
 {
     clattn_context *ctx = l->ctx;
-    const size_t bytes = count * sizeof(float);
     if (x && x == out)
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
                          "%s: out is the same buffer as x", LAYER);
-    clattn_status status = layer_check_buffer(ctx, LAYER, "x", x, bytes);
+    clattn_status status = layer_check_buffer(ctx, LAYER, "x", x, bytes, 0);
     if (status == CLATTN_SUCCESS)
-        status = layer_check_buffer(ctx, LAYER, "out", out, bytes);
+        status = layer_check_buffer(ctx, LAYER, "out", out, bytes, 1);
     if (status != CLATTN_SUCCESS)
         return status;
     layer_timer tb, *timer;
     status = layer_timer_begin(ctx, ctx->queue, timing ? &tb : NULL, &timer);
     if (status != CLATTN_SUCCESS)
         return status;
-    status = enqueue_all(l, tokens, count, x, out, timer);
+    status = enqueue_all(l, tokens, bytes, x, out, timer);
     clattn_status done = layer_timer_finish(
         ctx, ctx->queue, timer, status == CLATTN_SUCCESS ? timing : NULL);
     return status != CLATTN_SUCCESS ? status : done;
@@ -157,11 +166,11 @@ CLATTN_API clattn_status clattn_se_gate_forward(clattn_se_gate *layer,
     if (!layer)
         return CLATTN_ERROR_INVALID_ARGUMENT;
     CTX_CHECK_USABLE(layer->ctx);
-    size_t count;
-    clattn_status status = call_count(layer, tokens, &count);
+    size_t count, bytes;
+    clattn_status status = call_count(layer, tokens, &count, &bytes);
     if (status != CLATTN_SUCCESS)
         return status;
-    return forward(layer, tokens, count, x, out, timing);
+    return forward(layer, tokens, bytes, x, out, timing);
 }
 
 CLATTN_API clattn_status clattn_se_gate_forward_host(clattn_se_gate *layer,
@@ -172,11 +181,10 @@ CLATTN_API clattn_status clattn_se_gate_forward_host(clattn_se_gate *layer,
         return CLATTN_ERROR_INVALID_ARGUMENT;
     clattn_context *ctx = layer->ctx;
     CTX_CHECK_USABLE(ctx);
-    size_t count;
-    clattn_status status = call_count(layer, tokens, &count);
+    size_t count, bytes;
+    clattn_status status = call_count(layer, tokens, &count, &bytes);
     if (status != CLATTN_SUCCESS)
         return status;
-    const size_t bytes = count * sizeof(float);
     if (!x || !out)
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "%s: %s is NULL",
                          LAYER, x ? "out" : "x");
@@ -188,7 +196,7 @@ CLATTN_API clattn_status clattn_se_gate_forward_host(clattn_se_gate *layer,
     if (status == CLATTN_SUCCESS)
         status = layer_buffer(ctx, bytes, NULL, &b[1]);
     if (status == CLATTN_SUCCESS)
-        status = forward(layer, tokens, count, b[0], b[1], NULL);
+        status = forward(layer, tokens, bytes, b[0], b[1], NULL);
     if (status == CLATTN_SUCCESS)
         status = layer_read(ctx, b[1], bytes, out);
     layer_release(ctx, b, 2);

@@ -52,10 +52,16 @@ static clattn_status check_desc(clattn_context *ctx,
     /* The qkv weight [3C][C] is the largest tensor. */
     if ((s = layer_mul_size(ctx, &n, d->dim, d->dim, 3 * sizeof(float))))
         return s;
-    if (d->dim > UINT32_MAX / 3)
+    /* The kernels take dim, heads and head_dim as uint and form uint
+       products of them: heads * TH_FUSED_ROWS * 16 (th_fused's scratch
+       offsets), TH_UNFUSED_ROWS * dpad (th_pv's accumulator) and
+       head_dim * TH_KEY_BLOCK (a packed key block). heads and head_dim are
+       at most dim, and dpad at most dim + 15. */
+    if (d->dim > UINT32_MAX / 64 - TH_FEATURE_PAD)
         return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
-                         TH_NAME ": dim %zu exceeds the kernels' 32-bit range",
-                         d->dim);
+                         TH_NAME ": dim %zu exceeds the kernels' 32-bit range "
+                                 "(at most %u)",
+                         d->dim, (unsigned)(UINT32_MAX / 64 - TH_FEATURE_PAD));
     return CLATTN_SUCCESS;
 }
 
@@ -109,14 +115,19 @@ clattn_status clattn_talking_heads_create(clattn_context *ctx,
     l->drop_threshold = (cl_uint)lrint((double)desc->dropout_p * 16777216.0);
     l->drop_scale = l->drop_threshold ? 1.0f / (1.0f - desc->dropout_p) : 1.0f;
     l->drop_seed = desc->dropout_seed;
+    /* check_desc bounded 3 C^2 floats, and H <= C. */
+    size_t n_qkv, n_hh, n_cc;
+    (void)(layer_mul_size(ctx, &n_qkv, 3, C, C) ||
+           layer_mul_size(ctx, &n_hh, H, H, 1) ||
+           layer_mul_size(ctx, &n_cc, C, C, 1));
     const layer_weight_upload uploads[] = {
-        {w->qkv_weight, 3 * C * C, &l->qkv_weight},
+        {w->qkv_weight, n_qkv, &l->qkv_weight},
         {w->qkv_bias, 3 * C, &l->qkv_bias},
-        {w->proj_l_weight, H * H, &l->proj_l_weight},
+        {w->proj_l_weight, n_hh, &l->proj_l_weight},
         {w->proj_l_bias, H, &l->proj_l_bias},
-        {w->proj_w_weight, H * H, &l->proj_w_weight},
+        {w->proj_w_weight, n_hh, &l->proj_w_weight},
         {w->proj_w_bias, H, &l->proj_w_bias},
-        {w->proj_weight, C * C, &l->proj_weight},
+        {w->proj_weight, n_cc, &l->proj_weight},
         {w->proj_bias, C, &l->proj_bias},
     };
     if ((s = layer_upload_all(ctx, uploads, 8))) {
@@ -134,7 +145,46 @@ typedef struct th_sizes {
     size_t tokens;   /* batch * seq */
     size_t x_floats; /* tokens * dim: x, out */
     size_t attn_floats;
+    /* Bytes of the call's own buffers: the qkv projection, packed K and V,
+       the attention output (x_bytes, as x and out). */
+    size_t qkv_bytes, kt_bytes, vp_bytes, x_bytes;
 } th_sizes;
+
+static size_t round_up(size_t v, size_t m)
+{
+    return (v + m - 1) / m * m;
+}
+
+/* The call's own buffers (the path's scratch is sized by its prepare,
+   still before anything is enqueued) and both GEMMs, against the
+   device's limits. seq was bounded to 32 bits, so npad does not wrap. */
+static clattn_status check_internal(const clattn_talking_heads *l,
+                                    const clattn_talking_heads_call *call,
+                                    th_sizes *sz)
+{
+    clattn_context *ctx = l->ctx;
+    const size_t npad = round_up(call->seq, TH_KEY_PAD),
+                 dpad = round_up(l->head_dim, TH_FEATURE_PAD),
+                 f = sizeof(float);
+    const size_t kt[5] = {call->batch, l->heads, npad, l->head_dim, f};
+    const size_t vp[5] = {call->batch, l->heads, npad, dpad, f};
+    sz->x_bytes = sz->x_floats * f; /* below qkv_bytes, checked */
+    const size_t C = l->dim, M = sz->tokens;
+    clattn_status s;
+    if ((s = layer_check_alloc(ctx, TH_NAME, "the qkv projection",
+                               sz->qkv_bytes)) ||
+        (s = layer_size_buffer(ctx, TH_NAME, "the packed keys", kt, 5,
+                               &sz->kt_bytes)) ||
+        (s = layer_size_buffer(ctx, TH_NAME, "the packed values", vp, 5,
+                               &sz->vp_bytes)) ||
+        (s = layer_check_alloc(ctx, TH_NAME, "the attention output",
+                               sz->x_bytes)) ||
+        (s = layer_check_gemm(ctx, TH_NAME, "qkv", M, 3 * C, C,
+                              sz->qkv_bytes / f)) ||
+        (s = layer_check_gemm(ctx, TH_NAME, "proj", M, C, C, sz->x_floats)))
+        return s;
+    return CLATTN_SUCCESS;
+}
 
 static clattn_status check_call(const clattn_talking_heads *l,
                                 const clattn_talking_heads_call *call,
@@ -158,12 +208,13 @@ static clattn_status check_call(const clattn_talking_heads *l,
                                  "UNFUSED or AUTO)",
                          clattn_sdpa_path_name(call->path));
     clattn_status s;
-    size_t qkv_bytes, nn;
+    size_t nn;
     /* attn's size counts even when not wanted: it is the index space of
        the dropout stream. */
     if ((s = layer_mul_size(ctx, &sz->tokens, call->batch, call->seq, 1)) ||
         (s = layer_mul_size(ctx, &sz->x_floats, sz->tokens, l->dim, 1)) ||
-        (s = layer_mul_size(ctx, &qkv_bytes, sz->x_floats, 3, sizeof(float))) ||
+        (s = layer_mul_size(ctx, &sz->qkv_bytes, sz->x_floats, 3,
+                            sizeof(float))) ||
         (s = layer_mul_size(ctx, &nn, call->seq, call->seq, l->heads)) ||
         (s = layer_mul_size(ctx, &sz->attn_floats, nn, call->batch,
                             sizeof(float))))
@@ -177,7 +228,7 @@ static clattn_status check_call(const clattn_talking_heads *l,
                          TH_NAME ": batch %zu x seq %zu exceeds the kernels' "
                                  "32-bit range",
                          call->batch, call->seq);
-    return CLATTN_SUCCESS;
+    return check_internal(l, call, sz);
 }
 
 /* AUTO runs the unfused path while one batch's score buffers (2 H N^2
@@ -202,11 +253,6 @@ static clattn_sdpa_path resolve_path(const clattn_talking_heads *l,
     return want_attn || batch_scores <= (double)l->ctx->scratch_limit
                ? CLATTN_SDPA_PATH_UNFUSED
                : CLATTN_SDPA_PATH_FUSED;
-}
-
-static size_t round_up(size_t v, size_t m)
-{
-    return (v + m - 1) / m * m;
 }
 
 /* The call's own buffers: the projection output, packed K/V, the
@@ -234,19 +280,12 @@ static clattn_status work_prepare(const clattn_talking_heads *l,
 {
     clattn_context *ctx = l->ctx;
     th_run *r = &w->run;
-    size_t bh = r->batch * l->heads; /* <= x_floats, no overflow */
-    size_t kt_bytes, vp_bytes;
     clattn_status s;
-    if ((s = layer_mul_size(ctx, &kt_bytes, bh * r->npad, l->head_dim,
-                            sizeof(float))) ||
-        (s = layer_mul_size(ctx, &vp_bytes, bh * r->npad, r->dpad,
-                            sizeof(float))) ||
-        (s = layer_buffer(ctx, sz->x_floats * 3 * sizeof(float), NULL,
-                          &r->qkv)) ||
-        (s = layer_buffer(ctx, kt_bytes, NULL, &r->kt)) ||
-        (s = layer_buffer(ctx, vp_bytes, NULL, &r->vp)) ||
-        (s = layer_buffer(ctx, sz->x_floats * sizeof(float), NULL,
-                          &r->ctx_out)) ||
+    /* Every size was checked by check_call (check_internal). */
+    if ((s = layer_buffer(ctx, sz->qkv_bytes, NULL, &r->qkv)) ||
+        (s = layer_buffer(ctx, sz->kt_bytes, NULL, &r->kt)) ||
+        (s = layer_buffer(ctx, sz->vp_bytes, NULL, &r->vp)) ||
+        (s = layer_buffer(ctx, sz->x_bytes, NULL, &r->ctx_out)) ||
         (s = program_kernel(ctx, PROGRAM_TALKING_HEADS, "th_pack_kv",
                             &w->pack)))
         return s;
@@ -389,13 +428,8 @@ static clattn_status host_buffer(clattn_context *ctx, const char *name,
                                  size_t floats, const float *src, cl_mem *out)
 {
     size_t bytes = floats * sizeof(float); /* checked by check_call */
-    if (bytes > ctx->info.max_alloc_bytes)
-        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
-                         TH_NAME ": %s needs %zu bytes in one buffer; this "
-                                 "device allocates at most %llu",
-                         name, bytes,
-                         (unsigned long long)ctx->info.max_alloc_bytes);
-    return layer_buffer(ctx, bytes, src, out);
+    clattn_status s = layer_check_alloc(ctx, TH_NAME, name, bytes);
+    return s ? s : layer_buffer(ctx, bytes, src, out);
 }
 
 clattn_status

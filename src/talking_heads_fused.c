@@ -27,12 +27,15 @@ clattn_status th_fused_prepare(clattn_context *ctx, const th_run *run,
 {
     const size_t H = run->layer->heads;
     /* st, pt: H x rows x 16; ms, ls: H x rows; acc: rows x H x dpad (the
-       layout th_fused documents). Bounded by the checked 3*C*B*N sizes. */
+       layout th_fused documents). H and dpad are below 2^26 (check_desc):
+       per cannot overflow; the whole buffer is checked. */
     size_t per = H * TH_FUSED_ROWS * (2 * TH_KEY_BLOCK + 2) +
                  TH_FUSED_ROWS * H * run->dpad;
     size_t bytes;
-    clattn_status s = layer_mul_size(ctx, &bytes, per * sizeof(float),
-                                     work_items_x(run), run->batch);
+    const size_t factors[3] = {per * sizeof(float), work_items_x(run),
+                               run->batch};
+    clattn_status s = layer_size_buffer(
+        ctx, "talking_heads", "the fused path's scratch", factors, 3, &bytes);
     if (s != CLATTN_SUCCESS)
         return s;
     plan->per = per;

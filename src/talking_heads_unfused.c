@@ -88,12 +88,15 @@ clattn_status th_unfused_prepare(clattn_context *ctx, const th_run *run,
         plan->nb = 1;
         plan->nr = budget / row_bytes;
     }
-    size_t bytes = plan->nb * plan->nr * (row_bytes / 2); /* <= budget */
+    /* nb x nr rows of row_bytes fit the budget (itself at most
+       max_alloc_bytes), so this cannot overflow. */
+    size_t bytes = plan->nb * plan->nr * (row_bytes / 2);
     /* th_pv: TH_UNFUSED_ROWS padded rows per work-item */
     size_t acc_bytes, tiles = (plan->nr + TH_UNFUSED_ROWS - 1) /
                               TH_UNFUSED_ROWS * TH_UNFUSED_ROWS;
-    if ((s = layer_mul_size(ctx, &acc_bytes, plan->nb * H * tiles, run->dpad,
-                            sizeof(float))))
+    const size_t acc[5] = {plan->nb, H, tiles, run->dpad, sizeof(float)};
+    if ((s = layer_size_buffer(ctx, "talking_heads", "the P.V accumulators",
+                               acc, 5, &acc_bytes)))
         return s;
     if ((s = layer_buffer(ctx, bytes, NULL, &plan->s)) ||
         (s = layer_buffer(ctx, bytes, NULL, &plan->p)) ||
