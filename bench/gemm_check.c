@@ -6,10 +6,16 @@
    Shape: row-major y[M,N] = x[M,K] * W[N,K]^T, i.e.
      CLBlastSgemm(RowMajor, NoTrans, Trans, M, N, K, 1, x, K, W, K, 0, y, N).
 
-   CLBlast figures are wall time from the first enqueue to clFinish: the
-   indirect GEMM path runs pad/transpose kernels before the main kernel and
-   the event CLBlast hands back covers only its last kernel, so that event's
-   time is printed too ("ev") but not used for GFLOP/s.
+   CLBlast figures are wall time from the first enqueue to clFinish. The
+   indirect GEMM path runs pad/transpose kernels around the main kernel and
+   the event CLBlast hands back covers only its last one, so the device time
+   ("dev") is taken between two markers enqueued before and after the whole
+   GEMM (end of the first to end of the second, on the in-order queue), as
+   the layers' stage timer does; GFLOP/s come from the wall time.
+
+   The tuning applied is the embedded data's, keyed on the device's
+   identity (src/tuning/clblast_cpu.txt): a device no section matches runs
+   CLBlast's defaults in the "tuned" column too (the header says which).
 
    Built as build/bench/clattn-gemm-check when OpenBLAS is found; or by
    hand:
@@ -23,7 +29,9 @@
                    [--try FILE] [--device-type cpu|gpu|all]
    --try FILE: after the tuned data, each line "label: Kernel PREC N=V ...;
    Kernel PREC N=V ..." overrides those kernels and times every shape (a
-   sweep of candidates; the tuned data is re-applied between lines).
+   sweep of candidates; the tuned data is re-applied between lines). A line
+   naming every kernel of a section measures that section's tuning on
+   another device, e.g. PoCL's on Intel's CPU runtime (docs/performance.md).
    Exit status: 0 if every CLBlast result matched OpenBLAS. */
 #define _POSIX_C_SOURCE 200809L
 #include "gemm_tuning.h"
@@ -48,16 +56,14 @@ typedef struct shape {
 } shape;
 
 static const shape shapes[] = {
-    {"cait_qkv", 6272, 1152, 384},
-    {"cait_proj", 6272, 384, 384},
-    {"bert_qkv", 4096, 2304, 768},
-    {"bert_out", 4096, 768, 768},
+    {"cait_qkv", 6272, 1152, 384}, {"cait_proj", 6272, 384, 384},
+    {"bert_qkv", 4096, 2304, 768}, {"bert_out", 4096, 768, 768},
     {"small_test", 26, 144, 48},
 };
 #define SHAPE_COUNT (sizeof shapes / sizeof *shapes)
 
 typedef struct stats {
-    double min_s, med_s, ev_med_s; /* seconds; ev < 0 when not measured */
+    double min_s, med_s, dev_med_s; /* seconds; dev < 0 when not measured */
 } stats;
 
 typedef struct problem {
@@ -100,8 +106,8 @@ static void blas_run(problem *p)
 {
     const shape *s = p->s;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)s->m, (int)s->n,
-                (int)s->k, 1.0f, p->x, (int)s->k, p->w, (int)s->k, 0.0f,
-                p->ref, (int)s->n);
+                (int)s->k, 1.0f, p->x, (int)s->k, p->w, (int)s->k, 0.0f, p->ref,
+                (int)s->n);
 }
 
 static stats time_blas(problem *p, int reps)
@@ -119,32 +125,42 @@ static stats time_blas(problem *p, int reps)
     return st;
 }
 
-/* One CLBlast GEMM; wall time to clFinish, event time in *ev. */
-static int clblast_run(problem *p, double *wall, double *ev)
+/* One CLBlast GEMM: wall time to clFinish in *wall, the device time of all
+   its kernels (marker to marker) in *dev, -1 if not measured. */
+static int clblast_run(problem *p, double *wall, double *dev)
 {
     const shape *s = p->s;
-    cl_event event = NULL;
+    cl_event before = NULL, after = NULL;
     double t0 = now_s();
-    CLBlastStatusCode code = CLBlastSgemm(
-        CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes, s->m,
-        s->n, s->k, 1.0f, p->dx, 0, s->k, p->dw, 0, s->k, 0.0f, p->dy, 0, s->n,
-        &queue, &event);
+    if (clEnqueueMarkerWithWaitList(queue, 0, NULL, &before) != CL_SUCCESS)
+        before = NULL;
+    CLBlastStatusCode code =
+        CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo,
+                     CLBlastTransposeYes, s->m, s->n, s->k, 1.0f, p->dx, 0,
+                     s->k, p->dw, 0, s->k, 0.0f, p->dy, 0, s->n, &queue, NULL);
     if (code != CLBlastSuccess) {
         fprintf(stderr, "CLBlastSgemm(%s) failed: %d\n", s->name, (int)code);
+        if (before)
+            clReleaseEvent(before);
         return (int)code;
     }
+    if (clEnqueueMarkerWithWaitList(queue, 0, NULL, &after) != CL_SUCCESS)
+        after = NULL;
     clFinish(queue);
     *wall = now_s() - t0;
     cl_ulong a = 0, b = 0;
-    *ev = -1;
-    if (event &&
-        clGetEventProfilingInfo(event, CL_PROFILING_COMMAND_START, sizeof a, &a,
+    *dev = -1;
+    if (before && after &&
+        clGetEventProfilingInfo(before, CL_PROFILING_COMMAND_END, sizeof a, &a,
                                 NULL) == CL_SUCCESS &&
-        clGetEventProfilingInfo(event, CL_PROFILING_COMMAND_END, sizeof b, &b,
-                                NULL) == CL_SUCCESS)
-        *ev = (double)(b - a) * 1e-9;
-    if (event)
-        clReleaseEvent(event);
+        clGetEventProfilingInfo(after, CL_PROFILING_COMMAND_END, sizeof b, &b,
+                                NULL) == CL_SUCCESS &&
+        b > a)
+        *dev = (double)(b - a) * 1e-9;
+    if (before)
+        clReleaseEvent(before);
+    if (after)
+        clReleaseEvent(after);
     return 0;
 }
 
@@ -152,15 +168,18 @@ static int clblast_run(problem *p, double *wall, double *ev)
    program (10+ s cold on PoCL). */
 static int time_clblast(problem *p, int reps, stats *st)
 {
-    double t[MAX_REPS], e[MAX_REPS], wall, ev;
-    int code = clblast_run(p, &wall, &ev);
+    double t[MAX_REPS], e[MAX_REPS], wall, dev;
+    int code = clblast_run(p, &wall, &dev);
     if (code)
         return code;
     for (int r = 0; r < reps; ++r) {
         if ((code = clblast_run(p, &t[r], &e[r])))
             return code;
     }
-    st->ev_med_s = median(e, reps);
+    int all_dev = 1;
+    for (int r = 0; r < reps; ++r)
+        all_dev = all_dev && e[r] > 0;
+    st->dev_med_s = all_dev ? median(e, reps) : -1;
     st->med_s = median(t, reps); /* sorts t: t[0] is then the minimum */
     st->min_s = t[0];
     return 0;
@@ -317,6 +336,36 @@ static void run_candidates(const char *path, problem *probs, size_t np,
     fclose(f);
 }
 
+static int count_sink(void *user, const char *kernel, size_t precision,
+                      size_t count, const char *const *names,
+                      const size_t *values)
+{
+    (void)kernel, (void)precision, (void)count, (void)names, (void)values;
+    ++*(size_t *)user;
+    return 0;
+}
+
+/* Which sections of the embedded tuning data this device gets. */
+static void report_tuning(void)
+{
+    gemm_tuning_identity id;
+    char storage[4][256];
+    gemm_tuning_identity_of(device, &id, storage);
+    size_t lines = 0, matched = 0;
+    const char *data = gemm_tuning_data();
+    if (data)
+        gemm_tuning_parse(data, &id, count_sink, &lines, NULL, &matched);
+    printf("platform: %s (%s), driver %s\n", id.platform_name,
+           id.platform_vendor, id.driver_version);
+    if (matched)
+        printf("tuning: %zu section(s) of clblast_cpu.txt, %zu kernel "
+               "line(s)\n",
+               matched, lines);
+    else
+        printf("tuning: no section of clblast_cpu.txt matches: 'tuned' is "
+               "CLBlast's defaults\n");
+}
+
 int main(int argc, char **argv)
 {
     int reps = 7, untuned_reps = 3, do_untuned = 1;
@@ -335,9 +384,11 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--no-untuned"))
             do_untuned = 0;
         else {
-            fprintf(stderr, "usage: %s [--reps N] [--untuned-reps N] "
-                            "[--shapes a,b] [--no-untuned] [--try FILE] "
-                            "[--device-type cpu|gpu|all]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [--reps N] [--untuned-reps N] "
+                    "[--shapes a,b] [--no-untuned] [--try FILE] "
+                    "[--device-type cpu|gpu|all]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -356,8 +407,8 @@ int main(int argc, char **argv)
     cl_int err;
     ctx = clCreateContext(NULL, 1, &device, NULL, NULL, &err);
     if (err == CL_SUCCESS)
-        queue = clCreateCommandQueue(ctx, device, CL_QUEUE_PROFILING_ENABLE,
-                                     &err);
+        queue =
+            clCreateCommandQueue(ctx, device, CL_QUEUE_PROFILING_ENABLE, &err);
     if (err != CL_SUCCESS) {
         fprintf(stderr, "OpenCL context/queue: %d\n", err);
         return 2;
@@ -395,6 +446,7 @@ int main(int argc, char **argv)
                 failed ? failed : "?");
         return 1;
     }
+    report_tuning();
     if (try_file) {
         run_candidates(try_file, probs, np, reps, &bad);
         return bad;
@@ -407,24 +459,29 @@ int main(int argc, char **argv)
         p->err_tuned = check(p);
     }
 
-    printf("GFLOP/s from median (min) wall time; CLBlast 'ev' = its event's "
-           "kernel only; reps %d (untuned %d)\n", reps, untuned_reps);
+    printf("GFLOP/s from median (min) wall time; CLBlast 'dev' = device time "
+           "of the whole GEMM, marker to marker (median); reps %d "
+           "(untuned %d)\n",
+           reps, untuned_reps);
     printf("%-10s %5s %5s %4s | %12s | %12s %6s | %12s | %5s | %s\n", "shape",
-           "M", "N", "K", "untuned", "tuned", "ev", "OpenBLAS",
-           "ratio", "max rel err (untuned/tuned)");
+           "M", "N", "K", "untuned", "tuned", "dev", "OpenBLAS", "ratio",
+           "max rel err (untuned/tuned)");
     for (size_t i = 0; i < np; ++i) {
         problem *p = &probs[i];
         const shape *s = p->s;
         char un[32] = "-";
         if (do_untuned)
-            snprintf(un, sizeof un, "%5.1f (%5.1f)", gflops(s, p->untuned.med_s),
-                     gflops(s, p->untuned.min_s));
+            snprintf(un, sizeof un, "%5.1f (%5.1f)",
+                     gflops(s, p->untuned.med_s), gflops(s, p->untuned.min_s));
         double ratio = p->tuned.med_s > 0 ? p->blas.med_s / p->tuned.med_s : 0;
-        printf("%-10s %5zu %5zu %4zu | %12s | %5.1f (%5.1f) %6.1f | "
+        char dev[16] = "-";
+        if (p->tuned.dev_med_s > 0)
+            snprintf(dev, sizeof dev, "%.1f", gflops(s, p->tuned.dev_med_s));
+        printf("%-10s %5zu %5zu %4zu | %12s | %5.1f (%5.1f) %6s | "
                "%5.1f (%5.1f) | %5.2f | %.1e / %.1e\n",
                s->name, s->m, s->n, s->k, un, gflops(s, p->tuned.med_s),
-               gflops(s, p->tuned.min_s), gflops(s, p->tuned.ev_med_s),
-               gflops(s, p->blas.med_s), gflops(s, p->blas.min_s), ratio,
+               gflops(s, p->tuned.min_s), dev, gflops(s, p->blas.med_s),
+               gflops(s, p->blas.min_s), ratio,
                do_untuned ? p->err_untuned : 0.0, p->err_tuned);
         if (!(p->err_tuned <= TOLERANCE) ||
             (do_untuned && !(p->err_untuned <= TOLERANCE)))

@@ -2,7 +2,8 @@
    nn.Linear form with and without bias, accumulation, a column block of a
    wider weight (the concat layer's case), general transposes, buffer
    offsets, the stage timer, and CLBlast's errors becoming
-   CLATTN_ERROR_BLAS. Checked against a double-precision product. */
+   CLATTN_ERROR_BLAS. Checked against a double-precision product. And the
+   tuning data's keying: PoCL gets its tuned kernels, other devices none. */
 #include "context_internal.h"
 #include "device_memory.h"
 #include "gemm.h"
@@ -10,6 +11,7 @@
 #include "test_util.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,8 +30,7 @@ typedef struct linear_case {
     int bias, accumulate;
 } linear_case;
 
-static void run_linear(clattn_context *ctx, const linear_case *c,
-                       test_rng *rng)
+static void run_linear(clattn_context *ctx, const linear_case *c, test_rng *rng)
 {
     size_t xn = c->offset + c->m * c->k, wn = c->n * c->weight_ld,
            yn = c->offset + c->m * c->n;
@@ -59,8 +60,8 @@ static void run_linear(clattn_context *ctx, const linear_case *c,
                     c->bias ? db : NULL, 0, c->accumulate, my, NULL);
     CHECK(s == CLATTN_SUCCESS, "gemm_linear m=%zu n=%zu k=%zu: %s (%s)", c->m,
           c->n, c->k, clattn_status_string(s), clattn_context_last_error(ctx));
-    if (s == CLATTN_SUCCESS && layer_read(ctx, dy, yn * sizeof *got, got) ==
-                                   CLATTN_SUCCESS) {
+    if (s == CLATTN_SUCCESS &&
+        layer_read(ctx, dy, yn * sizeof *got, got) == CLATTN_SUCCESS) {
         /* fp32 sums of k products of values in [-1, 1]. */
         double atol = 1e-6 * (double)c->k + TOL_ATOL;
         CHECK(compare_close("linear", got + c->offset, ref, c->m * c->n, atol,
@@ -184,9 +185,119 @@ static void run_timer_and_errors(clattn_context *ctx)
     ctx_buffer_release(ctx, dy);
 }
 
+/* What a parse handed on: the kernel lines of the matching sections. */
+typedef struct tuning_log {
+    size_t lines, params;
+    char kernels[256];
+} tuning_log;
+
+static int log_sink(void *user, const char *kernel, size_t precision,
+                    size_t count, const char *const *names,
+                    const size_t *values)
+{
+    tuning_log *log = user;
+    (void)names, (void)values;
+    size_t used = strlen(log->kernels);
+    snprintf(log->kernels + used, sizeof log->kernels - used, "%s%s/%zu",
+             used ? " " : "", kernel, precision);
+    log->lines++;
+    log->params += count;
+    return 0;
+}
+
+static int parse_with(const char *text, const gemm_tuning_identity *id,
+                      tuning_log *log, size_t *matched, const char **failed)
+{
+    memset(log, 0, sizeof *log);
+    return gemm_tuning_parse(text, id, log_sink, log, failed, matched);
+}
+
+/* Identities as the drivers report them (clinfo). */
+static const gemm_tuning_identity pocl_id = {
+    "CPU", "Portable Computing Language", "The pocl project",
+    "pthread-skylake-avx512-AMD EPYC 9R14", "3.1+debian"};
+static const gemm_tuning_identity intel_cpu_id = {
+    "CPU", "Intel(R) OpenCL", "Intel(R) Corporation",
+    "Intel(R) Xeon(R) Processor", "2026.22.10.0.01_160000"};
+static const gemm_tuning_identity nvidia_id = {
+    "GPU", "NVIDIA CUDA", "NVIDIA Corporation", "NVIDIA H100 80GB HBM3",
+    "550.54.15"};
+
+/* The tuning is keyed on the device's identity: the embedded data gives
+   PoCL its tuned kernels and any other device (Intel's CPU runtime on the
+   same CPU, a GPU) none, so CLBlast's own database stays. The grammar's
+   conditions, and every malformed line, wherever it is, an error. */
+static void run_tuning_keying(void)
+{
+    const char *text = gemm_tuning_data();
+    CHECK(text != NULL, "tuning data embedded");
+    if (!text)
+        return;
+    tuning_log log;
+    size_t matched = 0;
+    const char *failed = NULL;
+    int code = parse_with(text, &pocl_id, &log, &matched, &failed);
+    CHECK(code == 0 && matched == 1 && log.lines >= 2 &&
+              strncmp(log.kernels, "Xgemm/32 XgemmDirect/32", 23) == 0,
+          "PoCL gets the tuning: code %d at %s, %zu sections, '%s'", code,
+          failed ? failed : "-", matched, log.kernels);
+    const gemm_tuning_identity *others[] = {&intel_cpu_id, &nvidia_id};
+    for (int i = 0; i < 2; ++i) {
+        code = parse_with(text, others[i], &log, &matched, &failed);
+        CHECK(code == 0 && matched == 0 && log.lines == 0,
+              "%s gets no tuning: code %d, %zu sections, '%s'",
+              others[i]->platform_name, code, matched, log.kernels);
+    }
+
+    /* Conditions: all must hold, case-insensitive substrings, spaces
+       around keys and values ignored; platform is name or vendor. */
+    const char *good = "# comment\n\n"
+                       "[ type = CPU ; platform = portable computing ]\n"
+                       "  Copy 32 COPY_DIMX=8 COPY_WPT=1\n"
+                       "[device=h100]\nPad 32 PAD_DIMX=8\n"
+                       "[platform=NVIDIA; type=CPU]\nXdot 32 WGS1=64\n"
+                       "[platform=pocl; driver=3.1]\nXaxpy 64 WGS=64\n"
+                       "[platform=pocl; driver=4.0]\nXger 32 WGS1=8\n";
+    code = parse_with(good, &pocl_id, &log, &matched, &failed);
+    CHECK(code == 0 && matched == 2 && log.params == 3 &&
+              strcmp(log.kernels, "Copy/32 Xaxpy/64") == 0,
+          "PoCL's sections: code %d, %zu sections, '%s'", code, matched,
+          log.kernels);
+    code = parse_with(good, &nvidia_id, &log, &matched, &failed);
+    CHECK(code == 0 && matched == 1 && strcmp(log.kernels, "Pad/32") == 0,
+          "NVIDIA's section: code %d, '%s'", code, log.kernels);
+    code = parse_with(good, &intel_cpu_id, &log, &matched, &failed);
+    CHECK(code == 0 && matched == 0 && log.lines == 0,
+          "Intel's CPU runtime: none: code %d, '%s'", code, log.kernels);
+
+    const char *bad[] = {
+        "[device_type=CPU]\nCopy 32 COPY_WPT=1\n", /* the old class key */
+        "[type=CPU]\nCopy 32 COPY_WPT=1\n",        /* no identity */
+        "[type=CPU; platform=pocl\nCopy 32 COPY_WPT=1\n",
+        "[type=FPGA; platform=pocl]\n",
+        "[platform=]\n",
+        "[platform=pocl;]\n",
+        "[platform=pocl; platform=intel]\n",
+        "[platform pocl]\n",
+        "Copy 32 COPY_WPT=1\n[platform=pocl]\n", /* before any section */
+        /* Malformed lines in a section PoCL does not match. */
+        "[platform=nvidia]\nCopy 32 COPY_WPT\n",
+        "[platform=nvidia]\nNoSuchKernel 32 A=1\n",
+        "[platform=nvidia]\nCopy x COPY_WPT=1\n",
+        "[platform=nvidia]\nCopy 32\n",
+        "[platform=nvidia]\nCopy 32 COPY_WPT=-1\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; ++i) {
+        code = parse_with(bad[i], &pocl_id, &log, &matched, &failed);
+        CHECK(code < 0 && failed && log.lines == 0,
+              "malformed tuning %zu is an error: code %d", i, code);
+    }
+}
+
 /* The embedded tuning data parses and CLBlast takes every line of the
-   device's class (a malformed or partial line is an error, never a silent
-   run with CLBlast's defaults); applying it twice is harmless. */
+   sections matching the device (a malformed or partial line is an error,
+   never a silent run with CLBlast's defaults); applying it twice is
+   harmless. PoCL's device gets its tuning, any other none. */
 static void run_tuning(clattn_context *ctx)
 {
     for (int round = 0; round < 2; ++round) {
@@ -195,18 +306,32 @@ static void run_tuning(clattn_context *ctx)
         CHECK(code == 0, "gemm_tuning_apply: %d at %s", code,
               failed ? failed : "-");
     }
+    gemm_tuning_identity id;
+    char storage[4][256];
+    gemm_tuning_identity_of(ctx->device, &id, storage);
+    tuning_log log;
+    size_t matched = 0;
+    const char *failed = NULL;
+    int code = parse_with(gemm_tuning_data(), &id, &log, &matched, &failed);
+    int pocl = strstr(id.platform_vendor, "pocl") != NULL;
+    printf("tuning for %s / %s (%s): %s\n", id.platform_name, id.device_name,
+           id.driver_version, matched ? log.kernels : "CLBlast's defaults");
+    CHECK(code == 0 && (pocl ? matched == 1 && log.lines > 0 : matched == 0),
+          "this device (%s) gets %s: %zu sections", id.platform_vendor,
+          pocl ? "PoCL's tuning" : "none", matched);
 }
 
 int main(void)
 {
+    run_tuning_keying();
     clattn_context *ctx = test_context();
     run_tuning(ctx);
     test_rng rng = test_rng_make(17);
     const linear_case cases[] = {
-        {1, 1, 1, 1, 0, 0, 0, 0},       {26, 144, 48, 48, 0, 0, 1, 0},
-        {13, 37, 29, 29, 0, 3, 1, 0},   {13, 37, 29, 29, 0, 0, 0, 1},
-        {7, 10, 12, 20, 0, 0, 1, 0},    {7, 10, 8, 20, 12, 5, 0, 1},
-        {130, 96, 64, 64, 0, 0, 1, 0},  {65, 129, 257, 257, 0, 1, 1, 1},
+        {1, 1, 1, 1, 0, 0, 0, 0},      {26, 144, 48, 48, 0, 0, 1, 0},
+        {13, 37, 29, 29, 0, 3, 1, 0},  {13, 37, 29, 29, 0, 0, 0, 1},
+        {7, 10, 12, 20, 0, 0, 1, 0},   {7, 10, 8, 20, 12, 5, 0, 1},
+        {130, 96, 64, 64, 0, 0, 1, 0}, {65, 129, 257, 257, 0, 1, 1, 1},
     };
     size_t count = test_small() ? 4 : sizeof cases / sizeof cases[0];
     for (size_t i = 0; i < count; ++i)
