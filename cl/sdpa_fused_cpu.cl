@@ -26,17 +26,18 @@
 #define FC_DVC 16  /* 16-float chunks of a row: head dims up to 256 */
 #define FD_ROWS 8  /* rows per decode work-item */
 
-/* One work-item per (padded key j, bhk): K row j times k_scale (the
-   softmax scale in log2 units, so that Q.K comes out scaled) to
-   kp[blk][d][j % 64], V row j to vp[j][0 .. dv_pad); keys past seq_kv and
-   features past head_dim_v are zeros. */
+/* One work-item per (padded key j, bhk): K row j to kp[blk][d][j % 64], V
+   row j to vp[j][0 .. dv_pad); keys past seq_kv and features past
+   head_dim_v are zeros. K is copied unscaled: the scale multiplies q.k, as
+   on the unfused path, so a large scale cannot overflow k * scale where
+   the score itself is finite. */
 __kernel void fused_pack_kv(__global const float *k, ulong k_off, ulong k_sb,
                             ulong k_sh, ulong k_ss, __global const float *v,
                             ulong v_off, ulong v_sb, ulong v_sh, ulong v_ss,
                             __global float *kp, __global float *vp,
                             uint heads_kv, uint seq_kv, uint head_dim,
                             uint head_dim_v, uint dv_pad, uint nblk,
-                            float k_scale, uint bhk_begin)
+                            uint bhk_begin)
 {
     const uint j = (uint)get_global_id(0);
     const uint bhk = bhk_begin + (uint)get_global_id(1);
@@ -48,7 +49,7 @@ __kernel void fused_pack_kv(__global const float *k, ulong k_off, ulong k_sb,
     __global float *kb =
         kp + ((ulong)bhk * nblk + j / FC_BK) * head_dim * FC_BK + j % FC_BK;
     for (uint d = 0; d < head_dim; ++d)
-        kb[(ulong)d * FC_BK] = valid ? krow[d] * k_scale : 0.0f;
+        kb[(ulong)d * FC_BK] = valid ? krow[d] : 0.0f;
     __global float *vr = vp + ((ulong)bhk * nblk * FC_BK + j) * dv_pad;
     for (uint c = 0; c < dv_pad; ++c)
         vr[c] = valid && c < head_dim_v ? vrow[c] : 0.0f;
@@ -75,7 +76,7 @@ void fused_write_row(__global float *o, __global float *lse,
         fused_store16(o, c, head_dim_v,
                       l == 0.0f ? (float16)0.0f : acc[c] * inv);
     if (lse)
-        *lse = l == 0.0f ? -INFINITY : (m + log2(l)) * FUSED_LN2;
+        *lse = l == 0.0f ? -INFINITY : m + log(l);
 }
 
 __kernel void fused_cpu_rows(
@@ -87,7 +88,7 @@ __kernel void fused_cpu_rows(
     ulong m_off, ulong m_sb, ulong m_sh, ulong m_ss,
     __global const int *key_len, uint heads_q, uint group, uint seq_q,
     uint seq_kv, uint head_dim, uint head_dim_v, uint dv_pad, uint nblk,
-    float scale_log2, int causal, long causal_shift, uint drop_threshold,
+    float scale, int causal, long causal_shift, uint drop_threshold,
     float drop_scale, ulong drop_seed, ulong drop_offset, uint split_keys,
     __global float *part, uint bh_begin)
 {
@@ -107,13 +108,16 @@ __kernel void fused_cpu_rows(
                           fused_causal_last(i0 + rows - 1, causal_shift)));
     const uint dvc = dv_pad / 16;
 
-    float m[FC_RW], l[FC_RW];
-    float16 acc[FC_RW][FC_DVC];
+    /* Per row: running max m, sum l (with its Kahan compensation lc), the
+       output accumulator and its compensation. */
+    float m[FC_RW], l[FC_RW], lc[FC_RW];
+    float16 acc[FC_RW][FC_DVC], comp[FC_RW][FC_DVC];
     for (uint r = 0; r < FC_RW; ++r) {
         m[r] = -INFINITY;
         l[r] = 0.0f;
+        lc[r] = 0.0f;
         for (uint c = 0; c < dvc; ++c)
-            acc[r][c] = (float16)0.0f;
+            acc[r][c] = comp[r][c] = (float16)0.0f;
     }
 
     fused_masks mk;
@@ -141,8 +145,8 @@ __kernel void fused_cpu_rows(
                 qr[t] = q + q_off + b * q_sb + h * q_sh + i * q_ss;
             }
 
-            /* S = Q K^T (K carries the scale): 4 rows x 64 keys in 16
-               float16 registers. */
+            /* S = Q K^T * scale: 4 rows x 64 keys in 16 float16
+               registers. */
             float16 s[FC_RT][4];
             for (uint t = 0; t < FC_RT; ++t)
                 for (uint c = 0; c < 4; ++c)
@@ -166,6 +170,8 @@ __kernel void fused_cpu_rows(
             float corr[FC_RT];
             for (uint t = 0; t < FC_RT; ++t) {
                 const uint r = min(r0 + t, last_row), i = i0 + r;
+                for (uint c = 0; c < 4; ++c)
+                    s[t][c] *= scale;
                 mk.m_row = m_off + b * m_sb + h * m_sh + i * m_ss;
                 mk.causal_last = fused_causal_last(i, causal_shift);
                 if (fused_block_needs_mask(j0, FC_BK, &mk))
@@ -178,10 +184,10 @@ __kernel void fused_cpu_rows(
                 const float base = fused_max_base(m_new);
                 /* The max rarely moves after the first blocks: skip the
                    rescale's exp2 then. */
-                corr[t] = m_new == m[r] ? 1.0f : exp2(m[r] - base);
+                corr[t] = m_new == m[r] ? 1.0f : fused_weight1(m[r], base);
                 float16 psum = (float16)0.0f;
                 for (uint c = 0; c < 4; ++c) {
-                    float16 p = fused_exp2_neg16(s[t][c] - base);
+                    float16 p = fused_weights16(s[t][c], base);
                     psum += p;
                     if (drop_threshold)
                         p = fused_dropout16(
@@ -193,7 +199,9 @@ __kernel void fused_cpu_rows(
                 /* Rows past `rows` repeat the last row; they update their
                    own (unused) slot only when it is the last row itself. */
                 if (r0 + t == r) {
-                    l[r] = l[r] * corr[t] + fused_hsum16(psum);
+                    l[r] *= corr[t];
+                    lc[r] *= corr[t];
+                    fused_kahan1(&l[r], &lc[r], fused_hsum16(psum));
                     m[r] = m_new;
                 } else {
                     corr[t] = 1.0f;
@@ -202,12 +210,13 @@ __kernel void fused_cpu_rows(
                 }
             }
 
-            /* O = O * corr + P V, 64 output features at a time. */
+            /* O = O * corr + P V, 64 output features at a time: the
+               block's P V in registers, then a compensated add. */
             for (uint cg = 0; cg < dvc; cg += 4) {
                 float16 a[FC_RT][4];
                 for (uint t = 0; t < FC_RT; ++t)
                     for (uint c = 0; c < 4; ++c)
-                        a[t][c] = acc[r0 + t][cg + c] * corr[t];
+                        a[t][c] = (float16)0.0f;
                 for (uint jj = 0; jj < FC_BK; ++jj) {
                     __global const float *vr = vb + jj * dv_pad + cg * 16;
                     const float16 v0 = vload16(0, vr), v1 = vload16(1, vr),
@@ -222,8 +231,13 @@ __kernel void fused_cpu_rows(
                     }
                 }
                 for (uint t = 0; t < FC_RT; ++t)
-                    for (uint c = 0; c < 4; ++c)
-                        acc[r0 + t][cg + c] = a[t][c];
+                    for (uint c = 0; c < 4; ++c) {
+                        float16 *sum = &acc[r0 + t][cg + c];
+                        float16 *cc = &comp[r0 + t][cg + c];
+                        *sum *= corr[t];
+                        *cc *= corr[t];
+                        fused_kahan16(sum, cc, a[t][c]);
+                    }
             }
         }
     }
@@ -251,7 +265,7 @@ __kernel void fused_cpu_decode(
     __global const uchar *mask_bool, __global const float *mask_add,
     ulong m_off, ulong m_sb, ulong m_sh, ulong m_ss,
     __global const int *key_len, uint heads_q, uint group, uint seq_q,
-    uint seq_kv, uint head_dim, uint head_dim_v, float scale_log2, int causal,
+    uint seq_kv, uint head_dim, uint head_dim_v, float scale, int causal,
     long causal_shift, uint drop_threshold, float drop_scale, ulong drop_seed,
     ulong drop_offset, uint split_keys, __global float *part, uint bh_begin)
 {
@@ -273,17 +287,17 @@ __kernel void fused_cpu_decode(
     __global const float *kh = k + k_off + b * k_sb + hk * k_sh;
     __global const float *vh = v + v_off + b * v_sb + hk * v_sh;
 
-    float16 qv[FD_ROWS][FC_DVC], acc[FD_ROWS][FC_DVC];
-    float m[FD_ROWS], l[FD_ROWS];
+    float16 qv[FD_ROWS][FC_DVC], acc[FD_ROWS][FC_DVC], comp[FD_ROWS][FC_DVC];
+    float m[FD_ROWS], l[FD_ROWS], lc[FD_ROWS];
     for (uint r = 0; r < FD_ROWS; ++r) {
         __global const float *qrow =
             q + q_off + b * q_sb + h * q_sh + (i0 + min(r, rows - 1)) * q_ss;
         for (uint c = 0; c < dc; ++c)
-            qv[r][c] = fused_load16(qrow, c, head_dim) * scale_log2;
+            qv[r][c] = fused_load16(qrow, c, head_dim);
         for (uint c = 0; c < dvc; ++c)
-            acc[r][c] = (float16)0.0f;
+            acc[r][c] = comp[r][c] = (float16)0.0f;
         m[r] = -INFINITY;
-        l[r] = 0.0f;
+        l[r] = lc[r] = 0.0f;
     }
 
     fused_masks mk;
@@ -309,7 +323,7 @@ __kernel void fused_cpu_decode(
                     dot[r] = fma(qv[r][c], kc, dot[r]);
             }
             for (uint r = 0; r < rows; ++r)
-                s[r][t] = fused_hsum16(dot[r]);
+                s[r][t] = fused_hsum16(dot[r]) * scale;
         }
         float p[FD_ROWS][16], corr[FD_ROWS];
         for (uint r = 0; r < rows; ++r) {
@@ -319,9 +333,11 @@ __kernel void fused_cpu_decode(
             float16 x = fused_mask16(vload16(0, s[r]), j0, &mk);
             const float m_new = fmax(m[r], fused_hmax16(x));
             const float base = fused_max_base(m_new);
-            corr[r] = exp2(m[r] - base);
-            float16 pv = fused_exp2_neg16(x - base);
-            l[r] = l[r] * corr[r] + fused_hsum16(pv);
+            corr[r] = fused_weight1(m[r], base);
+            float16 pv = fused_weights16(x, base);
+            l[r] *= corr[r];
+            lc[r] *= corr[r];
+            fused_kahan1(&l[r], &lc[r], fused_hsum16(pv));
             m[r] = m_new;
             if (drop_threshold)
                 pv = fused_dropout16(
@@ -329,18 +345,27 @@ __kernel void fused_cpu_decode(
                     drop_threshold, drop_scale, drop_seed, drop_offset);
             vstore16(pv, 0, p[r]);
         }
+        /* The 16 keys' P V, then a compensated add to the rescaled
+           accumulator. */
+        float16 blk[FD_ROWS][FC_DVC];
         for (uint r = 0; r < rows; ++r)
             for (uint c = 0; c < dvc; ++c)
-                acc[r][c] *= corr[r];
+                blk[r][c] = (float16)0.0f;
         const uint n = min(16u, key_end - j0);
         for (uint t = 0; t < n; ++t) {
             __global const float *vrow = vh + (j0 + t) * v_ss;
             for (uint c = 0; c < dvc; ++c) {
                 const float16 vc = fused_load16(vrow, c, head_dim_v);
                 for (uint r = 0; r < rows; ++r)
-                    acc[r][c] = fma((float16)p[r][t], vc, acc[r][c]);
+                    blk[r][c] = fma((float16)p[r][t], vc, blk[r][c]);
             }
         }
+        for (uint r = 0; r < rows; ++r)
+            for (uint c = 0; c < dvc; ++c) {
+                acc[r][c] *= corr[r];
+                comp[r][c] *= corr[r];
+                fused_kahan16(&acc[r][c], &comp[r][c], blk[r][c]);
+            }
     }
 
     for (uint r = 0; r < rows; ++r) {

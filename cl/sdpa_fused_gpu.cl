@@ -25,7 +25,7 @@ __kernel void fused_gpu_tiles(
     __global const uchar *mask_bool, __global const float *mask_add,
     ulong m_off, ulong m_sb, ulong m_sh, ulong m_ss,
     __global const int *key_len, uint heads_q, uint group, uint seq_q,
-    uint seq_kv, uint head_dim, uint head_dim_v, float scale_log2, int causal,
+    uint seq_kv, uint head_dim, uint head_dim_v, float scale, int causal,
     long causal_shift, uint drop_threshold, float drop_scale, ulong drop_seed,
     ulong drop_offset, uint split_keys, __global float *part, uint bh_begin,
     __local float *ktile, __local float *vtile, uint tile_keys)
@@ -50,13 +50,15 @@ __kernel void fused_gpu_tiles(
     __global const float *vh = v + v_off + b * v_sb + hk * v_sh;
     const uint row = active ? i : last_row;
 
-    float qv[FG_DMAX], acc[FG_DMAX];
+    /* acc holds the finished tiles' P V with Kahan compensation comp;
+       tacc the current tile's. */
+    float qv[FG_DMAX], acc[FG_DMAX], comp[FG_DMAX], tacc[FG_DMAX];
     __global const float *qrow = q + q_off + b * q_sb + h * q_sh + row * q_ss;
     for (uint d = 0; d < head_dim; ++d)
-        qv[d] = qrow[d] * scale_log2;
+        qv[d] = qrow[d];
     for (uint c = 0; c < head_dim_v; ++c)
-        acc[c] = 0.0f;
-    float m = -INFINITY, l = 0.0f;
+        acc[c] = comp[c] = 0.0f;
+    float m = -INFINITY, l = 0.0f, lc = 0.0f;
 
     fused_masks mk;
     mk.mask_bool = mask_bool;
@@ -78,23 +80,31 @@ __kernel void fused_gpu_tiles(
         barrier(CLK_LOCAL_MEM_FENCE);
         if (!active)
             continue;
+        float tl = 0.0f;
+        for (uint c = 0; c < head_dim_v; ++c)
+            tacc[c] = 0.0f;
         for (uint jj = 0; jj < n; ++jj) {
             __local const float *kr = ktile + jj * head_dim;
             float s = 0.0f;
             for (uint d = 0; d < head_dim; ++d)
                 s = fma(qv[d], kr[d], s);
-            s = fused_mask1(s, j0 + jj, &mk);
+            s = fused_mask1(s * scale, j0 + jj, &mk);
             if (s == -INFINITY)
                 continue; /* p = 0: nothing to add, max unchanged */
             if (s > m) {
-                const float corr = exp2(m - s);
+                const float corr = fused_weight1(m, s);
                 l *= corr;
-                for (uint c = 0; c < head_dim_v; ++c)
+                lc *= corr;
+                tl *= corr;
+                for (uint c = 0; c < head_dim_v; ++c) {
                     acc[c] *= corr;
+                    comp[c] *= corr;
+                    tacc[c] *= corr;
+                }
                 m = s;
             }
-            float p = exp2(s - m);
-            l += p;
+            float p = fused_weight1(s, m);
+            tl += p;
             if (drop_threshold)
                 p = dropout_keep(drop_seed, drop_offset, drop_first + j0 + jj,
                                  drop_threshold)
@@ -102,8 +112,11 @@ __kernel void fused_gpu_tiles(
                         : 0.0f;
             __local const float *vr = vtile + jj * head_dim_v;
             for (uint c = 0; c < head_dim_v; ++c)
-                acc[c] = fma(p, vr[c], acc[c]);
+                tacc[c] = fma(p, vr[c], tacc[c]);
         }
+        fused_kahan1(&l, &lc, tl);
+        for (uint c = 0; c < head_dim_v; ++c)
+            fused_kahan1(&acc[c], &comp[c], tacc[c]);
     }
     if (!active)
         return;
@@ -123,5 +136,5 @@ __kernel void fused_gpu_tiles(
         orow[c] = l == 0.0f ? 0.0f : acc[c] * inv;
     if (lse)
         lse[l_off + b * l_sb + h * l_sh + i * l_ss] =
-            l == 0.0f ? -INFINITY : (m + log2(l)) * FUSED_LN2;
+            l == 0.0f ? -INFINITY : m + log(l);
 }

@@ -1,8 +1,8 @@
 /* Fused SDPA, split keys: combines the partial results of the key slices
    of each row by their log-sum-exp. Partial s of row i holds the
    unnormalized accumulator acc_s (head_dim_v floats), its running max m_s
-   (log2 units) and sum l_s; then with M = max m_s and w_s = 2^(m_s - M):
-   out = sum(w_s acc_s) / sum(w_s l_s), lse = (M + log2(sum(w_s l_s))) ln 2.
+   and sum l_s; then with M = max m_s and w_s = e^(m_s - M):
+   out = sum(w_s acc_s) / sum(w_s l_s), lse = M + log(sum(w_s l_s)).
    A row whose slices are all empty (every key masked) gives zeros and
    lse = -inf, as the unsplit kernels do. One work-item per row. */
 #ifndef CLATTN_EMBEDDED
@@ -36,7 +36,7 @@ __kernel void fused_merge(__global const float *part, uint nsplit,
     for (uint s = 0; s < nsplit; ++s) {
         __global const float *ps = first + s * step;
         if (ps[head_dim_v + 1] != 0.0f)
-            total += ps[head_dim_v + 1] * exp2(ps[head_dim_v] - base);
+            total += ps[head_dim_v + 1] * fused_weight1(ps[head_dim_v], base);
     }
     const float inv = 1.0f / total;
     __global float *orow = o + o_off + b * o_sb + h * o_sh + i * o_ss;
@@ -45,11 +45,11 @@ __kernel void fused_merge(__global const float *part, uint nsplit,
         for (uint s = 0; s < nsplit; ++s) {
             __global const float *ps = first + s * step;
             if (ps[head_dim_v + 1] != 0.0f)
-                sum += ps[c] * exp2(ps[head_dim_v] - base);
+                sum += ps[c] * fused_weight1(ps[head_dim_v], base);
         }
         orow[c] = total == 0.0f ? 0.0f : sum * inv;
     }
     if (lse)
         lse[l_off + b * l_sb + h * l_sh + i * l_ss] =
-            total == 0.0f ? -INFINITY : (mx + log2(total)) * FUSED_LN2;
+            total == 0.0f ? -INFINITY : mx + log(total);
 }

@@ -60,9 +60,15 @@ sdpa_softmax(__global float *s, long s_off, ulong s_sb, ulong s_sh, ulong s_ss,
         return;
     }
 
-    float sum = 0.0f;
-    for (uint j = lid; j < seq_kv; j += SOFTMAX_WG)
-        sum += exp(row[j] - m);
+    /* Kahan: each work-item sums seq_kv / SOFTMAX_WG weights, and a plain
+       running sum of that many near-equal terms drifts by about n * eps. */
+    float sum = 0.0f, comp = 0.0f;
+    for (uint j = lid; j < seq_kv; j += SOFTMAX_WG) {
+        const float y = exp(row[j] - m) - comp;
+        const float t = sum + y;
+        comp = (t - sum) - y;
+        sum = t;
+    }
     sum = group_reduce(scratch, sum, 0);
     if (lse && lid == 0)
         lse[l_off + b * l_sb + h * l_sh + i * l_ss] = m + log(sum);

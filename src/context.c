@@ -80,11 +80,44 @@ static int has_extension(cl_device_id device, const char *name)
     return found;
 }
 
+/* A byte count from the environment: decimal digits only, no sign, no
+   overflow, at least 1. strtoull alone would read "-18446744073709551615"
+   as 1 and "12abc" as 12. Returns 1 and *out on success, else 0 with the
+   reason in why. */
+static int parse_env_bytes(const char *text, unsigned long long *out,
+                           const char **why)
+{
+    unsigned long long v = 0;
+    if (!*text) {
+        *why = "empty";
+        return 0;
+    }
+    for (const char *c = text; *c; ++c) {
+        if (*c < '0' || *c > '9') {
+            *why = "not a decimal byte count (digits only)";
+            return 0;
+        }
+        if (__builtin_mul_overflow(v, 10ull, &v) ||
+            __builtin_add_overflow(v, (unsigned long long)(*c - '0'), &v)) {
+            *why = "too large";
+            return 0;
+        }
+    }
+    if (v == 0) {
+        *why = "0 bytes";
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
 /* Score scratch of the unfused path: at most 256 MiB, a quarter of the
    device memory, or one allocation; $CLATTN_UNFUSED_SCRATCH_BYTES lowers
    it (a memory cap for callers, and how the tests reach the chunked path
-   with small shapes). */
-static size_t scratch_limit(const clattn_info *in)
+   with small shapes). A value that is malformed, or not below the default,
+   is ignored, and the reason is kept in ctx->env_note (appended to the
+   selection log). */
+static size_t scratch_limit(clattn_context *ctx, const clattn_info *in)
 {
     size_t limit = (size_t)256 << 20;
     if (in->max_alloc_bytes < limit)
@@ -92,10 +125,17 @@ static size_t scratch_limit(const clattn_info *in)
     if (in->global_mem_bytes / 4 < limit)
         limit = (size_t)(in->global_mem_bytes / 4);
     const char *env = getenv("CLATTN_UNFUSED_SCRATCH_BYTES");
-    if (env && *env) {
-        char *end;
-        unsigned long long v = strtoull(env, &end, 10);
-        if (*end == '\0' && v > 0 && v < limit)
+    ctx->env_note[0] = '\0';
+    if (env) {
+        unsigned long long v = 0;
+        const char *why = NULL;
+        if (!parse_env_bytes(env, &v, &why) || v >= limit)
+            snprintf(ctx->env_note, sizeof ctx->env_note,
+                     "CLATTN_UNFUSED_SCRATCH_BYTES=%.40s%s ignored: %s (the "
+                     "limit stays %zu)\n",
+                     env, strlen(env) > 40 ? "..." : "",
+                     why ? why : "not below the default limit", limit);
+        else
             limit = (size_t)v;
     }
     return limit;
@@ -154,7 +194,7 @@ static void fill_device_info(clattn_context *ctx)
                     NULL);
     in->has_fp16 = has_extension(dev, "cl_khr_fp16");
     in->has_fp64 = has_extension(dev, "cl_khr_fp64");
-    ctx->scratch_limit = scratch_limit(in);
+    ctx->scratch_limit = scratch_limit(ctx, in);
     ctx->fused_variant = fused_variant_for(dev, in->device_type);
 }
 
@@ -200,6 +240,14 @@ static void log_append(clattn_info *info, const device_desc *d,
     snprintf(info->selection_log + used, sizeof info->selection_log - used,
              "%d:%d %s (%s): %s%.*s\n", d->platform_index, d->device_index,
              d->name, device_type_name(d->type), what, (int)why_len, why);
+}
+
+/* Appends a line that is not about a candidate (an ignored setting). */
+static void log_note(clattn_info *info, const char *note)
+{
+    size_t used = strlen(info->selection_log);
+    snprintf(info->selection_log + used, sizeof info->selection_log - used,
+             "%s", note);
 }
 
 /* Lists the devices in the error text when a selector matched none. */
@@ -313,6 +361,7 @@ clattn_status clattn_context_create(const clattn_context_options *opts,
     if (status == CLATTN_SUCCESS)
         status = select_and_open(ctx, selector, !opts->no_fallback);
     if (status == CLATTN_SUCCESS) {
+        log_note(&ctx->info, ctx->env_note);
         ctx->usable = 1;
         ctx_clear_error(ctx);
     }
@@ -361,6 +410,7 @@ clattn_status clattn_context_create_from_queue(cl_command_queue queue,
     }
     snprintf(ctx->info.selection_log, sizeof ctx->info.selection_log,
              "%s: given by the caller's queue\n", ctx->info.device_name);
+    log_note(&ctx->info, ctx->env_note);
     ctx->usable = 1;
     return CLATTN_SUCCESS;
 }

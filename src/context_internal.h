@@ -19,6 +19,7 @@ struct clattn_context {
     clattn_info info;
     clattn_programs programs;
     size_t scratch_limit; /* bytes of score scratch per call (unfused) */
+    char env_note[160];   /* why an environment setting was ignored */
     clattn_sdpa_path fused_variant; /* FUSED_CPU or FUSED_GPU, by device */
     /* $CLATTN_SDPA_PATH: what AUTO runs for requests without probs
        (AUTO = its own choice) */

@@ -4,19 +4,10 @@
 #include "context_internal.h"
 #include "device_memory.h"
 #include "sdpa_problem.h"
+#include "wait_list.h"
 
 #include <stdio.h>
 #include <string.h>
-
-static clattn_status check_wait_list(clattn_context *ctx, cl_uint n,
-                                     const cl_event *list)
-{
-    if ((n > 0) != (list != NULL))
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "event wait list: count %u with a %s list",
-                         (unsigned)n, list ? "non-NULL" : "NULL");
-    return CLATTN_SUCCESS;
-}
 
 static clattn_status check_path(clattn_context *ctx, clattn_sdpa_path path)
 {
@@ -29,7 +20,7 @@ static clattn_status check_path(clattn_context *ctx, clattn_sdpa_path path)
 /* What runs: UNFUSED, FUSED_CPU or FUSED_GPU. AUTO takes the fused path
    whenever it supports the request (no probs, head dims within its limit),
    else the unfused one; $CLATTN_SDPA_PATH (ctx->auto_path) can pin AUTO's
-   choice for requests without probs. An explicit fused path is never
+   choice for requests the fused path supports. An explicit fused path is never
    swapped for the unfused one: sdpa_fused_enqueue refuses what it cannot
    do. */
 static clattn_sdpa_path resolve_path(clattn_context *ctx, const sdpa_problem *p,
@@ -39,12 +30,15 @@ static clattn_sdpa_path resolve_path(clattn_context *ctx, const sdpa_problem *p,
     if (path == CLATTN_SDPA_PATH_AUTO) {
         if (views->probs.buffer)
             return CLATTN_SDPA_PATH_UNFUSED;
-        if (ctx->auto_path != CLATTN_SDPA_PATH_AUTO)
-            path = ctx->auto_path;
-        else if (sdpa_fused_check(ctx, p, views) == CLATTN_SUCCESS)
-            path = CLATTN_SDPA_PATH_FUSED;
-        else
+        /* The pin picks among the paths AUTO may take; it never turns a
+           request AUTO runs into an error (head dims over the fused
+           limit still run unfused). */
+        if (sdpa_fused_check(ctx, p, views) != CLATTN_SUCCESS)
             path = CLATTN_SDPA_PATH_UNFUSED;
+        else if (ctx->auto_path != CLATTN_SDPA_PATH_AUTO)
+            path = ctx->auto_path;
+        else
+            path = CLATTN_SDPA_PATH_FUSED;
         ctx_clear_error(ctx); /* the check's reason is not this call's error */
     }
     if (path == CLATTN_SDPA_PATH_FUSED)
@@ -87,7 +81,7 @@ clattn_status clattn_sdpa_on_queue(clattn_context *ctx, cl_command_queue queue,
     sdpa_views views;
     clattn_status s;
     if ((s = sdpa_problem_init(ctx, desc, &p)) || (s = check_path(ctx, path)) ||
-        (s = check_wait_list(ctx, num_events_in_wait_list, event_wait_list)) ||
+        (s = wait_list_check(ctx, num_events_in_wait_list, event_wait_list)) ||
         (queue && (s = check_queue(ctx, queue))) ||
         (s = sdpa_views_check(ctx, &p, tensors, &views)))
         return s;

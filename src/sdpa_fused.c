@@ -4,6 +4,7 @@
    is split into so that every compute unit has work, and enqueues the
    chain: pack (CPU rows) -> attention -> merge (split). See cl/sdpa_fused_*.cl.
  */
+#include "checked_math.h"
 #include "context_internal.h"
 #include "device_memory.h"
 #include "kernel_args.h"
@@ -11,8 +12,6 @@
 
 #include <stdio.h>
 #include <string.h>
-
-#define FUSED_LOG2E 1.4426950408889634
 
 /* Must match cl/sdpa_fused_cpu.cl and cl/sdpa_fused_gpu.cl. */
 #define FUSED_HEAD_DIM_MAX 256
@@ -46,6 +45,11 @@ typedef struct fused_plan {
     size_t nblk, dv_pad; /* CPU rows: packed K/V geometry */
     cl_mem key_len, kp, vp, part;
 } fused_plan;
+
+/* Bytes of each buffer a plan makes (0 = none). */
+typedef struct fused_bytes {
+    size_t key_len, kp, vp, part;
+} fused_bytes;
 
 static size_t div_up(size_t a, size_t b)
 {
@@ -130,12 +134,6 @@ static clattn_status make_buffer(clattn_context *ctx, const char *what,
                                  size_t bytes, cl_mem_flags flags, void *host,
                                  cl_mem *out)
 {
-    if (bytes > ctx->info.max_alloc_bytes)
-        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
-                         "fused path: %s needs %zu bytes in one buffer; the "
-                         "device allocates at most %llu",
-                         what, bytes,
-                         (unsigned long long)ctx->info.max_alloc_bytes);
     cl_int err;
     *out = ctx_buffer_create(ctx, flags, bytes, host, &err);
     if (err != CL_SUCCESS) {
@@ -154,37 +152,81 @@ static void release_plan(clattn_context *ctx, fused_plan *plan)
     ctx_buffer_release(ctx, plan->part);
 }
 
-/* Sizes are bounded by the validated problem (every tensor's byte count
-   fits size_t); the packed and partial buffers add at most a block of
-   padding per head, and the split count is small. */
-static clattn_status plan_buffers(clattn_context *ctx, const sdpa_problem *p,
-                                  fused_plan *plan)
+/* The byte count of a buffer of n factors, or UNSUPPORTED when it does not
+   fit one allocation. The problem's own tensors were checked, but with
+   broadcast (stride-0) inputs their logical shapes may be far larger than
+   any real buffer, and the padded copies made here may overflow size_t:
+   that must never wrap to a small size. */
+static clattn_status size_buffer(clattn_context *ctx, const char *what,
+                                 const size_t *factors, size_t n, size_t *bytes)
 {
+    if (checked_product(factors, n, bytes))
+        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                         "fused path: %s would need more than SIZE_MAX "
+                         "bytes in one buffer",
+                         what);
+    if (*bytes > ctx->info.max_alloc_bytes)
+        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                         "fused path: %s needs %zu bytes in one buffer; the "
+                         "device allocates at most %llu",
+                         what, *bytes,
+                         (unsigned long long)ctx->info.max_alloc_bytes);
+    return CLATTN_SUCCESS;
+}
+
+/* Every buffer of the plan is sized (and refused) before any is made. */
+static clattn_status plan_sizes(clattn_context *ctx, const sdpa_problem *p,
+                                const fused_plan *plan, fused_bytes *b)
+{
+    const size_t f = sizeof(float);
     clattn_status s = CLATTN_SUCCESS;
-    const size_t bhk = p->batch * p->heads_kv;
-    if (p->key_lengths)
-        s = make_buffer(ctx, "key lengths", p->batch * sizeof(cl_int),
-                        CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
-                        (void *)p->key_lengths, &plan->key_len);
-    if (!s && plan->kind == FUSED_CPU_ROWS) {
-        const size_t keys = plan->nblk * FC_BK;
-        s = make_buffer(ctx, "packed K", bhk * keys * p->head_dim * 4,
-                        CL_MEM_READ_WRITE, NULL, &plan->kp);
-        if (!s)
-            s = make_buffer(ctx, "packed V", bhk * keys * plan->dv_pad * 4,
-                            CL_MEM_READ_WRITE, NULL, &plan->vp);
+    memset(b, 0, sizeof *b);
+    if (p->key_lengths) {
+        const size_t kl[2] = {p->batch, sizeof(cl_int)};
+        s = size_buffer(ctx, "key lengths", kl, 2, &b->key_len);
     }
-    if (!s && plan->nsplit > 1)
-        s = make_buffer(ctx, "split partials",
-                        p->batch * p->heads_q * plan->nsplit * p->seq_q *
-                            (p->head_dim_v + 2) * sizeof(float),
-                        CL_MEM_READ_WRITE, NULL, &plan->part);
+    if (!s && plan->kind == FUSED_CPU_ROWS) {
+        const size_t kp[5] = {p->batch, p->heads_kv, plan->nblk, FC_BK,
+                              p->head_dim * f};
+        const size_t vp[5] = {p->batch, p->heads_kv, plan->nblk, FC_BK,
+                              plan->dv_pad * f};
+        if (!(s = size_buffer(ctx, "packed K", kp, 5, &b->kp)))
+            s = size_buffer(ctx, "packed V", vp, 5, &b->vp);
+    }
+    if (!s && plan->nsplit > 1) {
+        const size_t part[6] = {p->batch, p->heads_q,        plan->nsplit,
+                                p->seq_q, p->head_dim_v + 2, f};
+        s = size_buffer(ctx, "split partials", part, 6, &b->part);
+    }
     return s;
 }
 
-static clattn_status make_plan(clattn_context *ctx, const sdpa_problem *p,
-                               clattn_sdpa_path variant, cl_kernel gpu_kernel,
-                               fused_plan *plan)
+static clattn_status plan_buffers(clattn_context *ctx, const sdpa_problem *p,
+                                  const fused_bytes *b, fused_plan *plan)
+{
+    clattn_status s = CLATTN_SUCCESS;
+    if (b->key_len)
+        s = make_buffer(ctx, "key lengths", b->key_len,
+                        CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                        (void *)p->key_lengths, &plan->key_len);
+    if (!s && b->kp)
+        s = make_buffer(ctx, "packed K", b->kp, CL_MEM_READ_WRITE, NULL,
+                        &plan->kp);
+    if (!s && b->vp)
+        s = make_buffer(ctx, "packed V", b->vp, CL_MEM_READ_WRITE, NULL,
+                        &plan->vp);
+    if (!s && b->part)
+        s = make_buffer(ctx, "split partials", b->part, CL_MEM_READ_WRITE, NULL,
+                        &plan->part);
+    return s;
+}
+
+/* Which kernel, its geometry, the key splits and the buffer sizes: every
+   check, no allocation. */
+static clattn_status plan_geometry(clattn_context *ctx, const sdpa_problem *p,
+                                   clattn_sdpa_path variant,
+                                   cl_kernel gpu_kernel, fused_plan *plan,
+                                   fused_bytes *bytes)
 {
     memset(plan, 0, sizeof *plan);
     clattn_status s;
@@ -207,7 +249,7 @@ static clattn_status make_plan(clattn_context *ctx, const sdpa_problem *p,
        GPU kernel takes any start, 64 keeps tiles whole. */
     choose_splits(ctx, p, units, plan->kind == FUSED_CPU_DECODE ? 16 : FC_BK,
                   plan);
-    return plan_buffers(ctx, p, plan);
+    return plan_sizes(ctx, p, plan, bytes);
 }
 
 /* Arguments shared by every attention kernel, after Q (and K, V). */
@@ -232,7 +274,7 @@ static void arg_tail(kernel_args *a, const sdpa_problem *p, const sdpa_views *v,
         arg_uint(a, (cl_uint)plan->dv_pad);
         arg_uint(a, (cl_uint)plan->nblk);
     }
-    arg_float(a, (float)(p->scale * FUSED_LOG2E));
+    arg_float(a, p->scale);
     arg_int(a, p->causal != CLATTN_CAUSAL_NONE);
     arg_long(a, p->causal_shift);
     arg_uint(a, p->drop_threshold);
@@ -324,7 +366,6 @@ static clattn_status enqueue_pack(clattn_context *ctx, cl_command_queue queue,
     arg_uint(&a, (cl_uint)p->head_dim_v);
     arg_uint(&a, (cl_uint)plan->dv_pad);
     arg_uint(&a, (cl_uint)plan->nblk);
-    arg_float(&a, (float)(p->scale * FUSED_LOG2E)); /* K carries the scale */
     arg_uint(&a, 0);
     if (a.err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clSetKernelArg (fused_pack_kv)", a.err);
@@ -441,8 +482,10 @@ clattn_status sdpa_fused_enqueue(clattn_context *ctx, cl_command_queue queue,
     fused_plan plan;
     cl_event last = NULL;
     memset(&plan, 0, sizeof plan);
+    fused_bytes bytes;
     if (!(s = create_kernels(ctx, variant, p, &k)) &&
-        !(s = make_plan(ctx, p, variant, k.attention, &plan)))
+        !(s = plan_geometry(ctx, p, variant, k.attention, &plan, &bytes)) &&
+        !(s = plan_buffers(ctx, p, &bytes, &plan)))
         s = enqueue_all(ctx, queue, p, v, &k, &plan, num_wait, wait, &last);
     /* Released buffers live until the enqueued kernels finish. */
     release_plan(ctx, &plan);
@@ -451,5 +494,26 @@ clattn_status sdpa_fused_enqueue(clattn_context *ctx, cl_command_queue queue,
         *done = last;
     else if (last)
         clReleaseEvent(last);
+    return s;
+}
+
+clattn_status sdpa_fused_plan_bytes(clattn_context *ctx, const sdpa_problem *p,
+                                    clattn_sdpa_path variant, size_t *total)
+{
+    fused_kernels k = {0};
+    fused_plan plan;
+    fused_bytes b;
+    memset(&plan, 0, sizeof plan);
+    clattn_status s = create_kernels(ctx, variant, p, &k);
+    if (!s)
+        s = plan_geometry(ctx, p, variant, k.attention, &plan, &b);
+    release_kernels(&k);
+    size_t sum = 0;
+    if (!s && (checked_add(b.key_len, b.kp, &sum) ||
+               checked_add(sum, b.vp, &sum) || checked_add(sum, b.part, &sum)))
+        s = ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                      "fused path: its buffers together exceed SIZE_MAX");
+    if (!s)
+        *total = sum;
     return s;
 }

@@ -61,4 +61,10 @@ clattn_status sdpa_fused_enqueue(clattn_context *ctx, cl_command_queue queue,
                                  clattn_sdpa_path variant, cl_uint num_wait,
                                  const cl_event *wait, cl_event *done);
 
+/* The device memory sdpa_fused_enqueue would allocate for p on variant
+   (every buffer together), or the status it would refuse p with; nothing is
+   allocated or enqueued. For the tests of the size checks. */
+clattn_status sdpa_fused_plan_bytes(clattn_context *ctx, const sdpa_problem *p,
+                                    clattn_sdpa_path variant, size_t *total);
+
 #endif

@@ -42,6 +42,39 @@ static int view_overlaps(const size_t dims[4], const size_t strides[4])
     return 0;
 }
 
+clattn_status mem_check(clattn_context *ctx, const char *name, cl_mem buffer,
+                        int is_output, size_t *size)
+{
+    cl_context owner = NULL;
+    cl_mem_flags flags = 0;
+    cl_int err =
+        clGetMemObjectInfo(buffer, CL_MEM_CONTEXT, sizeof owner, &owner, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetMemObjectInfo(buffer, CL_MEM_SIZE, sizeof *size, size, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetMemObjectInfo(buffer, CL_MEM_FLAGS, sizeof flags, &flags,
+                                 NULL);
+    if (err != CL_SUCCESS)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "%s: not a valid cl_mem (%s)", name,
+                         cl_error_name(err));
+    if (owner != ctx->cl_ctx)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "%s: buffer belongs to another OpenCL context", name);
+    /* A kernel writing a CL_MEM_READ_ONLY buffer, or reading a
+       CL_MEM_WRITE_ONLY one, is undefined behaviour in OpenCL: refuse it
+       here rather than let a driver silently drop or garble the data. */
+    if (is_output && (flags & CL_MEM_READ_ONLY))
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "%s: an output buffer was created CL_MEM_READ_ONLY",
+                         name);
+    if (!is_output && (flags & CL_MEM_WRITE_ONLY))
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "%s: an input buffer was created CL_MEM_WRITE_ONLY",
+                         name);
+    return CLATTN_SUCCESS;
+}
+
 clattn_status view_check(clattn_context *ctx, const char *name,
                          const clattn_tensor *t, const size_t dims[4],
                          size_t elem_size, int is_output, checked_view *out)
@@ -72,20 +105,10 @@ clattn_status view_check(clattn_context *ctx, const char *name,
     out->end = end;
     out->elem_size = elem_size;
 
-    cl_context owner = NULL;
     size_t have = 0;
-    cl_int err = clGetMemObjectInfo(t->buffer, CL_MEM_CONTEXT, sizeof owner,
-                                    &owner, NULL);
-    if (err == CL_SUCCESS)
-        err = clGetMemObjectInfo(t->buffer, CL_MEM_SIZE, sizeof have, &have,
-                                 NULL);
-    if (err != CL_SUCCESS)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "%s: not a valid cl_mem (%s)", name,
-                         cl_error_name(err));
-    if (owner != ctx->cl_ctx)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "%s: buffer belongs to another OpenCL context", name);
+    clattn_status s = mem_check(ctx, name, t->buffer, is_output, &have);
+    if (s != CLATTN_SUCCESS)
+        return s;
     if (bytes > have)
         return ctx_error(ctx, CLATTN_ERROR_BUFFER_TOO_SMALL,
                          "%s: the view reaches byte %zu but the buffer has %zu",

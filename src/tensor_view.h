@@ -15,9 +15,16 @@ typedef struct checked_view {
     size_t elem_size;  /* bytes per element */
 } checked_view;
 
+/* Validates buffer as an argument named name: a valid cl_mem of this
+   context whose CL_MEM_FLAGS allow the access (an output not
+   CL_MEM_READ_ONLY, an input not CL_MEM_WRITE_ONLY); *size gets its
+   CL_MEM_SIZE. */
+clattn_status mem_check(clattn_context *ctx, const char *name, cl_mem buffer,
+                        int is_output, size_t *size);
+
 /* Validates t as a [dims] view of elem_size-byte elements: a buffer of this
-   context, feature stride 1 (when dims[3] > 1), an extent that does not
-   overflow and fits in the buffer's CL_MEM_SIZE, and for outputs no two
+   context (mem_check), feature stride 1 (when dims[3] > 1), an extent that does
+   not overflow and fits in the buffer's CL_MEM_SIZE, and for outputs no two
    elements at one address. name goes into the error text. */
 clattn_status view_check(clattn_context *ctx, const char *name,
                          const clattn_tensor *t, const size_t dims[4],

@@ -1277,19 +1277,59 @@ static void foreign(dev_call *c, long which)
     clattn_tensor_contiguous(tensor_of(c, (int)which), mem, 0, dims);
 }
 
-enum { W_ONE_NULL, W_ZERO_LIST, W_TWO_NULL, W_COMPLETED_EVENT };
+enum {
+    W_ONE_NULL,
+    W_ZERO_LIST,
+    W_TWO_NULL,
+    W_COMPLETED_EVENT,
+    W_NULL_EVENT,
+    W_SECOND_NULL,
+    W_FOREIGN_EVENT
+};
 static void wait_list(dev_call *c, long arg)
 {
+    static cl_event list[2];
     cl_int err;
-    c->user_event = clCreateUserEvent(g_info.cl_ctx, &err);
+    /* A foreign event is left incomplete: accepted, the call would hang. */
+    c->user_event = clCreateUserEvent(
+        arg == W_FOREIGN_EVENT ? g_foreign_ctx : g_info.cl_ctx, &err);
     CHECK(err == CL_SUCCESS, "clCreateUserEvent: %d", (int)err);
-    clSetUserEventStatus(c->user_event, CL_COMPLETE);
+    if (arg != W_FOREIGN_EVENT)
+        clSetUserEventStatus(c->user_event, CL_COMPLETE);
+    list[0] = c->user_event;
+    list[1] = NULL;
     switch (arg) {
     case W_ONE_NULL: c->num_wait = 1, c->wait = NULL; break;
     case W_ZERO_LIST: c->num_wait = 0, c->wait = &c->user_event; break;
     case W_TWO_NULL: c->num_wait = 2, c->wait = NULL; break;
     case W_COMPLETED_EVENT: c->num_wait = 1, c->wait = &c->user_event; break;
+    case W_NULL_EVENT: c->num_wait = 1, c->wait = &list[1]; break;
+    case W_SECOND_NULL: c->num_wait = 2, c->wait = list; break;
+    case W_FOREIGN_EVENT: c->num_wait = 1, c->wait = &c->user_event; break;
     }
+}
+
+/* A buffer whose CL_MEM_FLAGS forbid the access the kernels make: an
+   output created CL_MEM_READ_ONLY, an input CL_MEM_WRITE_ONLY. */
+static void access_flags(dev_call *c, long which)
+{
+    enable(c, (int)which);
+    size_t dims[4];
+    tensor_dims(&c->desc, (int)which, dims);
+    const size_t bytes = small_count(dims) * elem_size((int)which);
+    /* A tracked buffer (its initial bytes are kept to check for writes),
+       then swapped for a flagged one with the same bytes. */
+    new_buffer(c, bytes, fill_of((int)which));
+    cl_int err;
+    const cl_mem_flags flags =
+        is_output((int)which) ? CL_MEM_READ_ONLY : CL_MEM_WRITE_ONLY;
+    tracked *t = &c->bufs[c->nbufs - 1];
+    cl_mem mem = clCreateBuffer(g_info.cl_ctx, flags | CL_MEM_COPY_HOST_PTR,
+                                bytes, t->init, &err);
+    CHECK(err == CL_SUCCESS, "clCreateBuffer (flags): %d", (int)err);
+    clReleaseMemObject(t->mem);
+    t->mem = mem;
+    clattn_tensor_contiguous(tensor_of(c, (int)which), mem, 0, dims);
 }
 
 static void set_path(dev_call *c, long arg)
@@ -1441,6 +1481,26 @@ static const dev_case dev_cases[] = {
      CLATTN_ERROR_INVALID_ARGUMENT},
     {"wait list: 1 completed user event", wait_list, W_COMPLETED_EVENT,
      CLATTN_SUCCESS},
+    {"wait list: {NULL}", wait_list, W_NULL_EVENT,
+     CLATTN_ERROR_INVALID_ARGUMENT},
+    {"wait list: {event, NULL}", wait_list, W_SECOND_NULL,
+     CLATTN_ERROR_INVALID_ARGUMENT},
+    {"wait list: a user event of another cl_context", wait_list,
+     W_FOREIGN_EVENT, CLATTN_ERROR_INVALID_ARGUMENT},
+    {"out created CL_MEM_READ_ONLY", access_flags, T_OUT,
+     CLATTN_ERROR_INVALID_ARGUMENT},
+    {"probs created CL_MEM_READ_ONLY", access_flags, T_PROBS,
+     CLATTN_ERROR_INVALID_ARGUMENT},
+    {"lse created CL_MEM_READ_ONLY", access_flags, T_LSE,
+     CLATTN_ERROR_INVALID_ARGUMENT},
+    {"q created CL_MEM_WRITE_ONLY", access_flags, T_Q,
+     CLATTN_ERROR_INVALID_ARGUMENT},
+    {"k created CL_MEM_WRITE_ONLY", access_flags, T_K,
+     CLATTN_ERROR_INVALID_ARGUMENT},
+    {"v created CL_MEM_WRITE_ONLY", access_flags, T_V,
+     CLATTN_ERROR_INVALID_ARGUMENT},
+    {"bool mask created CL_MEM_WRITE_ONLY", access_flags, T_MASK_BOOL,
+     CLATTN_ERROR_INVALID_ARGUMENT},
     {"path UNFUSED", set_path, CLATTN_SDPA_PATH_UNFUSED, CLATTN_SUCCESS},
     {"path = 5", set_path, 5, CLATTN_ERROR_INVALID_ARGUMENT},
     {"path = -1", set_path, -1, CLATTN_ERROR_INVALID_ARGUMENT},

@@ -1,4 +1,5 @@
-/* Numerics: huge logits stay finite and correct; a NaN in one query row
+/* Numerics: huge logits stay finite and correct, up to scores near
+   FLT_MAX and scales near FLT_MAX; a NaN in one query row
    stays in that row; fully masked rows give zeros even where V holds inf
    and NaN; the same call twice gives identical bits. */
 #include "reference.h"
@@ -30,6 +31,40 @@ static void huge_logits(clattn_context *ctx)
     for (size_t i = 0; i < in.n_q; ++i)
         in.q[i] = -in.q[i];
     sdpa_case_check(ctx, "logits -1e4", &in);
+    sdpa_inputs_free(&in);
+}
+
+/* Scores near +-FLT_MAX, on the decode (seq_q <= 8) and row kernels: with
+   head_dim 1 and q = 1 the score of key j is k[j] * scale, so it can be
+   set directly. Folding log2(e) into the scale made each of these inf on
+   the fused paths (NaN or a fully masked row); the double reference is
+   finite. 70 keys cross a 64-key block. */
+enum { ONE_HUGE_SCORE, ALL_SCORES_HUGE_NEGATIVE, HUGE_SCALE };
+static void extreme_scores(clattn_context *ctx, int kind, size_t seq_q)
+{
+    static const char *names[] = {"one score 3e38", "every score -3e38",
+                                  "scale 3e38, scores 3..12"};
+    clattn_sdpa_desc d;
+    clattn_sdpa_desc_init(&d);
+    d.batch = 1, d.heads_q = 2, d.seq_q = seq_q, d.seq_kv = 70;
+    d.head_dim = 1;
+    d.scale = kind == HUGE_SCALE ? 3e38f : 1.0f;
+    sdpa_inputs in;
+    sdpa_inputs_make(&in, &d, 0, 75 + (uint64_t)kind);
+    test_rng rng = test_rng_make(76);
+    for (size_t i = 0; i < in.n_q; ++i)
+        in.q[i] = 1.0f;
+    for (size_t j = 0; j < in.n_k; ++j) {
+        if (kind == ONE_HUGE_SCORE)
+            in.k[j] = j % d.seq_kv == 37 ? 3e38f : in.k[j];
+        else if (kind == ALL_SCORES_HUGE_NEGATIVE)
+            in.k[j] = -3e38f;
+        else /* k * 3e38 in [3, 12]: k itself is a normal float */
+            in.k[j] = (float)test_rng_uniform(&rng, 1e-38, 4e-38);
+    }
+    char name[96];
+    snprintf(name, sizeof name, "%s, seq_q %zu", names[kind], seq_q);
+    sdpa_case_check(ctx, name, &in);
     sdpa_inputs_free(&in);
 }
 
@@ -118,6 +153,10 @@ int main(void)
 {
     clattn_context *ctx = test_context();
     huge_logits(ctx);
+    for (int kind = ONE_HUGE_SCORE; kind <= HUGE_SCALE; ++kind) {
+        extreme_scores(ctx, kind, 3);
+        extreme_scores(ctx, kind, 13);
+    }
     nan_stays_in_its_row(ctx);
     masked_rows_ignore_nonfinite_v(ctx);
     deterministic(ctx);

@@ -1,0 +1,131 @@
+/* Environment numbers are parsed strictly: $CLATTN_UNFUSED_SCRATCH_BYTES
+   takes effect only as plain decimal digits below the default limit; any
+   other value is ignored, never reinterpreted (strtoull read
+   "-18446744073709551615" as 1 byte), and the reason is kept in
+   clattn_info.selection_log. The effect is observed through the unfused
+   path: without probabilities one row of seq_kv scores must fit the
+   limit, so a 64-byte limit refuses 17 keys (68 bytes) with UNSUPPORTED.
+   Also: $CLATTN_SDPA_PATH pins what AUTO runs only among the paths AUTO
+   may take, so head dims over the fused limit still run (unfused). */
+#define _POSIX_C_SOURCE 200809L /* setenv */
+
+#include "reference.h"
+#include "sdpa_case.h"
+#include "test_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Runs a 17-key unfused call without probs on a context created with the
+   variable set to value; returns its status, and whether the selection
+   log mentions the variable. */
+static clattn_status scratch_call(const char *value, int *noted)
+{
+    setenv("CLATTN_UNFUSED_SCRATCH_BYTES", value, 1);
+    clattn_context *ctx = test_context();
+    unsetenv("CLATTN_UNFUSED_SCRATCH_BYTES");
+    clattn_info info;
+    CHECK(clattn_context_info(ctx, &info) == CLATTN_SUCCESS, "info");
+    *noted = strstr(info.selection_log, "CLATTN_UNFUSED_SCRATCH_BYTES") != 0;
+
+    clattn_sdpa_desc d;
+    clattn_sdpa_desc_init(&d);
+    d.batch = 1, d.heads_q = 1, d.seq_q = 2, d.seq_kv = 17, d.head_dim = 4;
+    sdpa_inputs in;
+    sdpa_inputs_make(&in, &d, 0, 90);
+    cl_int err;
+    size_t bytes[4] = {in.n_q, in.n_k, in.n_v, in.n_out};
+    const float *src[3] = {in.q, in.k, in.v};
+    cl_mem m[4];
+    for (int i = 0; i < 4; ++i)
+        m[i] = clCreateBuffer(
+            info.cl_ctx,
+            i < 3 ? CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR : CL_MEM_READ_WRITE,
+            bytes[i] * sizeof(float), i < 3 ? (void *)src[i] : NULL, &err);
+    clattn_sdpa_tensors t;
+    memset(&t, 0, sizeof t);
+    size_t dq[4] = {1, 1, 2, 4}, dk[4] = {1, 1, 17, 4};
+    clattn_tensor_contiguous(&t.q, m[0], 0, dq);
+    clattn_tensor_contiguous(&t.k, m[1], 0, dk);
+    clattn_tensor_contiguous(&t.v, m[2], 0, dk);
+    clattn_tensor_contiguous(&t.out, m[3], 0, dq);
+    cl_event done = NULL;
+    clattn_status s =
+        clattn_sdpa(ctx, &d, &t, CLATTN_SDPA_PATH_UNFUSED, 0, NULL, &done);
+    if (done) {
+        clWaitForEvents(1, &done);
+        clReleaseEvent(done);
+    }
+    for (int i = 0; i < 4; ++i)
+        clReleaseMemObject(m[i]);
+    sdpa_inputs_free(&in);
+    clattn_context_destroy(ctx);
+    return s;
+}
+
+static void scratch_bytes_parsing(void)
+{
+    static const struct {
+        const char *value;
+        int applied;
+    } cases[] = {
+        {"64", 1},
+        {"-18446744073709551615", 0}, /* strtoull: 1 */
+        {"-64", 0},
+        {"+64", 0},
+        {" 64", 0},
+        {"64 ", 0},
+        {"64abc", 0},
+        {"0x40", 0},
+        {"0", 0},
+        {"", 0},
+        {"18446744073709551616", 0}, /* 2^64: overflows */
+        {"99999999999999999999999", 0},
+        {"18446744073709551615", 0}, /* not below the default */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+        int noted = 0;
+        clattn_status s = scratch_call(cases[i].value, &noted);
+        clattn_status want =
+            cases[i].applied ? CLATTN_ERROR_UNSUPPORTED : CLATTN_SUCCESS;
+        CHECK(s == want, "CLATTN_UNFUSED_SCRATCH_BYTES='%s': got %s, want %s",
+              cases[i].value, clattn_status_string(s),
+              clattn_status_string(want));
+        CHECK(noted == !cases[i].applied,
+              "CLATTN_UNFUSED_SCRATCH_BYTES='%s': the selection log %s the "
+              "value",
+              cases[i].value, noted ? "mentions" : "does not mention");
+    }
+}
+
+/* head_dim 300 (over the fused limit of 256) under every pin of AUTO. */
+static void pin_never_refuses(void)
+{
+    static const char *pins[] = {"fused", "fused-cpu", "fused-gpu", "unfused",
+                                 "auto"};
+    for (size_t i = 0; i < sizeof pins / sizeof pins[0]; ++i) {
+        setenv("CLATTN_SDPA_PATH", pins[i], 1);
+        clattn_context *ctx = test_context();
+        unsetenv("CLATTN_SDPA_PATH");
+        clattn_sdpa_desc d;
+        clattn_sdpa_desc_init(&d);
+        d.batch = 1, d.heads_q = 2, d.seq_q = 5, d.seq_kv = 7;
+        d.head_dim = 300;
+        sdpa_inputs in;
+        sdpa_inputs_make(&in, &d, 0, 91);
+        char name[64];
+        snprintf(name, sizeof name, "head_dim 300, CLATTN_SDPA_PATH=%s",
+                 pins[i]);
+        sdpa_case_check(ctx, name, &in);
+        sdpa_inputs_free(&in);
+        clattn_context_destroy(ctx);
+    }
+}
+
+int main(void)
+{
+    scratch_bytes_parsing();
+    pin_never_refuses();
+    return test_finish("test_env_settings");
+}
