@@ -452,9 +452,11 @@ static clattn_status forward(clattn_additive *l, const clattn_additive_call *c,
         return status;
     if (!io.values)
         io.values = io.keys;
-    status = check_io(l, c, &s, &io);
+    /* The limits first, as the other layers check the call before its
+       buffers. */
+    status = check_limits(l, c, &s, !io.weights);
     if (status == CLATTN_SUCCESS)
-        status = check_limits(l, c, &s, !io.weights);
+        status = check_io(l, c, &s, &io);
     if (status != CLATTN_SUCCESS)
         return status;
     layer_timer tb, *timer;
@@ -509,11 +511,11 @@ static clattn_status check_host(const clattn_additive *l,
                         c->has_key_padding_mask ? mask : NULL};
     size_t in_bytes[] = {s->query_b, s->keys_b, s->values_b, s->mask};
     const char *names[] = {"query", "keys", "values", "key_padding_mask"};
-    clattn_status status =
-        add_check_host_outputs(ctx, LAYER, in, in_bytes, names, 4, "context",
-                               context, s->context_b, weights, s->weights_b);
-    /* The staging buffers, one allocation each, before any is made or any
-       host array read; then the call's own (check_limits). */
+    /* The staging buffers, one allocation each, and the call's own
+       (check_limits), before any is made or any host array read, and
+       before the overlap rule: a shape that cannot run is refused as such
+       even where its logical extents make the arrays overlap. */
+    clattn_status status = CLATTN_SUCCESS;
     const struct {
         const char *what;
         size_t bytes;
@@ -529,6 +531,10 @@ static clattn_status check_host(const clattn_additive *l,
         status = layer_check_alloc(ctx, LAYER, staged[i].what, staged[i].bytes);
     if (status == CLATTN_SUCCESS)
         status = check_limits(l, c, s, !weights);
+    if (status == CLATTN_SUCCESS)
+        status = add_check_host_outputs(ctx, LAYER, in, in_bytes, names, 4,
+                                        "context", context, s->context_b,
+                                        weights, s->weights_b);
     return status;
 }
 

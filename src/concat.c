@@ -228,10 +228,12 @@ CLATTN_API clattn_status clattn_concat_forward_host(
     const clattn_concat_desc *d = &layer->desc;
     concat_sizes s;
     clattn_status status = call_sizes(layer, batch, &s);
-    if (status == CLATTN_SUCCESS)
-        status = check_host(layer, &s, query, key, values, out, weights);
+    /* The limits before the overlap rule: a shape that cannot run is
+       refused as such even where its logical extents overlap. */
     if (status == CLATTN_SUCCESS)
         status = check_limits(layer, batch, &s);
+    if (status == CLATTN_SUCCESS)
+        status = check_host(layer, &s, query, key, values, out, weights);
     if (status != CLATTN_SUCCESS)
         return status;
     /* query, key, values, scores (the weights), applied, out */

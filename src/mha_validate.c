@@ -64,6 +64,42 @@ static clattn_status size_call(const clattn_mha *layer,
     return CLATTN_SUCCESS;
 }
 
+static size_t max3(size_t a, size_t b, size_t c)
+{
+    size_t m = a > b ? a : b;
+    return m > c ? m : c;
+}
+
+/* The projection GEMMs against CLBlast's int limits before any host array
+   is staged, in the largest form the call can take (one [3E] GEMM when
+   self-attention is possible, [2E] when key and value may be merged):
+   which one runs depends on the buffers, known only later (mha_run checks
+   that exact set again). 3E was checked at creation. */
+static clattn_status check_gemm_limits(const clattn_mha *layer,
+                                       const clattn_mha_call *call,
+                                       const mha_shapes *sh)
+{
+    clattn_context *ctx = layer->ctx;
+    const size_t E = layer->embed_dim, kd = layer->kdim, vd = layer->vdim;
+    const size_t w_in = layer_extent(layer->w_v_offset, E, vd);
+    const int self = kd == E && vd == E && call->seq_q == call->seq_kv;
+    const size_t kv_k = kd > vd ? kd : vd;
+    clattn_status s;
+    if ((s = layer_check_gemm(
+             ctx, "mha", "input projection", sh->rows_q, self ? 3 * E : E, E,
+             max3(layer_extent(0, sh->rows_q, E), w_in, sh->proj_floats))) ||
+        (s = layer_check_gemm(
+             ctx, "mha", "key/value projection", sh->rows_kv,
+             kd == vd ? 2 * E : E, kv_k,
+             max3(layer_extent(0, sh->rows_kv, kv_k), w_in, sh->proj_floats))))
+        return s;
+    if (layer->no_out_proj)
+        return CLATTN_SUCCESS;
+    return layer_check_gemm(
+        ctx, "mha", "output projection", sh->rows_q, E, E,
+        max3(layer_extent(0, sh->rows_q, E), layer_extent(0, E, E), 0));
+}
+
 /* SDPA takes one mask: the caller's additive mask alone goes as it is;
    any other combination is merged by a kernel into the smallest shape
    that broadcasts (batch only with a key padding mask or per-head mask,
@@ -184,7 +220,9 @@ clattn_status mha_check_call(clattn_mha *layer, const clattn_mha_call *call,
                          "mha: need_weights needs the attention weights, "
                          "which only the unfused path writes (path %s)",
                          clattn_sdpa_path_name(call->path));
-    return check_scratch(layer, call, sh);
+    if ((s = check_scratch(layer, call, sh)))
+        return s;
+    return check_gemm_limits(layer, call, sh);
 }
 
 /* A caller's buffer: present, of this context, at least bytes long, its

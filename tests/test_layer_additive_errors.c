@@ -69,6 +69,21 @@ static void expect(const char *what, const char *name, clattn_status got,
 
 static const float SENTINEL = -777.0f;
 
+/* A buffer of this context created with flags (CL_MEM_READ_ONLY or
+   CL_MEM_WRITE_ONLY), filled with the sentinel. */
+static cl_mem dev_flags(cl_mem_flags flags, size_t n)
+{
+    float *fillv = malloc(n * sizeof *fillv);
+    for (size_t i = 0; i < n; ++i)
+        fillv[i] = -777.0f;
+    cl_int err;
+    cl_mem m = clCreateBuffer(g_info.cl_ctx, flags | CL_MEM_COPY_HOST_PTR,
+                              n * sizeof *fillv, fillv, &err);
+    CHECK(err == CL_SUCCESS, "clCreateBuffer(flags): %d", (int)err);
+    free(fillv);
+    return m;
+}
+
 static cl_mem dev(cl_context c, const void *host, size_t bytes)
 {
     cl_int err;
@@ -250,6 +265,20 @@ static void additive_host_cases(clattn_additive *layer)
               a.call.seq_kv = 0);
     HOST_CASE("batch overflows", CLATTN_ERROR_SIZE_OVERFLOW, NULL,
               a.call.batch = HUGE_DIM);
+    /* Huge logical shapes with the small real arrays: refused before any
+       array is read (a read would run far past them). */
+    HOST_CASE("batch 2^31: scratch over max_alloc_bytes",
+              CLATTN_ERROR_UNSUPPORTED, "allocates at most",
+              a.call.batch = (size_t)1 << 31);
+    HOST_CASE(
+        "batch 2^32, seq_kv 2^32: B x Skv overflows",
+        CLATTN_ERROR_SIZE_OVERFLOW, NULL,
+        (a.call.batch = (size_t)1 << 32, a.call.seq_kv = (size_t)1 << 32));
+    HOST_CASE("batch 2^62: query bytes wrap to 0", CLATTN_ERROR_SIZE_OVERFLOW,
+              NULL, a.call.batch = (size_t)1 << 62);
+    HOST_CASE("seq_q 2^23 + 1: GEMM past CLBlast's int",
+              CLATTN_ERROR_UNSUPPORTED, "CLBlast",
+              (a.call.batch = 1, a.call.seq_q = ((size_t)1 << 23) + 1));
     HOST_CASE("seq_kv overflows", CLATTN_ERROR_SIZE_OVERFLOW, NULL,
               a.call.seq_kv = HUGE_DIM);
     HOST_CASE("query NULL", CLATTN_ERROR_INVALID_ARGUMENT, "query", a.q = NULL);
@@ -284,6 +313,7 @@ typedef struct add_dev {
 static cl_mem g_dq, g_dk, g_dv, g_dmask, g_dc, g_dw;
 static cl_mem g_small[6]; /* one element (byte for the mask) short */
 static cl_mem g_foreign;  /* a buffer of another cl_context */
+static cl_mem g_ro, g_wo; /* CL_MEM_READ_ONLY, CL_MEM_WRITE_ONLY, NW floats */
 
 static add_dev add_dev_base(clattn_additive *layer)
 {
@@ -330,6 +360,20 @@ static void additive_device_cases(clattn_additive *layer)
              a.call.seq_kv = 0);
     DEV_CASE("seq_q overflows", CLATTN_ERROR_SIZE_OVERFLOW, NULL,
              a.call.seq_q = HUGE_DIM);
+    /* Huge logical shapes on the small buffers: the call's own limits come
+       before the buffers' sizes. */
+    DEV_CASE("batch 2^31: scratch over max_alloc_bytes",
+             CLATTN_ERROR_UNSUPPORTED, "allocates at most",
+             a.call.batch = (size_t)1 << 31);
+    DEV_CASE("batch 2^62: query bytes wrap to 0", CLATTN_ERROR_SIZE_OVERFLOW,
+             NULL, a.call.batch = (size_t)1 << 62);
+    DEV_CASE("seq_q 2^23 + 1: GEMM past CLBlast's int",
+             CLATTN_ERROR_UNSUPPORTED, "CLBlast",
+             (a.call.batch = 1, a.call.seq_q = ((size_t)1 << 23) + 1));
+    DEV_CASE("context CL_MEM_READ_ONLY", CLATTN_ERROR_INVALID_ARGUMENT,
+             "CL_MEM_READ_ONLY", a.context = g_ro);
+    DEV_CASE("query CL_MEM_WRITE_ONLY", CLATTN_ERROR_INVALID_ARGUMENT,
+             "CL_MEM_WRITE_ONLY", a.q = g_wo);
     DEV_CASE("query NULL", CLATTN_ERROR_INVALID_ARGUMENT, "query", a.q = NULL);
     DEV_CASE("keys NULL", CLATTN_ERROR_INVALID_ARGUMENT, "keys", a.k = NULL);
     DEV_CASE("context NULL", CLATTN_ERROR_INVALID_ARGUMENT, "context",
@@ -422,6 +466,8 @@ static void additive_cases(void)
     cl_context foreign =
         clCreateContext(NULL, 1, &g_info.device, NULL, NULL, &err);
     g_foreign = dev(foreign, g_q, NQ * 4);
+    g_ro = dev_flags(CL_MEM_READ_ONLY, NW);
+    g_wo = dev_flags(CL_MEM_WRITE_ONLY, NW);
 
     g_baseline = mem_now();
     additive_create_cases();
@@ -439,7 +485,8 @@ static void additive_cases(void)
         clattn_additive_destroy(layer);
     }
 
-    cl_mem all[] = {g_dq, g_dk, g_dv, g_dmask, g_dc, g_dw, g_foreign};
+    cl_mem all[] = {g_dq, g_dk,      g_dv, g_dmask, g_dc,
+                    g_dw, g_foreign, g_ro, g_wo};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
         clReleaseMemObject(all[i]);
     for (int i = 0; i < 6; ++i)
@@ -543,6 +590,13 @@ static void concat_cases(void)
     FWD_CASE("batch 0", CLATTN_ERROR_INVALID_SHAPE, "batch", bb = 0);
     FWD_CASE("batch overflows", CLATTN_ERROR_SIZE_OVERFLOW, NULL,
              bb = HUGE_DIM);
+    FWD_CASE("batch 2^31: staging over max_alloc_bytes",
+             CLATTN_ERROR_UNSUPPORTED, "allocates at most",
+             bb = (size_t)1 << 31);
+    FWD_CASE("batch 2^62: query bytes wrap to 0", CLATTN_ERROR_SIZE_OVERFLOW,
+             NULL, bb = (size_t)1 << 62);
+    FWD_CASE("batch 2^23 + 1: GEMM past CLBlast's int",
+             CLATTN_ERROR_UNSUPPORTED, "CLBlast", bb = ((size_t)1 << 23) + 1);
     FWD_CASE("query NULL", CLATTN_ERROR_INVALID_ARGUMENT, "query", qq = NULL);
     FWD_CASE("key NULL", CLATTN_ERROR_INVALID_ARGUMENT, "key", kk = NULL);
     FWD_CASE("values NULL", CLATTN_ERROR_INVALID_ARGUMENT, "values", vv = NULL);
@@ -648,6 +702,13 @@ static void se_cases(void)
     HOST_CASE("tokens 0", CLATTN_ERROR_INVALID_SHAPE, "tokens", tt = 0);
     HOST_CASE("tokens overflow", CLATTN_ERROR_SIZE_OVERFLOW, NULL,
               tt = HUGE_DIM);
+    HOST_CASE("tokens 2^31: scratch over max_alloc_bytes",
+              CLATTN_ERROR_UNSUPPORTED, "allocates at most",
+              tt = (size_t)1 << 31);
+    HOST_CASE("tokens 2^62: bytes wrap to 0", CLATTN_ERROR_SIZE_OVERFLOW, NULL,
+              tt = (size_t)1 << 62);
+    HOST_CASE("tokens 2^23 + 1: GEMM past CLBlast's int",
+              CLATTN_ERROR_UNSUPPORTED, "CLBlast", tt = ((size_t)1 << 23) + 1);
     HOST_CASE("x NULL", CLATTN_ERROR_INVALID_ARGUMENT, "x", xx = NULL);
     HOST_CASE("out NULL", CLATTN_ERROR_INVALID_ARGUMENT, "out", oo = NULL);
     HOST_CASE("out overlaps x", CLATTN_ERROR_INVALID_ARGUMENT, "overlaps",
@@ -658,6 +719,8 @@ static void se_cases(void)
     cl_mem dx = dev(g_info.cl_ctx, x, T * E * 4), dout = dev_out(T * E);
     cl_mem dx_short = dev(g_info.cl_ctx, x, (T * E - 1) * 4);
     cl_mem dout_short = dev_out(T * E - 1);
+    cl_mem se_ro = dev_flags(CL_MEM_READ_ONLY, T * E),
+           se_wo = dev_flags(CL_MEM_WRITE_ONLY, T * E);
     cl_int err;
     cl_context foreign =
         clCreateContext(NULL, 1, &g_info.device, NULL, NULL, &err);
@@ -685,6 +748,17 @@ static void se_cases(void)
     DEV_CASE("tokens 0", CLATTN_ERROR_INVALID_SHAPE, "tokens", tt = 0);
     DEV_CASE("tokens overflow", CLATTN_ERROR_SIZE_OVERFLOW, NULL,
              tt = HUGE_DIM);
+    DEV_CASE("tokens 2^31: scratch over max_alloc_bytes",
+             CLATTN_ERROR_UNSUPPORTED, "allocates at most",
+             tt = (size_t)1 << 31);
+    DEV_CASE("tokens 2^62: bytes wrap to 0", CLATTN_ERROR_SIZE_OVERFLOW, NULL,
+             tt = (size_t)1 << 62);
+    DEV_CASE("tokens 2^23 + 1: GEMM past CLBlast's int",
+             CLATTN_ERROR_UNSUPPORTED, "CLBlast", tt = ((size_t)1 << 23) + 1);
+    DEV_CASE("out CL_MEM_READ_ONLY", CLATTN_ERROR_INVALID_ARGUMENT,
+             "CL_MEM_READ_ONLY", oo = se_ro);
+    DEV_CASE("x CL_MEM_WRITE_ONLY", CLATTN_ERROR_INVALID_ARGUMENT,
+             "CL_MEM_WRITE_ONLY", xx = se_wo);
     DEV_CASE("x NULL", CLATTN_ERROR_INVALID_ARGUMENT, "x", xx = NULL);
     DEV_CASE("out NULL", CLATTN_ERROR_INVALID_ARGUMENT, "out", oo = NULL);
     DEV_CASE("out is x", CLATTN_ERROR_INVALID_ARGUMENT, "same buffer", oo = dx);
@@ -704,7 +778,7 @@ static void se_cases(void)
           "se: valid call after the errors: %s",
           clattn_context_last_error(g_ctx));
     clattn_se_gate_destroy(layer);
-    cl_mem all[] = {dx, dout, dx_short, dout_short, dforeign};
+    cl_mem all[] = {dx, dout, dx_short, dout_short, dforeign, se_ro, se_wo};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
         clReleaseMemObject(all[i]);
     clReleaseContext(foreign);

@@ -250,6 +250,7 @@ typedef struct call_args {
 static struct {
     cl_mem q, k, v, kpm, mask, out, weights;
     cl_mem small, foreign;
+    cl_mem read_only, write_only; /* created with those flags, large */
 } g_dev;
 
 static void base_call(call_args *a)
@@ -300,6 +301,32 @@ MUT(f_skv0, a->call.seq_kv = 0)
 MUT(f_overflow, a->call.batch = SIZE_MAX / 2)
 MUT(f_overflow_heads, a->call.seq_q = SIZE_MAX / 64; a->call.seq_kv = 64)
 MUT(f_int32, a->call.batch = 1; a->call.seq_kv = (size_t)1 << 31)
+/* Huge logical shapes on the suite's small arrays and buffers: each must
+   be refused before any is read. */
+MUT(f_batch_2_31, a->call.batch = (size_t)1 << 31)
+MUT(f_batch_2_32, a->call.batch = (size_t)1 << 32)
+MUT(f_wrap_zero, a->call.batch = (size_t)1 << 61; a->call.seq_q = 1)
+MUT(f_plane_wraps, a->call.batch = 1; a->call.seq_q = (size_t)1 << 32;
+    a->call.seq_kv = (size_t)1 << 32)
+/* Below SDPA's limits, but the projections need more than one allocation
+   of this device. */
+MUT(f_scratch_max_alloc, a->call.batch = 1;
+    a->call.seq_q = (size_t)(g_info.max_alloc_bytes / (E * sizeof(float))) + 1)
+/* Small projections, but the per-head weights averaged into attn_weights
+   (B x H x Sq x Skv floats) are more than one allocation. */
+MUT(f_probs_max_alloc, a->call.batch = 1;
+    a->call.seq_q = a->call.seq_kv =
+        (size_t)sqrt((double)g_info.max_alloc_bytes / (H * sizeof(float))) + 2)
+/* 256 MB of projections, but a GEMM of more than 2^31 padded elements. */
+MUT(f_gemm_int, a->call.batch = 1; a->call.seq_q = ((size_t)1 << 23) + 1;
+    a->call.need_weights = CLATTN_NEED_WEIGHTS_NONE; a->host_weights = 0;
+    a->b.attn_weights = NULL; a->call.has_key_padding_mask = 0;
+    a->call.attn_mask_type = CLATTN_MASK_NONE; a->kpm = NULL; a->mask = NULL;
+    a->b.key_padding_mask = a->b.attn_mask = NULL)
+MUT(f_out_read_only, a->b.out = g_dev.read_only)
+MUT(f_weights_read_only, a->b.attn_weights = g_dev.read_only)
+MUT(f_query_write_only, a->b.query = g_dev.write_only)
+MUT(f_mask_write_only, a->b.attn_mask = g_dev.write_only)
 MUT(f_fused_weights, a->call.path = CLATTN_SDPA_PATH_FUSED)
 MUT(f_fused_cpu_weights, a->call.path = CLATTN_SDPA_PATH_FUSED_CPU)
 MUT(f_query_null, a->q = NULL; a->b.query = NULL)
@@ -340,6 +367,25 @@ static const call_case call_cases[] = {
     {"batch overflows", f_overflow, CLATTN_ERROR_SIZE_OVERFLOW, BOTH},
     {"seq_q overflows", f_overflow_heads, CLATTN_ERROR_SIZE_OVERFLOW, BOTH},
     {"seq_kv > INT32_MAX", f_int32, CLATTN_ERROR_UNSUPPORTED, BOTH},
+    {"batch 2^31 (B x H past SDPA's int32)", f_batch_2_31,
+     CLATTN_ERROR_UNSUPPORTED, BOTH},
+    {"batch 2^32", f_batch_2_32, CLATTN_ERROR_UNSUPPORTED, BOTH},
+    {"batch 2^61: query bytes wrap to 0", f_wrap_zero,
+     CLATTN_ERROR_SIZE_OVERFLOW, BOTH},
+    {"seq_q x seq_kv = 2^64", f_plane_wraps, CLATTN_ERROR_SIZE_OVERFLOW, BOTH},
+    {"scratch over max_alloc_bytes", f_scratch_max_alloc,
+     CLATTN_ERROR_UNSUPPORTED, BOTH},
+    {"per-head weights scratch over max_alloc_bytes", f_probs_max_alloc,
+     CLATTN_ERROR_UNSUPPORTED, BOTH},
+    {"GEMM past CLBlast's int", f_gemm_int, CLATTN_ERROR_UNSUPPORTED, BOTH},
+    {"out CL_MEM_READ_ONLY", f_out_read_only, CLATTN_ERROR_INVALID_ARGUMENT,
+     DEVICE},
+    {"attn_weights CL_MEM_READ_ONLY", f_weights_read_only,
+     CLATTN_ERROR_INVALID_ARGUMENT, DEVICE},
+    {"query CL_MEM_WRITE_ONLY", f_query_write_only,
+     CLATTN_ERROR_INVALID_ARGUMENT, DEVICE},
+    {"attn_mask CL_MEM_WRITE_ONLY", f_mask_write_only,
+     CLATTN_ERROR_INVALID_ARGUMENT, DEVICE},
     {"need_weights on the fused path", f_fused_weights,
      CLATTN_ERROR_UNSUPPORTED, BOTH},
     {"need_weights on fused-cpu", f_fused_cpu_weights, CLATTN_ERROR_UNSUPPORTED,
@@ -536,6 +582,7 @@ static void setup(void)
         g_mask[i] = i % 5 == 2;
     for (size_t i = 0; i < sizeof g_fill / sizeof g_fill[0]; ++i)
         g_fill[i] = -12345.0f;
+    cl_int err;
     g_dev.q = make(g_info.cl_ctx, g_q, sizeof g_q);
     g_dev.k = make(g_info.cl_ctx, g_k, sizeof g_k);
     g_dev.v = make(g_info.cl_ctx, g_v, sizeof g_v);
@@ -544,7 +591,12 @@ static void setup(void)
     g_dev.out = make(g_info.cl_ctx, g_fill, sizeof g_fill);
     g_dev.weights = make(g_info.cl_ctx, g_fill, sizeof g_fill);
     g_dev.small = make(g_info.cl_ctx, g_big, 7);
-    cl_int err;
+    g_dev.read_only = clCreateBuffer(g_info.cl_ctx, CL_MEM_READ_ONLY,
+                                     sizeof g_big, NULL, &err);
+    CHECK(err == CL_SUCCESS, "clCreateBuffer(READ_ONLY): %d", (int)err);
+    g_dev.write_only = clCreateBuffer(g_info.cl_ctx, CL_MEM_WRITE_ONLY,
+                                      sizeof g_big, NULL, &err);
+    CHECK(err == CL_SUCCESS, "clCreateBuffer(WRITE_ONLY): %d", (int)err);
     g_foreign = clCreateContext(NULL, 1, &g_info.device, NULL, NULL, &err);
     CHECK(err == CL_SUCCESS, "second clCreateContext: %d", (int)err);
     g_dev.foreign = make(g_foreign, g_big, sizeof g_big);
@@ -559,9 +611,10 @@ int main(void)
     test_self_attention_sizes();
     CHECK(memory_now() == before, "memory %zu at the end, %zu at the start",
           memory_now(), before);
-    cl_mem all[] = {g_dev.q,       g_dev.k,     g_dev.v,
-                    g_dev.kpm,     g_dev.mask,  g_dev.out,
-                    g_dev.weights, g_dev.small, g_dev.foreign};
+    cl_mem all[] = {g_dev.q,         g_dev.k,         g_dev.v,
+                    g_dev.kpm,       g_dev.mask,      g_dev.out,
+                    g_dev.weights,   g_dev.small,     g_dev.foreign,
+                    g_dev.read_only, g_dev.write_only};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
         clReleaseMemObject(all[i]);
     clReleaseContext(g_foreign);

@@ -206,6 +206,7 @@ typedef struct dev_buffers {
     cl_mem x, out, attn;                   /* right sizes */
     cl_mem x_small, out_small, attn_small; /* one float short */
     cl_mem foreign;                        /* another cl_context */
+    cl_mem read_only, write_only;          /* created with those flags */
 } dev_buffers;
 
 static dev_buffers g_dev;
@@ -241,6 +242,25 @@ FMUTATOR(f_x_foreign, c->x = g_dev.foreign)
 FMUTATOR(f_batch_huge, c->call.batch = SIZE_MAX / 4)
 FMUTATOR(f_seq_huge, c->call.seq = (size_t)1 << 31)
 FMUTATOR(f_batch_32bit, (c->call.batch = (size_t)1 << 31, c->call.seq = 1))
+/* Huge logical shapes on the small buffers: refused before any is read. */
+FMUTATOR(f_tokens_wrap,
+         (c->call.batch = (size_t)1 << 32, c->call.seq = (size_t)1 << 32))
+FMUTATOR(f_bytes_wrap_zero, (c->call.batch = (size_t)1 << 59, c->call.seq = 1))
+FMUTATOR(f_scratch_max_alloc,
+         (c->call.batch = 1, c->call.seq = (size_t)(g_info.max_alloc_bytes /
+                                                    (3 * C * sizeof(float))) +
+                                           1))
+/* Small GEMMs, but the packed V (B x H x 64 padded keys x 16 features)
+   is more than one allocation. */
+FMUTATOR(f_vp_max_alloc,
+         (c->call.batch = (size_t)(g_info.max_alloc_bytes / (H * 64 * 16 * 4)) +
+                          1,
+          c->call.seq = 1, c->attn = NULL))
+FMUTATOR(f_gemm_int, (c->call.batch = 1, c->call.seq = ((size_t)1 << 23) + 1,
+                      c->attn = NULL))
+FMUTATOR(f_out_read_only, c->out = g_dev.read_only)
+FMUTATOR(f_attn_read_only, c->attn = g_dev.read_only)
+FMUTATOR(f_x_write_only, c->x = g_dev.write_only)
 
 static const forward_case FORWARD_CASES[] = {
     {"batch 0", f_batch0, CLATTN_ERROR_INVALID_SHAPE},
@@ -262,6 +282,16 @@ static const forward_case FORWARD_CASES[] = {
     {"batch SIZE_MAX/4", f_batch_huge, CLATTN_ERROR_SIZE_OVERFLOW},
     {"seq 2^31", f_seq_huge, CLATTN_ERROR_SIZE_OVERFLOW},
     {"batch 2^31 (32-bit kernels)", f_batch_32bit, CLATTN_ERROR_UNSUPPORTED},
+    {"batch x seq = 2^64", f_tokens_wrap, CLATTN_ERROR_SIZE_OVERFLOW},
+    {"batch 2^59: qkv bytes wrap to 0", f_bytes_wrap_zero,
+     CLATTN_ERROR_SIZE_OVERFLOW},
+    {"qkv scratch over max_alloc_bytes", f_scratch_max_alloc,
+     CLATTN_ERROR_UNSUPPORTED},
+    {"packed V over max_alloc_bytes", f_vp_max_alloc, CLATTN_ERROR_UNSUPPORTED},
+    {"GEMM past CLBlast's int", f_gemm_int, CLATTN_ERROR_UNSUPPORTED},
+    {"out CL_MEM_READ_ONLY", f_out_read_only, CLATTN_ERROR_INVALID_ARGUMENT},
+    {"attn CL_MEM_READ_ONLY", f_attn_read_only, CLATTN_ERROR_INVALID_ARGUMENT},
+    {"x CL_MEM_WRITE_ONLY", f_x_write_only, CLATTN_ERROR_INVALID_ARGUMENT},
 };
 
 static void forward_errors(clattn_talking_heads *layer)
@@ -338,6 +368,20 @@ HMUTATOR(h_out_overlaps_x, c->x = g_hout + 3)
 HMUTATOR(h_attn_overlaps_out, c->attn = g_hout + NX - 1)
 HMUTATOR(h_attn_is_x, c->x = g_hattn)
 HMUTATOR(h_batch_huge, c->call.batch = SIZE_MAX / 4)
+HMUTATOR(h_batch_32bit, (c->call.batch = (size_t)1 << 31, c->call.seq = 1))
+HMUTATOR(h_tokens_wrap,
+         (c->call.batch = (size_t)1 << 32, c->call.seq = (size_t)1 << 32))
+HMUTATOR(h_bytes_wrap_zero, (c->call.batch = (size_t)1 << 59, c->call.seq = 1))
+HMUTATOR(h_scratch_max_alloc,
+         (c->call.batch = 1, c->call.seq = (size_t)(g_info.max_alloc_bytes /
+                                                    (3 * C * sizeof(float))) +
+                                           1))
+HMUTATOR(h_vp_max_alloc,
+         (c->call.batch = (size_t)(g_info.max_alloc_bytes / (H * 64 * 16 * 4)) +
+                          1,
+          c->call.seq = 1, c->attn = NULL))
+HMUTATOR(h_gemm_int, (c->call.batch = 1, c->call.seq = ((size_t)1 << 23) + 1,
+                      c->attn = NULL))
 
 static const host_case HOST_CASES[] = {
     {"batch 0", h_batch0, CLATTN_ERROR_INVALID_SHAPE},
@@ -351,6 +395,14 @@ static const host_case HOST_CASES[] = {
     {"attn overlaps out", h_attn_overlaps_out, CLATTN_ERROR_INVALID_ARGUMENT},
     {"attn is x", h_attn_is_x, CLATTN_ERROR_INVALID_ARGUMENT},
     {"batch SIZE_MAX/4", h_batch_huge, CLATTN_ERROR_SIZE_OVERFLOW},
+    {"batch 2^31 (32-bit kernels)", h_batch_32bit, CLATTN_ERROR_UNSUPPORTED},
+    {"batch x seq = 2^64", h_tokens_wrap, CLATTN_ERROR_SIZE_OVERFLOW},
+    {"batch 2^59: qkv bytes wrap to 0", h_bytes_wrap_zero,
+     CLATTN_ERROR_SIZE_OVERFLOW},
+    {"qkv scratch over max_alloc_bytes", h_scratch_max_alloc,
+     CLATTN_ERROR_UNSUPPORTED},
+    {"packed V over max_alloc_bytes", h_vp_max_alloc, CLATTN_ERROR_UNSUPPORTED},
+    {"GEMM past CLBlast's int", h_gemm_int, CLATTN_ERROR_UNSUPPORTED},
 };
 
 static void host_errors(clattn_talking_heads *layer)
@@ -437,6 +489,13 @@ int main(void)
     g_dev.out_small = filled_buffer(g_info.cl_ctx, NX - 1);
     g_dev.attn_small = filled_buffer(g_info.cl_ctx, NA - 1);
     g_dev.foreign = filled_buffer(foreign, NX);
+    cl_int flag_err;
+    g_dev.read_only = clCreateBuffer(g_info.cl_ctx, CL_MEM_READ_ONLY,
+                                     NA * sizeof(float), NULL, &flag_err);
+    CHECK(flag_err == CL_SUCCESS, "clCreateBuffer(READ_ONLY)");
+    g_dev.write_only = clCreateBuffer(g_info.cl_ctx, CL_MEM_WRITE_ONLY,
+                                      NA * sizeof(float), NULL, &flag_err);
+    CHECK(flag_err == CL_SUCCESS, "clCreateBuffer(WRITE_ONLY)");
     g_hx = guarded_alloc(NX);
     memcpy(g_hx, g_x, sizeof g_x);
     g_hout = guarded_alloc(NX);
@@ -460,7 +519,7 @@ int main(void)
 
     cl_mem all[] = {g_dev.x,       g_dev.out,       g_dev.attn,
                     g_dev.x_small, g_dev.out_small, g_dev.attn_small,
-                    g_dev.foreign};
+                    g_dev.foreign, g_dev.read_only, g_dev.write_only};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
         clReleaseMemObject(all[i]);
     clReleaseContext(foreign);
