@@ -17,6 +17,13 @@
      docs/api.md section 6 lists the on_queue queue check after the view
      checks, src/sdpa.c makes it right after the wait-list check, so a
      foreign queue with a bad view is accepted as INVALID_ARGUMENT too;
+   - a fused call whose packed K/V (CPU-class variant, seq_q > 8) would
+     exceed max_alloc_bytes or overflow size_t is UNSUPPORTED: explicit
+     strides of 0 (layout 5) give inputs of tiny buffers and huge logical
+     shapes, which the library must size with checked arithmetic (the
+     seed huge_broadcast_reported_overflow is the heap overflow of issue
+     11, whose 1.2 GB out is over BUF_CAP here; tests/test_sdpa_sizes.c
+     runs it with a real out);
    - last_error is "" after a success and not empty after a failure;
    - on failure: the host outputs (with 64 guard floats each side) are
      untouched, every device buffer reads back unchanged, and *event is not
@@ -162,6 +169,7 @@ static const char *const tensor_names[T_COUNT] = {"q",   "k",     "v",  "mask",
 static clattn_context *g_ctx[2]; /* [1]: score scratch limit 64 bytes */
 static clattn_info g_info[2];
 static size_t g_scratch[2];
+static clattn_sdpa_path g_variant[2];    /* each context's fused variant */
 static clattn_context *g_failed;         /* a failed context (or NULL) */
 static cl_context g_foreign;             /* a second cl_context, same device */
 static cl_command_queue g_own_queue[2];  /* a second queue of each context */
@@ -215,6 +223,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     clattn_context_info(g_ctx[0], &g_info[0]);
     g_scratch[0] =
         scratch_limit(&g_info[0], getenv("CLATTN_UNFUSED_SCRATCH_BYTES"));
+    g_variant[0] = clattn_sdpa_fused_variant(g_ctx[0]);
 
     /* The same device, with a 64-byte scratch limit: one row of more than
        16 keys is UNSUPPORTED without probs, and shorter rows are chunked. */
@@ -242,6 +251,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     clattn_context_info(g_ctx[1], &g_info[1]);
     g_scratch[1] = scratch_limit(&g_info[1], "64");
+    g_variant[1] = clattn_sdpa_fused_variant(g_ctx[1]);
 
     opts.device = "clattn-fuzz: no such device";
     s = clattn_context_create(&opts, &g_failed);
@@ -555,6 +565,28 @@ static void problem_shapes(problem *p)
     if (__builtin_add_overflow(D, p->dv, &dd))
         dd = SIZE_MAX;
     p->work = sat_mul(p->count[T_P], dd);
+}
+
+/* docs/api.md section 7a: the CPU-class fused variant packs K and V when
+   seq_q > 8 (K as B*Hkv*ceil(Skv/64)*64*D floats, V with its features
+   padded to 64), and refuses a packed buffer over max_alloc_bytes (or
+   whose size overflows) with UNSUPPORTED. With broadcast (stride-0)
+   inputs these logical sizes are not bounded by any real buffer. */
+static int fused_packs_too_big(const problem *p, unsigned path, int ctx)
+{
+    clattn_sdpa_path variant =
+        path == CLATTN_SDPA_PATH_FUSED_CPU || path == CLATTN_SDPA_PATH_FUSED_GPU
+            ? (clattn_sdpa_path)path
+            : g_variant[ctx];
+    if (variant != CLATTN_SDPA_PATH_FUSED_CPU || p->d.seq_q <= 8)
+        return 0;
+    const size_t keys = sat_mul((p->d.seq_kv + 63) / 64, 64);
+    const size_t dv_pad = (p->dv + 63) / 64 * 64;
+    const size_t bhk_keys = sat_mul(sat_mul(p->d.batch, p->hkv), keys);
+    const size_t k_bytes = sat_mul(sat_mul(bhk_keys, p->d.head_dim), 4);
+    const size_t v_bytes = sat_mul(sat_mul(bhk_keys, dv_pad), 4);
+    const cl_ulong max = g_info[ctx].max_alloc_bytes;
+    return k_bytes > max || v_bytes > max;
 }
 
 /* The status docs/api.md section 6 gives for the descriptor (the checks
@@ -1255,6 +1287,9 @@ static void run_device(reader *r, const problem *p, data *x, const call_opts *o)
                               : c.path != CLATTN_SDPA_PATH_UNFUSED;
         if (want == CLATTN_SUCCESS && fused &&
             (c.v[T_P].present || !fused_fits(&p->d)))
+            want = CLATTN_ERROR_UNSUPPORTED;
+        if (want == CLATTN_SUCCESS && fused &&
+            fused_packs_too_big(p, c.path, o->ctx_index))
             want = CLATTN_ERROR_UNSUPPORTED;
         if (want == CLATTN_SUCCESS && !fused && !c.v[T_P].present &&
             sat_mul(p->d.seq_kv, sizeof(float)) > g_scratch[o->ctx_index])

@@ -19,7 +19,14 @@ def dim(v):
                 13: 0xCE, 17: 0xCF}
     if isinstance(v, int) and 0 <= v <= 8:
         return bytes([v])
+    if isinstance(v, int) and v not in specials:  # 8 raw bytes follow
+        return bytes([0xF0]) + v.to_bytes(8, 'little')
     return bytes([specials[v]])
+
+
+def strides(b, h, s, f):
+    """STRIDE bytes of an explicit layout (layout 5): b, h, s, f < 0xE0."""
+    return bytes([b, h, s, f])
 
 
 def tensor(slot, strides=0, offset=0, size=0, stride_bytes=b'',
@@ -161,6 +168,30 @@ def seeds():
     s['huge_explicit_strides'] = seed(mode=DEVICE, tensors=tensor(
         0, strides=5, stride_bytes=bytes([0xE1, 0xE0, 4, 1])) +
         b''.join(tensor(t) for t in range(1, 7)))
+    # -- broadcast (stride-0) inputs with huge logical shapes: the fused
+    # CPU path's packed K/V sizes must be checked, never wrapped ----------
+    bcast = (tensor(0, strides=5, stride_bytes=strides(0, 0, 0, 1)) +
+             tensor(1, strides=5, stride_bytes=strides(0, 0, 0, 1)) +
+             tensor(2, strides=5, stride_bytes=strides(0, 0, 0, 0)) +
+             tensor(7) +
+             tensor(3, strides=5, stride_bytes=strides(9, 0, 1, 0)) +
+             tensor(7) + tensor(7))
+    # The reported heap overflow: packed K and V each wrapped to 16 KiB.
+    # Its out needs 1.2 GB; the harness caps buffers at BUF_CAP, so here
+    # the out view is refused (BUFFER_TOO_SMALL); tests/test_sdpa_sizes.c
+    # makes the call itself with a real out.
+    s['huge_broadcast_reported_overflow'] = seed(
+        mode=DEVICE, B=33562625, Hq=1, Sq=9, Skv=2146959361, D=64, Dv=1,
+        path=3, call=0x04, tensors=bcast)
+    # Reachable with a small out: packed K of 2^31 keys x 256 features
+    # (2 TiB) and of 4096 x 2^20 keys x 64 (1 TiB): UNSUPPORTED.
+    for path, name in ((3, 'fused_cpu'), (0, 'auto')):
+        s[f'huge_broadcast_packed_k_{name}'] = seed(
+            mode=DEVICE, B=1, Hq=1, Sq=9, Skv='INT32_MAX', D=256, Dv=1,
+            path=path, call=0x04, tensors=bcast)
+    s['huge_broadcast_batch'] = seed(
+        mode=DEVICE, B=4096, Hq=1, Sq=9, Skv='2^20', D=64, Dv=1, path=3,
+        call=0x04, tensors=bcast)
     return s
 
 
