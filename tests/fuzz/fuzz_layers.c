@@ -40,7 +40,8 @@
    INPUT LAYOUT. Bytes are read in order; reading past the end gives 0.
      mode     bit0: 0 mha, 1 talking heads; bit1: TOGGLES follows;
               bit2: NULLS follows; bit3: ARRAYS follows; bit4: call the
-              forward twice; bit5: ask for timing
+              forward twice; bit5: ask for timing; bit6: HUGE follows the
+              layer's fields
      [TOGGLES] two nibbles, each the index of a weight whose presence is
               flipped (mha: 0 in_proj_weight, 1 q_proj, 2 k_proj, 3 v_proj,
               4 in_proj_bias, 5 out_proj_weight, 6 out_proj_bias,
@@ -67,6 +68,17 @@
               DROPOUT, seed, data, batch (% 4), seq (% 10),
               cflags (bit0 attn wanted, bits1-2 aliasing: 1 out == x,
               2 attn == out, 3 attn == x), ENUM(5) path
+   HUGE    (mha: 3 bytes for batch, seq_q, seq_kv; talking: 2 for batch,
+           seq) each x % 16 indexes HUGE_DIMS below (index 0 keeps the
+           decoded value; if every index is 0 batch becomes 2^31). The host
+           arrays keep the sizes of the decoded (small) shape, so the call
+           must be refused before it reads them: the predictor expects
+           SIZE_OVERFLOW where a documented product overflows size_t, and
+           UNSUPPORTED where a dimension is past the kernels' limits or,
+           since every HUGE value is at least 2^23 + 1, where nothing
+           overflows (a staging or scratch buffer over max_alloc_bytes, or a
+           projection GEMM past CLBlast's int: docs/layers/mha.md section 8,
+           talking_heads.md section 6).
    SCALE   0: 0; < 0xE0: (x % 33 - 16) / 8; 0xE0..0xEF: NaN, +inf, -inf,
            -0, FLT_MAX, -FLT_MAX, FLT_MIN, 1e-45, 1e10, -1e-10, -NaN, 4, -4,
            0, 1, 16; else 0.5
@@ -95,6 +107,7 @@
 #define CANARY 0x7FC0DEADu /* a NaN no computation produces */
 
 static clattn_context *g_ctx;
+static unsigned long g_huge;
 static unsigned long g_calls, g_ok, g_compared, g_multi;
 static char g_input_text[1536];
 static int g_verbose; /* $FUZZ_LAYERS_VERBOSE: print every call's status */
@@ -104,8 +117,8 @@ static void print_stats(void)
     fprintf(stderr,
             "fuzz_layers: %lu API calls, %lu succeeded, %lu compared with "
             "the reference, %lu failed calls with several applicable "
-            "statuses\n",
-            g_calls, g_ok, g_compared, g_multi);
+            "statuses, %lu huge-shape calls\n",
+            g_calls, g_ok, g_compared, g_multi, g_huge);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -397,6 +410,63 @@ static void *dup_bytes(const void *p, size_t bytes)
     return c;
 }
 
+/* Logical extents far past any real array: near and past 2^31 and 2^32,
+   products that overflow size_t, and ones that wrap to a small number
+   (2^61 x 8 floats x 4 bytes = 2^66 = 0). Index 0: keep the decoded value. */
+static const size_t HUGE_DIMS[16] = {0,
+                                     ((size_t)1 << 23) + 1,
+                                     ((size_t)1 << 31) - 1,
+                                     (size_t)1 << 31,
+                                     ((size_t)1 << 31) + 1,
+                                     ((size_t)1 << 32) - 1,
+                                     (size_t)1 << 32,
+                                     ((size_t)1 << 32) + 1,
+                                     (size_t)1 << 40,
+                                     (size_t)1 << 61,
+                                     (size_t)1 << 62,
+                                     ((size_t)1 << 62) + ((size_t)1 << 61),
+                                     SIZE_MAX / 2 + 1,
+                                     SIZE_MAX / 3,
+                                     SIZE_MAX - 1,
+                                     SIZE_MAX};
+
+/* Decodes n HUGE indices into dims (0 keeps a value); at least one dim is
+   made huge. */
+static void dec_huge(reader *r, size_t *const *dims, int n)
+{
+    int any = 0;
+    for (int i = 0; i < n; ++i) {
+        size_t v = HUGE_DIMS[rd8(r) % 16];
+        if (v) {
+            *dims[i] = v;
+            any = 1;
+        }
+    }
+    if (!any)
+        *dims[0] = (size_t)1 << 31;
+}
+
+/* a * b, saturating at SIZE_MAX, with *overflow set on overflow. */
+static size_t mulx(size_t a, size_t b, int *overflow)
+{
+    size_t p;
+    if (__builtin_mul_overflow(a, b, &p)) {
+        *overflow = 1;
+        return SIZE_MAX;
+    }
+    return p;
+}
+
+static size_t addx(size_t a, size_t b, int *overflow)
+{
+    size_t p;
+    if (__builtin_add_overflow(a, b, &p)) {
+        *overflow = 1;
+        return SIZE_MAX;
+    }
+    return p;
+}
+
 /* The decoded nullness of create/forward arguments. */
 typedef struct opts {
     uint8_t mode, toggles, nulls, arrays;
@@ -474,6 +544,13 @@ static void run_mha(reader *r, const opts *o, float *const pool[9])
     c.path = (clattn_sdpa_path)dec_enum(r, 5);
     clattn_layer_timing timing;
     c.timing = (o->mode & 0x20) ? &timing : NULL;
+    /* The arrays keep the decoded shape; the call gets the huge one. */
+    const size_t B = c.batch, Sq = c.seq_q, Skv = c.seq_kv;
+    const int huge = (o->mode & 0x40) != 0;
+    if (huge) {
+        size_t *const dims[3] = {&c.batch, &c.seq_q, &c.seq_kv};
+        dec_huge(r, dims, 3);
+    }
 
     note("mha: E %zu H %zu kdim %zu vdim %zu bias %d batch_first %d pre_ln %d "
          "no_out_proj %d scale %a dropout %a eps %a\n  weights given:",
@@ -482,9 +559,10 @@ static void run_mha(reader *r, const opts *o, float *const pool[9])
          (double)d.layernorm_eps);
     for (int i = 0; i < 9; ++i)
         note(" %d", given[i]);
-    note("\n  call: B %zu Sq %zu Skv %zu kpm %d attn_mask %u per_head %d "
-         "causal %d need %u path %u self %d kv_same %d timing %d\n",
-         c.batch, c.seq_q, c.seq_kv, c.has_key_padding_mask,
+    note("\n  call: B %zu Sq %zu Skv %zu (arrays of B %zu Sq %zu Skv %zu) kpm "
+         "%d attn_mask %u per_head %d causal %d need %u path %u self %d "
+         "kv_same %d timing %d\n",
+         c.batch, c.seq_q, c.seq_kv, B, Sq, Skv, c.has_key_padding_mask,
          (unsigned)c.attn_mask_type, c.attn_mask_per_head, c.is_causal,
          (unsigned)c.need_weights, (unsigned)c.path, self, kv_same,
          c.timing != NULL);
@@ -527,7 +605,6 @@ static void run_mha(reader *r, const opts *o, float *const pool[9])
     }
 
     /* ---- forward (host) ---- */
-    const size_t B = c.batch, Sq = c.seq_q, Skv = c.seq_kv;
     const size_t nq = B * Sq * E, nk = B * Skv * kdim, nv = B * Skv * vdim;
     const size_t plane = Sq * Skv;
     const size_t nmask = (c.attn_mask_per_head ? B * H : 1) * plane;
@@ -582,7 +659,33 @@ static void run_mha(reader *r, const opts *o, float *const pool[9])
         if (!null_call) {
             want(&f, !mask_valid || !need_valid || (unsigned)c.path > 4,
                  CLATTN_ERROR_INVALID_ARGUMENT);
-            want(&f, B == 0 || Sq == 0 || Skv == 0, CLATTN_ERROR_INVALID_SHAPE);
+            want(&f, c.batch == 0 || c.seq_q == 0 || c.seq_kv == 0,
+                 CLATTN_ERROR_INVALID_SHAPE);
+            if (huge && c.batch && c.seq_q && c.seq_kv) {
+                /* docs/layers/mha.md section 8: the sizes that overflow,
+                   and SDPA's int32 limits. */
+                int ov = 0;
+                const size_t rq = mulx(c.batch, c.seq_q, &ov),
+                             rkv = mulx(c.batch, c.seq_kv, &ov),
+                             pl = mulx(c.seq_q, c.seq_kv, &ov),
+                             bh = mulx(c.batch, H, &ov);
+                mulx(mulx(rq, E, &ov), 4, &ov);
+                mulx(mulx(rkv, kdim, &ov), 4, &ov);
+                mulx(mulx(rkv, vdim, &ov), 4, &ov);
+                mulx(mulx(bh, pl, &ov), 4, &ov);
+                mulx(addx(mulx(rq, E, &ov), mulx(mulx(rkv, 2, &ov), E, &ov),
+                          &ov),
+                     4, &ov);
+                mulx(mulx(pl, c.batch, &ov), 4, &ov);
+                if (mask_valid && c.attn_mask_type != CLATTN_MASK_NONE)
+                    mulx(mulx(c.attn_mask_per_head ? bh : 1, pl, &ov),
+                         c.attn_mask_type == CLATTN_MASK_BOOL ? 1 : 4, &ov);
+                const int past = c.batch > INT32_MAX || c.seq_q > INT32_MAX ||
+                                 c.seq_kv > INT32_MAX || bh > INT32_MAX;
+                want(&f, ov, CLATTN_ERROR_SIZE_OVERFLOW);
+                want(&f, past || !ov, CLATTN_ERROR_UNSUPPORTED);
+                ++g_huge;
+            }
             want(&f,
                  !pq || !pk || !pv || !po ||
                      (c.has_key_padding_mask && !pkpm) ||
@@ -668,6 +771,13 @@ static void run_talking_heads(reader *r, const opts *o, float *const pool[9])
     c.path = (clattn_sdpa_path)dec_enum(r, 5);
     clattn_layer_timing timing;
     c.timing = (o->mode & 0x20) ? &timing : NULL;
+    /* The arrays keep the decoded shape; the call gets the huge one. */
+    const size_t B = c.batch, N = c.seq;
+    const int huge = (o->mode & 0x40) != 0;
+    if (huge) {
+        size_t *const dims[2] = {&c.batch, &c.seq};
+        dec_huge(r, dims, 2);
+    }
 
     int given[8];
     for (int i = 0; i < 8; ++i)
@@ -684,8 +794,10 @@ static void run_talking_heads(reader *r, const opts *o, float *const pool[9])
          C, H, d.qkv_bias, (double)d.dropout_p);
     for (int i = 0; i < 8; ++i)
         note(" %d", given[i]);
-    note("\n  call: B %zu N %zu attn %d alias %d path %u timing %d\n", c.batch,
-         c.seq, want_attn, alias, (unsigned)c.path, c.timing != NULL);
+    note("\n  call: B %zu N %zu (arrays of B %zu N %zu) attn %d alias %d path "
+         "%u timing %d\n",
+         c.batch, c.seq, B, N, want_attn, alias, (unsigned)c.path,
+         c.timing != NULL);
 
     clattn_context *ctx = (o->nulls & 1) ? NULL : g_ctx;
     const int null_desc = o->nulls & 2, null_w = o->nulls & 4,
@@ -715,7 +827,6 @@ static void run_talking_heads(reader *r, const opts *o, float *const pool[9])
         return;
     }
 
-    const size_t B = c.batch, N = c.seq;
     const size_t nx = B * N * C, na = B * H * N * N;
     /* Aliased arrays share one guarded block of the larger size. */
     float *x, *out, *attn = NULL, *x_copy;
@@ -746,7 +857,20 @@ static void run_talking_heads(reader *r, const opts *o, float *const pool[9])
         want(&f, null_layer || null_call || !px || !po,
              CLATTN_ERROR_INVALID_ARGUMENT);
         if (!null_call) {
-            want(&f, B == 0 || N == 0, CLATTN_ERROR_INVALID_SHAPE);
+            want(&f, c.batch == 0 || c.seq == 0, CLATTN_ERROR_INVALID_SHAPE);
+            if (huge && c.batch && c.seq) {
+                /* docs/layers/talking_heads.md section 6. */
+                int ov = 0;
+                const size_t tokens = mulx(c.batch, c.seq, &ov);
+                mulx(mulx(mulx(tokens, C, &ov), 3, &ov), 4, &ov);
+                mulx(mulx(mulx(mulx(c.seq, c.seq, &ov), H, &ov), c.batch, &ov),
+                     4, &ov);
+                const int past =
+                    c.seq > UINT32_MAX - 64 || (H && c.batch > UINT32_MAX / H);
+                want(&f, ov, CLATTN_ERROR_SIZE_OVERFLOW);
+                want(&f, past || !ov, CLATTN_ERROR_UNSUPPORTED);
+                ++g_huge;
+            }
             want(&f, (unsigned)c.path > 4, CLATTN_ERROR_INVALID_ARGUMENT);
             want(&f,
                  pa && (unsigned)c.path >= CLATTN_SDPA_PATH_FUSED &&

@@ -7,7 +7,7 @@ Usage: python3 tests/fuzz/make_corpus_layers.py [OUTPUT_DIR]"""
 import os
 import sys
 
-TH, TOGGLES, NULLS, ARRAYS, TWICE, TIMING = 1, 2, 4, 8, 16, 32
+TH, TOGGLES, NULLS, ARRAYS, TWICE, TIMING, HUGE = 1, 2, 4, 8, 16, 32, 64
 BIAS, BATCH_FIRST, PRE_LN, NO_OUT, SEPARATE = 1, 2, 4, 8, 16
 KPM, PER_HEAD, CAUSAL, SELF, KV_SAME = 1, 2, 4, 8, 16
 
@@ -25,16 +25,18 @@ def head(mode, toggles, nulls, arrays):
 
 def mha(mode=0, toggles=0xFF, nulls=0, arrays=0, E=8, H=2, kdim=0, vdim=0,
         flags=BIAS, scale=0, dropout=0, eps=0, seed=1, data=3, B=2, Sq=4,
-        Skv=4, cflags=SELF, mask=0, need=1, path=0):
+        Skv=4, cflags=SELF, mask=0, need=1, path=0, huge=()):
+    # huge: the HUGE indices (batch, seq_q, seq_kv) when mode has HUGE
     return head(mode, toggles, nulls, arrays) + bytes(
         [E, H, kdim, vdim, flags, scale, dropout, eps, seed, data, B, Sq,
-         Skv, cflags, mask, need, path])
+         Skv, cflags, mask, need, path]) + bytes(huge)
 
 
 def th(mode=TH, toggles=0xFF, nulls=0, arrays=0, dim=8, H=2, flags=1,
-       dropout=0, seed=1, data=5, B=2, N=5, cflags=1, path=0):
+       dropout=0, seed=1, data=5, B=2, N=5, cflags=1, path=0, huge=()):
+    # huge: the HUGE indices (batch, seq) when mode has HUGE
     return head(mode | TH, toggles, nulls, arrays) + bytes(
-        [dim, H, flags, dropout, seed, data, B, N, cflags, path])
+        [dim, H, flags, dropout, seed, data, B, N, cflags, path]) + bytes(huge)
 
 
 def seeds():
@@ -69,6 +71,13 @@ def seeds():
     s['mha_bad_seq_zero'] = mha(Sq=0, cflags=0)
     s['mha_bad_null_mask'] = mha(mode=ARRAYS, arrays=0x10, mask=1)
     s['mha_bad_null_ctx'] = mha(mode=NULLS, nulls=0x01)
+    # huge logical shapes on the small arrays (HUGE_DIMS of fuzz_layers.c):
+    # batch 2^61 (bytes wrap to 0), seq_q 2^23 + 1 (a GEMM past CLBlast's
+    # int), batch 2^31 with per-head weights (B x H past int32)
+    s['mha_huge_batch_wraps'] = mha(mode=HUGE, huge=(9, 0, 0))
+    s['mha_huge_gemm_int'] = mha(mode=HUGE, cflags=0, need=0, B=1,
+                                 huge=(0, 1, 0))
+    s['mha_huge_batch_2_31'] = mha(mode=HUGE, need=2, huge=(3, 0, 0))
     # -- talking heads ---------------------------------------------------
     s['th_unfused_attn'] = th()
     s['th_fused_no_bias'] = th(dim=12, H=3, flags=0, B=3, N=9, cflags=0,
@@ -80,6 +89,10 @@ def seeds():
     s['th_bad_extra_qkv_bias'] = th(mode=TH | TOGGLES, flags=0, toggles=0xF1)
     s['th_bad_dim'] = th(dim=7, H=2)
     s['th_bad_null_call'] = th(mode=TH | NULLS, nulls=0x20)
+    s['th_huge_batch_2_32'] = th(mode=TH | HUGE, huge=(6, 0))
+    s['th_huge_seq_gemm_int'] = th(mode=TH | HUGE, cflags=0, B=1,
+                                   huge=(0, 1))
+    s['th_huge_tokens_overflow'] = th(mode=TH | HUGE, huge=(12, 15))
     return s
 
 
