@@ -1,9 +1,13 @@
 /* Builds the context's OpenCL programs from the embedded sources (or from
    $CLATTN_KERNEL_DIR, for kernel work), with options chosen from the
    device's capabilities. Built once per context; kernels are created per
-   call from the built programs. */
+   call from the built programs. Programs of the embedded sources go
+   through the persistent binary cache (program_disk_cache.h): a valid
+   entry is loaded instead of compiled, anything else is compiled and the
+   entry (re)written. */
 #include "program_cache.h"
 #include "context_internal.h"
+#include "device_select.h"
 #include "fault_injection.h"
 #include "kernel_sources.h"
 
@@ -83,12 +87,101 @@ static size_t softmax_work_group(size_t device_max)
     return wg;
 }
 
+static void cache_key(const clattn_context *ctx, const char *const *texts,
+                      cl_uint count, const char *options, disk_cache_key *key)
+{
+    const disk_cache_inputs in = {
+        .sources = texts,
+        .source_count = count,
+        .options = options,
+        .device_name = ctx->info.device_name,
+        .device_version = ctx->info.device_version,
+        .driver_version = ctx->info.driver_version,
+        .platform_name = ctx->info.platform_name,
+        .platform_version = ctx->programs.platform_version,
+    };
+    disk_cache_key_compute(&in, key);
+}
+
+/* The cached binary built for the device, or NULL: a missing entry, one
+   that fails its checks, or one the driver refuses (its binary format
+   changed without a version bump, say) all end in a source build. */
+static cl_program load_cached(clattn_context *ctx, const disk_cache_key *key,
+                              const char *options)
+{
+    clattn_programs *p = &ctx->programs;
+    unsigned char *binary = NULL;
+    size_t size = 0;
+    disk_cache_lookup found =
+        disk_cache_load(p->cache_dir, key, &binary, &size);
+    if (found == DISK_CACHE_MISS)
+        return NULL;
+    cl_program program = NULL;
+    if (found == DISK_CACHE_HIT) {
+        const unsigned char *bins[1] = {binary};
+        cl_int binary_status = CL_SUCCESS, err;
+        program = clCreateProgramWithBinary(ctx->cl_ctx, 1, &ctx->device, &size,
+                                            bins, &binary_status, &err);
+        if (err != CL_SUCCESS || binary_status != CL_SUCCESS)
+            program = NULL; /* a failed create returns NULL */
+        if (program && clBuildProgram(program, 1, &ctx->device, options, NULL,
+                                      NULL) != CL_SUCCESS) {
+            clReleaseProgram(program);
+            program = NULL;
+        }
+    }
+    free(binary);
+    if (program)
+        p->cache_stats.loads++;
+    else
+        p->cache_stats.rejects++;
+    return program;
+}
+
+/* Writes the device's binary of a freshly built program; any failure only
+   means the next process compiles again. */
+static void store_binary(clattn_context *ctx, cl_program program,
+                         const disk_cache_key *key)
+{
+    cl_uint n = 0;
+    if (clGetProgramInfo(program, CL_PROGRAM_NUM_DEVICES, sizeof n, &n, NULL) !=
+            CL_SUCCESS ||
+        n == 0)
+        return;
+    cl_device_id *devices = calloc(n, sizeof *devices);
+    size_t *sizes = calloc(n, sizeof *sizes);
+    unsigned char **bins = calloc(n, sizeof *bins);
+    cl_uint mine = n;
+    if (devices && sizes && bins &&
+        clGetProgramInfo(program, CL_PROGRAM_DEVICES, n * sizeof *devices,
+                         devices, NULL) == CL_SUCCESS &&
+        clGetProgramInfo(program, CL_PROGRAM_BINARY_SIZES, n * sizeof *sizes,
+                         sizes, NULL) == CL_SUCCESS)
+        for (cl_uint i = 0; i < n; ++i)
+            if (devices[i] == ctx->device)
+                mine = i;
+    /* Only this device's binary is asked for: a NULL entry tells the
+       driver to skip the others (a caller's context may hold several). */
+    if (mine < n && sizes[mine] > 0 &&
+        (bins[mine] = malloc(sizes[mine])) != NULL &&
+        clGetProgramInfo(program, CL_PROGRAM_BINARIES, n * sizeof *bins, bins,
+                         NULL) == CL_SUCCESS &&
+        disk_cache_store(ctx->programs.cache_dir, key, bins[mine],
+                         sizes[mine]) == 0)
+        ctx->programs.cache_stats.stores++;
+    if (bins && mine < n)
+        free(bins[mine]);
+    free(bins);
+    free(sizes);
+    free(devices);
+}
+
 static clattn_status build_one(clattn_context *ctx, program_id id,
                                size_t softmax_wg, cl_program *out)
 {
     const program_spec *spec = &program_specs[id];
     const char *dir = getenv("CLATTN_KERNEL_DIR");
-    const char *texts[MAX_PROGRAM_SOURCES];
+    const char *texts[MAX_PROGRAM_SOURCES + 1];
     char *owned[MAX_PROGRAM_SOURCES] = {0};
     cl_uint count = 0;
     clattn_status status = CLATTN_SUCCESS;
@@ -111,9 +204,24 @@ static clattn_status build_one(clattn_context *ctx, program_id id,
     }
 
     /* An injected fault is a real compile error, so the failure takes the
-       path a broken driver would: status, build log, fallback. */
+       path a broken driver would: status, build log, fallback. Its text
+       is part of the key, so a cached entry never hides it. */
     if (fault_build_fails(ctx->info.device_name))
         texts[count++] = "#error clattn fault injection: this build fails\n";
+    char options[256];
+    snprintf(options, sizeof options, "-DCLATTN_EMBEDDED=1 -DSOFTMAX_WG=%zu",
+             softmax_wg);
+
+    /* Sources being edited under $CLATTN_KERNEL_DIR are never cached:
+       each edit would leave another entry behind. */
+    int cached = !(dir && *dir) && ctx->programs.cache_state == DISK_CACHE_ON;
+    disk_cache_key key;
+    if (cached) {
+        cache_key(ctx, texts, count, options, &key);
+        if ((*out = load_cached(ctx, &key, options)) != NULL)
+            goto done;
+    }
+
     cl_int err;
     cl_program program =
         clCreateProgramWithSource(ctx->cl_ctx, count, texts, NULL, &err);
@@ -121,9 +229,6 @@ static clattn_status build_one(clattn_context *ctx, program_id id,
         status = ctx_cl_error(ctx, "clCreateProgramWithSource", err);
         goto done;
     }
-    char options[256];
-    snprintf(options, sizeof options, "-DCLATTN_EMBEDDED=1 -DSOFTMAX_WG=%zu",
-             softmax_wg);
     err = clBuildProgram(program, 1, &ctx->device, options, NULL, NULL);
     if (err != CL_SUCCESS) {
         char log[CLATTN_ERROR_TEXT_MAX - 256];
@@ -139,6 +244,9 @@ static clattn_status build_one(clattn_context *ctx, program_id id,
                       spec->name, options, cl_error_name(err), (int)err, log);
         goto done;
     }
+    ctx->programs.cache_stats.builds++;
+    if (cached)
+        store_binary(ctx, program, &key);
     *out = program;
 done:
     for (cl_uint i = 0; i < MAX_PROGRAM_SOURCES; ++i)
@@ -164,6 +272,12 @@ static size_t kernel_work_group_limit(clattn_context *ctx, cl_program program,
 clattn_status programs_build(clattn_context *ctx)
 {
     clattn_programs *p = &ctx->programs;
+    /* Where the cache lives is settled once per context; a cache that
+       cannot be used is no error, the programs are compiled instead. */
+    p->cache_state = disk_cache_open(p->cache_dir, sizeof p->cache_dir);
+    platform_string(ctx->platform, CL_PLATFORM_VERSION, p->platform_version,
+                    sizeof p->platform_version);
+    memset(&p->cache_stats, 0, sizeof p->cache_stats);
     size_t wg = softmax_work_group(ctx->info.max_work_group_size);
     for (;;) {
         cl_program program = NULL;
