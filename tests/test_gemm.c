@@ -219,13 +219,21 @@ static const gemm_tuning_identity pocl_id = {
 static const gemm_tuning_identity intel_cpu_id = {
     "CPU", "Intel(R) OpenCL", "Intel(R) Corporation",
     "Intel(R) Xeon(R) Processor", "2026.22.10.0.01_160000"};
+static const gemm_tuning_identity intel_gpu_id = {
+    "GPU", "Intel(R) OpenCL Graphics", "Intel(R) Corporation",
+    "Intel(R) Arc(TM) A770 Graphics", "23.35.27191.42"};
+static const gemm_tuning_identity intel_fpga_id = {
+    "ACCELERATOR", "Intel(R) FPGA Emulation Platform for OpenCL(TM)",
+    "Intel(R) Corporation", "Intel(R) FPGA Emulation Device",
+    "2026.22.10.0.01_160000"};
 static const gemm_tuning_identity nvidia_id = {
     "GPU", "NVIDIA CUDA", "NVIDIA Corporation", "NVIDIA H100 80GB HBM3",
     "550.54.15"};
 
 /* The tuning is keyed on the device's identity: the embedded data gives
-   PoCL its tuned kernels and any other device (Intel's CPU runtime on the
-   same CPU, a GPU) none, so CLBlast's own database stays. The grammar's
+   PoCL its tuned kernels, Intel's CPU runtime on the same CPU its own
+   Xgemm only, and any other device (Intel's GPU and FPGA emulator
+   platforms, a GPU) none, so CLBlast's own database stays. The grammar's
    conditions, and every malformed line, wherever it is, an error. */
 static void run_tuning_keying(void)
 {
@@ -241,8 +249,13 @@ static void run_tuning_keying(void)
               strncmp(log.kernels, "Xgemm/32 XgemmDirect/32", 23) == 0,
           "PoCL gets the tuning: code %d at %s, %zu sections, '%s'", code,
           failed ? failed : "-", matched, log.kernels);
-    const gemm_tuning_identity *others[] = {&intel_cpu_id, &nvidia_id};
-    for (int i = 0; i < 2; ++i) {
+    code = parse_with(text, &intel_cpu_id, &log, &matched, &failed);
+    CHECK(code == 0 && matched == 1 && strcmp(log.kernels, "Xgemm/32") == 0,
+          "Intel's CPU runtime gets its Xgemm: code %d, %zu sections, '%s'",
+          code, matched, log.kernels);
+    const gemm_tuning_identity *others[] = {&intel_gpu_id, &intel_fpga_id,
+                                            &nvidia_id};
+    for (int i = 0; i < 3; ++i) {
         code = parse_with(text, others[i], &log, &matched, &failed);
         CHECK(code == 0 && matched == 0 && log.lines == 0,
               "%s gets no tuning: code %d, %zu sections, '%s'",
@@ -268,7 +281,8 @@ static void run_tuning_keying(void)
           "NVIDIA's section: code %d, '%s'", code, log.kernels);
     code = parse_with(good, &intel_cpu_id, &log, &matched, &failed);
     CHECK(code == 0 && matched == 0 && log.lines == 0,
-          "Intel's CPU runtime: none: code %d, '%s'", code, log.kernels);
+          "Intel's CPU runtime: none of these: code %d, '%s'", code,
+          log.kernels);
 
     const char *bad[] = {
         "[device_type=CPU]\nCopy 32 COPY_WPT=1\n", /* the old class key */
@@ -297,7 +311,8 @@ static void run_tuning_keying(void)
 /* The embedded tuning data parses and CLBlast takes every line of the
    sections matching the device (a malformed or partial line is an error,
    never a silent run with CLBlast's defaults); applying it twice is
-   harmless. PoCL's device gets its tuning, any other none. */
+   harmless. PoCL's device gets its tuning, Intel's CPU runtime its Xgemm,
+   any other device none. */
 static void run_tuning(clattn_context *ctx)
 {
     for (int round = 0; round < 2; ++round) {
@@ -314,11 +329,20 @@ static void run_tuning(clattn_context *ctx)
     const char *failed = NULL;
     int code = parse_with(gemm_tuning_data(), &id, &log, &matched, &failed);
     int pocl = strstr(id.platform_vendor, "pocl") != NULL;
+    int intel_cpu = strcmp(id.type, "CPU") == 0 &&
+                    strncmp(id.platform_name, "Intel(R) OpenCL", 15) == 0;
     printf("tuning for %s / %s (%s): %s\n", id.platform_name, id.device_name,
            id.driver_version, matched ? log.kernels : "CLBlast's defaults");
-    CHECK(code == 0 && (pocl ? matched == 1 && log.lines > 0 : matched == 0),
-          "this device (%s) gets %s: %zu sections", id.platform_vendor,
-          pocl ? "PoCL's tuning" : "none", matched);
+    const char *want = pocl ? "Xgemm/32 XgemmDirect/32" : "Xgemm/32";
+    CHECK(code == 0 && ((pocl || intel_cpu)
+                            ? matched == 1 &&
+                                  strncmp(log.kernels, want, strlen(want)) == 0
+                            : matched == 0),
+          "this device (%s) gets %s: %zu sections, '%s'", id.platform_name,
+          pocl        ? "PoCL's tuning"
+          : intel_cpu ? "Intel's Xgemm"
+                      : "none",
+          matched, log.kernels);
 }
 
 int main(void)
