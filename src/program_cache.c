@@ -122,10 +122,11 @@ static cl_program load_cached(clattn_context *ctx, const disk_cache_key *key,
         cl_int binary_status = CL_SUCCESS, err;
         program = clCreateProgramWithBinary(ctx->cl_ctx, 1, &ctx->device, &size,
                                             bins, &binary_status, &err);
-        if (err != CL_SUCCESS || binary_status != CL_SUCCESS)
-            program = NULL; /* a failed create returns NULL */
-        if (program && clBuildProgram(program, 1, &ctx->device, options, NULL,
-                                      NULL) != CL_SUCCESS) {
+        /* a failed create returns NULL; a program with a bad binary status
+           or that does not build is released */
+        if (program && (err != CL_SUCCESS || binary_status != CL_SUCCESS ||
+                        clBuildProgram(program, 1, &ctx->device, options, NULL,
+                                       NULL) != CL_SUCCESS)) {
             clReleaseProgram(program);
             program = NULL;
         }
