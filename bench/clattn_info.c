@@ -208,8 +208,9 @@ int main(int argc, char **argv)
         }
     }
     printf("\n'auto' ranks GPUs first, then accelerators, then CPUs; among "
-           "equals, more\ncompute units x clock; a device that cannot build "
-           "the kernels is skipped.\n");
+           "equals, more\ncompute units x clock (a clock of 0 MHz is unknown: "
+           "the class's highest\nreported clock stands in for it); a device "
+           "that cannot build the kernels is skipped.\n");
     failed |= print_choice("auto", "auto");
     const char *env = getenv("CLATTN_DEVICE");
     if (env && *env)
