@@ -669,7 +669,8 @@ static int on_device_cold_warm(const char *dir)
 
 /* After damage, a context rebuilds every damaged entry without a word in
    last_error, computes correctly, and leaves whole entries behind. */
-static void expect_rebuilt(const char *dir, int entries, const char *what)
+static void expect_rebuilt(const char *dir, int entries, unsigned damaged,
+                           const char *what)
 {
     clattn_status s;
     clattn_context *ctx = open_context(&s);
@@ -677,12 +678,13 @@ static void expect_rebuilt(const char *dir, int entries, const char *what)
     if (!ctx)
         return;
     program_cache_stats st = stats_of(ctx);
-    CHECK(st.rejects == programs_at_creation && st.loads == 0 &&
-              st.builds == programs_at_creation &&
-              st.stores == programs_at_creation,
-          "%s: %u rejects, %u loads, %u builds, %u stores (want %u, 0, %u, %u)",
-          what, st.rejects, st.loads, st.builds, st.stores,
-          programs_at_creation, programs_at_creation, programs_at_creation);
+    CHECK(st.rejects == damaged && st.builds == damaged &&
+              st.stores == damaged &&
+              st.loads == programs_at_creation - damaged,
+          "%s: %u rejects, %u builds, %u stores, %u loads (want %u, %u, %u, "
+          "%u)",
+          what, st.rejects, st.builds, st.stores, st.loads, damaged, damaged,
+          damaged, programs_at_creation - damaged);
     CHECK(strcmp(clattn_context_last_error(ctx), "") == 0,
           "%s: last_error '%s'", what, clattn_context_last_error(ctx));
     CHECK(sdpa_correct(ctx), "%s: results after the rebuild", what);
@@ -712,10 +714,18 @@ static void on_device_corruption(void)
     int n = creation_entries(dir, paths, 16);
     CHECK(n == (int)programs_at_creation, "%d entries at creation, want %u", n,
           programs_at_creation);
-    for (int how = 0; how < DAMAGE_COUNT; ++how) {
-        for (int i = 0; i < n; ++i)
-            apply_damage(paths[i], (damage)how);
-        expect_rebuilt(dir, n, damage_name[how]);
+    /* Each entry damaged its own way, so one context checks n kinds (a
+       context costs about a minute under ASan without PoCL's cache). */
+    for (int first = 0; first < DAMAGE_COUNT; first += n) {
+        char what[512] = "";
+        unsigned damaged = 0;
+        for (int i = 0; i < n && first + i < DAMAGE_COUNT; ++i, ++damaged) {
+            apply_damage(paths[i], (damage)(first + i));
+            size_t used = strlen(what);
+            snprintf(what + used, sizeof what - used, "%s%s", i ? "; " : "",
+                     damage_name[first + i]);
+        }
+        expect_rebuilt(dir, n, damaged, what);
     }
     /* Whole entries under each other's names: the key in the header
        catches them. */
@@ -726,7 +736,7 @@ static void on_device_corruption(void)
         for (int i = 1; i < n; ++i)
             rename(paths[i], paths[i - 1]);
         rename(tmp, paths[n - 1]);
-        expect_rebuilt(dir, n, "entries under other keys");
+        expect_rebuilt(dir, n, (unsigned)n, "entries under other keys");
     }
     /* Whole, checksummed entries whose bytes the driver refuses. */
     for (int i = 0; i < n; ++i) {
@@ -735,7 +745,7 @@ static void on_device_corruption(void)
         if (disk_cache_check_file(paths[i], &key) == DISK_CACHE_HIT)
             disk_cache_store(dir, &key, junk, sizeof junk);
     }
-    expect_rebuilt(dir, n, "binaries the driver refuses");
+    expect_rebuilt(dir, n, (unsigned)n, "binaries the driver refuses");
 }
 
 static void on_device_opt_out(void)
