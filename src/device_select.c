@@ -193,7 +193,7 @@ static int auto_compare(const clock_fill *f, const device_desc *a,
     return a->device_index - b->device_index;
 }
 
-static int contains_nocase(const char *haystack, const char *needle)
+int text_contains_nocase(const char *haystack, const char *needle)
 {
     size_t nl = strlen(needle);
     for (const char *h = haystack; *h; ++h) {
@@ -262,10 +262,10 @@ static int selector_matches(const selector *s, const device_desc *d)
         /* The platform vendor too: PoCL's platform name ("Portable
            Computing Language") does not contain "pocl", its vendor ("The
            pocl project") does. */
-        return contains_nocase(d->platform_name, s->text) ||
-               contains_nocase(d->platform_vendor, s->text) ||
-               contains_nocase(d->vendor, s->text) ||
-               contains_nocase(d->name, s->text);
+        return text_contains_nocase(d->platform_name, s->text) ||
+               text_contains_nocase(d->platform_vendor, s->text) ||
+               text_contains_nocase(d->vendor, s->text) ||
+               text_contains_nocase(d->name, s->text);
     }
     return 0;
 }

@@ -51,4 +51,9 @@ cl_device_type device_class(cl_device_type type);
 /* "GPU", "CPU", "accelerator" or "other", by class. */
 const char *device_type_name(cl_device_type type);
 
+/* Nonzero when needle occurs in haystack, ignoring ASCII case (an empty
+   needle occurs everywhere): the selector's name match, and the CLBlast
+   tuning sections' identity keys. */
+int text_contains_nocase(const char *haystack, const char *needle);
+
 #endif

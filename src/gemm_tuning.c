@@ -22,6 +22,7 @@
    CLBlastOverrideParameters rejects partial sets. Every line is checked
    whether or not its section matches the device. */
 #include "gemm_tuning.h"
+#include "device_select.h"
 #include "kernel_sources.h"
 
 #include <clblast_c.h>
@@ -156,19 +157,11 @@ static int parse_size(const char *text, size_t *value)
     return 1;
 }
 
-static int contains_nocase(const char *haystack, const char *needle)
+/* An identity key's value matches as a case-insensitive substring; an
+   empty value matches nothing. */
+static int identity_matches(const char *text, const char *value)
 {
-    size_t nl = strlen(needle);
-    for (const char *h = haystack; *h; ++h) {
-        size_t i = 0;
-        while (i < nl && h[i] &&
-               tolower((unsigned char)h[i]) ==
-                   tolower((unsigned char)needle[i]))
-            ++i;
-        if (i == nl)
-            return 1;
-    }
-    return 0;
+    return value[0] && text_contains_nocase(text, value);
 }
 
 /* Reads the header [s, end) (s at '['). Returns 1 if well formed, with
@@ -222,14 +215,14 @@ static int parse_section(const char *s, const char *end,
             break;
         case 1:
             identity = 1;
-            ok = ok && (contains_nocase(id->platform_name, value) ||
-                        contains_nocase(id->platform_vendor, value));
+            ok = ok && (identity_matches(id->platform_name, value) ||
+                        identity_matches(id->platform_vendor, value));
             break;
         case 2:
             identity = 1;
-            ok = ok && contains_nocase(id->device_name, value);
+            ok = ok && identity_matches(id->device_name, value);
             break;
-        case 3: ok = ok && contains_nocase(id->driver_version, value); break;
+        case 3: ok = ok && identity_matches(id->driver_version, value); break;
         }
         if (stop == end)
             break;
