@@ -26,6 +26,7 @@
 #define FC_DVC 16  /* 16-float chunks of a row: head dims up to 256 */
 #define FD_ROWS 8  /* rows per decode work-item */
 #define FC_PLAIN_KEYS 4096 /* rows kernel: longer slices add P V compensated */
+#define FD_FOLD_KEYS 1024  /* decode: keys summed plainly between folds */
 
 /* One work-item per (padded key j, bhk): K row j to kp[blk][d][j % 64], V
    row j to vp[j][0 .. dv_pad); keys past seq_kv and features past
@@ -301,7 +302,12 @@ __kernel void fused_cpu_decode(
     __global const float *kh = k + k_off + b * k_sb + hk * k_sh;
     __global const float *vh = v + v_off + b * v_sb + hk * v_sh;
 
-    float16 qv[FD_ROWS][FC_DVC], acc[FD_ROWS][FC_DVC], comp[FD_ROWS][FC_DVC];
+    /* acc: a plain running P V over at most FD_FOLD_KEYS keys, then folded
+       into outer with Kahan compensation comp (a plain sum over a whole
+       long row drifts by about seq_kv * eps). Folding that rarely keeps
+       the per-key work of a memory-bound kernel as it was. */
+    float16 qv[FD_ROWS][FC_DVC], acc[FD_ROWS][FC_DVC];
+    float16 outer[FD_ROWS][FC_DVC], comp[FD_ROWS][FC_DVC];
     float m[FD_ROWS], l[FD_ROWS], lc[FD_ROWS];
     for (uint r = 0; r < FD_ROWS; ++r) {
         __global const float *qrow =
@@ -309,10 +315,11 @@ __kernel void fused_cpu_decode(
         for (uint c = 0; c < dc; ++c)
             qv[r][c] = fused_load16(qrow, c, head_dim);
         for (uint c = 0; c < dvc; ++c)
-            acc[r][c] = comp[r][c] = (float16)0.0f;
+            acc[r][c] = outer[r][c] = comp[r][c] = (float16)0.0f;
         m[r] = -INFINITY;
         l[r] = lc[r] = 0.0f;
     }
+    uint unfolded = 0; /* keys in acc since the last fold */
 
     fused_masks mk;
     mk.mask_bool = mask_bool;
@@ -359,27 +366,33 @@ __kernel void fused_cpu_decode(
                     drop_threshold, drop_scale, drop_seed, drop_offset);
             vstore16(pv, 0, p[r]);
         }
-        /* The 16 keys' P V, then a compensated add to the rescaled
-           accumulator. */
-        float16 blk[FD_ROWS][FC_DVC];
-        for (uint r = 0; r < rows; ++r)
+        for (uint r = 0; r < rows; ++r) {
             for (uint c = 0; c < dvc; ++c)
-                blk[r][c] = (float16)0.0f;
+                acc[r][c] *= corr[r];
+            if (corr[r] != 1.0f)
+                for (uint c = 0; c < dvc; ++c) {
+                    outer[r][c] *= corr[r];
+                    comp[r][c] *= corr[r];
+                }
+        }
         const uint n = min(16u, key_end - j0);
         for (uint t = 0; t < n; ++t) {
             __global const float *vrow = vh + (j0 + t) * v_ss;
             for (uint c = 0; c < dvc; ++c) {
                 const float16 vc = fused_load16(vrow, c, head_dim_v);
                 for (uint r = 0; r < rows; ++r)
-                    blk[r][c] = fma((float16)p[r][t], vc, blk[r][c]);
+                    acc[r][c] = fma((float16)p[r][t], vc, acc[r][c]);
             }
         }
-        for (uint r = 0; r < rows; ++r)
-            for (uint c = 0; c < dvc; ++c) {
-                acc[r][c] *= corr[r];
-                comp[r][c] *= corr[r];
-                fused_kahan16(&acc[r][c], &comp[r][c], blk[r][c]);
-            }
+        unfolded += 16;
+        if (unfolded >= FD_FOLD_KEYS || j0 + 16 >= key_end) {
+            for (uint r = 0; r < rows; ++r)
+                for (uint c = 0; c < dvc; ++c) {
+                    fused_kahan16(&outer[r][c], &comp[r][c], acc[r][c]);
+                    acc[r][c] = (float16)0.0f;
+                }
+            unfolded = 0;
+        }
     }
 
     for (uint r = 0; r < rows; ++r) {
@@ -390,6 +403,6 @@ __kernel void fused_cpu_decode(
                  : 0;
         fused_write_row(o + o_off + b * o_sb + h * o_sh + i * o_ss,
                         lse ? lse + l_off + b * l_sb + h * l_sh + i * l_ss : 0,
-                        pr, acc[r], m[r], l[r], head_dim_v);
+                        pr, outer[r], m[r], l[r], head_dim_v);
     }
 }
