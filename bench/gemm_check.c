@@ -14,16 +14,16 @@
    the layers' stage timer does; GFLOP/s come from the wall time.
 
    The tuning applied is the embedded data's, keyed on the device's
-   identity (src/tuning/clblast_cpu.txt): a device no section matches runs
+   identity (src/core/tuning/clblast_cpu.txt): a device no section matches runs
    CLBlast's defaults in the "tuned" column too (the header says which).
 
    Built as build/bench/clattn-gemm-check when OpenBLAS is found; or by
    hand:
      cmake -DOUTPUT=/tmp/gc/embedded.c \
-       -DSOURCES=src/tuning/clblast_cpu.txt -P cmake/embed_kernels.cmake
+       -DSOURCES=src/core/tuning/clblast_cpu.txt -P cmake/embed_kernels.cmake
      gcc -std=c11 -O2 -Wall -Wextra -DCL_TARGET_OPENCL_VERSION=120 -Isrc \
        -I/usr/include/x86_64-linux-gnu/openblas-pthread bench/gemm_check.c \
-       src/gemm_tuning.c /tmp/gc/embedded.c -o /tmp/gc/gemm_check \
+       src/core/gemm_tuning.c /tmp/gc/embedded.c -o /tmp/gc/gemm_check \
        -lclblast -lOpenCL -lopenblas -lm
    Run: gemm_check [--reps N] [--untuned-reps N] [--shapes a,b] [--no-untuned]
                    [--try FILE] [--device-type cpu|gpu|all]

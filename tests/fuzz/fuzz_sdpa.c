@@ -11,11 +11,11 @@
      input. The one latitude: an output view that is in fact one-to-one
      (checked by brute force) may still be rejected as overlapping
      (INVALID_ARGUMENT) where the library's sufficient check (strides
-     sorted, each past the reach of the inner ones: src/tensor_view.c)
+     sorted, each past the reach of the inner ones: src/core/tensor_view.c)
      does not prove it; those rejections are counted, not failed. And one
      known discrepancy, also counted and reported at exit: the table of
      docs/api.md section 6 lists the on_queue queue check after the view
-     checks, src/sdpa.c makes it right after the wait-list check, so a
+     checks, src/sdpa/sdpa.c makes it right after the wait-list check, so a
      foreign queue with a bad view is accepted as INVALID_ARGUMENT too;
    - a fused call whose packed K/V (CPU-class variant, seq_q > 8) would
      exceed max_alloc_bytes or overflow size_t is UNSUPPORTED: explicit
@@ -1125,7 +1125,7 @@ static int view_self_overlaps(const tview *v, size_t buf_bytes)
     return dup;
 }
 
-/* The check src/tensor_view.c makes, which is sufficient but not
+/* The check src/core/tensor_view.c makes, which is sufficient but not
    necessary: with the dimensions of extent > 1 sorted by stride, each
    stride must step past everything the inner ones reach. A one-to-one view
    it rejects is the documented conservative latitude, nothing else is. */

@@ -148,7 +148,7 @@ def seeds():
     s['failed_ctx'] = seed(mode=HOST | DEVICE | NULLS, nulls=2)
     s['null_desc_tensors_q'] = seed(mode=HOST | DEVICE | NULLS, nulls=0x1C)
     # a queue of another cl_context, and a too small out buffer: docs/api.md
-    # section 6 lists the queue check after the views, src/sdpa.c makes it
+    # section 6 lists the queue check after the views, src/sdpa/sdpa.c makes it
     # first
     s['bad_foreign_queue'] = seed(mode=DEVICE, call=0x18 | 3 << 5,
                                   tensors=b''.join(
