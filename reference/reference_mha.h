@@ -11,7 +11,7 @@
    layout, masks in torch MHA polarity). out: [rows_q][E] in the layer's
    layout. weights (may be NULL): per call->need_weights, [B][Sq][Skv]
    (head mean) or [B][H][Sq][Skv], after dropout. Dropout draws with
-   Philox offset dropout_offset (tests/philox_ref.c). Fully masked rows
+   Philox offset dropout_offset (reference/philox_ref.c). Fully masked rows
    give zero weights and a zero attention output (the layer's contract). */
 void ref_mha(const clattn_mha_desc *desc, const clattn_mha_weights *w,
              const clattn_mha_call *call, const float *query, const float *key,

@@ -11,7 +11,7 @@
    out: [batch][seq][dim]; attn (may be NULL): [batch][H][seq][seq], the
    weights after the second head mix and dropout. Dropout (desc->dropout_p,
    desc->dropout_seed) draws element ((b*H + g)*seq + i)*seq + j with Philox
-   offset dropout_offset (tests/philox_ref.c). */
+   offset dropout_offset (reference/philox_ref.c). */
 void ref_talking_heads(const clattn_talking_heads_desc *desc,
                        const clattn_talking_heads_weights *w, size_t batch,
                        size_t seq, const float *x, uint64_t dropout_offset,

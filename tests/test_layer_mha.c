@@ -1,6 +1,6 @@
 /* The multi-head attention layer (clattn_mha_*) against PyTorch's
    nn.MultiheadAttention (golden files from tests/gen_golden_mha.py) and
-   against the double-precision reference (tests/reference_mha.c) for what
+   against the double-precision reference (reference/reference_mha.c) for what
    torch cannot give: Philox dropout, fully masked rows, a larger odd
    shape, a custom scale and LayerNorm eps.
 

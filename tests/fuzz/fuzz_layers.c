@@ -23,7 +23,7 @@
      and is finite, the inputs unchanged, timing (when asked for) finite
      and >= 0; and when the scale is moderate (|scale| <= 4) and
      dropout_p <= 0.95, out and the weights equal the double references
-     (tests/reference_mha.c, tests/reference_talking_heads.c; dropout
+     (reference/reference_mha.c, reference/reference_talking_heads.c; dropout
      included: they draw the same Philox stream, with the offset counting
      the layer's earlier successful calls with dropout_p > 0) within the
      suites' tolerances: mha max|got - want| <= 2e-5 * max|want| (+1e-6)

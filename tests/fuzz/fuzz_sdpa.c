@@ -32,7 +32,7 @@
      elements unchanged; the event completes; and when the inputs are
      finite and small (|q|, |k|, |v| <= 1, additive mask in [-2, 2] or -inf,
      |scale| <= 4, dropout_p <= 0.95, head_dim <= 32, seq_kv <= 4096) out,
-     probs and lse equal the double-precision reference (tests/reference.c)
+     probs and lse equal the double-precision reference (reference/reference.c)
      within 1e-5 + 1e-4*|ref| (infinities exactly), as the test suites
      require (docs/testing.md).
    A violation prints what happened and the decoded input, then aborts, so
