@@ -21,9 +21,10 @@
    hand:
      cmake -DOUTPUT=/tmp/gc/embedded.c \
        -DSOURCES=src/core/tuning/clblast_cpu.txt -P cmake/embed_kernels.cmake
-     gcc -std=c11 -O2 -Wall -Wextra -DCL_TARGET_OPENCL_VERSION=120 -Isrc \
-       -I/usr/include/x86_64-linux-gnu/openblas-pthread bench/gemm_check.c \
-       src/core/gemm_tuning.c /tmp/gc/embedded.c -o /tmp/gc/gemm_check \
+     gcc -std=c11 -O2 -Wall -Wextra -DCL_TARGET_OPENCL_VERSION=120 \
+       -Iinclude -Isrc/core -I/usr/include/x86_64-linux-gnu/openblas-pthread \
+       bench/gemm-check/gemm_check.c src/core/gemm_tuning.c \
+       src/core/device_select.c /tmp/gc/embedded.c -o /tmp/gc/gemm_check \
        -lclblast -lOpenCL -lopenblas -lm
    Run: gemm_check [--reps N] [--untuned-reps N] [--shapes a,b] [--no-untuned]
                    [--try FILE] [--device-type cpu|gpu|all]
