@@ -149,7 +149,11 @@ static uint8_t g_mask[B * SKV];
 
 static clattn_additive_desc add_desc(void)
 {
-    clattn_additive_desc d = {DQ, DK, A, DV, 1};
+    clattn_additive_desc d = {.query_dim = DQ,
+                              .key_dim = DK,
+                              .attn_dim = A,
+                              .value_dim = DV,
+                              .bias = 1};
     return d;
 }
 
@@ -527,7 +531,11 @@ static void concat_cases(void)
     float *cw = fill(OUT * (DQ + DV), -0.5, 0.5), *cb = fill(OUT, -0.5, 0.5);
     float *q = fill(B * DQ, -1, 1), *k = fill(B * DK, -1, 1);
     float *v = fill(B * L * DV, -1, 1);
-    const clattn_concat_desc desc = {DQ, DK, DV, L, OUT};
+    const clattn_concat_desc desc = {.query_dim = DQ,
+                                     .key_dim = DK,
+                                     .value_dim = DV,
+                                     .max_length = L,
+                                     .out_dim = OUT};
     const clattn_concat_weights weights = {aw, ab, cw, cb};
     clattn_status s;
     g_baseline = mem_now();
@@ -590,7 +598,8 @@ static void concat_cases(void)
         const float *qq = q, *kk = k, *vv = v;                                 \
         float *oo = out, *wo = w;                                              \
         __VA_ARGS__;                                                           \
-        s = clattn_concat_forward_host(ll, bb, qq, kk, vv, oo, wo);            \
+        s = clattn_concat_forward_host(ll, &(clattn_concat_call){bb, NULL},    \
+                                       qq, kk, vv, oo, wo);                    \
         if (ll)                                                                \
             expect("concat_forward_host", name, s, want, needle);              \
         else                                                                   \
@@ -626,7 +635,8 @@ static void concat_cases(void)
     /* still usable */
     double ro[B * OUT], rw[B * L];
     ref_concat(&desc, &weights, B, q, k, v, ro, rw);
-    s = clattn_concat_forward_host(layer, B, q, k, v, out, w);
+    const clattn_concat_call call = {B, NULL};
+    s = clattn_concat_forward_host(layer, &call, q, k, v, out, w);
     CHECK(s == CLATTN_SUCCESS &&
               compare_close("concat out", out, ro, B * OUT, TOL_ATOL,
                             TOL_RTOL) == 0 &&
@@ -658,7 +668,10 @@ static void se_cases(void)
     clattn_status s;
     g_baseline = mem_now();
 
-    s = clattn_se_gate_create(NULL, E, &weights, NULL);
+    clattn_se_gate_desc desc;
+    clattn_se_gate_desc_init(&desc);
+    desc.embed_dim = E;
+    s = clattn_se_gate_create(NULL, &desc, &weights, NULL);
     CHECK(s == CLATTN_ERROR_INVALID_ARGUMENT, "se: NULL context");
 #define CREATE_CASE(name, want, needle, ...)                                   \
     do {                                                                       \
@@ -668,7 +681,9 @@ static void se_cases(void)
         clattn_se_gate *l = (clattn_se_gate *)&ww;                             \
         clattn_se_gate **lp = &l;                                              \
         __VA_ARGS__;                                                           \
-        s = clattn_se_gate_create(g_ctx, ee, wp, lp);                          \
+        clattn_se_gate_desc dd = desc;                                         \
+        dd.embed_dim = ee;                                                     \
+        s = clattn_se_gate_create(g_ctx, &dd, wp, lp);                         \
         expect("se_gate_create", name, s, want, needle);                       \
         CHECK(!lp || l == NULL, "se_gate_create / %s: *out not NULL", name);   \
     } while (0)
@@ -689,7 +704,7 @@ static void se_cases(void)
 #undef CREATE_CASE
 
     clattn_se_gate *layer = NULL;
-    s = clattn_se_gate_create(g_ctx, E, &weights, &layer);
+    s = clattn_se_gate_create(g_ctx, &desc, &weights, &layer);
     CHECK(s == CLATTN_SUCCESS, "se create: %s",
           clattn_context_last_error(g_ctx));
     if (s != CLATTN_SUCCESS)
@@ -705,7 +720,8 @@ static void se_cases(void)
         const float *xx = x;                                                   \
         float *oo = out;                                                       \
         __VA_ARGS__;                                                           \
-        s = clattn_se_gate_forward_host(ll, tt, xx, oo);                       \
+        clattn_se_gate_call cc = {tt, NULL};                                   \
+        s = clattn_se_gate_forward_host(ll, &cc, xx, oo);                      \
         if (ll)                                                                \
             expect("se_gate_forward_host", name, s, want, needle);             \
         else                                                                   \
@@ -748,7 +764,8 @@ static void se_cases(void)
         cl_mem xx = dx, oo = dout;                                             \
         clattn_layer_timing timing = {-1, -1, -1};                             \
         __VA_ARGS__;                                                           \
-        s = clattn_se_gate_forward(ll, tt, xx, oo, &timing);                   \
+        clattn_se_gate_call cc = {tt, &timing};                                \
+        s = clattn_se_gate_forward(ll, &cc, xx, oo);                           \
         if (ll)                                                                \
             expect("se_gate_forward", name, s, want, needle);                  \
         else                                                                   \
@@ -789,7 +806,8 @@ static void se_cases(void)
     /* still usable */
     double ref[T * E];
     ref_se_gate(E, &weights, T, x, ref);
-    s = clattn_se_gate_forward_host(layer, T, x, out);
+    const clattn_se_gate_call call = {T, NULL};
+    s = clattn_se_gate_forward_host(layer, &call, x, out);
     CHECK(s == CLATTN_SUCCESS &&
               compare_close("se out", out, ref, T * E, TOL_ATOL, TOL_RTOL) == 0,
           "se: valid call after the errors: %s",
@@ -868,13 +886,26 @@ static unsigned settled_context_refs(void)
 /* Runs call `which`; layers made by a create call are destroyed. */
 static clattn_status sweep_call(sweep_state *st, int which)
 {
-    clattn_additive_desc ad = {DQ, DK, A, DV, 1};
+    clattn_additive_desc ad = {.query_dim = DQ,
+                               .key_dim = DK,
+                               .attn_dim = A,
+                               .value_dim = DV,
+                               .bias = 1};
     clattn_additive_weights aw = {st->w[0], st->w[1], st->w[2],
                                   st->w[3], st->w[4], st->w[5]};
-    clattn_concat_desc cd = {DQ, DK, DV, L, OUT};
+    clattn_concat_desc cd = {.query_dim = DQ,
+                             .key_dim = DK,
+                             .value_dim = DV,
+                             .max_length = L,
+                             .out_dim = OUT};
     clattn_concat_weights cw = {st->w[6], st->w[7], st->w[8], st->w[9]};
     clattn_se_gate_weights sw = {st->w[10], st->w[11], st->w[8], st->w[9]};
     clattn_additive_call call = {B, SQ, SKV, 1, NULL};
+    clattn_concat_call concat_call = {B, NULL};
+    clattn_se_gate_desc sd;
+    clattn_se_gate_desc_init(&sd);
+    sd.embed_dim = OUT;
+    clattn_se_gate_call se_call = {T, NULL};
     clattn_status s = CLATTN_ERROR_INVALID_ARGUMENT;
     switch (which) {
     case CALL_ADDITIVE_CREATE: {
@@ -898,20 +929,20 @@ static clattn_status sweep_call(sweep_state *st, int which)
         break;
     }
     case CALL_CONCAT_HOST:
-        s = clattn_concat_forward_host(st->concat, B, st->q, st->k, st->v,
-                                       st->out, st->weights);
+        s = clattn_concat_forward_host(st->concat, &concat_call, st->q, st->k,
+                                       st->v, st->out, st->weights);
         break;
     case CALL_SE_CREATE: {
         clattn_se_gate *l = NULL;
-        s = clattn_se_gate_create(g_ctx, OUT, &sw, &l);
+        s = clattn_se_gate_create(g_ctx, &sd, &sw, &l);
         clattn_se_gate_destroy(l);
         break;
     }
     case CALL_SE_HOST:
-        s = clattn_se_gate_forward_host(st->se, T, st->x, st->out);
+        s = clattn_se_gate_forward_host(st->se, &se_call, st->x, st->out);
         break;
     case CALL_SE_DEVICE:
-        s = clattn_se_gate_forward(st->se, T, st->dx, st->dout, NULL);
+        s = clattn_se_gate_forward(st->se, &se_call, st->dx, st->dout);
         break;
     }
     return s;
@@ -981,17 +1012,28 @@ static void allocation_cases(void)
     st.dv = dev(g_info.cl_ctx, st.v, NV * 4);
     st.dmask = dev(g_info.cl_ctx, st.mask, B * SKV);
     st.dx = dev(g_info.cl_ctx, st.x, T * OUT * 4);
-    clattn_additive_desc ad = {DQ, DK, A, DV, 1};
+    clattn_additive_desc ad = {.query_dim = DQ,
+                               .key_dim = DK,
+                               .attn_dim = A,
+                               .value_dim = DV,
+                               .bias = 1};
     clattn_additive_weights aw = {st.w[0], st.w[1], st.w[2],
                                   st.w[3], st.w[4], st.w[5]};
-    clattn_concat_desc cd = {DQ, DK, DV, L, OUT};
+    clattn_concat_desc cd = {.query_dim = DQ,
+                             .key_dim = DK,
+                             .value_dim = DV,
+                             .max_length = L,
+                             .out_dim = OUT};
     clattn_concat_weights cw = {st.w[6], st.w[7], st.w[8], st.w[9]};
     clattn_se_gate_weights sw = {st.w[10], st.w[11], st.w[8], st.w[9]};
+    clattn_se_gate_desc sd;
+    clattn_se_gate_desc_init(&sd);
+    sd.embed_dim = OUT;
     CHECK(clattn_additive_create(g_ctx, &ad, &aw, &st.additive) ==
                   CLATTN_SUCCESS &&
               clattn_concat_create(g_ctx, &cd, &cw, &st.concat) ==
                   CLATTN_SUCCESS &&
-              clattn_se_gate_create(g_ctx, OUT, &sw, &st.se) == CLATTN_SUCCESS,
+              clattn_se_gate_create(g_ctx, &sd, &sw, &st.se) == CLATTN_SUCCESS,
           "allocation sweep: layers: %s", clattn_context_last_error(g_ctx));
     if (st.additive && st.concat && st.se) {
         /* one warm call each, so that CLBlast's and our programs are built

@@ -17,6 +17,9 @@
 static clattn_context *g_ctx;
 static clattn_info g_info;
 
+#define TAIL 16
+static const float SENTINEL = -12345.0f;
+
 static size_t mem_now(void)
 {
     clattn_memory_stats s;
@@ -65,6 +68,89 @@ typedef struct concat_problem {
     const float *query, *key, *values;
 } concat_problem;
 
+/* A device buffer of n floats, copied from host (NULL: SENTINEL), with
+   flags (0: CL_MEM_READ_WRITE) in context c (NULL: the test's). */
+static cl_mem dev_floats(cl_context c, cl_mem_flags flags, const float *host,
+                         size_t n)
+{
+    float *init = malloc((n ? n : 1) * sizeof *init);
+    for (size_t i = 0; i < n; ++i)
+        init[i] = host ? host[i] : SENTINEL;
+    cl_int err;
+    cl_mem m = clCreateBuffer(c ? c : g_info.cl_ctx,
+                              (flags ? flags : CL_MEM_READ_WRITE) |
+                                  CL_MEM_COPY_HOST_PTR,
+                              (n ? n : 1) * sizeof *init, init, &err);
+    CHECK(err == CL_SUCCESS, "clCreateBuffer: %d", (int)err);
+    free(init);
+    return m;
+}
+
+/* n floats of m into a fresh array (the caller frees it). */
+static float *dev_read(cl_mem m, size_t n)
+{
+    float *f = malloc(n * sizeof *f);
+    clEnqueueReadBuffer(g_info.queue, m, CL_TRUE, 0, n * sizeof *f, f, 0, NULL,
+                        NULL);
+    return f;
+}
+
+/* Nonzero when the n floats of m from element from on are all SENTINEL. */
+static int dev_sentinel(cl_mem m, size_t from, size_t n)
+{
+    float *f = dev_read(m, from + n);
+    int ok = 1;
+    for (size_t i = from; i < from + n; ++i)
+        ok &= f[i] == SENTINEL;
+    free(f);
+    return ok;
+}
+
+/* The device form on a problem the host form ran (host_out, host_w): the
+   same kernels in the same order, so bit-identical, with nothing written
+   past out or weights, timing filled in; and without weights. */
+static void concat_device(const char *name, clattn_concat *layer,
+                          const concat_problem *p, const float *host_out,
+                          const float *host_w)
+{
+    const clattn_concat_desc *d = &p->desc;
+    size_t no = p->batch * d->out_dim, nw = p->batch * d->max_length;
+    cl_mem q =
+        dev_floats(NULL, CL_MEM_READ_ONLY, p->query, p->batch * d->query_dim);
+    cl_mem k =
+        dev_floats(NULL, CL_MEM_READ_ONLY, p->key, p->batch * d->key_dim);
+    cl_mem v = dev_floats(NULL, CL_MEM_READ_ONLY, p->values,
+                          p->batch * d->max_length * d->value_dim);
+    cl_mem out = dev_floats(NULL, 0, NULL, no + TAIL);
+    cl_mem w = dev_floats(NULL, 0, NULL, nw + TAIL);
+    cl_mem out2 = dev_floats(NULL, 0, NULL, no + TAIL);
+    clattn_layer_timing t = {-1, -1, -1};
+    clattn_concat_call call = {p->batch, &t};
+    clattn_status s = clattn_concat_forward(layer, &call, q, k, v, out, w);
+    CHECK(s == CLATTN_SUCCESS, "%s device: %s: %s", name,
+          clattn_status_string(s), clattn_context_last_error(g_ctx));
+    CHECK(t.projection_ms > 0 && t.attention_ms > 0 && t.other_ms >= 0,
+          "%s device: timing %g %g %g", name, t.projection_ms, t.attention_ms,
+          t.other_ms);
+    call.timing = NULL;
+    s = clattn_concat_forward(layer, &call, q, k, v, out2, NULL);
+    CHECK(s == CLATTN_SUCCESS, "%s device without weights: %s", name,
+          clattn_context_last_error(g_ctx));
+    float *got_out = dev_read(out, no), *got_w = dev_read(w, nw);
+    float *got_out2 = dev_read(out2, no);
+    CHECK(memcmp(got_out, host_out, no * sizeof *got_out) == 0 &&
+              memcmp(got_w, host_w, nw * sizeof *got_w) == 0 &&
+              memcmp(got_out2, host_out, no * sizeof *got_out2) == 0,
+          "%s device: not bit-identical to the host form", name);
+    CHECK(dev_sentinel(out, no, TAIL) && dev_sentinel(w, nw, TAIL) &&
+              dev_sentinel(out2, no, TAIL),
+          "%s device: write past out or weights", name);
+    free(got_out), free(got_w), free(got_out2);
+    cl_mem all[] = {q, k, v, out, w, out2};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
+        clReleaseMemObject(all[i]);
+}
+
 static void concat_run(const char *name, const concat_problem *p,
                        const double *ref_out, const double *ref_w)
 {
@@ -77,7 +163,8 @@ static void concat_run(const char *name, const concat_problem *p,
         return;
     size_t no = p->batch * p->desc.out_dim, nw = p->batch * p->desc.max_length;
     float *out = guarded_alloc(no), *w = guarded_alloc(nw);
-    s = clattn_concat_forward_host(layer, p->batch, p->query, p->key, p->values,
+    const clattn_concat_call call = {p->batch, NULL};
+    s = clattn_concat_forward_host(layer, &call, p->query, p->key, p->values,
                                    out, w);
     CHECK(s == CLATTN_SUCCESS, "%s: %s: %s", name, clattn_status_string(s),
           clattn_context_last_error(g_ctx));
@@ -86,11 +173,12 @@ static void concat_run(const char *name, const concat_problem *p,
     compare(name, "out", out, ref_out, no);
     compare(name, "weights", w, ref_w, nw);
     float *out2 = guarded_alloc(no);
-    s = clattn_concat_forward_host(layer, p->batch, p->query, p->key, p->values,
+    s = clattn_concat_forward_host(layer, &call, p->query, p->key, p->values,
                                    out2, NULL);
     CHECK(s == CLATTN_SUCCESS && guarded_intact(out2, no),
           "%s without weights: %s", name, clattn_context_last_error(g_ctx));
     compare(name, "out (no weights)", out2, ref_out, no);
+    concat_device(name, layer, p, out, w);
     guarded_free(out), guarded_free(w), guarded_free(out2);
     clattn_concat_destroy(layer);
     CHECK(mem_now() == before, "%s: %zu bytes before, %zu after destroy", name,
@@ -147,7 +235,11 @@ static void concat_reference(const char *name, uint64_t seed, size_t batch,
     test_rng r = test_rng_make(seed);
     concat_problem p;
     p.batch = batch;
-    p.desc = (clattn_concat_desc){dq, dk, dv, len, out};
+    p.desc = (clattn_concat_desc){.query_dim = dq,
+                                  .key_dim = dk,
+                                  .value_dim = dv,
+                                  .max_length = len,
+                                  .out_dim = out};
     double ga = 2.0 / sqrt((double)(dq + dk)),
            gc = 2.0 / sqrt((double)(dq + dv));
     float *buf[7];
@@ -167,12 +259,121 @@ static void concat_reference(const char *name, uint64_t seed, size_t batch,
         free(buf[i]);
 }
 
+/* Nonzero when the error text names needle (NULL: anything does). */
+static int names(const char *text, const char *needle)
+{
+    return !needle || (text && strstr(text, needle));
+}
+
+/* The device form's refusals: each returns its status with the argument
+   named, writes neither out nor weights nor the timing, and holds no
+   device memory afterwards. */
+static void concat_device_errors(void)
+{
+    enum { B = 2, DQ = 5, DK = 3, DV = 4, L = 7, OUT = 6 };
+    test_rng r = test_rng_make(31);
+    float *aw = fill(&r, L * (DQ + DK), -0.5, 0.5), *ab = fill(&r, L, -1, 1);
+    float *cw = fill(&r, OUT * (DQ + DV), -0.5, 0.5);
+    float *cb = fill(&r, OUT, -1, 1), *hq = fill(&r, B * DQ, -1, 1);
+    float *hk = fill(&r, B * DK, -1, 1), *hv = fill(&r, B * L * DV, -1, 1);
+    const clattn_concat_desc desc = {.query_dim = DQ,
+                                     .key_dim = DK,
+                                     .value_dim = DV,
+                                     .max_length = L,
+                                     .out_dim = OUT};
+    const clattn_concat_weights weights = {aw, ab, cw, cb};
+    clattn_concat *layer = NULL;
+    clattn_status s = clattn_concat_create(g_ctx, &desc, &weights, &layer);
+    CHECK(s == CLATTN_SUCCESS, "concat errors: create: %s",
+          clattn_context_last_error(g_ctx));
+    cl_int err;
+    cl_context foreign =
+        clCreateContext(NULL, 1, &g_info.device, NULL, NULL, &err);
+    cl_mem q = dev_floats(NULL, 0, hq, B * DQ),
+           k = dev_floats(NULL, 0, hk, B * DK);
+    cl_mem v = dev_floats(NULL, 0, hv, B * L * DV);
+    cl_mem out = dev_floats(NULL, 0, NULL, B * OUT);
+    cl_mem w = dev_floats(NULL, 0, NULL, B * L);
+    cl_mem v_short = dev_floats(NULL, 0, hv, B * L * DV - 1);
+    cl_mem out_short = dev_floats(NULL, 0, NULL, B * OUT - 1);
+    cl_mem w_short = dev_floats(NULL, 0, NULL, B * L - 1);
+    cl_mem k_foreign = dev_floats(foreign, 0, hk, B * DK);
+    cl_mem out_ro = dev_floats(NULL, CL_MEM_READ_ONLY, NULL, B * OUT);
+    cl_mem q_wo = dev_floats(NULL, CL_MEM_WRITE_ONLY, hq, B * DQ);
+    size_t baseline = mem_now();
+#define DEV_CASE(label, want, needle, ...)                                     \
+    do {                                                                       \
+        clattn_concat *ll = layer;                                             \
+        clattn_layer_timing timing = {-1, -1, -1};                             \
+        clattn_concat_call call = {B, &timing}, *cp = &call;                   \
+        cl_mem qq = q, kk = k, vv = v, oo = out, ww = w;                       \
+        __VA_ARGS__;                                                           \
+        s = clattn_concat_forward(ll, cp, qq, kk, vv, oo, ww);                 \
+        const char *text = clattn_context_last_error(g_ctx);                   \
+        CHECK(s == want, "concat_forward / %s: got %s, want %s (%s)", label,   \
+              clattn_status_string(s), clattn_status_string(want), text);      \
+        CHECK(!ll || names(text, needle),                                      \
+              "concat_forward / %s: \"%s\" does not name %s", label, text,     \
+              needle ? needle : "");                                           \
+        clFinish(g_info.queue);                                                \
+        CHECK(dev_sentinel(out, 0, B *OUT) && dev_sentinel(w, 0, B * L) &&     \
+                  dev_sentinel(out_short, 0, B * OUT - 1) &&                   \
+                  dev_sentinel(w_short, 0, B * L - 1),                         \
+              "concat_forward / %s: an output was written", label);            \
+        CHECK(timing.projection_ms == -1 && timing.attention_ms == -1,         \
+              "concat_forward / %s: timing written", label);                   \
+        CHECK(mem_now() == baseline, "concat_forward / %s: %zu bytes held",    \
+              label, mem_now() - baseline);                                    \
+    } while (0)
+    if (layer) {
+        const clattn_status INVALID = CLATTN_ERROR_INVALID_ARGUMENT;
+        const clattn_status SMALL = CLATTN_ERROR_BUFFER_TOO_SMALL;
+        DEV_CASE("layer NULL", INVALID, NULL, ll = NULL);
+        DEV_CASE("call NULL", INVALID, "call", cp = NULL);
+        DEV_CASE("batch 0", CLATTN_ERROR_INVALID_SHAPE, "batch",
+                 call.batch = 0);
+        DEV_CASE("query NULL", INVALID, "query", qq = NULL);
+        DEV_CASE("key NULL", INVALID, "key", kk = NULL);
+        DEV_CASE("values NULL", INVALID, "values", vv = NULL);
+        DEV_CASE("out NULL", INVALID, "out", oo = NULL);
+        DEV_CASE("values short", SMALL, "values", vv = v_short);
+        DEV_CASE("out short", SMALL, "out", oo = out_short);
+        DEV_CASE("weights short", SMALL, "weights", ww = w_short);
+        DEV_CASE("key of another cl_context", INVALID, "another OpenCL context",
+                 kk = k_foreign);
+        DEV_CASE("out CL_MEM_READ_ONLY", INVALID, "CL_MEM_READ_ONLY",
+                 oo = out_ro);
+        DEV_CASE("query CL_MEM_WRITE_ONLY", INVALID, "CL_MEM_WRITE_ONLY",
+                 qq = q_wo);
+        DEV_CASE("out is the query", INVALID, "query", qq = out);
+        DEV_CASE("weights are the values", INVALID, "values", vv = w);
+        DEV_CASE("out is the weights", INVALID, "same buffer", oo = w);
+        DEV_CASE("weights short but out is the key", INVALID, "key",
+                 (ww = w_short, kk = out));
+        /* still usable */
+        const clattn_concat_call call = {B, NULL};
+        s = clattn_concat_forward(layer, &call, q, k, v, out, w);
+        clFinish(g_info.queue);
+        CHECK(s == CLATTN_SUCCESS && !dev_sentinel(out, 0, B * OUT),
+              "concat_forward: valid call after the errors: %s",
+              clattn_context_last_error(g_ctx));
+    }
+#undef DEV_CASE
+    clattn_concat_destroy(layer);
+    cl_mem all[] = {q,         k,       v,         out,    w,   v_short,
+                    out_short, w_short, k_foreign, out_ro, q_wo};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
+        if (all[i])
+            clReleaseMemObject(all[i]);
+    clReleaseContext(foreign);
+    float *owned[] = {aw, ab, cw, cb, hq, hk, hv};
+    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; ++i)
+        free(owned[i]);
+}
+
 /* ------------------------------------------------------------------------ */
 /* SE gate                                                                   */
 /* ------------------------------------------------------------------------ */
-
-#define TAIL 16
-static const float SENTINEL = -12345.0f;
 
 static void se_device(const char *name, clattn_se_gate *layer, size_t tokens,
                       size_t e, const float *x, const double *ref)
@@ -189,7 +390,8 @@ static void se_device(const char *name, clattn_se_gate *layer, size_t tokens,
         clCreateBuffer(g_info.cl_ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR,
                        (n + TAIL) * sizeof *all, all, &err);
     clattn_layer_timing t = {-1, -1, -1};
-    clattn_status s = clattn_se_gate_forward(layer, tokens, bx, bo, &t);
+    const clattn_se_gate_call call = {tokens, &t};
+    clattn_status s = clattn_se_gate_forward(layer, &call, bx, bo);
     CHECK(s == CLATTN_SUCCESS, "%s device: %s: %s", name,
           clattn_status_string(s), clattn_context_last_error(g_ctx));
     clEnqueueReadBuffer(g_info.queue, bo, CL_TRUE, 0, (n + TAIL) * sizeof *all,
@@ -212,14 +414,18 @@ static void se_run(const char *name, size_t e, const clattn_se_gate_weights *w,
 {
     size_t before = mem_now();
     clattn_se_gate *layer = NULL;
-    clattn_status s = clattn_se_gate_create(g_ctx, e, w, &layer);
+    clattn_se_gate_desc desc;
+    clattn_se_gate_desc_init(&desc);
+    desc.embed_dim = e;
+    clattn_status s = clattn_se_gate_create(g_ctx, &desc, w, &layer);
     CHECK(s == CLATTN_SUCCESS, "%s create: %s: %s", name,
           clattn_status_string(s), clattn_context_last_error(g_ctx));
     if (s != CLATTN_SUCCESS)
         return;
     size_t n = tokens * e;
     float *out = guarded_alloc(n);
-    s = clattn_se_gate_forward_host(layer, tokens, x, out);
+    const clattn_se_gate_call call = {tokens, NULL};
+    s = clattn_se_gate_forward_host(layer, &call, x, out);
     CHECK(s == CLATTN_SUCCESS, "%s: %s: %s", name, clattn_status_string(s),
           clattn_context_last_error(g_ctx));
     CHECK(guarded_intact(out, n), "%s: write outside out", name);
@@ -288,6 +494,7 @@ int main(void)
     clattn_context_info(g_ctx, &g_info);
     concat_golden("concat_l10_b3.bin");
     concat_golden("concat_l10_tutorial.bin");
+    concat_device_errors();
     se_golden("se_e24_t13.bin");
     se_golden("se_e40_b2_n5.bin");
     /* name, seed, B, Dq, Dk, Dv, L, out */

@@ -490,17 +490,35 @@ CLATTN_API clattn_status clattn_concat_create(
     const clattn_concat_weights *weights, clattn_concat **out);
 CLATTN_API void clattn_concat_destroy(clattn_concat *layer);
 
+typedef struct clattn_concat_call {
+    size_t batch;
+    clattn_layer_timing *timing;
+} clattn_concat_call;
+
 /* query [B][Dq], key [B][Dk] (the tutorial's embedded and hidden),
    values [B][L][Dv] (encoder outputs), out [B][out_dim], weights optional
-   [B][L]. */
+   [B][L] (NULL = not wanted). Device form: out and weights may not be an
+   input buffer nor each other (inputs may share one buffer). */
+CLATTN_API clattn_status clattn_concat_forward(clattn_concat *layer,
+                                               const clattn_concat_call *call,
+                                               cl_mem query, cl_mem key,
+                                               cl_mem values, cl_mem out,
+                                               cl_mem weights);
 CLATTN_API clattn_status clattn_concat_forward_host(
-    clattn_concat *layer, size_t batch, const float *query, const float *key,
-    const float *values, float *out, float *weights);
+    clattn_concat *layer, const clattn_concat_call *call, const float *query,
+    const float *key, const float *values, float *out, float *weights);
 
 /* ---- Squeeze-excitation token gate ----------------------------------------- */
 /* m = mean over features of x[b][n]; h = relu(w1 * m + b1) (Linear(1, E));
    g = sigmoid(W2 h + b2) (Linear(E, E)); out = x * g. */
 typedef struct clattn_se_gate clattn_se_gate;
+
+typedef struct clattn_se_gate_desc {
+    size_t embed_dim; /* E */
+} clattn_se_gate_desc;
+
+/* Zeroes (embed_dim must then be set). */
+CLATTN_API void clattn_se_gate_desc_init(clattn_se_gate_desc *desc);
 
 typedef struct clattn_se_gate_weights {
     const float *fc1_weight, *fc1_bias; /* [E][1], [E] */
@@ -508,20 +526,22 @@ typedef struct clattn_se_gate_weights {
 } clattn_se_gate_weights;
 
 CLATTN_API clattn_status clattn_se_gate_create(
-    clattn_context *ctx, size_t embed_dim,
+    clattn_context *ctx, const clattn_se_gate_desc *desc,
     const clattn_se_gate_weights *weights, clattn_se_gate **out);
 CLATTN_API void clattn_se_gate_destroy(clattn_se_gate *layer);
 
-/* x, out: [tokens][E] (any batch/sequence layout flattened); out may not
-   alias x. */
+typedef struct clattn_se_gate_call {
+    size_t tokens; /* any batch/sequence layout flattened */
+    clattn_layer_timing *timing;
+} clattn_se_gate_call;
+
+/* x, out: [tokens][E]; out may not alias x. */
 CLATTN_API clattn_status clattn_se_gate_forward(clattn_se_gate *layer,
-                                                size_t tokens, cl_mem x,
-                                                cl_mem out,
-                                                clattn_layer_timing *timing);
-CLATTN_API clattn_status clattn_se_gate_forward_host(clattn_se_gate *layer,
-                                                     size_t tokens,
-                                                     const float *x,
-                                                     float *out);
+                                                const clattn_se_gate_call *call,
+                                                cl_mem x, cl_mem out);
+CLATTN_API clattn_status clattn_se_gate_forward_host(
+    clattn_se_gate *layer, const clattn_se_gate_call *call, const float *x,
+    float *out);
 
 #ifdef __cplusplus
 }

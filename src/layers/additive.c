@@ -11,126 +11,23 @@
    add_weighted_sum for the context. The scores are built in the caller's
    weights buffer when one is given, else in scratch.
 
-   Also home of the helpers shared with concat.c and se_gate.c
-   (additive_internal.h). */
-#include "additive_internal.h"
+   The layer is built on the skeleton of layer_object.h; the row kernels
+   it shares with concat are attention_rows.h's. */
+#include "attention_rows.h"
 #include "context_internal.h"
 #include "gemm.h"
+#include "layer_object.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 
-#define ADD_TI 4  /* query rows per work-item, as cl/additive.cl */
-#define ADD_TJ 16 /* keys / features per work-item */
-
 struct clattn_additive {
-    clattn_context *ctx;
+    clattn_context *ctx;       /* first: layer_object.h */
     clattn_additive_desc desc; /* value_dim resolved */
     cl_mem wa, ua, va;         /* [A][Dq], [A][Dk], [A] */
     cl_mem qk_bias;            /* wa_b + ua_b, [A]; NULL without bias */
     float bv;                  /* Va's bias (0 without bias) */
 };
-
-/* ------------------------------------------------------------------------ */
-/* Shared helpers (additive_internal.h)                                      */
-/* ------------------------------------------------------------------------ */
-
-clattn_status add_kernel(clattn_context *ctx, const char *name,
-                         cl_kernel *kernel, kernel_args *args)
-{
-    clattn_status status = program_kernel(ctx, PROGRAM_ADDITIVE, name, kernel);
-    if (status == CLATTN_SUCCESS)
-        *args = args_begin(*kernel);
-    return status;
-}
-
-clattn_status add_launch(clattn_context *ctx, cl_kernel kernel,
-                         const kernel_args *args, const char *name, size_t g0,
-                         size_t g1, layer_timer *timer, layer_stage stage)
-{
-    clattn_status status;
-    if (args->err != CL_SUCCESS) {
-        status = ctx_error(
-            ctx, CLATTN_ERROR_OPENCL, "clSetKernelArg(%s, %u) failed: %s (%d)",
-            name, args->index - 1, cl_error_name(args->err), (int)args->err);
-    } else {
-        size_t global[2] = {g0, g1};
-        status = layer_launch(ctx, ctx->queue, args, name, g1 ? 2 : 1, global,
-                              timer, stage);
-    }
-    clReleaseKernel(kernel);
-    return status;
-}
-
-static size_t tiles(size_t n, size_t tile)
-{
-    return n / tile + !!(n % tile);
-}
-
-clattn_status add_softmax(clattn_context *ctx, cl_mem scores, size_t rows,
-                          size_t n, layer_timer *timer)
-{
-    cl_kernel kernel;
-    kernel_args a;
-    clattn_status status = add_kernel(ctx, "add_softmax_rows", &kernel, &a);
-    if (status != CLATTN_SUCCESS)
-        return status;
-    arg_mem(&a, scores);
-    arg_ulong(&a, n);
-    return add_launch(ctx, kernel, &a, "add_softmax_rows", rows, 0, timer,
-                      LAYER_STAGE_ATTENTION);
-}
-
-clattn_status add_weighted_sum(clattn_context *ctx, cl_mem w, cl_mem v,
-                               cl_mem out, size_t batch, size_t sq, size_t skv,
-                               size_t dv, layer_timer *timer)
-{
-    cl_kernel kernel;
-    kernel_args a;
-    clattn_status status = add_kernel(ctx, "add_weighted_sum", &kernel, &a);
-    if (status != CLATTN_SUCCESS)
-        return status;
-    size_t i_tiles = tiles(sq, ADD_TI);
-    arg_mem(&a, w);
-    arg_mem(&a, v);
-    arg_mem(&a, out);
-    arg_ulong(&a, sq);
-    arg_ulong(&a, skv);
-    arg_ulong(&a, dv);
-    arg_ulong(&a, i_tiles);
-    /* batch * i_tiles <= batch * sq, checked by the caller */
-    return add_launch(ctx, kernel, &a, "add_weighted_sum", tiles(dv, ADD_TJ),
-                      batch * i_tiles, timer, LAYER_STAGE_ATTENTION);
-}
-
-clattn_status add_count(clattn_context *ctx, size_t *out, size_t *bytes,
-                        size_t a, size_t b, size_t c)
-{
-    clattn_status status = layer_mul_size(ctx, out, a, b, c);
-    if (status == CLATTN_SUCCESS && bytes)
-        status = layer_mul_size(ctx, bytes, *out, sizeof(float), 1);
-    return status;
-}
-
-clattn_status add_check_host_outputs(clattn_context *ctx, const char *layer,
-                                     const void *const *in,
-                                     const size_t *in_bytes,
-                                     const char *const *in_names, size_t n_in,
-                                     const char *out_name, const void *out,
-                                     size_t out_bytes, const float *weights,
-                                     size_t weights_bytes)
-{
-    for (size_t i = 0; i < n_in; ++i)
-        if (layer_host_overlap(in[i], in_bytes[i], out, out_bytes) ||
-            layer_host_overlap(in[i], in_bytes[i], weights, weights_bytes))
-            return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                             "%s: %s overlaps an output array", layer,
-                             in_names[i]);
-    if (layer_host_overlap(out, out_bytes, weights, weights_bytes))
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "%s: %s and weights overlap", layer, out_name);
-    return CLATTN_SUCCESS;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Creation                                                                  */
@@ -157,9 +54,9 @@ static clattn_status upload_weights(clattn_additive *l,
     const clattn_additive_desc *d = &l->desc;
     size_t nwa, nua;
     clattn_status status =
-        add_count(l->ctx, &nwa, NULL, d->attn_dim, d->query_dim, 1);
+        layer_count(l->ctx, &nwa, NULL, d->attn_dim, d->query_dim, 1);
     if (status == CLATTN_SUCCESS)
-        status = add_count(l->ctx, &nua, NULL, d->attn_dim, d->key_dim, 1);
+        status = layer_count(l->ctx, &nua, NULL, d->attn_dim, d->key_dim, 1);
     if (status == CLATTN_SUCCESS)
         status = layer_upload(l->ctx, w->wa_weight, nwa, &l->wa);
     if (status == CLATTN_SUCCESS)
@@ -185,14 +82,11 @@ CLATTN_API clattn_status clattn_additive_create(
     clattn_context *ctx, const clattn_additive_desc *desc,
     const clattn_additive_weights *weights, clattn_additive **out)
 {
-    CTX_CHECK_USABLE(ctx);
-    if (!out)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "%s: out is NULL",
-                         LAYER);
-    *out = NULL;
-    if (!desc || !weights)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "%s: %s is NULL",
-                         LAYER, desc ? "weights" : "desc");
+    if (out)
+        *out = NULL;
+    clattn_status status = layer_create_check(ctx, LAYER, out, desc, weights);
+    if (status != CLATTN_SUCCESS)
+        return status;
     clattn_additive_desc d = *desc;
     if (!d.value_dim)
         d.value_dim = d.key_dim;
@@ -202,22 +96,18 @@ CLATTN_API clattn_status clattn_additive_create(
                          "must be nonzero",
                          LAYER, d.query_dim, d.key_dim, d.attn_dim);
     d.bias = d.bias != 0;
-    clattn_status status = check_weights(ctx, &d, weights);
-    if (status != CLATTN_SUCCESS)
-        return status;
-    clattn_additive *l = calloc(1, sizeof *l);
-    if (!l)
-        return ctx_error(ctx, CLATTN_ERROR_OUT_OF_MEMORY,
-                         "%s: host memory for the layer", LAYER);
-    l->ctx = ctx;
-    l->desc = d;
-    status = upload_weights(l, weights);
-    if (status != CLATTN_SUCCESS) {
-        clattn_additive_destroy(l);
-        return status;
+    status = check_weights(ctx, &d, weights);
+    clattn_additive *l = NULL;
+    if (status == CLATTN_SUCCESS)
+        l = layer_object_new(ctx, LAYER, sizeof *l, &status);
+    if (l) {
+        l->desc = d;
+        status = upload_weights(l, weights);
     }
+    if (status != CLATTN_SUCCESS)
+        clattn_additive_destroy(l), l = NULL;
     *out = l;
-    return CLATTN_SUCCESS;
+    return status;
 }
 
 CLATTN_API void clattn_additive_destroy(clattn_additive *layer)
@@ -225,8 +115,7 @@ CLATTN_API void clattn_additive_destroy(clattn_additive *layer)
     if (!layer)
         return;
     cl_mem all[] = {layer->wa, layer->ua, layer->va, layer->qk_bias};
-    layer_release(layer->ctx, all, sizeof all / sizeof all[0]);
-    free(layer);
+    layer_object_free(layer, all, sizeof all / sizeof all[0]);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -267,8 +156,8 @@ static clattn_status call_sizes(const clattn_additive *l,
         {&s->kp, &s->kp_b, c->batch, c->seq_kv, d->attn_dim},
     };
     for (size_t i = 0; i < sizeof list / sizeof list[0]; ++i) {
-        clattn_status status = add_count(ctx, list[i].out, list[i].bytes,
-                                         list[i].a, list[i].b, list[i].c);
+        clattn_status status = layer_count(ctx, list[i].out, list[i].bytes,
+                                           list[i].a, list[i].b, list[i].c);
         if (status != CLATTN_SUCCESS)
             return status;
     }
@@ -371,12 +260,12 @@ static clattn_status enqueue_scores(const clattn_additive *l,
                                     cl_mem kpt, cl_mem mask, cl_mem scores,
                                     layer_timer *timer)
 {
-    cl_kernel kernel;
     kernel_args a;
-    clattn_status status = add_kernel(l->ctx, "additive_scores", &kernel, &a);
+    clattn_status status =
+        layer_kernel(l->ctx, PROGRAM_ADDITIVE, "additive_scores", &a);
     if (status != CLATTN_SUCCESS)
         return status;
-    size_t i_tiles = tiles(c->seq_q, ADD_TI);
+    size_t i_tiles = rows_tiles(c->seq_q, ADD_TI);
     arg_mem(&a, qp);
     arg_mem(&a, kpt);
     arg_ulong(&a, c->batch * c->seq_kv);
@@ -389,9 +278,9 @@ static clattn_status enqueue_scores(const clattn_additive *l,
     arg_ulong(&a, c->seq_kv);
     arg_ulong(&a, l->desc.attn_dim);
     arg_ulong(&a, i_tiles);
-    return add_launch(l->ctx, kernel, &a, "additive_scores",
-                      tiles(c->seq_kv, ADD_TJ), c->batch * i_tiles, timer,
-                      LAYER_STAGE_ATTENTION);
+    return layer_launch_once(l->ctx, &a, "additive_scores",
+                             rows_tiles(c->seq_kv, ADD_TJ), c->batch * i_tiles,
+                             timer, LAYER_STAGE_ATTENTION);
 }
 
 /* Everything after validation: scratch, the two projections, scores,
@@ -432,20 +321,33 @@ static clattn_status enqueue_all(const clattn_additive *l,
         status = enqueue_scores(l, c, scratch[0], scratch[1], io->mask, scores,
                                 timer);
     if (status == CLATTN_SUCCESS)
-        status = add_softmax(ctx, scores, rows_q, c->seq_kv, timer);
+        status = rows_softmax(ctx, scores, rows_q, c->seq_kv, timer);
     if (status == CLATTN_SUCCESS)
         status =
-            add_weighted_sum(ctx, scores, io->values, io->context, c->batch,
-                             c->seq_q, c->seq_kv, d->value_dim, timer);
+            rows_weighted_sum(ctx, scores, io->values, io->context, c->batch,
+                              c->seq_q, c->seq_kv, d->value_dim, timer);
     /* OpenCL keeps the buffers alive until the enqueued kernels finish. */
     layer_release(ctx, scratch, 3);
     return status;
 }
 
+/* One device-form call after its checks, for layer_timed_run. */
+typedef struct additive_run {
+    const clattn_additive *l;
+    const clattn_additive_call *c;
+    const additive_sizes *s;
+    const additive_io *io;
+} additive_run;
+
+static clattn_status run_enqueue(void *state, layer_timer *timer)
+{
+    const additive_run *r = state;
+    return enqueue_all(r->l, r->c, r->s, r->io, timer);
+}
+
 static clattn_status forward(clattn_additive *l, const clattn_additive_call *c,
                              additive_io io)
 {
-    clattn_context *ctx = l->ctx;
     additive_sizes s;
     clattn_status status = call_sizes(l, c, &s);
     if (status != CLATTN_SUCCESS)
@@ -457,16 +359,10 @@ static clattn_status forward(clattn_additive *l, const clattn_additive_call *c,
     status = check_limits(l, c, &s, !io.weights);
     if (status == CLATTN_SUCCESS)
         status = check_io(l, c, &s, &io);
-    if (status != CLATTN_SUCCESS)
-        return status;
-    layer_timer tb, *timer;
-    status = layer_timer_begin(ctx, ctx->queue, c->timing ? &tb : NULL, &timer);
-    if (status != CLATTN_SUCCESS)
-        return status;
-    status = enqueue_all(l, c, &s, &io, timer);
-    clattn_status done = layer_timer_finish(
-        ctx, ctx->queue, timer, status == CLATTN_SUCCESS ? c->timing : NULL);
-    return status != CLATTN_SUCCESS ? status : done;
+    additive_run r = {l, c, &s, &io};
+    if (status == CLATTN_SUCCESS)
+        status = layer_timed_run(l->ctx, c->timing, run_enqueue, &r);
+    return status;
 }
 
 CLATTN_API clattn_status clattn_additive_forward(
@@ -474,12 +370,9 @@ CLATTN_API clattn_status clattn_additive_forward(
     cl_mem keys, cl_mem values, cl_mem key_padding_mask, cl_mem context,
     cl_mem weights)
 {
-    if (!layer)
-        return CLATTN_ERROR_INVALID_ARGUMENT;
-    CTX_CHECK_USABLE(layer->ctx);
-    if (!call)
-        return ctx_error(layer->ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "%s: call is NULL", LAYER);
+    clattn_status status = layer_forward_check(layer, LAYER, call);
+    if (status != CLATTN_SUCCESS)
+        return status;
     additive_io io = {query, keys, values, key_padding_mask, context, weights};
     return forward(layer, call, io);
 }
@@ -488,54 +381,17 @@ CLATTN_API clattn_status clattn_additive_forward(
 /* Host form                                                                 */
 /* ------------------------------------------------------------------------ */
 
-static clattn_status check_host(const clattn_additive *l,
-                                const clattn_additive_call *c,
-                                const additive_sizes *s, const float *query,
-                                const float *keys, const float *values,
-                                const uint8_t *mask, const float *context,
-                                const float *weights)
+/* The device form over the staged buffers (layer_host_forward). */
+typedef struct additive_host {
+    clattn_additive *l;
+    const clattn_additive_call *c;
+} additive_host;
+
+static clattn_status host_run(void *state, const cl_mem *b)
 {
-    clattn_context *ctx = l->ctx;
-    if (!query || !keys || !context)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "%s: %s is NULL",
-                         LAYER,
-                         !query  ? "query"
-                         : !keys ? "keys"
-                                 : "context");
-    if (c->has_key_padding_mask && !mask)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "%s: has_key_padding_mask but key_padding_mask is "
-                         "NULL",
-                         LAYER);
-    const void *in[] = {query, keys, values,
-                        c->has_key_padding_mask ? mask : NULL};
-    size_t in_bytes[] = {s->query_b, s->keys_b, s->values_b, s->mask};
-    const char *names[] = {"query", "keys", "values", "key_padding_mask"};
-    /* The staging buffers, one allocation each, and the call's own
-       (check_limits), before any is made or any host array read, and
-       before the overlap rule: a shape that cannot run is refused as such
-       even where its logical extents make the arrays overlap. */
-    clattn_status status = CLATTN_SUCCESS;
-    const struct {
-        const char *what;
-        size_t bytes;
-    } staged[] = {
-        {"the staged query", s->query_b},
-        {"the staged keys", s->keys_b},
-        {"the staged values", values && values != keys ? s->values_b : 0},
-        {"the staged key_padding_mask", c->has_key_padding_mask ? s->mask : 0},
-        {"the staged context", s->context_b},
-        {"the staged weights", weights ? s->weights_b : 0},
-    };
-    for (size_t i = 0; status == CLATTN_SUCCESS && i < 6; ++i)
-        status = layer_check_alloc(ctx, LAYER, staged[i].what, staged[i].bytes);
-    if (status == CLATTN_SUCCESS)
-        status = check_limits(l, c, s, !weights);
-    if (status == CLATTN_SUCCESS)
-        status = add_check_host_outputs(ctx, LAYER, in, in_bytes, names, 4,
-                                        "context", context, s->context_b,
-                                        weights, s->weights_b);
-    return status;
+    const additive_host *h = state;
+    additive_io io = {b[0], b[1], b[2], b[3], b[4], b[5]};
+    return forward(h->l, h->c, io);
 }
 
 CLATTN_API clattn_status clattn_additive_forward_host(
@@ -543,48 +399,42 @@ CLATTN_API clattn_status clattn_additive_forward_host(
     const float *query, const float *keys, const float *values,
     const uint8_t *key_padding_mask, float *context, float *weights)
 {
-    if (!layer)
-        return CLATTN_ERROR_INVALID_ARGUMENT;
-    clattn_context *ctx = layer->ctx;
-    CTX_CHECK_USABLE(ctx);
-    if (!call)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "%s: call is NULL",
-                         LAYER);
+    clattn_status status = layer_forward_check(layer, LAYER, call);
     additive_sizes s;
-    clattn_status status = call_sizes(layer, call, &s);
     if (status == CLATTN_SUCCESS)
-        status = check_host(layer, call, &s, query, keys, values,
-                            key_padding_mask, context, weights);
+        status = call_sizes(layer, call, &s);
     if (status != CLATTN_SUCCESS)
         return status;
+    clattn_context *ctx = layer->ctx;
+    const int has_mask = call->has_key_padding_mask != 0;
+    if (has_mask && !key_padding_mask)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "%s: has_key_padding_mask but key_padding_mask is "
+                         "NULL",
+                         LAYER);
     if (values == keys)
         values = NULL; /* one upload; the device form takes keys as values */
-    if (!values && layer->desc.value_dim != layer->desc.key_dim)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "%s: the keys are used as values but value_dim %zu "
-                         "!= key_dim %zu",
-                         LAYER, layer->desc.value_dim, layer->desc.key_dim);
-    /* query, keys, values, mask, context, weights */
-    cl_mem b[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
-    status = layer_buffer(ctx, s.query_b, query, &b[0]);
+    const layer_host_array arrays[6] = {
+        {"query", query, NULL, s.query_b},
+        {"keys", keys, NULL, s.keys_b},
+        {"values", values, NULL, s.values_b},
+        {"key_padding_mask", has_mask ? key_padding_mask : NULL, NULL, s.mask},
+        {"context", NULL, context, s.context_b},
+        {"weights", NULL, weights, s.weights_b},
+    };
+    static const int required[6] = {1, 1, 0, 0, 1, 0};
+    /* The call's own buffers (check_limits) first, as the device form. */
+    status = check_limits(layer, call, &s, !weights);
     if (status == CLATTN_SUCCESS)
-        status = layer_buffer(ctx, s.keys_b, keys, &b[1]);
-    if (status == CLATTN_SUCCESS && values)
-        status = layer_buffer(ctx, s.values_b, values, &b[2]);
-    if (status == CLATTN_SUCCESS && call->has_key_padding_mask)
-        status = layer_buffer(ctx, s.mask, key_padding_mask, &b[3]);
+        status = layer_host_check(ctx, LAYER, arrays, required, 6);
+    if (status == CLATTN_SUCCESS && !values &&
+        layer->desc.value_dim != layer->desc.key_dim)
+        status = ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                           "%s: the keys are used as values but value_dim "
+                           "%zu != key_dim %zu",
+                           LAYER, layer->desc.value_dim, layer->desc.key_dim);
+    additive_host h = {layer, call};
     if (status == CLATTN_SUCCESS)
-        status = layer_buffer(ctx, s.context_b, NULL, &b[4]);
-    if (status == CLATTN_SUCCESS && weights)
-        status = layer_buffer(ctx, s.weights_b, NULL, &b[5]);
-    if (status == CLATTN_SUCCESS) {
-        additive_io io = {b[0], b[1], b[2], b[3], b[4], b[5]};
-        status = forward(layer, call, io);
-    }
-    if (status == CLATTN_SUCCESS)
-        status = layer_read(ctx, b[4], s.context_b, context);
-    if (status == CLATTN_SUCCESS && weights)
-        status = layer_read(ctx, b[5], s.weights_b, weights);
-    layer_release(ctx, b, 6);
+        status = layer_host_forward(ctx, arrays, 6, host_run, &h);
     return status;
 }

@@ -7,16 +7,16 @@
    A1, A2 the column blocks [0, Dq) and [Dq, Dq + Dk) of attn's weight,
    read in place (ld Dq + Dk), the second GEMM accumulating onto the first;
    attn_combine likewise. Between them: add_softmax_rows over max_length
-   and add_weighted_sum with one query row per batch. */
-#include "additive_internal.h"
+   and add_weighted_sum with one query row per batch (attention_rows.h).
+   The host form stages over the device form (layer_object.h). */
+#include "attention_rows.h"
 #include "checked_math.h"
 #include "context_internal.h"
 #include "gemm.h"
-
-#include <stdlib.h>
+#include "layer_object.h"
 
 struct clattn_concat {
-    clattn_context *ctx;
+    clattn_context *ctx; /* first: layer_object.h */
     clattn_concat_desc desc;
     cl_mem attn_w, attn_b;       /* [L][Dq + Dk], [L] */
     cl_mem combine_w, combine_b; /* [out][Dq + Dv], [out] */
@@ -35,9 +35,9 @@ static clattn_status weight_counts(clattn_context *ctx,
         return ctx_error(ctx, CLATTN_ERROR_SIZE_OVERFLOW,
                          "%s: query_dim + key_dim or + value_dim overflows",
                          LAYER);
-    clattn_status status = add_count(ctx, attn, NULL, d->max_length, qk, 1);
+    clattn_status status = layer_count(ctx, attn, NULL, d->max_length, qk, 1);
     if (status == CLATTN_SUCCESS)
-        status = add_count(ctx, combine, NULL, d->out_dim, qv, 1);
+        status = layer_count(ctx, combine, NULL, d->out_dim, qv, 1);
     return status;
 }
 
@@ -45,14 +45,11 @@ CLATTN_API clattn_status
 clattn_concat_create(clattn_context *ctx, const clattn_concat_desc *desc,
                      const clattn_concat_weights *weights, clattn_concat **out)
 {
-    CTX_CHECK_USABLE(ctx);
-    if (!out)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "%s: out is NULL",
-                         LAYER);
-    *out = NULL;
-    if (!desc || !weights)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "%s: %s is NULL",
-                         LAYER, desc ? "weights" : "desc");
+    if (out)
+        *out = NULL;
+    clattn_status status = layer_create_check(ctx, LAYER, out, desc, weights);
+    if (status != CLATTN_SUCCESS)
+        return status;
     const clattn_concat_desc *d = desc;
     if (!d->query_dim || !d->key_dim || !d->value_dim || !d->max_length ||
         !d->out_dim)
@@ -68,31 +65,27 @@ clattn_concat_create(clattn_context *ctx, const clattn_concat_desc *desc,
         {"combine_weight", weights->combine_weight, 1},
         {"combine_bias", weights->combine_bias, 1},
     };
-    clattn_status status = layer_check_weights(ctx, LAYER, list, 4);
+    status = layer_check_weights(ctx, LAYER, list, 4);
     size_t n_attn = 0, n_combine = 0;
     if (status == CLATTN_SUCCESS)
         status = weight_counts(ctx, d, &n_attn, &n_combine);
-    if (status != CLATTN_SUCCESS)
-        return status;
-    clattn_concat *l = calloc(1, sizeof *l);
-    if (!l)
-        return ctx_error(ctx, CLATTN_ERROR_OUT_OF_MEMORY,
-                         "%s: host memory for the layer", LAYER);
-    l->ctx = ctx;
-    l->desc = *d;
-    const layer_weight_upload uploads[] = {
-        {weights->attn_weight, n_attn, &l->attn_w},
-        {weights->attn_bias, d->max_length, &l->attn_b},
-        {weights->combine_weight, n_combine, &l->combine_w},
-        {weights->combine_bias, d->out_dim, &l->combine_b},
-    };
-    status = layer_upload_all(ctx, uploads, 4);
-    if (status != CLATTN_SUCCESS) {
-        clattn_concat_destroy(l);
-        return status;
+    clattn_concat *l = NULL;
+    if (status == CLATTN_SUCCESS)
+        l = layer_object_new(ctx, LAYER, sizeof *l, &status);
+    if (l) {
+        l->desc = *d;
+        const layer_weight_upload uploads[] = {
+            {weights->attn_weight, n_attn, &l->attn_w},
+            {weights->attn_bias, d->max_length, &l->attn_b},
+            {weights->combine_weight, n_combine, &l->combine_w},
+            {weights->combine_bias, d->out_dim, &l->combine_b},
+        };
+        status = layer_upload_all(ctx, uploads, 4);
     }
+    if (status != CLATTN_SUCCESS)
+        clattn_concat_destroy(l), l = NULL;
     *out = l;
-    return CLATTN_SUCCESS;
+    return status;
 }
 
 CLATTN_API void clattn_concat_destroy(clattn_concat *layer)
@@ -101,14 +94,13 @@ CLATTN_API void clattn_concat_destroy(clattn_concat *layer)
         return;
     cl_mem all[] = {layer->attn_w, layer->attn_b, layer->combine_w,
                     layer->combine_b};
-    layer_release(layer->ctx, all, 4);
-    free(layer);
+    layer_object_free(layer, all, 4);
 }
 
 /* Element counts of one call, and their bytes (as floats). */
+enum { C_QUERY, C_KEY, C_VALUES, C_OUT, C_WEIGHTS, C_APPLIED, C_COUNT };
 typedef struct concat_sizes {
-    size_t query, key, values, out, weights, applied;
-    size_t bytes[6]; /* in the order above */
+    size_t count[C_COUNT], bytes[C_COUNT];
 } concat_sizes;
 
 static clattn_status call_sizes(const clattn_concat *l, size_t batch,
@@ -118,19 +110,17 @@ static clattn_status call_sizes(const clattn_concat *l, size_t batch,
     if (!batch)
         return ctx_error(l->ctx, CLATTN_ERROR_INVALID_SHAPE,
                          "%s: batch must be nonzero", LAYER);
-    const struct {
-        size_t *out, a, b;
-    } list[] = {
-        {&s->query, d->query_dim, 1},
-        {&s->key, d->key_dim, 1},
-        {&s->values, d->max_length, d->value_dim},
-        {&s->out, d->out_dim, 1},
-        {&s->weights, d->max_length, 1},
-        {&s->applied, d->value_dim, 1},
+    const size_t per_row[C_COUNT][2] = {
+        [C_QUERY] = {d->query_dim, 1},
+        [C_KEY] = {d->key_dim, 1},
+        [C_VALUES] = {d->max_length, d->value_dim},
+        [C_OUT] = {d->out_dim, 1},
+        [C_WEIGHTS] = {d->max_length, 1},
+        [C_APPLIED] = {d->value_dim, 1},
     };
-    for (size_t i = 0; i < sizeof list / sizeof list[0]; ++i) {
-        clattn_status status = add_count(l->ctx, list[i].out, &s->bytes[i],
-                                         batch, list[i].a, list[i].b);
+    for (size_t i = 0; i < C_COUNT; ++i) {
+        clattn_status status = layer_count(l->ctx, &s->count[i], &s->bytes[i],
+                                           batch, per_row[i][0], per_row[i][1]);
         if (status != CLATTN_SUCCESS)
             return status;
     }
@@ -151,18 +141,19 @@ static size_t concat_extent(size_t m, size_t n, size_t k1, size_t k2)
     return most;
 }
 
-/* Every buffer of the call (all six are staging or scratch: the form is
-   host only) and the four GEMMs, before anything is made. k1 + k2 was
-   checked at creation. */
+/* The call's own buffers (the scores, unless the caller's weights buffer
+   holds them, and the applied values) and the four GEMMs, before anything
+   is made. k1 + k2 was checked at creation. */
 static clattn_status check_limits(const clattn_concat *l, size_t batch,
-                                  const concat_sizes *s)
+                                  const concat_sizes *s, int own_scores)
 {
-    static const char *const what[6] = {
-        "the staged query", "the staged key", "the staged values",
-        "the staged out",   "the scores",     "the applied values"};
-    clattn_status status = CLATTN_SUCCESS;
-    for (int i = 0; status == CLATTN_SUCCESS && i < 6; ++i)
-        status = layer_check_alloc(l->ctx, LAYER, what[i], s->bytes[i]);
+    clattn_status status = own_scores
+                               ? layer_check_alloc(l->ctx, LAYER, "the scores",
+                                                   s->bytes[C_WEIGHTS])
+                               : CLATTN_SUCCESS;
+    if (status == CLATTN_SUCCESS)
+        status = layer_check_alloc(l->ctx, LAYER, "the applied values",
+                                   s->bytes[C_APPLIED]);
     const clattn_concat_desc *d = &l->desc;
     const size_t k1 = d->query_dim;
     const struct {
@@ -179,24 +170,35 @@ static clattn_status check_limits(const clattn_concat *l, size_t batch,
     return status;
 }
 
-static clattn_status check_host(const clattn_concat *l, const concat_sizes *s,
-                                const float *query, const float *key,
-                                const float *values, const float *out,
-                                const float *weights)
+/* The device buffers of one call, in the order of the public form. */
+enum { B_QUERY, B_KEY, B_VALUES, B_OUT, B_WEIGHTS, B_COUNT };
+static const char *const buffer_names[B_COUNT] = {"query", "key", "values",
+                                                  "out", "weights"};
+
+/* Aliasing first (a shared buffer is the error, whatever its size): out and
+   weights are neither an input nor each other; inputs may share a buffer.
+   Then each buffer: of this context, large enough, with flags that allow
+   its direction; weights may be NULL. */
+static clattn_status check_buffers(const clattn_concat *l,
+                                   const concat_sizes *s, const cl_mem *b)
 {
     clattn_context *ctx = l->ctx;
-    if (!query || !key || !values || !out)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "%s: %s is NULL",
-                         LAYER,
-                         !query    ? "query"
-                         : !key    ? "key"
-                         : !values ? "values"
-                                   : "out");
-    const void *in[] = {query, key, values};
-    size_t in_bytes[] = {s->bytes[0], s->bytes[1], s->bytes[2]};
-    const char *names[] = {"query", "key", "values"};
-    return add_check_host_outputs(ctx, LAYER, in, in_bytes, names, 3, "out",
-                                  out, s->bytes[3], weights, s->bytes[4]);
+    for (int i = B_QUERY; i <= B_VALUES; ++i)
+        if (b[i] && (b[i] == b[B_OUT] || b[i] == b[B_WEIGHTS]))
+            return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                             "%s: %s is also an output buffer", LAYER,
+                             buffer_names[i]);
+    if (b[B_OUT] && b[B_OUT] == b[B_WEIGHTS])
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "%s: out and weights are the same buffer", LAYER);
+    static const int size_of[B_COUNT] = {C_QUERY, C_KEY, C_VALUES, C_OUT,
+                                         C_WEIGHTS};
+    clattn_status status = CLATTN_SUCCESS;
+    for (int i = 0; status == CLATTN_SUCCESS && i < B_COUNT; ++i)
+        if (i != B_WEIGHTS || b[i])
+            status = layer_check_buffer(ctx, LAYER, buffer_names[i], b[i],
+                                        s->bytes[size_of[i]], i >= B_OUT);
+    return status;
 }
 
 /* Y = x1 W[:, :k1]^T + x2 W[:, k1:k1+k2]^T + bias, W of row length
@@ -204,68 +206,127 @@ static clattn_status check_host(const clattn_concat *l, const concat_sizes *s,
 static clattn_status linear_of_concat(clattn_context *ctx, size_t m, size_t n,
                                       cl_mem x1, size_t k1, cl_mem x2,
                                       size_t k2, cl_mem w, cl_mem bias,
-                                      cl_mem y)
+                                      cl_mem y, layer_timer *timer)
 {
     gemm_matrix a1 = {x1, 0, k1}, a2 = {x2, 0, k2};
     gemm_matrix w1 = {w, 0, k1 + k2}, w2 = {w, k1, k1 + k2};
     gemm_matrix out = {y, 0, n};
     clattn_status status =
-        gemm_linear(ctx, ctx->queue, m, n, k1, a1, w1, bias, 0, 0, out, NULL);
+        gemm_linear(ctx, ctx->queue, m, n, k1, a1, w1, bias, 0, 0, out, timer);
     if (status == CLATTN_SUCCESS)
         status = gemm_linear(ctx, ctx->queue, m, n, k2, a2, w2, NULL, 0, 1, out,
-                             NULL);
+                             timer);
     return status;
 }
 
-CLATTN_API clattn_status clattn_concat_forward_host(
-    clattn_concat *layer, size_t batch, const float *query, const float *key,
-    const float *values, float *out, float *weights)
+/* One device-form call after its checks. */
+typedef struct concat_run {
+    const clattn_concat *l;
+    size_t batch;
+    const concat_sizes *s;
+    const cl_mem *b;
+} concat_run;
+
+/* Scratch (scores unless the caller's weights hold them, applied), then
+   attn, softmax, weights . values, attn_combine. */
+static clattn_status enqueue_all(void *state, layer_timer *timer)
 {
-    if (!layer)
-        return CLATTN_ERROR_INVALID_ARGUMENT;
-    clattn_context *ctx = layer->ctx;
-    CTX_CHECK_USABLE(ctx);
-    const clattn_concat_desc *d = &layer->desc;
+    const concat_run *r = state;
+    const clattn_concat *l = r->l;
+    const clattn_concat_desc *d = &l->desc;
+    clattn_context *ctx = l->ctx;
+    const cl_mem *b = r->b;
+    cl_mem scratch[2] = {NULL, NULL}; /* scores, applied */
+    clattn_status status = CLATTN_SUCCESS;
+    if (!b[B_WEIGHTS])
+        status = layer_buffer(ctx, r->s->bytes[C_WEIGHTS], NULL, &scratch[0]);
+    if (status == CLATTN_SUCCESS)
+        status = layer_buffer(ctx, r->s->bytes[C_APPLIED], NULL, &scratch[1]);
+    cl_mem scores = b[B_WEIGHTS] ? b[B_WEIGHTS] : scratch[0];
+    if (status == CLATTN_SUCCESS)
+        status = linear_of_concat(ctx, r->batch, d->max_length, b[B_QUERY],
+                                  d->query_dim, b[B_KEY], d->key_dim, l->attn_w,
+                                  l->attn_b, scores, timer);
+    if (status == CLATTN_SUCCESS)
+        status = rows_softmax(ctx, scores, r->batch, d->max_length, timer);
+    if (status == CLATTN_SUCCESS)
+        status =
+            rows_weighted_sum(ctx, scores, b[B_VALUES], scratch[1], r->batch, 1,
+                              d->max_length, d->value_dim, timer);
+    if (status == CLATTN_SUCCESS)
+        status = linear_of_concat(ctx, r->batch, d->out_dim, b[B_QUERY],
+                                  d->query_dim, scratch[1], d->value_dim,
+                                  l->combine_w, l->combine_b, b[B_OUT], timer);
+    /* OpenCL keeps the buffers alive until the enqueued kernels finish. */
+    layer_release(ctx, scratch, 2);
+    return status;
+}
+
+static clattn_status forward(clattn_concat *l, const clattn_concat_call *c,
+                             const cl_mem *b)
+{
     concat_sizes s;
-    clattn_status status = call_sizes(layer, batch, &s);
-    /* The limits before the overlap rule: a shape that cannot run is
-       refused as such even where its logical extents overlap. */
+    clattn_status status = call_sizes(l, c->batch, &s);
     if (status == CLATTN_SUCCESS)
-        status = check_limits(layer, batch, &s);
+        status = check_limits(l, c->batch, &s, !b[B_WEIGHTS]);
     if (status == CLATTN_SUCCESS)
-        status = check_host(layer, &s, query, key, values, out, weights);
+        status = check_buffers(l, &s, b);
+    concat_run r = {l, c->batch, &s, b};
+    if (status == CLATTN_SUCCESS)
+        status = layer_timed_run(l->ctx, c->timing, enqueue_all, &r);
+    return status;
+}
+
+CLATTN_API clattn_status clattn_concat_forward(clattn_concat *layer,
+                                               const clattn_concat_call *call,
+                                               cl_mem query, cl_mem key,
+                                               cl_mem values, cl_mem out,
+                                               cl_mem weights)
+{
+    clattn_status status = layer_forward_check(layer, LAYER, call);
+    const cl_mem b[B_COUNT] = {query, key, values, out, weights};
+    if (status == CLATTN_SUCCESS)
+        status = forward(layer, call, b);
+    return status;
+}
+
+/* The device form over the staged buffers (layer_host_forward). */
+typedef struct concat_host {
+    clattn_concat *l;
+    const clattn_concat_call *c;
+} concat_host;
+
+static clattn_status host_run(void *state, const cl_mem *b)
+{
+    const concat_host *h = state;
+    return forward(h->l, h->c, b);
+}
+
+CLATTN_API clattn_status clattn_concat_forward_host(
+    clattn_concat *layer, const clattn_concat_call *call, const float *query,
+    const float *key, const float *values, float *out, float *weights)
+{
+    clattn_status status = layer_forward_check(layer, LAYER, call);
+    concat_sizes s;
+    if (status == CLATTN_SUCCESS)
+        status = call_sizes(layer, call->batch, &s);
+    /* The device form's limits before the host checks: a shape that cannot
+       run is refused as such even where its logical extents overlap. */
+    if (status == CLATTN_SUCCESS)
+        status = check_limits(layer, call->batch, &s, !weights);
     if (status != CLATTN_SUCCESS)
         return status;
-    /* query, key, values, scores (the weights), applied, out */
-    cl_mem b[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
-    status = layer_buffer(ctx, s.bytes[0], query, &b[0]);
+    const layer_host_array arrays[B_COUNT] = {
+        {"query", query, NULL, s.bytes[C_QUERY]},
+        {"key", key, NULL, s.bytes[C_KEY]},
+        {"values", values, NULL, s.bytes[C_VALUES]},
+        {"out", NULL, out, s.bytes[C_OUT]},
+        {"weights", NULL, weights, s.bytes[C_WEIGHTS]},
+    };
+    static const int required[B_COUNT] = {1, 1, 1, 1, 0};
+    concat_host h = {layer, call};
+    status = layer_host_check(layer->ctx, LAYER, arrays, required, B_COUNT);
     if (status == CLATTN_SUCCESS)
-        status = layer_buffer(ctx, s.bytes[1], key, &b[1]);
-    if (status == CLATTN_SUCCESS)
-        status = layer_buffer(ctx, s.bytes[2], values, &b[2]);
-    if (status == CLATTN_SUCCESS)
-        status = layer_buffer(ctx, s.bytes[4], NULL, &b[3]);
-    if (status == CLATTN_SUCCESS)
-        status = layer_buffer(ctx, s.bytes[5], NULL, &b[4]);
-    if (status == CLATTN_SUCCESS)
-        status = layer_buffer(ctx, s.bytes[3], NULL, &b[5]);
-    if (status == CLATTN_SUCCESS)
-        status = linear_of_concat(ctx, batch, d->max_length, b[0], d->query_dim,
-                                  b[1], d->key_dim, layer->attn_w,
-                                  layer->attn_b, b[3]);
-    if (status == CLATTN_SUCCESS)
-        status = add_softmax(ctx, b[3], batch, d->max_length, NULL);
-    if (status == CLATTN_SUCCESS)
-        status = add_weighted_sum(ctx, b[3], b[2], b[4], batch, 1,
-                                  d->max_length, d->value_dim, NULL);
-    if (status == CLATTN_SUCCESS)
-        status = linear_of_concat(ctx, batch, d->out_dim, b[0], d->query_dim,
-                                  b[4], d->value_dim, layer->combine_w,
-                                  layer->combine_b, b[5]);
-    if (status == CLATTN_SUCCESS)
-        status = layer_read(ctx, b[5], s.bytes[3], out);
-    if (status == CLATTN_SUCCESS && weights)
-        status = layer_read(ctx, b[3], s.bytes[4], weights);
-    layer_release(ctx, b, 6);
+        status = layer_host_forward(layer->ctx, arrays, B_COUNT, host_run, &h);
     return status;
 }

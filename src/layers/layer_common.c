@@ -241,6 +241,15 @@ clattn_status layer_mul_size(clattn_context *ctx, size_t *out, size_t a,
     return CLATTN_SUCCESS;
 }
 
+clattn_status layer_count(clattn_context *ctx, size_t *count, size_t *bytes,
+                          size_t a, size_t b, size_t c)
+{
+    clattn_status status = layer_mul_size(ctx, count, a, b, c);
+    if (status == CLATTN_SUCCESS && bytes)
+        status = layer_mul_size(ctx, bytes, *count, sizeof(float), 1);
+    return status;
+}
+
 clattn_status layer_check_alloc(clattn_context *ctx, const char *layer,
                                 const char *what, size_t bytes)
 {
@@ -328,6 +337,33 @@ clattn_status layer_launch(clattn_context *ctx, cl_command_queue queue,
         layer_enqueue(ctx, queue, args->kernel, name, dims, global, event);
     if (status == CLATTN_SUCCESS && event)
         layer_timer_record(timer, stage, *event);
+    return status;
+}
+
+clattn_status layer_kernel(clattn_context *ctx, program_id program,
+                           const char *name, kernel_args *args)
+{
+    cl_kernel kernel = NULL;
+    clattn_status status = program_kernel(ctx, program, name, &kernel);
+    *args = args_begin(kernel);
+    return status;
+}
+
+clattn_status layer_launch_once(clattn_context *ctx, const kernel_args *args,
+                                const char *name, size_t g0, size_t g1,
+                                layer_timer *timer, layer_stage stage)
+{
+    clattn_status status;
+    if (args->err != CL_SUCCESS) {
+        status = ctx_error(
+            ctx, CLATTN_ERROR_OPENCL, "clSetKernelArg(%s, %u) failed: %s (%d)",
+            name, args->index - 1, cl_error_name(args->err), (int)args->err);
+    } else {
+        size_t global[2] = {g0, g1};
+        status = layer_launch(ctx, ctx->queue, args, name, g1 ? 2 : 1, global,
+                              timer, stage);
+    }
+    clReleaseKernel(args->kernel);
     return status;
 }
 

@@ -110,6 +110,11 @@ void layer_release(clattn_context *ctx, cl_mem *buffers, size_t count);
 clattn_status layer_mul_size(clattn_context *ctx, size_t *out, size_t a,
                              size_t b, size_t c);
 
+/* Element and byte counts without overflow: *count = a * b * c, and its
+   bytes as floats in *bytes when bytes is not NULL. */
+clattn_status layer_count(clattn_context *ctx, size_t *count, size_t *bytes,
+                          size_t a, size_t b, size_t c);
+
 /* The bytes of one internal buffer (scratch, staging, a padded copy) of
    the product of n factors: CLATTN_ERROR_UNSUPPORTED, naming what, when the
    product overflows size_t or exceeds the device's max_alloc_bytes. Every
@@ -149,6 +154,19 @@ clattn_status layer_bias_add(clattn_context *ctx, cl_command_queue queue,
 clattn_status layer_enqueue(clattn_context *ctx, cl_command_queue queue,
                             cl_kernel kernel, const char *name, cl_uint dims,
                             const size_t *global, cl_event *event);
+
+/* A fresh kernel of a program, in args->kernel with its arguments
+   started: set them, then layer_launch_once. */
+clattn_status layer_kernel(clattn_context *ctx, program_id program,
+                           const char *name, kernel_args *args);
+
+/* Enqueues args->kernel on the context's queue over a 1-D (g1 == 0) or
+   2-D range as layer_launch does (a clSetKernelArg error names the kernel
+   and the argument), then releases the kernel: a kernel of layer_kernel
+   is launched once. */
+clattn_status layer_launch_once(clattn_context *ctx, const kernel_args *args,
+                                const char *name, size_t g0, size_t g1,
+                                layer_timer *timer, layer_stage stage);
 
 /* Enqueues args->kernel once all its arguments were set (else the first
    clSetKernelArg error) and, when timing, records its event under stage.

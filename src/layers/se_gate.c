@@ -2,34 +2,39 @@
    its features drives Linear(1, E) + ReLU (se_squeeze: one kernel, an outer
    product, no GEMM), then Linear(E, E) through CLBlast, written straight
    into out, then se_excite adds fc2's bias and gates in place:
-   out = x * sigmoid(out + b2). One scratch buffer, h [tokens][E]. */
-#include "additive_internal.h"
+   out = x * sigmoid(out + b2). One scratch buffer, h [tokens][E]. Built on
+   the skeleton of layer_object.h. */
 #include "context_internal.h"
 #include "gemm.h"
+#include "layer_object.h"
 
-#include <stdlib.h>
+#include <string.h>
 
 struct clattn_se_gate {
-    clattn_context *ctx;
+    clattn_context *ctx; /* first: layer_object.h */
     size_t e;
     cl_mem fc1_w, fc1_b, fc2_w, fc2_b; /* [E], [E], [E][E], [E] */
 };
 
 static const char LAYER[] = "se_gate";
 
+CLATTN_API void clattn_se_gate_desc_init(clattn_se_gate_desc *desc)
+{
+    if (desc)
+        memset(desc, 0, sizeof *desc);
+}
+
 CLATTN_API clattn_status clattn_se_gate_create(
-    clattn_context *ctx, size_t embed_dim,
+    clattn_context *ctx, const clattn_se_gate_desc *desc,
     const clattn_se_gate_weights *weights, clattn_se_gate **out)
 {
-    CTX_CHECK_USABLE(ctx);
-    if (!out)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "%s: out is NULL",
-                         LAYER);
-    *out = NULL;
-    if (!weights)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "%s: weights is NULL", LAYER);
-    if (!embed_dim)
+    if (out)
+        *out = NULL;
+    clattn_status status = layer_create_check(ctx, LAYER, out, desc, weights);
+    if (status != CLATTN_SUCCESS)
+        return status;
+    const size_t e = desc->embed_dim;
+    if (!e)
         return ctx_error(ctx, CLATTN_ERROR_INVALID_SHAPE,
                          "%s: embed_dim must be nonzero", LAYER);
     const layer_weight list[] = {
@@ -38,31 +43,27 @@ CLATTN_API clattn_status clattn_se_gate_create(
         {"fc2_weight", weights->fc2_weight, 1},
         {"fc2_bias", weights->fc2_bias, 1},
     };
-    clattn_status status = layer_check_weights(ctx, LAYER, list, 4);
+    status = layer_check_weights(ctx, LAYER, list, 4);
     size_t n_fc2 = 0;
     if (status == CLATTN_SUCCESS)
-        status = add_count(ctx, &n_fc2, NULL, embed_dim, embed_dim, 1);
-    if (status != CLATTN_SUCCESS)
-        return status;
-    clattn_se_gate *l = calloc(1, sizeof *l);
-    if (!l)
-        return ctx_error(ctx, CLATTN_ERROR_OUT_OF_MEMORY,
-                         "%s: host memory for the layer", LAYER);
-    l->ctx = ctx;
-    l->e = embed_dim;
-    const layer_weight_upload uploads[] = {
-        {weights->fc1_weight, embed_dim, &l->fc1_w},
-        {weights->fc1_bias, embed_dim, &l->fc1_b},
-        {weights->fc2_weight, n_fc2, &l->fc2_w},
-        {weights->fc2_bias, embed_dim, &l->fc2_b},
-    };
-    status = layer_upload_all(ctx, uploads, 4);
-    if (status != CLATTN_SUCCESS) {
-        clattn_se_gate_destroy(l);
-        return status;
+        status = layer_count(ctx, &n_fc2, NULL, e, e, 1);
+    clattn_se_gate *l = NULL;
+    if (status == CLATTN_SUCCESS)
+        l = layer_object_new(ctx, LAYER, sizeof *l, &status);
+    if (l) {
+        l->e = e;
+        const layer_weight_upload uploads[] = {
+            {weights->fc1_weight, e, &l->fc1_w},
+            {weights->fc1_bias, e, &l->fc1_b},
+            {weights->fc2_weight, n_fc2, &l->fc2_w},
+            {weights->fc2_bias, e, &l->fc2_b},
+        };
+        status = layer_upload_all(ctx, uploads, 4);
     }
+    if (status != CLATTN_SUCCESS)
+        clattn_se_gate_destroy(l), l = NULL;
     *out = l;
-    return CLATTN_SUCCESS;
+    return status;
 }
 
 CLATTN_API void clattn_se_gate_destroy(clattn_se_gate *layer)
@@ -70,135 +71,135 @@ CLATTN_API void clattn_se_gate_destroy(clattn_se_gate *layer)
     if (!layer)
         return;
     cl_mem all[] = {layer->fc1_w, layer->fc1_b, layer->fc2_w, layer->fc2_b};
-    layer_release(layer->ctx, all, 4);
-    free(layer);
+    layer_object_free(layer, all, 4);
 }
 
 /* tokens x E elements and their bytes, checked; then the call's scratch
    h (the same size) and its GEMM (h [tokens][E] x fc2 [E][E]^T) against
    the device's limits, before anything is made. */
 static clattn_status call_count(const clattn_se_gate *l, size_t tokens,
-                                size_t *count, size_t *bytes)
+                                size_t *bytes)
 {
     if (!tokens)
         return ctx_error(l->ctx, CLATTN_ERROR_INVALID_SHAPE,
                          "%s: tokens must be nonzero", LAYER);
-    clattn_status status = add_count(l->ctx, count, bytes, tokens, l->e, 1);
+    size_t count = 0;
+    clattn_status status = layer_count(l->ctx, &count, bytes, tokens, l->e, 1);
     if (status == CLATTN_SUCCESS)
         status =
             layer_check_alloc(l->ctx, LAYER, "the hidden activations", *bytes);
     if (status == CLATTN_SUCCESS) {
         size_t ew = layer_extent(0, l->e, l->e);
         status = layer_check_gemm(l->ctx, LAYER, "fc2", tokens, l->e, l->e,
-                                  *count > ew ? *count : ew);
+                                  count > ew ? count : ew);
     }
     return status;
 }
 
-static clattn_status enqueue_all(const clattn_se_gate *l, size_t tokens,
-                                 size_t bytes, cl_mem x, cl_mem out,
-                                 layer_timer *timer)
+/* One device-form call after its checks. */
+typedef struct se_run {
+    const clattn_se_gate *l;
+    size_t tokens, bytes;
+    cl_mem x, out;
+} se_run;
+
+static clattn_status enqueue_all(void *state, layer_timer *timer)
 {
+    const se_run *r = state;
+    const clattn_se_gate *l = r->l;
     clattn_context *ctx = l->ctx;
     cl_mem h = NULL;
-    clattn_status status = layer_buffer(ctx, bytes, NULL, &h);
-    cl_kernel kernel;
+    clattn_status status = layer_buffer(ctx, r->bytes, NULL, &h);
     kernel_args a;
     if (status == CLATTN_SUCCESS)
-        status = add_kernel(ctx, "se_squeeze", &kernel, &a);
+        status = layer_kernel(ctx, PROGRAM_ADDITIVE, "se_squeeze", &a);
     if (status == CLATTN_SUCCESS) {
-        arg_mem(&a, x);
+        arg_mem(&a, r->x);
         arg_mem(&a, l->fc1_w);
         arg_mem(&a, l->fc1_b);
         arg_mem(&a, h);
         arg_ulong(&a, l->e);
-        status = add_launch(ctx, kernel, &a, "se_squeeze", tokens, 0, timer,
-                            LAYER_STAGE_OTHER);
+        status = layer_launch_once(ctx, &a, "se_squeeze", r->tokens, 0, timer,
+                                   LAYER_STAGE_OTHER);
     }
     if (status == CLATTN_SUCCESS) {
         /* fc2 without its bias: se_excite adds it with the gate. */
         gemm_matrix hx = {h, 0, l->e}, w = {l->fc2_w, 0, l->e};
-        gemm_matrix y = {out, 0, l->e};
-        status = gemm_linear(ctx, ctx->queue, tokens, l->e, l->e, hx, w, NULL,
-                             0, 0, y, timer);
+        gemm_matrix y = {r->out, 0, l->e};
+        status = gemm_linear(ctx, ctx->queue, r->tokens, l->e, l->e, hx, w,
+                             NULL, 0, 0, y, timer);
     }
     if (status == CLATTN_SUCCESS)
-        status = add_kernel(ctx, "se_excite", &kernel, &a);
+        status = layer_kernel(ctx, PROGRAM_ADDITIVE, "se_excite", &a);
     if (status == CLATTN_SUCCESS) {
-        arg_mem(&a, x);
+        arg_mem(&a, r->x);
         arg_mem(&a, l->fc2_b);
-        arg_mem(&a, out);
+        arg_mem(&a, r->out);
         arg_ulong(&a, l->e);
-        status = add_launch(ctx, kernel, &a, "se_excite", l->e, tokens, timer,
-                            LAYER_STAGE_OTHER);
+        status = layer_launch_once(ctx, &a, "se_excite", l->e, r->tokens, timer,
+                                   LAYER_STAGE_OTHER);
     }
     layer_release(ctx, &h, 1);
     return status;
 }
 
-static clattn_status forward(clattn_se_gate *l, size_t tokens, size_t bytes,
-                             cl_mem x, cl_mem out, clattn_layer_timing *timing)
+static clattn_status forward(clattn_se_gate *l, const clattn_se_gate_call *c,
+                             cl_mem x, cl_mem out)
 {
     clattn_context *ctx = l->ctx;
+    se_run r = {l, c->tokens, 0, x, out};
+    clattn_status status = call_count(l, c->tokens, &r.bytes);
+    if (status != CLATTN_SUCCESS)
+        return status;
     if (x && x == out)
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
                          "%s: out is the same buffer as x", LAYER);
-    clattn_status status = layer_check_buffer(ctx, LAYER, "x", x, bytes, 0);
+    status = layer_check_buffer(ctx, LAYER, "x", x, r.bytes, 0);
     if (status == CLATTN_SUCCESS)
-        status = layer_check_buffer(ctx, LAYER, "out", out, bytes, 1);
-    if (status != CLATTN_SUCCESS)
-        return status;
-    layer_timer tb, *timer;
-    status = layer_timer_begin(ctx, ctx->queue, timing ? &tb : NULL, &timer);
-    if (status != CLATTN_SUCCESS)
-        return status;
-    status = enqueue_all(l, tokens, bytes, x, out, timer);
-    clattn_status done = layer_timer_finish(
-        ctx, ctx->queue, timer, status == CLATTN_SUCCESS ? timing : NULL);
-    return status != CLATTN_SUCCESS ? status : done;
+        status = layer_check_buffer(ctx, LAYER, "out", out, r.bytes, 1);
+    if (status == CLATTN_SUCCESS)
+        status = layer_timed_run(ctx, c->timing, enqueue_all, &r);
+    return status;
 }
 
 CLATTN_API clattn_status clattn_se_gate_forward(clattn_se_gate *layer,
-                                                size_t tokens, cl_mem x,
-                                                cl_mem out,
-                                                clattn_layer_timing *timing)
+                                                const clattn_se_gate_call *call,
+                                                cl_mem x, cl_mem out)
 {
-    if (!layer)
-        return CLATTN_ERROR_INVALID_ARGUMENT;
-    CTX_CHECK_USABLE(layer->ctx);
-    size_t count, bytes;
-    clattn_status status = call_count(layer, tokens, &count, &bytes);
+    clattn_status status = layer_forward_check(layer, LAYER, call);
     if (status != CLATTN_SUCCESS)
         return status;
-    return forward(layer, tokens, bytes, x, out, timing);
+    return forward(layer, call, x, out);
 }
 
-CLATTN_API clattn_status clattn_se_gate_forward_host(clattn_se_gate *layer,
-                                                     size_t tokens,
-                                                     const float *x, float *out)
+/* The device form over the staged buffers (layer_host_forward). */
+typedef struct se_host {
+    clattn_se_gate *l;
+    const clattn_se_gate_call *c;
+} se_host;
+
+static clattn_status host_run(void *state, const cl_mem *b)
 {
-    if (!layer)
-        return CLATTN_ERROR_INVALID_ARGUMENT;
-    clattn_context *ctx = layer->ctx;
-    CTX_CHECK_USABLE(ctx);
-    size_t count, bytes;
-    clattn_status status = call_count(layer, tokens, &count, &bytes);
+    const se_host *h = state;
+    return forward(h->l, h->c, b[0], b[1]);
+}
+
+CLATTN_API clattn_status clattn_se_gate_forward_host(
+    clattn_se_gate *layer, const clattn_se_gate_call *call, const float *x,
+    float *out)
+{
+    clattn_status status = layer_forward_check(layer, LAYER, call);
+    size_t bytes = 0;
+    if (status == CLATTN_SUCCESS)
+        status = call_count(layer, call->tokens, &bytes);
     if (status != CLATTN_SUCCESS)
         return status;
-    if (!x || !out)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "%s: %s is NULL",
-                         LAYER, x ? "out" : "x");
-    if (layer_host_overlap(x, bytes, out, bytes))
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "%s: out overlaps x", LAYER);
-    cl_mem b[2] = {NULL, NULL};
-    status = layer_buffer(ctx, bytes, x, &b[0]);
+    const layer_host_array arrays[2] = {{"x", x, NULL, bytes},
+                                        {"out", NULL, out, bytes}};
+    static const int required[2] = {1, 1};
+    se_host h = {layer, call};
+    status = layer_host_check(layer->ctx, LAYER, arrays, required, 2);
     if (status == CLATTN_SUCCESS)
-        status = layer_buffer(ctx, bytes, NULL, &b[1]);
-    if (status == CLATTN_SUCCESS)
-        status = forward(layer, tokens, bytes, b[0], b[1], NULL);
-    if (status == CLATTN_SUCCESS)
-        status = layer_read(ctx, b[1], bytes, out);
-    layer_release(ctx, b, 2);
+        status = layer_host_forward(layer->ctx, arrays, 2, host_run, &h);
     return status;
 }

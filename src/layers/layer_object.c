@@ -1,0 +1,175 @@
+/* The layer skeleton of layer_object.h: create and destroy boilerplate,
+   the forward entry checks, and the host staging every _host form runs
+   its device form through. */
+#include "layer_object.h"
+#include "context_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* CTX_CHECK_USABLE as a function, for helpers that return its status. */
+static clattn_status usable(clattn_context *ctx)
+{
+    if (!ctx || !ctx->usable)
+        return CLATTN_ERROR_INVALID_ARGUMENT;
+    ctx_clear_error(ctx);
+    return CLATTN_SUCCESS;
+}
+
+clattn_status layer_create_check(clattn_context *ctx, const char *layer,
+                                 const void *out, const void *desc,
+                                 const void *weights)
+{
+    clattn_status status = usable(ctx);
+    if (status != CLATTN_SUCCESS)
+        return status;
+    const char *missing = !out       ? "out"
+                          : !desc    ? "desc"
+                          : !weights ? "weights"
+                                     : NULL;
+    if (missing)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "%s: %s is NULL",
+                         layer, missing);
+    return CLATTN_SUCCESS;
+}
+
+void *layer_object_new(clattn_context *ctx, const char *layer, size_t size,
+                       clattn_status *status)
+{
+    void *obj = calloc(1, size);
+    if (!obj) {
+        *status = ctx_error(ctx, CLATTN_ERROR_OUT_OF_MEMORY,
+                            "%s: host memory for the layer", layer);
+        return NULL;
+    }
+    /* A pointer to a struct, converted, points to its first member. */
+    *(clattn_context **)obj = ctx;
+    *status = CLATTN_SUCCESS;
+    return obj;
+}
+
+clattn_context *layer_context(const void *layer)
+{
+    return *(clattn_context *const *)layer;
+}
+
+void layer_object_free(void *obj, cl_mem *weights, size_t count)
+{
+    if (!obj)
+        return;
+    layer_release(layer_context(obj), weights, count);
+    free(obj);
+}
+
+clattn_status layer_forward_check(void *layer, const char *name,
+                                  const void *call)
+{
+    if (!layer)
+        return CLATTN_ERROR_INVALID_ARGUMENT;
+    clattn_context *ctx = layer_context(layer);
+    clattn_status status = usable(ctx);
+    if (status == CLATTN_SUCCESS && !call)
+        status = ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                           "%s: call is NULL", name);
+    return status;
+}
+
+clattn_status layer_timed_run(clattn_context *ctx, clattn_layer_timing *timing,
+                              layer_enqueue_run enqueue, void *state)
+{
+    layer_timer tb, *timer;
+    clattn_status status =
+        layer_timer_begin(ctx, ctx->queue, timing ? &tb : NULL, &timer);
+    if (status != CLATTN_SUCCESS)
+        return status;
+    status = enqueue(state, timer);
+    clattn_status done = layer_timer_finish(
+        ctx, ctx->queue, timer, status == CLATTN_SUCCESS ? timing : NULL);
+    return status != CLATTN_SUCCESS ? status : done;
+}
+
+static clattn_status check_overlap(clattn_context *ctx, const char *layer,
+                                   const layer_host_array *a, size_t count)
+{
+    for (size_t i = 0; i < count; ++i)
+        for (size_t j = 0; j < count; ++j) {
+            const void *p = a[i].in ? a[i].in : a[i].out;
+            if (!a[j].out || i == j || (!a[i].in && j < i))
+                continue; /* each pair of outputs once */
+            if (!layer_host_overlap(p, a[i].bytes, a[j].out, a[j].bytes))
+                continue;
+            if (a[i].in)
+                return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                                 "%s: %s overlaps an output array", layer,
+                                 a[i].name);
+            return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                             "%s: %s and %s overlap", layer, a[i].name,
+                             a[j].name);
+        }
+    return CLATTN_SUCCESS;
+}
+
+clattn_status layer_host_check(clattn_context *ctx, const char *layer,
+                               const layer_host_array *arrays,
+                               const int *required, size_t count)
+{
+    for (size_t i = 0; i < count; ++i)
+        if (required && required[i] && !arrays[i].in && !arrays[i].out)
+            return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                             "%s: %s is NULL", layer, arrays[i].name);
+    /* Each staging buffer is one allocation: refused before any is made or
+       any host array read, and before the overlap rule, so a shape that
+       cannot run is refused as such even where its extents overlap. */
+    for (size_t i = 0; i < count; ++i) {
+        if (!arrays[i].in && !arrays[i].out)
+            continue;
+        char what[64];
+        snprintf(what, sizeof what, "the staged %s", arrays[i].name);
+        clattn_status status =
+            layer_check_alloc(ctx, layer, what, arrays[i].bytes);
+        if (status != CLATTN_SUCCESS)
+            return status;
+    }
+    return check_overlap(ctx, layer, arrays, count);
+}
+
+/* The buffer of an earlier input with the same pointer and size (the
+   device form then sees one buffer, as self-attention wants); NULL if
+   none. */
+static cl_mem earlier_input(const layer_host_array *a, const cl_mem *b,
+                            size_t i)
+{
+    for (size_t j = 0; j < i; ++j)
+        if (a[j].in && a[j].in == a[i].in && a[j].bytes == a[i].bytes)
+            return b[j];
+    return NULL;
+}
+
+clattn_status layer_host_forward(clattn_context *ctx,
+                                 const layer_host_array *arrays, size_t count,
+                                 layer_device_run run, void *state)
+{
+    cl_mem b[LAYER_HOST_MAX_ARRAYS] = {NULL};
+    /* A layer with more arrays is a bug of the library, not the caller's. */
+    clattn_status status = count <= LAYER_HOST_MAX_ARRAYS
+                               ? CLATTN_SUCCESS
+                               : ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                                           "layer: %zu host arrays, at most %d",
+                                           count, LAYER_HOST_MAX_ARRAYS);
+    for (size_t i = 0; i < count && status == CLATTN_SUCCESS; ++i) {
+        if (arrays[i].in)
+            b[i] = earlier_input(arrays, b, i);
+        if (!b[i] && (arrays[i].in || arrays[i].out))
+            status = layer_buffer(ctx, arrays[i].bytes, arrays[i].in, &b[i]);
+    }
+    if (status == CLATTN_SUCCESS)
+        status = run(state, b);
+    for (size_t i = 0; i < count && status == CLATTN_SUCCESS; ++i)
+        if (arrays[i].out)
+            status = layer_read(ctx, b[i], arrays[i].bytes, arrays[i].out);
+    /* Shared inputs repeat in b: layer_release frees each once. OpenCL
+       keeps a buffer alive until the commands using it finish. */
+    layer_release(
+        ctx, b, count < LAYER_HOST_MAX_ARRAYS ? count : LAYER_HOST_MAX_ARRAYS);
+    return status;
+}
