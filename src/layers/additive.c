@@ -224,35 +224,16 @@ static clattn_status check_io(const clattn_additive *l,
                          "%s: the keys are used as values but value_dim %zu "
                          "!= key_dim %zu",
                          LAYER, l->desc.value_dim, l->desc.key_dim);
-    /* Aliasing first: a shared buffer is the error, whatever its size. */
-    cl_mem inputs[] = {io->query, io->keys, io->values,
-                       c->has_key_padding_mask ? io->mask : NULL};
-    const char *names[] = {"query", "keys", "values", "key_padding_mask"};
-    for (size_t i = 0; i < 4; ++i)
-        if (inputs[i] && (inputs[i] == io->context || inputs[i] == io->weights))
-            return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                             "%s: %s is also an output buffer", LAYER,
-                             names[i]);
-    if (io->context && io->context == io->weights)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "%s: context and weights are the same buffer", LAYER);
-    clattn_status status =
-        layer_check_buffer(ctx, LAYER, "query", io->query, s->query_b, 0);
-    if (status == CLATTN_SUCCESS)
-        status = layer_check_buffer(ctx, LAYER, "keys", io->keys, s->keys_b, 0);
-    if (status == CLATTN_SUCCESS)
-        status = layer_check_buffer(ctx, LAYER, "values", io->values,
-                                    s->values_b, 0);
-    if (status == CLATTN_SUCCESS && c->has_key_padding_mask)
-        status = layer_check_buffer(ctx, LAYER, "key_padding_mask", io->mask,
-                                    s->mask, 0);
-    if (status == CLATTN_SUCCESS)
-        status = layer_check_buffer(ctx, LAYER, "context", io->context,
-                                    s->context_b, 1);
-    if (status == CLATTN_SUCCESS && io->weights)
-        status = layer_check_buffer(ctx, LAYER, "weights", io->weights,
-                                    s->weights_b, 1);
-    return status;
+    const int mask = c->has_key_padding_mask != 0;
+    const layer_device_arg args[6] = {
+        {"query", io->query, s->query_b, 0, 0},
+        {"keys", io->keys, s->keys_b, 0, 0},
+        {"values", io->values, s->values_b, 0, 0},
+        {"key_padding_mask", mask ? io->mask : NULL, s->mask, 0, !mask},
+        {"context", io->context, s->context_b, 1, 0},
+        {"weights", io->weights, s->weights_b, 1, 1},
+    };
+    return layer_check_device_args(ctx, LAYER, args, 6);
 }
 
 static clattn_status enqueue_scores(const clattn_additive *l,

@@ -172,33 +172,20 @@ static clattn_status check_limits(const clattn_concat *l, size_t batch,
 
 /* The device buffers of one call, in the order of the public form. */
 enum { B_QUERY, B_KEY, B_VALUES, B_OUT, B_WEIGHTS, B_COUNT };
-static const char *const buffer_names[B_COUNT] = {"query", "key", "values",
-                                                  "out", "weights"};
 
-/* Aliasing first (a shared buffer is the error, whatever its size): out and
-   weights are neither an input nor each other; inputs may share a buffer.
-   Then each buffer: of this context, large enough, with flags that allow
-   its direction; weights may be NULL. */
+/* Out and weights are neither an input nor each other (inputs may share
+   a buffer); weights may be NULL. */
 static clattn_status check_buffers(const clattn_concat *l,
                                    const concat_sizes *s, const cl_mem *b)
 {
-    clattn_context *ctx = l->ctx;
-    for (int i = B_QUERY; i <= B_VALUES; ++i)
-        if (b[i] && (b[i] == b[B_OUT] || b[i] == b[B_WEIGHTS]))
-            return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                             "%s: %s is also an output buffer", LAYER,
-                             buffer_names[i]);
-    if (b[B_OUT] && b[B_OUT] == b[B_WEIGHTS])
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "%s: out and weights are the same buffer", LAYER);
-    static const int size_of[B_COUNT] = {C_QUERY, C_KEY, C_VALUES, C_OUT,
-                                         C_WEIGHTS};
-    clattn_status status = CLATTN_SUCCESS;
-    for (int i = 0; status == CLATTN_SUCCESS && i < B_COUNT; ++i)
-        if (i != B_WEIGHTS || b[i])
-            status = layer_check_buffer(ctx, LAYER, buffer_names[i], b[i],
-                                        s->bytes[size_of[i]], i >= B_OUT);
-    return status;
+    const layer_device_arg args[B_COUNT] = {
+        {"query", b[B_QUERY], s->bytes[C_QUERY], 0, 0},
+        {"key", b[B_KEY], s->bytes[C_KEY], 0, 0},
+        {"values", b[B_VALUES], s->bytes[C_VALUES], 0, 0},
+        {"out", b[B_OUT], s->bytes[C_OUT], 1, 0},
+        {"weights", b[B_WEIGHTS], s->bytes[C_WEIGHTS], 1, 1},
+    };
+    return layer_check_device_args(l->ctx, LAYER, args, B_COUNT);
 }
 
 /* Y = x1 W[:, :k1]^T + x2 W[:, k1:k1+k2]^T + bias, W of row length

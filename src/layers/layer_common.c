@@ -367,6 +367,23 @@ clattn_status layer_launch_once(clattn_context *ctx, const kernel_args *args,
     return status;
 }
 
+clattn_status layer_run_kernel(clattn_context *ctx, program_id program,
+                               const char *name, const cl_mem *mems,
+                               size_t n_mems, const cl_ulong *ulongs,
+                               size_t n_ulongs, size_t g0, size_t g1,
+                               layer_timer *timer, layer_stage stage)
+{
+    kernel_args a;
+    clattn_status status = layer_kernel(ctx, program, name, &a);
+    if (status != CLATTN_SUCCESS)
+        return status;
+    for (size_t i = 0; i < n_mems; ++i)
+        arg_mem(&a, mems[i]);
+    for (size_t i = 0; i < n_ulongs; ++i)
+        arg_ulong(&a, ulongs[i]);
+    return layer_launch_once(ctx, &a, name, g0, g1, timer, stage);
+}
+
 clattn_status layer_bias_add(clattn_context *ctx, cl_command_queue queue,
                              cl_mem y, size_t y_offset, size_t ld, size_t rows,
                              size_t cols, cl_mem bias, size_t bias_offset,

@@ -168,6 +168,14 @@ clattn_status layer_launch_once(clattn_context *ctx, const kernel_args *args,
                                 const char *name, size_t g0, size_t g1,
                                 layer_timer *timer, layer_stage stage);
 
+/* layer_kernel and layer_launch_once for the common shape of the small
+   layer kernels: n_mems buffers, then n_ulongs integers. */
+clattn_status layer_run_kernel(clattn_context *ctx, program_id program,
+                               const char *name, const cl_mem *mems,
+                               size_t n_mems, const cl_ulong *ulongs,
+                               size_t n_ulongs, size_t g0, size_t g1,
+                               layer_timer *timer, layer_stage stage);
+
 /* Enqueues args->kernel once all its arguments were set (else the first
    clSetKernelArg error) and, when timing, records its event under stage.
    The kernel stays the caller's. */

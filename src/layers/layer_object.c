@@ -74,6 +74,37 @@ clattn_status layer_forward_check(void *layer, const char *name,
     return status;
 }
 
+clattn_status layer_check_device_args(clattn_context *ctx, const char *layer,
+                                      const layer_device_arg *a, size_t count)
+{
+    for (size_t i = 0; i < count; ++i)
+        for (size_t j = i + 1; j < count && a[i].mem; ++j) {
+            if (a[j].mem != a[i].mem || (!a[i].is_output && !a[j].is_output))
+                continue;
+            const layer_device_arg *in = !a[i].is_output   ? &a[i]
+                                         : !a[j].is_output ? &a[j]
+                                                           : NULL;
+            if (in)
+                return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                                 "%s: %s is also an output buffer (the same "
+                                 "buffer as %s)",
+                                 layer, in->name,
+                                 in == &a[i] ? a[j].name : a[i].name);
+            return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                             "%s: %s and %s are the same buffer", layer,
+                             a[i].name, a[j].name);
+        }
+    for (size_t i = 0; i < count; ++i) {
+        if (a[i].optional && !a[i].mem)
+            continue;
+        clattn_status status = layer_check_buffer(
+            ctx, layer, a[i].name, a[i].mem, a[i].bytes, a[i].is_output);
+        if (status != CLATTN_SUCCESS)
+            return status;
+    }
+    return CLATTN_SUCCESS;
+}
+
 clattn_status layer_timed_run(clattn_context *ctx, clattn_layer_timing *timing,
                               layer_enqueue_run enqueue, void *state)
 {

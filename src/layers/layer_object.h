@@ -53,6 +53,25 @@ void layer_object_free(void *obj, cl_mem *weights, size_t count);
 clattn_status layer_forward_check(void *layer, const char *name,
                                   const void *call);
 
+/* One device buffer of a forward call, for layer_check_device_args. */
+typedef struct layer_device_arg {
+    const char *name;
+    cl_mem mem;
+    size_t bytes;  /* what the call reads or writes */
+    int is_output; /* else an input */
+    int optional;  /* NULL allowed (and then not checked) */
+} layer_device_arg;
+
+/* The buffer rule of every device form, in order: aliasing first (a shared
+   buffer is the error whatever its size): an output is neither an input
+   ("layer: x is also an output buffer (the same buffer as out)") nor
+   another output ("layer: a and b are the same buffer"), while inputs may
+   share one; then layer_check_buffer on each (NULL refused unless
+   optional): this context, large enough, flags that allow the direction. */
+clattn_status layer_check_device_args(clattn_context *ctx, const char *layer,
+                                      const layer_device_arg *args,
+                                      size_t count);
+
 /* The enqueues of a device form, after its checks. */
 typedef clattn_status (*layer_enqueue_run)(void *state, layer_timer *timer);
 

@@ -110,17 +110,12 @@ static clattn_status enqueue_all(void *state, layer_timer *timer)
     clattn_context *ctx = l->ctx;
     cl_mem h = NULL;
     clattn_status status = layer_buffer(ctx, r->bytes, NULL, &h);
-    kernel_args a;
-    if (status == CLATTN_SUCCESS)
-        status = layer_kernel(ctx, PROGRAM_ADDITIVE, "se_squeeze", &a);
+    const cl_ulong e = l->e;
     if (status == CLATTN_SUCCESS) {
-        arg_mem(&a, r->x);
-        arg_mem(&a, l->fc1_w);
-        arg_mem(&a, l->fc1_b);
-        arg_mem(&a, h);
-        arg_ulong(&a, l->e);
-        status = layer_launch_once(ctx, &a, "se_squeeze", r->tokens, 0, timer,
-                                   LAYER_STAGE_OTHER);
+        const cl_mem mems[4] = {r->x, l->fc1_w, l->fc1_b, h};
+        status =
+            layer_run_kernel(ctx, PROGRAM_ADDITIVE, "se_squeeze", mems, 4, &e,
+                             1, r->tokens, 0, timer, LAYER_STAGE_OTHER);
     }
     if (status == CLATTN_SUCCESS) {
         /* fc2 without its bias: se_excite adds it with the gate. */
@@ -129,15 +124,11 @@ static clattn_status enqueue_all(void *state, layer_timer *timer)
         status = gemm_linear(ctx, ctx->queue, r->tokens, l->e, l->e, hx, w,
                              NULL, 0, 0, y, timer);
     }
-    if (status == CLATTN_SUCCESS)
-        status = layer_kernel(ctx, PROGRAM_ADDITIVE, "se_excite", &a);
     if (status == CLATTN_SUCCESS) {
-        arg_mem(&a, r->x);
-        arg_mem(&a, l->fc2_b);
-        arg_mem(&a, r->out);
-        arg_ulong(&a, l->e);
-        status = layer_launch_once(ctx, &a, "se_excite", l->e, r->tokens, timer,
-                                   LAYER_STAGE_OTHER);
+        const cl_mem mems[3] = {r->x, l->fc2_b, r->out};
+        status =
+            layer_run_kernel(ctx, PROGRAM_ADDITIVE, "se_excite", mems, 3, &e, 1,
+                             l->e, r->tokens, timer, LAYER_STAGE_OTHER);
     }
     layer_release(ctx, &h, 1);
     return status;
@@ -151,12 +142,9 @@ static clattn_status forward(clattn_se_gate *l, const clattn_se_gate_call *c,
     clattn_status status = call_count(l, c->tokens, &r.bytes);
     if (status != CLATTN_SUCCESS)
         return status;
-    if (x && x == out)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "%s: out is the same buffer as x", LAYER);
-    status = layer_check_buffer(ctx, LAYER, "x", x, r.bytes, 0);
-    if (status == CLATTN_SUCCESS)
-        status = layer_check_buffer(ctx, LAYER, "out", out, r.bytes, 1);
+    const layer_device_arg args[2] = {{"x", x, r.bytes, 0, 0},
+                                      {"out", out, r.bytes, 1, 0}};
+    status = layer_check_device_args(ctx, LAYER, args, 2);
     if (status == CLATTN_SUCCESS)
         status = layer_timed_run(ctx, c->timing, enqueue_all, &r);
     return status;
