@@ -11,8 +11,10 @@
    barriers, no __local; on a GPU they are plain independent work-items.
    Every index is 64-bit: the host checked the products, not 32-bit ones. */
 
-#define ADD_TI 4  /* query rows per work-item */
-#define ADD_TJ 16 /* keys (scores) or features (weighted sum) per item */
+/* ADD_TI, ADD_TJ: the tile (host and kernels share them). */
+#ifndef CLATTN_EMBEDDED
+#include "additive_params.clh"
+#endif
 
 /* 16 consecutive floats of which the first n (>= 1) are valid: lanes past
    n repeat element n - 1, so nothing is read past the row's end. The

@@ -16,17 +16,12 @@
      triple the memory traffic of a memory-bound kernel).
    Both can cover a slice of the keys (split) and then write unnormalized
    partial results that fused_merge (sdpa_fused_merge.cl) combines. */
+/* FC_* and FD_* (tiles, rows per work-item, compensation lengths) and
+   FC_DVC come from sdpa_fused_params.clh, which the host reads too. */
 #ifndef CLATTN_EMBEDDED
+#include "sdpa_fused_params.clh"
 #include "sdpa_fused_common.clh"
 #endif
-
-#define FC_BK 64   /* keys per packed block */
-#define FC_RT 4    /* rows per register tile */
-#define FC_RW 32   /* rows per work-item */
-#define FC_DVC 16  /* 16-float chunks of a row: head dims up to 256 */
-#define FD_ROWS 8  /* rows per decode work-item */
-#define FC_PLAIN_KEYS 4096 /* rows kernel: longer slices add P V compensated */
-#define FD_FOLD_KEYS 1024  /* decode: keys summed plainly between folds */
 
 /* One work-item per (padded key j, bhk): K row j to kp[blk][d][j % 64], V
    row j to vp[j][0 .. dv_pad); keys past seq_kv and features past

@@ -11,10 +11,9 @@
    Split keys (decode): the group covers one slice of the keys and writes
    unnormalized partials for fused_merge, as the CPU-class kernels do. */
 #ifndef CLATTN_EMBEDDED
+#include "sdpa_fused_params.clh" /* FUSED_HEAD_DIM_MAX */
 #include "sdpa_fused_common.clh"
 #endif
-
-#define FG_DMAX 256 /* head dims up to 256 */
 
 __kernel void fused_gpu_tiles(
     __global const float *q, ulong q_off, ulong q_sb, ulong q_sh, ulong q_ss,
@@ -52,7 +51,8 @@ __kernel void fused_gpu_tiles(
 
     /* acc holds the finished tiles' P V with Kahan compensation comp;
        tacc the current tile's. */
-    float qv[FG_DMAX], acc[FG_DMAX], comp[FG_DMAX], tacc[FG_DMAX];
+    float qv[FUSED_HEAD_DIM_MAX], acc[FUSED_HEAD_DIM_MAX];
+    float comp[FUSED_HEAD_DIM_MAX], tacc[FUSED_HEAD_DIM_MAX];
     __global const float *qrow = q + q_off + b * q_sb + h * q_sh + row * q_ss;
     for (uint d = 0; d < head_dim; ++d)
         qv[d] = qrow[d];

@@ -3,9 +3,9 @@
    same (signed offset) convention as sdpa_scores. A row whose
    probabilities are all zero (every key masked) is written as zeros even
    where V holds inf or NaN, which 0 * V would not give. */
-#define PV_TILE_Q 4
-#define PV_TILE_DV 4
-#define PV_BLOCK 64 /* keys summed before a compensated add */
+#ifndef CLATTN_EMBEDDED
+#include "sdpa_unfused_params.clh" /* PV_TILE_Q, PV_TILE_DV, PV_BLOCK */
+#endif
 
 __kernel void sdpa_pv(__global const float *p, long p_off, ulong p_sb,
                       ulong p_sh, ulong p_ss, __global const float *v,

@@ -9,10 +9,8 @@
    back so that the chunk's first row lands at element 0. */
 #ifndef CLATTN_EMBEDDED
 #include "philox.clh"
+#include "sdpa_unfused_params.clh" /* TILE_Q, TILE_K */
 #endif
-
-#define TILE_Q 4
-#define TILE_K 4
 
 __kernel void sdpa_scores(
     __global const float *q, ulong q_off, ulong q_sb, ulong q_sh, ulong q_ss,

@@ -5,10 +5,7 @@
    makes its row NaN, as in PyTorch. Optionally writes the row log-sum-exp. */
 #ifndef CLATTN_EMBEDDED
 #include "philox.clh"
-#endif
-
-#ifndef SOFTMAX_WG
-#define SOFTMAX_WG 64
+#include "sdpa_unfused_params.clh" /* SOFTMAX_WG */
 #endif
 
 /* max() that keeps NaN (fmax would drop it and hide a NaN row). */

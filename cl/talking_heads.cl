@@ -10,7 +10,7 @@
      th_mix_dropout mixes the probabilities with proj_w and applies dropout
      (its output is the layer's `attn`); th_pv multiplies by V into the
      [B][N][C] layout of the output projection's input.
-   - FUSED: th_fused, one work-item per TH_FR query rows with all heads,
+   - FUSED: th_fused, one work-item per TH_FUSED_ROWS query rows with all heads,
      never stores N x N: pass 1 streams the key blocks and keeps the online
      max and sum of every mixed head's row; pass 2 recomputes the mixed
      logits, normalizes, mixes with proj_w (bias included: the mixed
@@ -26,14 +26,13 @@
 /* From sdpa_fused_common.clh: fused_load16 / fused_store16 (partial
    16-float rows), fused_hsum16, fused_exp2_neg16 (the softmax's exp2),
    FUSED_LOG2E; and philox4x32_10 from philox.clh, which it includes. */
+/* TH_KEY_BLOCK (keys per packed K block), TH_LB (key blocks per
+   th_logits work-item), TH_UNFUSED_ROWS and TH_FUSED_ROWS (query rows per
+   work-item) come from talking_heads_params.clh, which the host reads. */
 #ifndef CLATTN_EMBEDDED
 #include "sdpa_fused_common.clh"
+#include "talking_heads_params.clh"
 #endif
-
-#define TH_BK 16 /* keys per packed K block: one float16 */
-#define TH_LR 4  /* query rows per work-item of th_logits and th_pv */
-#define TH_LB 4  /* 16-key blocks per th_logits work-item (64 keys) */
-#define TH_FR 4  /* query rows per th_fused work-item */
 
 /* Lanes at or past n become fill. */
 float16 th_tail(float16 x, uint n, float fill)
@@ -100,10 +99,12 @@ __kernel void th_pack_kv(__global const float *restrict qkv,
         (ulong)h * head_dim;
     __global const float *v = k + dim;
     __global float *kb =
-        kt + ((ulong)bh * (npad / TH_BK) + j / TH_BK) * head_dim * TH_BK +
-        j % TH_BK;
+        kt +
+        ((ulong)bh * (npad / TH_KEY_BLOCK) + j / TH_KEY_BLOCK) * head_dim *
+            TH_KEY_BLOCK +
+        j % TH_KEY_BLOCK;
     for (uint d = 0; d < head_dim; ++d)
-        kb[(ulong)d * TH_BK] = valid ? k[d] * scale : 0.0f;
+        kb[(ulong)d * TH_KEY_BLOCK] = valid ? k[d] * scale : 0.0f;
     __global float *vr = vp + ((ulong)bh * npad + j) * dpad;
     for (uint d = 0; d < dpad; ++d)
         vr[d] = valid && d < head_dim ? v[d] : 0.0f;
@@ -116,8 +117,9 @@ __kernel void th_pack_kv(__global const float *restrict qkv,
    is modular) to put its first row at element 0. Each kernel covers the
    chunk of batches [b_begin, b_begin + nb) and rows [i_begin, i_end). */
 
-/* Range (ceil(rows/TH_LR), npad/64, nb * heads): logits of TH_LR rows by
-   64 keys of one (b, h), accumulated over d in 16 float16 registers. */
+/* Range (ceil(rows/TH_UNFUSED_ROWS), npad/64, nb * heads): logits of
+   TH_UNFUSED_ROWS rows by 64 keys of one (b, h), accumulated over d in 16
+   float16 registers. */
 __kernel void th_logits(__global const float *restrict qkv,
                         __global const float *restrict kt,
                         __global float *restrict s, ulong s_off, ulong s_sb,
@@ -125,33 +127,35 @@ __kernel void th_logits(__global const float *restrict qkv,
                         uint head_dim, uint dim, uint npad, uint b_begin,
                         uint i_begin, uint i_end)
 {
-    const uint i0 = i_begin + (uint)get_global_id(0) * TH_LR;
+    const uint i0 = i_begin + (uint)get_global_id(0) * TH_UNFUSED_ROWS;
     if (i0 >= i_end)
         return;
-    const uint rows = min((uint)TH_LR, i_end - i0);
+    const uint rows = min((uint)TH_UNFUSED_ROWS, i_end - i0);
     const uint jb0 = (uint)get_global_id(1) * TH_LB;
     const uint bh = b_begin * heads + (uint)get_global_id(2);
     const uint b = bh / heads, h = bh % heads;
 
-    __global const float *qr[TH_LR];
-    for (uint t = 0; t < TH_LR; ++t)
+    __global const float *qr[TH_UNFUSED_ROWS];
+    for (uint t = 0; t < TH_UNFUSED_ROWS; ++t)
         qr[t] = qkv + ((ulong)b * seq + i0 + min(t, rows - 1)) * 3 * dim +
                 (ulong)h * head_dim;
     __global const float *kb =
-        kt + ((ulong)bh * (npad / TH_BK) + jb0) * head_dim * TH_BK;
-    const ulong kstride = (ulong)head_dim * TH_BK; /* between key blocks */
+        kt + ((ulong)bh * (npad / TH_KEY_BLOCK) + jb0) * head_dim *
+                 TH_KEY_BLOCK;
+    /* between key blocks */
+    const ulong kstride = (ulong)head_dim * TH_KEY_BLOCK;
 
-    float16 acc[TH_LR][TH_LB];
-    for (uint t = 0; t < TH_LR; ++t)
+    float16 acc[TH_UNFUSED_ROWS][TH_LB];
+    for (uint t = 0; t < TH_UNFUSED_ROWS; ++t)
         for (uint c = 0; c < TH_LB; ++c)
             acc[t][c] = (float16)0.0f;
     for (uint d = 0; d < head_dim; ++d) {
-        __global const float *kd = kb + d * TH_BK;
+        __global const float *kd = kb + d * TH_KEY_BLOCK;
         const float16 k0 = vload16(0, kd), k1 = vload16(0, kd + kstride),
                       k2 = vload16(0, kd + 2 * kstride),
                       k3 = vload16(0, kd + 3 * kstride);
 #pragma unroll
-        for (uint t = 0; t < TH_LR; ++t) {
+        for (uint t = 0; t < TH_UNFUSED_ROWS; ++t) {
             const float16 qv = (float16)qr[t][d];
             acc[t][0] = fma(qv, k0, acc[t][0]);
             acc[t][1] = fma(qv, k1, acc[t][1]);
@@ -162,7 +166,7 @@ __kernel void th_logits(__global const float *restrict qkv,
     for (uint t = 0; t < rows; ++t) {
         __global float *row = s + s_off + b * s_sb + h * s_sh + (i0 + t) * s_ss;
         for (uint c = 0; c < TH_LB; ++c) {
-            const uint j = (jb0 + c) * TH_BK;
+            const uint j = (jb0 + c) * TH_KEY_BLOCK;
             if (j < seq)
                 fused_store16(row + j, 0, seq - j, acc[t][c]);
         }
@@ -290,11 +294,11 @@ __kernel void th_mix_dropout(__global const float *restrict p, ulong p_off,
             TH_PV_GROUP(1, ROWS, ACC, Y)                                       \
     }
 
-/* Range (ceil(rows/TH_LR), nb * heads): TH_LR rows of
+/* Range (ceil(rows/TH_UNFUSED_ROWS), nb * heads): TH_UNFUSED_ROWS rows of
    out[b][i][g*D + d] = sum_j A[b][g][i][j] V[b][j][g][d], accumulated in
    the padded rows of pv_acc (dpad floats per row) and then written in the
    [B][N][C] layout the output projection reads. pv_acc holds
-   TH_LR * dpad floats per work-item. */
+   TH_UNFUSED_ROWS * dpad floats per work-item. */
 __kernel void th_pv(__global const float *restrict a, ulong a_off,
                     ulong a_sb, ulong a_sh, ulong a_ss,
                     __global const float *restrict vp,
@@ -303,28 +307,28 @@ __kernel void th_pv(__global const float *restrict a, ulong a_off,
                     uint head_dim, uint dim, uint npad, uint dpad,
                     uint b_begin, uint i_begin, uint i_end)
 {
-    const uint i0 = i_begin + (uint)get_global_id(0) * TH_LR;
+    const uint i0 = i_begin + (uint)get_global_id(0) * TH_UNFUSED_ROWS;
     if (i0 >= i_end)
         return;
-    const uint rows = min((uint)TH_LR, i_end - i0);
+    const uint rows = min((uint)TH_UNFUSED_ROWS, i_end - i0);
     const uint bg = b_begin * heads + (uint)get_global_id(1);
     const uint b = bg / heads, g = bg % heads;
 
-    __global const float *ar[TH_LR];
-    for (uint t = 0; t < TH_LR; ++t)
+    __global const float *ar[TH_UNFUSED_ROWS];
+    for (uint t = 0; t < TH_UNFUSED_ROWS; ++t)
         ar[t] = a + a_off + b * a_sb + g * a_sh +
                 (i0 + min(t, rows - 1)) * a_ss;
     __global const float *vb = vp + (ulong)bg * npad * dpad;
     __global float *acc =
         pv_acc + ((ulong)get_global_id(1) * get_global_size(0) +
                   get_global_id(0)) *
-                     TH_LR * dpad;
-    for (uint e = 0; e < TH_LR * dpad; ++e)
+                     TH_UNFUSED_ROWS * dpad;
+    for (uint e = 0; e < TH_UNFUSED_ROWS * dpad; ++e)
         acc[e] = 0.0f;
     const uint n = seq;
 #define TH_PV_ACC(t) (acc + (t) * dpad)
 #define TH_PV_Y(t, k) (ar[t][k])
-    TH_PV_ALL(TH_LR, TH_PV_ACC, TH_PV_Y)
+    TH_PV_ALL(TH_UNFUSED_ROWS, TH_PV_ACC, TH_PV_Y)
 #undef TH_PV_ACC
 #undef TH_PV_Y
     for (uint t = 0; t < rows; ++t) {
@@ -337,8 +341,8 @@ __kernel void th_pv(__global const float *restrict a, ulong a_off,
 
 /* ---- Fused path ------------------------------------------------------ */
 
-/* Logits of TH_FR rows by the 16 keys of block jb, every head, into
-   st[(h*TH_FR + t)*16 + key]. */
+/* Logits of TH_FUSED_ROWS rows by the 16 keys of block jb, every head, into
+   st[(h*TH_FUSED_ROWS + t)*16 + key]. */
 void th_fused_logits(__global const float *const *qr,
                      __global const float *restrict kt,
                      __global float *restrict st, uint heads, uint head_dim,
@@ -346,19 +350,19 @@ void th_fused_logits(__global const float *const *qr,
 {
     for (uint h = 0; h < heads; ++h) {
         __global const float *kb =
-            kt + ((ulong)(bh0 + h) * nblk_pad + jb) * head_dim * TH_BK;
+            kt + ((ulong)(bh0 + h) * nblk_pad + jb) * head_dim * TH_KEY_BLOCK;
         const ulong qo = (ulong)h * head_dim;
-        float16 acc[TH_FR];
-        for (uint t = 0; t < TH_FR; ++t)
+        float16 acc[TH_FUSED_ROWS];
+        for (uint t = 0; t < TH_FUSED_ROWS; ++t)
             acc[t] = (float16)0.0f;
         for (uint d = 0; d < head_dim; ++d) {
             const float16 k = vload16(d, kb);
 #pragma unroll
-            for (uint t = 0; t < TH_FR; ++t)
+            for (uint t = 0; t < TH_FUSED_ROWS; ++t)
                 acc[t] = fma((float16)qr[t][qo + d], k, acc[t]);
         }
-        for (uint t = 0; t < TH_FR; ++t)
-            vstore16(acc[t], h * TH_FR + t, st);
+        for (uint t = 0; t < TH_FUSED_ROWS; ++t)
+            vstore16(acc[t], h * TH_FUSED_ROWS + t, st);
     }
 }
 
@@ -369,7 +373,7 @@ void th_fused_logits(__global const float *const *qr,
 void th_mix4(__global const float *restrict src,
              __global const float *restrict w,
              __global const float *restrict bias, uint heads, uint g0,
-             float16 x[4][TH_FR])
+             float16 x[4][TH_FUSED_ROWS])
 {
     uint g[4];
     for (uint u = 0; u < 4; ++u)
@@ -377,18 +381,18 @@ void th_mix4(__global const float *restrict src,
 #pragma unroll
     for (uint u = 0; u < 4; ++u)
 #pragma unroll
-        for (uint t = 0; t < TH_FR; ++t)
+        for (uint t = 0; t < TH_FUSED_ROWS; ++t)
             x[u][t] = (float16)bias[g[u]];
     for (uint h = 0; h < heads; ++h) {
-        float16 sv[TH_FR];
+        float16 sv[TH_FUSED_ROWS];
 #pragma unroll
-        for (uint t = 0; t < TH_FR; ++t)
-            sv[t] = vload16(h * TH_FR + t, src);
+        for (uint t = 0; t < TH_FUSED_ROWS; ++t)
+            sv[t] = vload16(h * TH_FUSED_ROWS + t, src);
 #pragma unroll
         for (uint u = 0; u < 4; ++u) {
             const float16 wv = (float16)w[(ulong)g[u] * heads + h];
 #pragma unroll
-            for (uint t = 0; t < TH_FR; ++t)
+            for (uint t = 0; t < TH_FUSED_ROWS; ++t)
                 x[u][t] = fma(wv, sv[t], x[u][t]);
         }
     }
@@ -400,21 +404,22 @@ void th_mix4(__global const float *restrict src,
 void th_mixed_logits(__global const float *restrict st,
                      __global const float *restrict wl,
                      __global const float *restrict bl, uint heads, uint g0,
-                     uint n, float16 x[4][TH_FR])
+                     uint n, float16 x[4][TH_FUSED_ROWS])
 {
     th_mix4(st, wl, bl, heads, g0, x);
 #pragma unroll
     for (uint u = 0; u < 4; ++u)
 #pragma unroll
-        for (uint t = 0; t < TH_FR; ++t)
+        for (uint t = 0; t < TH_FUSED_ROWS; ++t)
             x[u][t] = th_tail(x[u][t] * FUSED_LOG2E, n, -INFINITY);
 }
 
-/* Range (ceil(seq/TH_FR), batch). Work-item scratch (`per` floats at
+/* Range (ceil(seq/TH_FUSED_ROWS), batch). Work-item scratch (`per` floats at
    scratch + wi*per, wi = b * get_global_size(0) + gid0):
-   st, pt [heads][TH_FR][16] (logits, probabilities of one key block),
-   ms, ls [heads][TH_FR] (row max in log2 units, row sum then its inverse),
-   acc [TH_FR][heads][dpad] (the P'.V accumulators). */
+   st, pt [heads][TH_FUSED_ROWS][16] (logits, probabilities of one key block),
+   ms, ls [heads][TH_FUSED_ROWS] (row max in log2 units, row sum then its
+   inverse),
+   acc [TH_FUSED_ROWS][heads][dpad] (the P'.V accumulators). */
 __kernel void th_fused(__global const float *restrict qkv,
                        __global const float *restrict kt,
                        __global const float *restrict vp,
@@ -428,43 +433,44 @@ __kernel void th_fused(__global const float *restrict qkv,
                        uint threshold, float drop_scale, ulong seed,
                        ulong drop_offset)
 {
-    const uint i0 = (uint)get_global_id(0) * TH_FR;
+    const uint i0 = (uint)get_global_id(0) * TH_FUSED_ROWS;
     const uint b = (uint)get_global_id(1);
     if (i0 >= seq)
         return;
-    const uint rows = min((uint)TH_FR, seq - i0);
+    const uint rows = min((uint)TH_FUSED_ROWS, seq - i0);
     const ulong wi = (ulong)b * get_global_size(0) + get_global_id(0);
     __global float *st = scratch + wi * per;
-    __global float *pt = st + heads * TH_FR * 16;
-    __global float *ms = pt + heads * TH_FR * 16;
-    __global float *ls = ms + heads * TH_FR;
-    __global float *acc = ls + heads * TH_FR;
+    __global float *pt = st + heads * TH_FUSED_ROWS * 16;
+    __global float *ms = pt + heads * TH_FUSED_ROWS * 16;
+    __global float *ls = ms + heads * TH_FUSED_ROWS;
+    __global float *acc = ls + heads * TH_FUSED_ROWS;
     const ulong acc_ss = (ulong)heads * dpad; /* between rows */
 
-    __global const float *qr[TH_FR];
-    for (uint t = 0; t < TH_FR; ++t)
+    __global const float *qr[TH_FUSED_ROWS];
+    for (uint t = 0; t < TH_FUSED_ROWS; ++t)
         qr[t] = qkv + ((ulong)b * seq + i0 + min(t, rows - 1)) * 3 * dim;
-    const uint nblk = (seq + TH_BK - 1) / TH_BK, nblk_pad = npad / TH_BK;
+    const uint nblk = (seq + TH_KEY_BLOCK - 1) / TH_KEY_BLOCK;
+    const uint nblk_pad = npad / TH_KEY_BLOCK;
     const uint bh0 = b * heads;
 
-    for (uint r = 0; r < heads * TH_FR; ++r) {
+    for (uint r = 0; r < heads * TH_FUSED_ROWS; ++r) {
         ms[r] = -INFINITY;
         ls[r] = 0.0f;
     }
-    for (ulong e = 0; e < TH_FR * acc_ss; ++e)
+    for (ulong e = 0; e < TH_FUSED_ROWS * acc_ss; ++e)
         acc[e] = 0.0f;
 
     /* Pass 1: online max and sum of every mixed row. Every block has a
        valid key, so the max is finite after the first. */
     for (uint jb = 0; jb < nblk; ++jb) {
-        const uint n = min((uint)TH_BK, seq - jb * TH_BK);
+        const uint n = min((uint)TH_KEY_BLOCK, seq - jb * TH_KEY_BLOCK);
         th_fused_logits(qr, kt, st, heads, head_dim, nblk_pad, bh0, jb);
         for (uint g0 = 0; g0 < heads; g0 += 4) {
-            float16 x[4][TH_FR];
+            float16 x[4][TH_FUSED_ROWS];
             th_mixed_logits(st, wl, bl, heads, g0, n, x);
             for (uint u = 0; u < min(4u, heads - g0); ++u)
-                for (uint t = 0; t < TH_FR; ++t) {
-                    const uint r = (g0 + u) * TH_FR + t;
+                for (uint t = 0; t < TH_FUSED_ROWS; ++t) {
+                    const uint r = (g0 + u) * TH_FUSED_ROWS + t;
                     const float16 xv = x[u][t];
                     /* The max rarely moves after the first blocks: the
                        rescale's exp2 is skipped then. */
@@ -479,47 +485,48 @@ __kernel void th_fused(__global const float *restrict qkv,
                 }
         }
     }
-    for (uint r = 0; r < heads * TH_FR; ++r)
+    for (uint r = 0; r < heads * TH_FUSED_ROWS; ++r)
         ls[r] = 1.0f / ls[r];
 
     /* Pass 2: probabilities, the second mix, dropout, P'.V. */
     for (uint jb = 0; jb < nblk; ++jb) {
-        const uint n = min((uint)TH_BK, seq - jb * TH_BK);
+        const uint n = min((uint)TH_KEY_BLOCK, seq - jb * TH_KEY_BLOCK);
         th_fused_logits(qr, kt, st, heads, head_dim, nblk_pad, bh0, jb);
         for (uint g0 = 0; g0 < heads; g0 += 4) {
-            float16 x[4][TH_FR];
+            float16 x[4][TH_FUSED_ROWS];
             th_mixed_logits(st, wl, bl, heads, g0, n, x);
             for (uint u = 0; u < min(4u, heads - g0); ++u)
-                for (uint t = 0; t < TH_FR; ++t) {
-                    const uint r = (g0 + u) * TH_FR + t;
+                for (uint t = 0; t < TH_FUSED_ROWS; ++t) {
+                    const uint r = (g0 + u) * TH_FUSED_ROWS + t;
                     vstore16(fused_exp2_neg16(x[u][t] - ms[r]) * ls[r], r, pt);
                 }
         }
         for (uint g0 = 0; g0 < heads; g0 += 4) {
-            float16 y[4][TH_FR];
+            float16 y[4][TH_FUSED_ROWS];
             th_mix4(pt, ww, bw, heads, g0, y);
             for (uint u = 0; u < min(4u, heads - g0); ++u) {
                 const uint g = g0 + u;
                 /* keys past n are never accumulated: their weight would
                    be bw[g] alone */
-                float yt[TH_FR][16];
-                for (uint t = 0; t < TH_FR; ++t) {
+                float yt[TH_FUSED_ROWS][16];
+                for (uint t = 0; t < TH_FUSED_ROWS; ++t) {
                     float16 v = y[u][t];
                     if (threshold) {
                         const uint i = i0 + min(t, rows - 1);
                         v = th_dropout16(
                             v,
-                            (((ulong)(bh0 + g)) * seq + i) * seq + jb * TH_BK,
+                            (((ulong)(bh0 + g)) * seq + i) * seq +
+                                jb * TH_KEY_BLOCK,
                             threshold, drop_scale, seed, drop_offset);
                     }
                     vstore16(v, 0, yt[t]);
                 }
                 __global float *ag = acc + (ulong)g * dpad;
                 __global const float *vb =
-                    vp + ((ulong)(bh0 + g) * npad + jb * TH_BK) * dpad;
+                    vp + ((ulong)(bh0 + g) * npad + jb * TH_KEY_BLOCK) * dpad;
 #define TH_FPV_ACC(t) (ag + (t) * acc_ss)
 #define TH_FPV_Y(t, k) (yt[t][k])
-                TH_PV_ALL(TH_FR, TH_FPV_ACC, TH_FPV_Y)
+                TH_PV_ALL(TH_FUSED_ROWS, TH_FPV_ACC, TH_FPV_Y)
 #undef TH_FPV_ACC
 #undef TH_FPV_Y
             }

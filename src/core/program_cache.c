@@ -1,14 +1,17 @@
 /* Builds the context's OpenCL programs from the embedded sources (or from
-   $CLATTN_KERNEL_DIR, for kernel work), with options chosen from the
-   device's capabilities. Built once per context; kernels are created per
-   call from the built programs. Programs of the embedded sources go
-   through the persistent binary cache (program_disk_cache.h): a valid
-   entry is loaded instead of compiled, anything else is compiled and the
-   entry (re)written. */
+   $CLATTN_KERNEL_DIR, for kernel work), with options made of the family's
+   parameters (kernel_params.h), what the device decides (the softmax
+   work-group) and a variant's extra options. Each (program, options) is
+   built once per context, on first use, and kept until the context goes;
+   kernels come from the calling thread's set (kernel_cache.h). Programs
+   of the embedded sources go through the persistent binary cache
+   (program_disk_cache.h): a valid entry is loaded instead of compiled,
+   anything else is compiled and the entry (re)written. */
 #include "program_cache.h"
 #include "context_internal.h"
 #include "device_select.h"
 #include "fault_injection.h"
+#include "kernel_params.h"
 #include "kernel_sources.h"
 
 #include <stdio.h>
@@ -16,6 +19,14 @@
 #include <string.h>
 
 #define MAX_PROGRAM_SOURCES 8
+#define OPTIONS_MAX 1024
+
+struct program_entry {
+    program_id id;
+    char *options; /* the whole option string: the key */
+    cl_program program;
+    program_entry *next;
+};
 
 typedef struct program_spec {
     const char *name;
@@ -26,22 +37,25 @@ typedef struct program_spec {
 
 static const program_spec program_specs[PROGRAM_COUNT] = {
     [PROGRAM_SDPA_UNFUSED] = {"sdpa_unfused",
-                              {"philox.clh", "sdpa_scores.cl",
-                               "sdpa_softmax.cl", "sdpa_pv.cl", NULL}},
+                              {"philox.clh", "sdpa_unfused_params.clh",
+                               "sdpa_scores.cl", "sdpa_softmax.cl",
+                               "sdpa_pv.cl", NULL}},
     [PROGRAM_SDPA_FUSED_CPU] = {"sdpa_fused_cpu",
-                                {"philox.clh", "sdpa_fused_common.clh",
-                                 "sdpa_fused_cpu.cl", "sdpa_fused_merge.cl",
-                                 NULL}},
+                                {"philox.clh", "sdpa_fused_params.clh",
+                                 "sdpa_fused_common.clh", "sdpa_fused_cpu.cl",
+                                 "sdpa_fused_merge.cl", NULL}},
     [PROGRAM_SDPA_FUSED_GPU] = {"sdpa_fused_gpu",
-                                {"philox.clh", "sdpa_fused_common.clh",
-                                 "sdpa_fused_gpu.cl", "sdpa_fused_merge.cl",
-                                 NULL}},
+                                {"philox.clh", "sdpa_fused_params.clh",
+                                 "sdpa_fused_common.clh", "sdpa_fused_gpu.cl",
+                                 "sdpa_fused_merge.cl", NULL}},
     [PROGRAM_LAYER_COMMON] = {"layer_common", {"layer_common.cl", NULL}},
     [PROGRAM_MHA] = {"mha", {"layer_norm.cl", "mha.cl", NULL}},
     [PROGRAM_TALKING_HEADS] = {"talking_heads",
                                {"philox.clh", "sdpa_fused_common.clh",
-                                "talking_heads.cl", NULL}},
-    [PROGRAM_ADDITIVE] = {"additive", {"additive.cl", NULL}},
+                                "talking_heads_params.clh", "talking_heads.cl",
+                                NULL}},
+    [PROGRAM_ADDITIVE] = {"additive",
+                          {"additive_params.clh", "additive.cl", NULL}},
 };
 
 static const char *embedded_source(const char *name)
@@ -177,8 +191,32 @@ static void store_binary(clattn_context *ctx, cl_program program,
     free(devices);
 }
 
+/* The whole option string of a build of id: embedded-source mode, the
+   family's parameters, the device's softmax work-group (unfused only),
+   then the variant's extras. -1 when it does not fit. */
+static int build_options(program_id id, size_t softmax_wg, const char *extra,
+                         char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "-DCLATTN_EMBEDDED=1");
+    if (n < 0 || (size_t)n >= cap || kernel_params_append_options(id, buf, cap))
+        return -1;
+    size_t used = strlen(buf);
+    if (id == PROGRAM_SDPA_UNFUSED) {
+        n = snprintf(buf + used, cap - used, " -DSOFTMAX_WG=%zu", softmax_wg);
+        if (n < 0 || (size_t)n >= cap - used)
+            return -1;
+        used += (size_t)n;
+    }
+    if (extra && *extra) {
+        n = snprintf(buf + used, cap - used, " %s", extra);
+        if (n < 0 || (size_t)n >= cap - used)
+            return -1;
+    }
+    return 0;
+}
+
 static clattn_status build_one(clattn_context *ctx, program_id id,
-                               size_t softmax_wg, cl_program *out)
+                               const char *options, cl_program *out)
 {
     const program_spec *spec = &program_specs[id];
     const char *dir = getenv("CLATTN_KERNEL_DIR");
@@ -209,9 +247,6 @@ static clattn_status build_one(clattn_context *ctx, program_id id,
        is part of the key, so a cached entry never hides it. */
     if (fault_build_fails(ctx->info.device_name))
         texts[count++] = "#error clattn fault injection: this build fails\n";
-    char options[256];
-    snprintf(options, sizeof options, "-DCLATTN_EMBEDDED=1 -DSOFTMAX_WG=%zu",
-             softmax_wg);
 
     /* Sources being edited under $CLATTN_KERNEL_DIR are never cached:
        each edit would leave another entry behind. */
@@ -270,6 +305,37 @@ static size_t kernel_work_group_limit(clattn_context *ctx, cl_program program,
     return limit;
 }
 
+/* Keeps a built program as the entry (id, options); on allocation failure
+   the program is released and the status returned. */
+static clattn_status add_entry(clattn_context *ctx, program_id id,
+                               const char *options, cl_program program,
+                               int is_default)
+{
+    clattn_programs *p = &ctx->programs;
+    program_entry *e = malloc(sizeof *e);
+    char *copy = malloc(strlen(options) + 1);
+    if (!e || !copy) {
+        free(e);
+        free(copy);
+        clReleaseProgram(program);
+        return ctx_error(ctx, CLATTN_ERROR_OUT_OF_MEMORY,
+                         "out of host memory keeping a built program");
+    }
+    strcpy(copy, options);
+    *e = (program_entry){id, copy, program, p->entries};
+    p->entries = e;
+    if (is_default)
+        atomic_store_explicit(&p->defaults[id], program, memory_order_release);
+    return CLATTN_SUCCESS;
+}
+
+static clattn_status options_error(clattn_context *ctx, program_id id)
+{
+    return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                     "build options of program %s exceed %d characters",
+                     program_specs[id].name, OPTIONS_MAX - 1);
+}
+
 clattn_status programs_build(clattn_context *ctx)
 {
     clattn_programs *p = &ctx->programs;
@@ -279,71 +345,121 @@ clattn_status programs_build(clattn_context *ctx)
     platform_string(ctx->platform, CL_PLATFORM_VERSION, p->platform_version,
                     sizeof p->platform_version);
     memset(&p->cache_stats, 0, sizeof p->cache_stats);
+    p->entries = NULL;
+    for (int id = 0; id < PROGRAM_COUNT; ++id)
+        atomic_init(&p->defaults[id], NULL);
+    if (kernel_cache_init(&p->kernels) != 0)
+        return ctx_error(ctx, CLATTN_ERROR_OUT_OF_MEMORY,
+                         "cannot create the kernel cache's lock");
+    char options[OPTIONS_MAX];
     size_t wg = softmax_work_group(ctx->info.max_work_group_size);
+    clattn_status status = CLATTN_SUCCESS;
     for (;;) {
         cl_program program = NULL;
-        clattn_status status =
-            build_one(ctx, PROGRAM_SDPA_UNFUSED, wg, &program);
+        if (build_options(PROGRAM_SDPA_UNFUSED, wg, NULL, options,
+                          sizeof options)) {
+            status = options_error(ctx, PROGRAM_SDPA_UNFUSED);
+            break;
+        }
+        status = build_one(ctx, PROGRAM_SDPA_UNFUSED, options, &program);
         if (status != CLATTN_SUCCESS)
-            return status;
+            break;
         size_t limit = kernel_work_group_limit(ctx, program, "sdpa_softmax");
         if (limit >= wg || wg == 1) {
-            p->program[PROGRAM_SDPA_UNFUSED] = program;
             p->softmax_wg = wg;
+            status = add_entry(ctx, PROGRAM_SDPA_UNFUSED, options, program, 1);
             break;
         }
         clReleaseProgram(program);
         wg = softmax_work_group(limit);
     }
-    for (int id = 0; id < PROGRAM_FIRST_ON_DEMAND; ++id) {
-        if (p->program[id])
+    for (int id = 0; status == CLATTN_SUCCESS && id < PROGRAM_FIRST_ON_DEMAND;
+         ++id) {
+        if (id == PROGRAM_SDPA_UNFUSED)
             continue;
-        clattn_status status =
-            build_one(ctx, (program_id)id, p->softmax_wg, &p->program[id]);
-        if (status != CLATTN_SUCCESS) {
-            programs_release(p);
-            return status;
-        }
+        cl_program program = NULL;
+        if (build_options((program_id)id, p->softmax_wg, NULL, options,
+                          sizeof options))
+            status = options_error(ctx, (program_id)id);
+        else if ((status = build_one(ctx, (program_id)id, options, &program)) ==
+                 CLATTN_SUCCESS)
+            status = add_entry(ctx, (program_id)id, options, program, 1);
     }
-    return CLATTN_SUCCESS;
+    if (status != CLATTN_SUCCESS)
+        programs_release(p);
+    return status;
 }
 
 void programs_release(clattn_programs *programs)
 {
-    for (int id = 0; id < PROGRAM_COUNT; ++id) {
-        if (programs->program[id])
-            clReleaseProgram(programs->program[id]);
-        programs->program[id] = NULL;
+    /* Kernels first: each holds its program. */
+    kernel_cache_release(&programs->kernels);
+    for (program_entry *e = programs->entries, *next; e; e = next) {
+        next = e->next;
+        clReleaseProgram(e->program);
+        free(e->options);
+        free(e);
     }
+    programs->entries = NULL;
+    for (int id = 0; id < PROGRAM_COUNT; ++id)
+        atomic_store_explicit(&programs->defaults[id], NULL,
+                              memory_order_relaxed);
 }
 
-/* The first use of an on-demand program builds it, once, under the
-   context's build lock; threads that lose the race use the winner's. */
-static clattn_status ensure_built(clattn_context *ctx, program_id id)
+/* A build not seen yet is made under the context's build lock, so threads
+   asking for it at once build it once: the others wait and take the
+   winner's. A failed build is not kept; the next use tries again. */
+clattn_status program_get(clattn_context *ctx, program_id id,
+                          const char *extra_options, cl_program *out)
 {
+    clattn_programs *p = &ctx->programs;
+    const int is_default = !extra_options || !*extra_options;
+    *out = NULL;
+    if (is_default) {
+        *out = atomic_load_explicit(&p->defaults[id], memory_order_acquire);
+        if (*out)
+            return CLATTN_SUCCESS;
+    }
+    char options[OPTIONS_MAX];
+    if (build_options(id, p->softmax_wg, extra_options, options,
+                      sizeof options))
+        return options_error(ctx, id);
     clattn_status status = CLATTN_SUCCESS;
     pthread_mutex_lock(&ctx->build_lock);
-    if (!ctx->programs.program[id])
-        status = build_one(ctx, id, ctx->programs.softmax_wg,
-                           &ctx->programs.program[id]);
+    for (const program_entry *e = p->entries; e && !*out; e = e->next)
+        if (e->id == id && strcmp(e->options, options) == 0)
+            *out = e->program;
+    if (!*out) {
+        cl_program program = NULL;
+        status = build_one(ctx, id, options, &program);
+        if (status == CLATTN_SUCCESS)
+            status = add_entry(ctx, id, options, program, is_default);
+        if (status == CLATTN_SUCCESS)
+            *out = program;
+    }
     pthread_mutex_unlock(&ctx->build_lock);
     return status;
 }
 
-clattn_status program_kernel(clattn_context *ctx, program_id id,
-                             const char *name, cl_kernel *out)
+clattn_status program_kernel_variant(clattn_context *ctx, program_id id,
+                                     const char *extra_options,
+                                     const char *name, cl_kernel *out)
 {
     *out = NULL;
-    if (id >= PROGRAM_FIRST_ON_DEMAND) {
-        clattn_status status = ensure_built(ctx, id);
-        if (status != CLATTN_SUCCESS)
-            return status;
-    }
-    cl_int err;
-    *out = clCreateKernel(ctx->programs.program[id], name, &err);
+    cl_program program;
+    clattn_status status = program_get(ctx, id, extra_options, &program);
+    if (status != CLATTN_SUCCESS)
+        return status;
+    cl_int err = kernel_cache_get(&ctx->programs.kernels, program, name, out);
     if (err != CL_SUCCESS) {
         *out = NULL;
         return ctx_cl_error(ctx, "clCreateKernel", err);
     }
     return CLATTN_SUCCESS;
+}
+
+clattn_status program_kernel(clattn_context *ctx, program_id id,
+                             const char *name, cl_kernel *out)
+{
+    return program_kernel_variant(ctx, id, NULL, name, out);
 }

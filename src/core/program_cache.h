@@ -1,10 +1,15 @@
 /* The OpenCL programs of a context: which sources make each one, the build
-   options chosen from the device's capabilities, and the build itself. */
+   options (the family's parameters, kernel_params.h, and what the device
+   decides), the cache of built programs keyed by (program, options) and
+   the kernel objects handed out from them. */
 #ifndef CLATTN_PROGRAM_CACHE_H
 #define CLATTN_PROGRAM_CACHE_H
 
 #include "clattn/clattn.h"
+#include "kernel_cache.h"
 #include "program_disk_cache.h"
+
+#include <stdatomic.h>
 
 typedef enum program_id {
     PROGRAM_SDPA_UNFUSED = 0,
@@ -30,13 +35,25 @@ typedef struct program_cache_stats {
     unsigned rejects; /* entries found but unusable, rebuilt from source */
 } program_cache_stats;
 
+/* One built program: a (program, options) pair on the context's device
+   (the context has one device, so the pair is the whole key). */
+typedef struct program_entry program_entry;
+
 typedef struct clattn_programs {
-    cl_program program[PROGRAM_COUNT];
+    /* Every program built for this context, default options or not: a list
+       that only grows until programs_release, guarded by the context's
+       build_lock. Variants are unbounded; each is built on first use. */
+    program_entry *entries;
+    /* Each program's default-options build, once made. The SDPA ones are
+       stored at creation, before any other thread sees the context; the
+       layers' ones under build_lock. Read without the lock. */
+    _Atomic(cl_program) defaults[PROGRAM_COUNT];
     size_t softmax_wg; /* work-group size the softmax kernel was built for */
     disk_cache_state cache_state;
     char cache_dir[DISK_CACHE_DIR_MAX]; /* "" unless cache_state is ON */
     char platform_version[128];         /* part of every key */
     program_cache_stats cache_stats;
+    kernel_cache kernels; /* the kernel objects, per thread */
 } clattn_programs;
 
 struct clattn_context;
@@ -45,15 +62,32 @@ struct clattn_context;
    are built by program_kernel on first use), each from the persistent
    cache when it holds a valid binary for it. On failure returns the
    status (CLATTN_ERROR_BUILD_FAILED with the build log in last_error) and
-   leaves nothing built. */
+   leaves nothing built: context creation depends on this failing there,
+   so that a device whose compiler breaks is left for the next one. */
 clattn_status programs_build(struct clattn_context *ctx);
 
+/* Releases the kernels of every thread and every program; the struct can
+   be built again (the next device candidate). */
 void programs_release(clattn_programs *programs);
 
-/* A fresh kernel object (one per call, so threads never share argument
-   state) in *out, building its program first if it is an on-demand one
-   not built yet; on failure the status, with the error recorded. */
+/* The program id built with extra options appended to its family's (NULL
+   or "" = the default build), built on first use; threads asking for the
+   same one at once build it once. Owned by the context: not released by
+   the caller. On failure the status, with the error recorded. */
+clattn_status program_get(struct clattn_context *ctx, program_id id,
+                          const char *extra_options, cl_program *out);
+
+/* Kernel `name` of the program's default build in *out, building an
+   on-demand program first. The object is this thread's, reused by its
+   later calls (kernel_cache.h says what that asks of callers), and
+   retained for the caller, who releases it. On failure the status, with
+   the error recorded, and *out NULL. */
 clattn_status program_kernel(struct clattn_context *ctx, program_id id,
                              const char *name, cl_kernel *out);
+
+/* The same for the build with extra options (see program_get). */
+clattn_status program_kernel_variant(struct clattn_context *ctx, program_id id,
+                                     const char *extra_options,
+                                     const char *name, cl_kernel *out);
 
 #endif

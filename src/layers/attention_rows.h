@@ -8,12 +8,7 @@
 
 /* The register tile of add_weighted_sum and additive_scores: ADD_TI query
    rows, ADD_TJ keys or features per work-item (cl/additive_params.clh). */
-#ifndef ADD_TI
-#define ADD_TI 4
-#endif
-#ifndef ADD_TJ
-#define ADD_TJ 16
-#endif
+#include "kernel_params.h"
 
 /* n / tile rounded up. */
 size_t rows_tiles(size_t n, size_t tile);

@@ -9,15 +9,11 @@
 #include "clattn/clattn.h"
 #include "layer_common.h"
 
-/* Must match cl/talking_heads.cl: K is packed in blocks of TH_KEY_BLOCK
-   keys and padded to a multiple of TH_KEY_PAD; V rows are padded to a
-   multiple of TH_FEATURE_PAD; th_fused owns TH_FUSED_ROWS query rows and
-   its scratch layout is th_fused_scratch_floats(). */
-#define TH_KEY_BLOCK 16
-#define TH_KEY_PAD 64
-#define TH_FEATURE_PAD 16
-#define TH_FUSED_ROWS 4
-#define TH_UNFUSED_ROWS 4 /* rows per th_logits / th_pv work-item */
+/* TH_KEY_BLOCK, TH_KEY_PAD, TH_FEATURE_PAD, TH_FUSED_ROWS and
+   TH_UNFUSED_ROWS: the kernels' own values and names
+   (cl/talking_heads_params.clh); th_fused's scratch layout is
+   th_fused_scratch_floats(). */
+#include "kernel_params.h"
 
 struct clattn_talking_heads {
     clattn_context *ctx;

@@ -1,0 +1,73 @@
+/* One table per kernel family: the names of the parameters it is built
+   with, whose values come from the family's header in cl/. Adding a
+   parameter: a line in the header, a line here. */
+#include "kernel_params.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct kernel_param {
+    const char *name;
+    long value;
+} kernel_param;
+
+#define PARAM(name)                                                            \
+    {                                                                          \
+#name, (long)(name)                                                    \
+    }
+
+static const kernel_param sdpa_fused[] = {
+    PARAM(FC_BK),
+    PARAM(FC_RT),
+    PARAM(FC_RW),
+    PARAM(FC_PLAIN_KEYS),
+    PARAM(FD_ROWS),
+    PARAM(FD_FOLD_KEYS),
+    PARAM(FUSED_HEAD_DIM_MAX),
+};
+
+/* SOFTMAX_WG is the device's: program_cache.c adds it. */
+static const kernel_param sdpa_unfused[] = {
+    PARAM(TILE_Q),     PARAM(TILE_K),   PARAM(PV_TILE_Q),
+    PARAM(PV_TILE_DV), PARAM(PV_BLOCK),
+};
+
+static const kernel_param talking_heads[] = {
+    PARAM(TH_KEY_BLOCK),  PARAM(TH_KEY_PAD),      PARAM(TH_FEATURE_PAD),
+    PARAM(TH_FUSED_ROWS), PARAM(TH_UNFUSED_ROWS),
+};
+
+static const kernel_param additive[] = {PARAM(ADD_TI), PARAM(ADD_TJ)};
+
+#define FAMILY(table)                                                          \
+    {                                                                          \
+        table, sizeof table / sizeof table[0]                                  \
+    }
+
+static const struct {
+    const kernel_param *params;
+    size_t count;
+} families[PROGRAM_COUNT] = {
+    [PROGRAM_SDPA_UNFUSED] = FAMILY(sdpa_unfused),
+    [PROGRAM_SDPA_FUSED_CPU] = FAMILY(sdpa_fused),
+    [PROGRAM_SDPA_FUSED_GPU] = FAMILY(sdpa_fused),
+    [PROGRAM_TALKING_HEADS] = FAMILY(talking_heads),
+    [PROGRAM_ADDITIVE] = FAMILY(additive),
+};
+
+int kernel_params_append_options(program_id id, char *buf, size_t cap)
+{
+    const size_t start = strlen(buf);
+    size_t used = start;
+    for (size_t i = 0; i < families[id].count; ++i) {
+        const kernel_param *p = &families[id].params[i];
+        int n =
+            snprintf(buf + used, cap - used, " -D%s=%ld", p->name, p->value);
+        if (n < 0 || (size_t)n >= cap - used) {
+            buf[start] = '\0';
+            return -1;
+        }
+        used += (size_t)n;
+    }
+    return 0;
+}
