@@ -142,18 +142,6 @@ static size_t scratch_limit(clattn_context *ctx, const clattn_info *in)
 }
 
 /* Fills ctx->info from ctx->platform and ctx->device. */
-/* The fused SDPA variant from capabilities, never from names: a CPU, or a
-   device whose "local" memory is just global memory, runs the register-
-   tiled variant; a device with dedicated local memory shares tiles there. */
-static clattn_sdpa_path fused_variant_for(cl_device_id dev, cl_device_type type)
-{
-    cl_device_local_mem_type local = CL_GLOBAL;
-    clGetDeviceInfo(dev, CL_DEVICE_LOCAL_MEM_TYPE, sizeof local, &local, NULL);
-    if (device_class(type) == CL_DEVICE_TYPE_CPU || local != CL_LOCAL)
-        return CLATTN_SDPA_PATH_FUSED_CPU;
-    return CLATTN_SDPA_PATH_FUSED_GPU;
-}
-
 static void fill_device_info(clattn_context *ctx)
 {
     clattn_info *in = &ctx->info;
@@ -195,7 +183,9 @@ static void fill_device_info(clattn_context *ctx)
     in->has_fp16 = has_extension(dev, "cl_khr_fp16");
     in->has_fp64 = has_extension(dev, "cl_khr_fp64");
     ctx->scratch_limit = scratch_limit(ctx, in);
-    ctx->fused_variant = fused_variant_for(dev, in->device_type);
+    cl_device_local_mem_type local = CL_GLOBAL;
+    clGetDeviceInfo(dev, CL_DEVICE_LOCAL_MEM_TYPE, sizeof local, &local, NULL);
+    ctx->local_mem_dedicated = local == CL_LOCAL;
 }
 
 /* Context, queue and kernels on one device; on failure the reason is in
@@ -313,29 +303,6 @@ static clattn_status select_and_open(clattn_context *ctx, const char *selector,
     return status;
 }
 
-/* $CLATTN_SDPA_PATH overrides AUTO's choice for requests without probs
-   (tests run the whole suite on each path this way). A value it does not
-   know fails creation, as a bad $CLATTN_DEVICE does. */
-static clattn_status read_auto_path(clattn_context *ctx)
-{
-    static const clattn_sdpa_path known[] = {
-        CLATTN_SDPA_PATH_AUTO, CLATTN_SDPA_PATH_UNFUSED, CLATTN_SDPA_PATH_FUSED,
-        CLATTN_SDPA_PATH_FUSED_CPU, CLATTN_SDPA_PATH_FUSED_GPU};
-    const char *value = getenv("CLATTN_SDPA_PATH");
-    ctx->auto_path = CLATTN_SDPA_PATH_AUTO;
-    if (!value || !*value)
-        return CLATTN_SUCCESS;
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; ++i)
-        if (strcmp(value, clattn_sdpa_path_name(known[i])) == 0) {
-            ctx->auto_path = known[i];
-            return CLATTN_SUCCESS;
-        }
-    return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                     "CLATTN_SDPA_PATH=%s: expected auto, unfused, fused, "
-                     "fused-cpu or fused-gpu",
-                     value);
-}
-
 clattn_status clattn_context_create(const clattn_context_options *opts,
                                     clattn_context **out)
 {
@@ -357,7 +324,7 @@ clattn_status clattn_context_create(const clattn_context_options *opts,
         return CLATTN_ERROR_OUT_OF_MEMORY;
     *out = ctx;
     copy_string(ctx->info.selector, sizeof ctx->info.selector, selector);
-    clattn_status status = read_auto_path(ctx);
+    clattn_status status = op_settings_read(ctx, &ctx->op_settings);
     if (status == CLATTN_SUCCESS)
         status = select_and_open(ctx, selector, !opts->no_fallback);
     if (status == CLATTN_SUCCESS) {
@@ -401,7 +368,7 @@ clattn_status clattn_context_create_from_queue(cl_command_queue queue,
     clRetainCommandQueue(queue);
     ctx->queue = queue;
     fill_device_info(ctx);
-    clattn_status status = read_auto_path(ctx);
+    clattn_status status = op_settings_read(ctx, &ctx->op_settings);
     if (status == CLATTN_SUCCESS)
         status = programs_build(ctx);
     if (status != CLATTN_SUCCESS) {

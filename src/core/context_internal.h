@@ -3,6 +3,7 @@
 #define CLATTN_CONTEXT_INTERNAL_H
 
 #include "clattn/clattn.h"
+#include "op_settings.h"
 #include "program_cache.h"
 
 #include <pthread.h>
@@ -20,10 +21,8 @@ struct clattn_context {
     clattn_programs programs;
     size_t scratch_limit; /* bytes of score scratch per call (unfused) */
     char env_note[160];   /* why an environment setting was ignored */
-    clattn_sdpa_path fused_variant; /* FUSED_CPU or FUSED_GPU, by device */
-    /* $CLATTN_SDPA_PATH: what AUTO runs for requests without probs
-       (AUTO = its own choice) */
-    clattn_sdpa_path auto_path;
+    int local_mem_dedicated; /* CL_DEVICE_LOCAL_MEM_TYPE is CL_LOCAL */
+    op_settings op_settings; /* the ops' environment settings */
     atomic_size_t mem_current, mem_peak; /* see device_memory.h */
     /* Guards the programs built on first use (the layers') and the
        once-per-context CLBlast tuning (gemm.c). */

@@ -8,7 +8,7 @@
 #include "context_internal.h"
 #include "gemm.h"
 #include "mha_internal.h"
-#include "sdpa_problem.h"
+#include "sdpa_plan.h"
 
 #include <string.h>
 
@@ -138,23 +138,6 @@ static void sdpa_tensors(const clattn_mha *layer, const clattn_mha_call *call,
         clattn_tensor_contiguous(&t->probs, b->attn_weights, 0, probs_dims);
 }
 
-/* SDPA's checks of our views, before anything is enqueued. */
-static clattn_status precheck_sdpa(clattn_context *ctx,
-                                   const clattn_sdpa_desc *d,
-                                   const clattn_sdpa_tensors *t,
-                                   clattn_sdpa_path path)
-{
-    sdpa_problem p;
-    sdpa_views views;
-    clattn_status s;
-    if ((s = sdpa_problem_init(ctx, d, &p)) ||
-        (s = sdpa_views_check(ctx, &p, t, &views)))
-        return s;
-    if (path != CLATTN_SDPA_PATH_AUTO && path != CLATTN_SDPA_PATH_UNFUSED)
-        return sdpa_fused_check(ctx, &p, &views);
-    return CLATTN_SUCCESS;
-}
-
 /* y = x W^T + b on rows, or with dry set only CLBlast's limits checked for
    the same GEMM (layer_check_gemm), so that check_gemms() sees exactly the
    GEMMs enqueue_all() will run. */
@@ -267,8 +250,7 @@ static clattn_status
 enqueue_all(clattn_mha *layer, const clattn_mha_call *call,
             const mha_shapes *sh, const mha_plan *p, const mha_scratch *s,
             const clattn_mha_buffers *b, const mha_kernels *k,
-            const clattn_sdpa_desc *d, const clattn_sdpa_tensors *t,
-            layer_timer *timer)
+            const sdpa_plan *attention, layer_timer *timer)
 {
     clattn_context *ctx = layer->ctx;
     clattn_status st;
@@ -288,7 +270,7 @@ enqueue_all(clattn_mha *layer, const clattn_mha_call *call,
         return st;
     cl_event scratch;
     cl_event *event = layer_timer_slot(timer, &scratch);
-    st = clattn_sdpa_on_queue(ctx, NULL, d, t, call->path, 0, NULL, event);
+    st = sdpa_launch(ctx, attention, 0, NULL, event);
     if (st)
         return st;
     if (event)
@@ -320,9 +302,14 @@ clattn_status mha_run(clattn_mha *layer, const clattn_mha_call *call,
         st = mha_kernels_create(
             ctx, layer->pre_layernorm, sh->mask_merge, sh->mask_type,
             call->need_weights == CLATTN_NEED_WEIGHTS_AVERAGE, &kernels);
+    /* SDPA is prepared (checked, its kernels and buffers made) before the
+       first enqueue, so a request it refuses writes nothing. */
+    sdpa_plan attention;
+    memset(&attention, 0, sizeof attention);
     if (!st) {
         sdpa_tensors(layer, call, sh, &plan, &scratch, b, &tensors);
-        st = precheck_sdpa(ctx, &desc, &tensors, call->path);
+        st = sdpa_prepare(ctx, NULL, &desc, &tensors, call->path, 0, NULL,
+                          &attention);
     }
     if (!st) {
         layer_timer tb, *timer;
@@ -330,7 +317,7 @@ clattn_status mha_run(clattn_mha *layer, const clattn_mha_call *call,
                                &timer);
         if (!st) {
             st = enqueue_all(layer, call, sh, &plan, &scratch, b, &kernels,
-                             &desc, &tensors, timer);
+                             &attention, timer);
             clattn_status fin = layer_timer_finish(ctx, ctx->queue, timer,
                                                    st ? NULL : call->timing);
             if (!st)
@@ -339,6 +326,7 @@ clattn_status mha_run(clattn_mha *layer, const clattn_mha_call *call,
     }
     /* Released after enqueueing: OpenCL keeps them until the kernels
        that use them are done. */
+    sdpa_plan_release(ctx, &attention);
     mha_kernels_release(&kernels);
     layer_release(ctx, scratch.mem, S_COUNT);
     if (!st && layer->dropout_p > 0.0f)

@@ -4,6 +4,7 @@
 #include "context_internal.h"
 #include "mha_internal.h"
 #include "sdpa_problem.h"
+#include "sdpa_variant.h"
 
 #include <string.h>
 
@@ -24,10 +25,7 @@ static clattn_status check_enums(clattn_context *ctx,
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
                          "mha: need_weights has unknown value %d",
                          (int)call->need_weights);
-    if ((unsigned)call->path > CLATTN_SDPA_PATH_FUSED_GPU)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "mha: path has unknown value %d", (int)call->path);
-    return CLATTN_SUCCESS;
+    return sdpa_path_check(ctx, "mha", call->path);
 }
 
 /* Every byte count of the call's tensors and of the layer's scratch. */
@@ -214,8 +212,7 @@ clattn_status mha_check_call(clattn_mha *layer, const clattn_mha_call *call,
     if ((s = sdpa_problem_init(ctx, &d, &p)))
         return s;
     if (call->need_weights != CLATTN_NEED_WEIGHTS_NONE &&
-        call->path != CLATTN_SDPA_PATH_AUTO &&
-        call->path != CLATTN_SDPA_PATH_UNFUSED)
+        !sdpa_path_can_write_probs(call->path))
         return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
                          "mha: need_weights needs the attention weights, "
                          "which only the unfused path writes (path %s)",

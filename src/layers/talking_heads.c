@@ -5,6 +5,7 @@
 #include "context_internal.h"
 #include "gemm.h"
 #include "kernel_args.h"
+#include "sdpa_variant.h"
 #include "talking_heads_internal.h"
 #include "tensor_view.h"
 
@@ -198,16 +199,14 @@ static clattn_status check_call(const clattn_talking_heads *l,
         return ctx_error(ctx, CLATTN_ERROR_INVALID_SHAPE,
                          TH_NAME ": batch (%zu) and seq (%zu) must be nonzero",
                          call->batch, call->seq);
-    if (call->path < CLATTN_SDPA_PATH_AUTO ||
-        call->path > CLATTN_SDPA_PATH_FUSED_GPU)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         TH_NAME ": unknown path %d", (int)call->path);
-    if (want_attn && call->path >= CLATTN_SDPA_PATH_FUSED)
+    clattn_status s = sdpa_path_check(ctx, TH_NAME, call->path);
+    if (s != CLATTN_SUCCESS)
+        return s;
+    if (want_attn && !sdpa_path_can_write_probs(call->path))
         return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
                          TH_NAME ": the %s path cannot return attn (use "
                                  "UNFUSED or AUTO)",
                          clattn_sdpa_path_name(call->path));
-    clattn_status s;
     size_t nn;
     /* attn's size counts even when not wanted: it is the index space of
        the dropout stream. */

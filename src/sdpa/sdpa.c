@@ -3,70 +3,10 @@
 #include "checked_math.h"
 #include "context_internal.h"
 #include "device_memory.h"
-#include "sdpa_problem.h"
-#include "wait_list.h"
+#include "sdpa_plan.h"
 
 #include <stdio.h>
 #include <string.h>
-
-static clattn_status check_path(clattn_context *ctx, clattn_sdpa_path path)
-{
-    if (path < CLATTN_SDPA_PATH_AUTO || path > CLATTN_SDPA_PATH_FUSED_GPU)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "unknown SDPA path %d", (int)path);
-    return CLATTN_SUCCESS;
-}
-
-/* What runs: UNFUSED, FUSED_CPU or FUSED_GPU. AUTO takes the fused path
-   whenever it supports the request (no probs, head dims within its limit),
-   else the unfused one; $CLATTN_SDPA_PATH (ctx->auto_path) can pin AUTO's
-   choice for requests the fused path supports. An explicit fused path is never
-   swapped for the unfused one: sdpa_fused_enqueue refuses what it cannot
-   do. */
-static clattn_sdpa_path resolve_path(clattn_context *ctx, const sdpa_problem *p,
-                                     const sdpa_views *views,
-                                     clattn_sdpa_path path)
-{
-    if (path == CLATTN_SDPA_PATH_AUTO) {
-        if (views->probs.buffer)
-            return CLATTN_SDPA_PATH_UNFUSED;
-        /* The pin picks among the paths AUTO may take; it never turns a
-           request AUTO runs into an error (head dims over the fused
-           limit still run unfused). */
-        if (sdpa_fused_check(ctx, p, views) != CLATTN_SUCCESS)
-            path = CLATTN_SDPA_PATH_UNFUSED;
-        else if (ctx->auto_path != CLATTN_SDPA_PATH_AUTO)
-            path = ctx->auto_path;
-        else
-            path = CLATTN_SDPA_PATH_FUSED;
-        ctx_clear_error(ctx); /* the check's reason is not this call's error */
-    }
-    if (path == CLATTN_SDPA_PATH_FUSED)
-        path = ctx->fused_variant;
-    return path;
-}
-
-/* A caller's queue must be on the context's OpenCL context and device:
-   the kernels were built there. */
-static clattn_status check_queue(clattn_context *ctx, cl_command_queue queue)
-{
-    cl_context owner = NULL;
-    cl_device_id device = NULL;
-    cl_int err = clGetCommandQueueInfo(queue, CL_QUEUE_CONTEXT, sizeof owner,
-                                       &owner, NULL);
-    if (err == CL_SUCCESS)
-        err = clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, sizeof device,
-                                    &device, NULL);
-    if (err != CL_SUCCESS)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "queue: not a valid command queue (%s)",
-                         cl_error_name(err));
-    if (owner != ctx->cl_ctx || device != ctx->device)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "queue: not on the context's OpenCL context and "
-                         "device");
-    return CLATTN_SUCCESS;
-}
 
 clattn_status clattn_sdpa_on_queue(clattn_context *ctx, cl_command_queue queue,
                                    const clattn_sdpa_desc *desc,
@@ -77,21 +17,15 @@ clattn_status clattn_sdpa_on_queue(clattn_context *ctx, cl_command_queue queue,
                                    cl_event *event)
 {
     CTX_CHECK_USABLE(ctx);
-    sdpa_problem p;
-    sdpa_views views;
+    sdpa_plan plan;
     clattn_status s;
-    if ((s = sdpa_problem_init(ctx, desc, &p)) || (s = check_path(ctx, path)) ||
-        (s = wait_list_check(ctx, num_events_in_wait_list, event_wait_list)) ||
-        (queue && (s = check_queue(ctx, queue))) ||
-        (s = sdpa_views_check(ctx, &p, tensors, &views)))
+    if ((s = sdpa_prepare(ctx, queue, desc, tensors, path,
+                          num_events_in_wait_list, event_wait_list, &plan)))
         return s;
-    path = resolve_path(ctx, &p, &views, path);
-    if (path == CLATTN_SDPA_PATH_UNFUSED)
-        return sdpa_unfused_enqueue(ctx, queue ? queue : ctx->queue, &p, &views,
-                                    num_events_in_wait_list, event_wait_list,
-                                    event);
-    return sdpa_fused_enqueue(ctx, queue ? queue : ctx->queue, &p, &views, path,
-                              num_events_in_wait_list, event_wait_list, event);
+    s = sdpa_launch(ctx, &plan, num_events_in_wait_list, event_wait_list,
+                    event);
+    sdpa_plan_release(ctx, &plan);
+    return s;
 }
 
 clattn_status clattn_sdpa(clattn_context *ctx, const clattn_sdpa_desc *desc,
@@ -225,23 +159,4 @@ clattn_status clattn_sdpa_host(clattn_context *ctx,
     }
     host_buffers_release(ctx, &b);
     return s;
-}
-
-const char *clattn_sdpa_path_name(clattn_sdpa_path path)
-{
-    switch (path) {
-    case CLATTN_SDPA_PATH_AUTO: return "auto";
-    case CLATTN_SDPA_PATH_UNFUSED: return "unfused";
-    case CLATTN_SDPA_PATH_FUSED: return "fused";
-    case CLATTN_SDPA_PATH_FUSED_CPU: return "fused-cpu";
-    case CLATTN_SDPA_PATH_FUSED_GPU: return "fused-gpu";
-    }
-    return "unknown";
-}
-
-clattn_sdpa_path clattn_sdpa_fused_variant(const clattn_context *ctx)
-{
-    if (!ctx || !ctx->usable)
-        return CLATTN_SDPA_PATH_AUTO;
-    return ctx->fused_variant;
 }

@@ -4,11 +4,13 @@
    is split into so that every compute unit has work, and enqueues the
    chain: pack (CPU rows) -> attention -> merge (split). See cl/sdpa_fused_*.cl.
  */
+#include "sdpa_fused.h"
 #include "checked_math.h"
 #include "context_internal.h"
 #include "device_memory.h"
+#include "device_select.h"
 #include "kernel_args.h"
-#include "sdpa_problem.h"
+#include "sdpa_plan.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -30,22 +32,6 @@
 #define SPLIT_MIN_KEYS 256
 #define SPLIT_MAX 256
 
-typedef enum fused_kernel_kind {
-    FUSED_CPU_ROWS,
-    FUSED_CPU_DECODE,
-    FUSED_GPU_TILES
-} fused_kernel_kind;
-
-typedef struct fused_plan {
-    fused_kernel_kind kind;
-    size_t rows_per_unit; /* query rows per work-item (CPU) or group (GPU) */
-    size_t wg;            /* GPU: work-group size */
-    size_t tile_keys;     /* GPU: keys per __local tile */
-    size_t nsplit, split_keys;
-    size_t nblk, dv_pad; /* CPU rows: packed K/V geometry */
-    cl_mem key_len, kp, vp, part;
-} fused_plan;
-
 /* Bytes of each buffer a plan makes (0 = none). */
 typedef struct fused_bytes {
     size_t key_len, kp, vp, part;
@@ -61,20 +47,42 @@ static size_t min_size(size_t a, size_t b)
     return a < b ? a : b;
 }
 
-clattn_status sdpa_fused_check(clattn_context *ctx, const sdpa_problem *p,
-                               const sdpa_views *v)
+clattn_status sdpa_fused_supports(const clattn_context *ctx,
+                                  const sdpa_problem *p, const sdpa_views *v,
+                                  char *why, size_t why_size)
 {
-    if (v->probs.buffer)
-        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
-                         "the fused path does not write probs (it never "
-                         "forms the score matrix): use CLATTN_SDPA_PATH_"
-                         "UNFUSED or AUTO");
-    if (p->head_dim > FUSED_HEAD_DIM_MAX || p->head_dim_v > FUSED_HEAD_DIM_MAX)
-        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
-                         "the fused path supports head_dim and head_dim_v up "
-                         "to %d (got %zu and %zu): use the unfused path",
-                         FUSED_HEAD_DIM_MAX, p->head_dim, p->head_dim_v);
+    (void)ctx;
+    if (v->probs.buffer) {
+        if (why)
+            snprintf(why, why_size,
+                     "the fused path does not write probs (it never forms "
+                     "the score matrix): use CLATTN_SDPA_PATH_UNFUSED or "
+                     "AUTO");
+        return CLATTN_ERROR_UNSUPPORTED;
+    }
+    if (p->head_dim > FUSED_HEAD_DIM_MAX || p->head_dim_v > FUSED_HEAD_DIM_MAX) {
+        if (why)
+            snprintf(why, why_size,
+                     "the fused path supports head_dim and head_dim_v up to "
+                     "%d (got %zu and %zu): use the unfused path",
+                     FUSED_HEAD_DIM_MAX, p->head_dim, p->head_dim_v);
+        return CLATTN_ERROR_UNSUPPORTED;
+    }
     return CLATTN_SUCCESS;
+}
+
+/* The variant from capabilities, never from names: a CPU, or a device
+   whose "local" memory is just global memory, runs the register-tiled
+   variant; a device with dedicated local memory shares tiles there. */
+int sdpa_fused_cpu_suits(const clattn_context *ctx)
+{
+    return !sdpa_fused_gpu_suits(ctx);
+}
+
+int sdpa_fused_gpu_suits(const clattn_context *ctx)
+{
+    return device_class(ctx->info.device_type) != CL_DEVICE_TYPE_CPU &&
+           ctx->local_mem_dedicated;
 }
 
 /* Slices per row so that units * nsplit work-items (CPU) or groups (GPU)
@@ -228,8 +236,7 @@ static clattn_status plan_geometry(clattn_context *ctx, const sdpa_problem *p,
                                    cl_kernel gpu_kernel, fused_plan *plan,
                                    fused_bytes *bytes)
 {
-    memset(plan, 0, sizeof *plan);
-    clattn_status s;
+    clattn_status s; /* plan was zeroed, all but its kernels */
     if (variant == CLATTN_SDPA_PATH_FUSED_GPU) {
         plan->kind = FUSED_GPU_TILES;
         if ((s = plan_gpu(ctx, p, gpu_kernel, plan)))
@@ -399,13 +406,9 @@ static clattn_status enqueue_merge(clattn_context *ctx, cl_command_queue queue,
                           p->batch * p->heads_q, p->seq_q, 0, 1, 1, wait, done);
 }
 
-typedef struct fused_kernels {
-    cl_kernel pack, attention, merge;
-} fused_kernels;
-
 static clattn_status create_kernels(clattn_context *ctx,
                                     clattn_sdpa_path variant,
-                                    const sdpa_problem *p, fused_kernels *k)
+                                    const sdpa_problem *p, fused_plan *k)
 {
     clattn_status s;
     program_id prog = variant == CLATTN_SDPA_PATH_FUSED_GPU
@@ -423,20 +426,21 @@ static clattn_status create_kernels(clattn_context *ctx,
     return CLATTN_SUCCESS;
 }
 
-static void release_kernels(fused_kernels *k)
+static void release_kernels(fused_plan *k)
 {
     cl_kernel all[3] = {k->pack, k->attention, k->merge};
     for (int i = 0; i < 3; ++i)
         if (all[i])
             clReleaseKernel(all[i]);
+    k->pack = k->attention = k->merge = NULL;
 }
 
 static clattn_status enqueue_all(clattn_context *ctx, cl_command_queue queue,
                                  const sdpa_problem *p, const sdpa_views *v,
-                                 const fused_kernels *k, const fused_plan *plan,
-                                 cl_uint num_wait, const cl_event *wait,
-                                 cl_event *done)
+                                 const fused_plan *plan, cl_uint num_wait,
+                                 const cl_event *wait, cl_event *done)
 {
+    const fused_plan *k = plan;
     cl_uint bh_arg;
     clattn_status s =
         set_attention_args(ctx, k->attention, p, v, plan, &bh_arg);
@@ -470,26 +474,30 @@ static clattn_status enqueue_all(clattn_context *ctx, cl_command_queue queue,
     return CLATTN_SUCCESS;
 }
 
-clattn_status sdpa_fused_enqueue(clattn_context *ctx, cl_command_queue queue,
-                                 const sdpa_problem *p, const sdpa_views *v,
-                                 clattn_sdpa_path variant, cl_uint num_wait,
-                                 const cl_event *wait, cl_event *done)
+clattn_status sdpa_fused_prepare(clattn_context *ctx, sdpa_plan *plan)
 {
-    clattn_status s = sdpa_fused_check(ctx, p, v);
-    if (s)
-        return s;
-    fused_kernels k = {0};
-    fused_plan plan;
-    cl_event last = NULL;
-    memset(&plan, 0, sizeof plan);
+    const sdpa_problem *p = &plan->problem;
+    fused_plan *f = &plan->u.fused;
     fused_bytes bytes;
-    if (!(s = create_kernels(ctx, variant, p, &k)) &&
-        !(s = plan_geometry(ctx, p, variant, k.attention, &plan, &bytes)) &&
-        !(s = plan_buffers(ctx, p, &bytes, &plan)))
-        s = enqueue_all(ctx, queue, p, v, &k, &plan, num_wait, wait, &last);
-    /* Released buffers live until the enqueued kernels finish. */
-    release_plan(ctx, &plan);
-    release_kernels(&k);
+    clattn_status s;
+    memset(f, 0, sizeof *f);
+    if (!(s = create_kernels(ctx, plan->variant->path, p, f)) &&
+        !(s = plan_geometry(ctx, p, plan->variant->path, f->attention, f,
+                            &bytes)))
+        s = plan_buffers(ctx, p, &bytes, f);
+    if (s)
+        sdpa_fused_release(ctx, plan);
+    return s;
+}
+
+clattn_status sdpa_fused_launch(clattn_context *ctx, const sdpa_plan *plan,
+                                cl_uint num_wait, const cl_event *wait,
+                                cl_event *done)
+{
+    cl_event last = NULL;
+    clattn_status s = enqueue_all(ctx, plan->queue, &plan->problem,
+                                  &plan->views, &plan->u.fused, num_wait, wait,
+                                  &last);
     if (s == CLATTN_SUCCESS && done)
         *done = last;
     else if (last)
@@ -497,17 +505,25 @@ clattn_status sdpa_fused_enqueue(clattn_context *ctx, cl_command_queue queue,
     return s;
 }
 
+/* Released buffers live until the enqueued kernels finish. */
+void sdpa_fused_release(clattn_context *ctx, sdpa_plan *plan)
+{
+    fused_plan *f = &plan->u.fused;
+    release_plan(ctx, f);
+    release_kernels(f);
+    memset(f, 0, sizeof *f);
+}
+
 clattn_status sdpa_fused_plan_bytes(clattn_context *ctx, const sdpa_problem *p,
                                     clattn_sdpa_path variant, size_t *total)
 {
-    fused_kernels k = {0};
     fused_plan plan;
     fused_bytes b;
     memset(&plan, 0, sizeof plan);
-    clattn_status s = create_kernels(ctx, variant, p, &k);
+    clattn_status s = create_kernels(ctx, variant, p, &plan);
     if (!s)
-        s = plan_geometry(ctx, p, variant, k.attention, &plan, &b);
-    release_kernels(&k);
+        s = plan_geometry(ctx, p, variant, plan.attention, &plan, &b);
+    release_kernels(&plan);
     size_t sum = 0;
     if (!s && (checked_add(b.key_len, b.kp, &sum) ||
                checked_add(sum, b.vp, &sum) || checked_add(sum, b.part, &sum)))

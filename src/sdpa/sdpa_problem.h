@@ -44,24 +44,7 @@ typedef struct sdpa_views {
 clattn_status sdpa_views_check(clattn_context *ctx, const sdpa_problem *p,
                                const clattn_sdpa_tensors *t, sdpa_views *views);
 
-/* Runs the unfused path (QK^T, softmax, PV). */
-clattn_status sdpa_unfused_enqueue(clattn_context *ctx, cl_command_queue queue,
-                                   const sdpa_problem *p,
-                                   const sdpa_views *views, cl_uint num_wait,
-                                   const cl_event *wait, cl_event *done);
-
-/* Whether the fused path takes the request (no probs, head dims within
-   its limit); records the reason when it does not. */
-clattn_status sdpa_fused_check(clattn_context *ctx, const sdpa_problem *p,
-                               const sdpa_views *views);
-
-/* Runs the fused path; variant is CLATTN_SDPA_PATH_FUSED_CPU or _GPU. */
-clattn_status sdpa_fused_enqueue(clattn_context *ctx, cl_command_queue queue,
-                                 const sdpa_problem *p, const sdpa_views *views,
-                                 clattn_sdpa_path variant, cl_uint num_wait,
-                                 const cl_event *wait, cl_event *done);
-
-/* The device memory sdpa_fused_enqueue would allocate for p on variant
+/* The device memory the fused prepare step would allocate for p on variant
    (every buffer together), or the status it would refuse p with; nothing is
    allocated or enqueued. For the tests of the size checks. */
 clattn_status sdpa_fused_plan_bytes(clattn_context *ctx, const sdpa_problem *p,

@@ -2,19 +2,16 @@
    Without a probabilities output, the scores live in a scratch buffer of
    bounded size, and the rows are processed in chunks that fit it, so any
    sequence length runs in bounded memory. */
+#include "sdpa_unfused.h"
 #include "context_internal.h"
 #include "device_memory.h"
 #include "kernel_args.h"
-#include "sdpa_problem.h"
+#include "sdpa_plan.h"
+
+#include <string.h>
 
 /* Some drivers cap a grid dimension at 65535 groups; chunks stay below. */
 #define GRID_DIM_MAX 65535
-
-typedef struct chunk_plan {
-    size_t bh_count; /* (batch, head) pairs per chunk */
-    size_t q_count;  /* query rows per chunk, per pair */
-    cl_mem scratch;  /* NULL: scores go to the probs output */
-} chunk_plan;
 
 static size_t min_size(size_t a, size_t b)
 {
@@ -22,7 +19,7 @@ static size_t min_size(size_t a, size_t b)
 }
 
 static clattn_status plan_chunks(clattn_context *ctx, const sdpa_problem *p,
-                                 const sdpa_views *v, chunk_plan *plan)
+                                 const sdpa_views *v, unfused_plan *plan)
 {
     size_t bh_total = p->batch * p->heads_q;
     plan->scratch = NULL;
@@ -64,7 +61,7 @@ typedef struct score_view {
 } score_view;
 
 static score_view chunk_scores(const sdpa_problem *p, const sdpa_views *v,
-                               const chunk_plan *plan, size_t bh_begin,
+                               const unfused_plan *plan, size_t bh_begin,
                                size_t q_begin)
 {
     score_view s;
@@ -98,13 +95,9 @@ static size_t round_up(size_t x, size_t m)
     return (x + m - 1) / m * m;
 }
 
-typedef struct unfused_kernels {
-    cl_kernel scores, softmax, pv;
-} unfused_kernels;
-
 static clattn_status enqueue_chunk(clattn_context *ctx, cl_command_queue queue,
                                    const sdpa_problem *p, const sdpa_views *v,
-                                   const unfused_kernels *k, cl_mem key_len,
+                                   const unfused_plan *k, cl_mem key_len,
                                    const score_view *s, cl_uint bh_begin,
                                    cl_uint bh_count, cl_uint q_begin,
                                    cl_uint q_count, cl_uint num_wait,
@@ -188,7 +181,7 @@ static clattn_status enqueue_chunk(clattn_context *ctx, cl_command_queue queue,
     return CLATTN_SUCCESS;
 }
 
-static clattn_status create_kernels(clattn_context *ctx, unfused_kernels *k)
+static clattn_status create_kernels(clattn_context *ctx, unfused_plan *k)
 {
     clattn_status s;
     if ((s = program_kernel(ctx, PROGRAM_SDPA_UNFUSED, "sdpa_scores",
@@ -200,7 +193,7 @@ static clattn_status create_kernels(clattn_context *ctx, unfused_kernels *k)
     return CLATTN_SUCCESS;
 }
 
-static void release_kernels(unfused_kernels *k)
+static void release_kernels(unfused_plan *k)
 {
     if (k->scores)
         clReleaseKernel(k->scores);
@@ -210,56 +203,83 @@ static void release_kernels(unfused_kernels *k)
         clReleaseKernel(k->pv);
 }
 
-clattn_status sdpa_unfused_enqueue(clattn_context *ctx, cl_command_queue queue,
-                                   const sdpa_problem *p, const sdpa_views *v,
-                                   cl_uint num_wait, const cl_event *wait,
-                                   cl_event *done)
+/* The unfused path takes every request the validation passed. */
+clattn_status sdpa_unfused_supports(const clattn_context *ctx,
+                                    const sdpa_problem *p,
+                                    const sdpa_views *views, char *why,
+                                    size_t why_size)
 {
-    chunk_plan plan;
-    clattn_status status = plan_chunks(ctx, p, v, &plan);
-    if (status != CLATTN_SUCCESS)
-        return status;
-    unfused_kernels k = {0};
-    cl_mem key_len = NULL;
-    cl_event last = NULL;
-    status = create_kernels(ctx, &k);
+    (void)ctx, (void)p, (void)views, (void)why, (void)why_size;
+    return CLATTN_SUCCESS;
+}
+
+clattn_status sdpa_unfused_prepare(clattn_context *ctx, sdpa_plan *plan)
+{
+    const sdpa_problem *p = &plan->problem;
+    unfused_plan *u = &plan->u.unfused;
+    memset(u, 0, sizeof *u);
+    clattn_status status = plan_chunks(ctx, p, &plan->views, u);
+    if (status == CLATTN_SUCCESS)
+        status = create_kernels(ctx, u);
     if (status == CLATTN_SUCCESS && p->key_lengths) {
-        /* Copied at creation, so the caller's array may go away on return. */
+        /* Copied now, so the caller's array may go away on return. */
         cl_int err;
-        key_len = ctx_buffer_create(
+        u->key_len = ctx_buffer_create(
             ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
             p->batch * sizeof(cl_int), (void *)p->key_lengths, &err);
-        if (err != CL_SUCCESS)
+        if (err != CL_SUCCESS) {
+            u->key_len = NULL;
             status = ctx_cl_error(ctx, "clCreateBuffer (key lengths)", err);
+        }
     }
+    if (status != CLATTN_SUCCESS)
+        sdpa_unfused_release(ctx, plan);
+    return status;
+}
+
+clattn_status sdpa_unfused_launch(clattn_context *ctx, const sdpa_plan *plan,
+                                  cl_uint num_wait, const cl_event *wait,
+                                  cl_event *done)
+{
+    const sdpa_problem *p = &plan->problem;
+    const sdpa_views *v = &plan->views;
+    const unfused_plan *u = &plan->u.unfused;
+    clattn_status status = CLATTN_SUCCESS;
+    cl_event last = NULL;
     /* Chunks run in order: each waits on the one before (the queue may be
        out of order), and on the scratch it reuses. */
     const size_t bh_total = p->batch * p->heads_q;
     for (size_t bh = 0; status == CLATTN_SUCCESS && bh < bh_total;
-         bh += plan.bh_count) {
-        size_t bh_count = min_size(plan.bh_count, bh_total - bh);
+         bh += u->bh_count) {
+        size_t bh_count = min_size(u->bh_count, bh_total - bh);
         for (size_t q0 = 0; status == CLATTN_SUCCESS && q0 < p->seq_q;
-             q0 += plan.q_count) {
-            size_t q_count = min_size(plan.q_count, p->seq_q - q0);
-            score_view s = chunk_scores(p, v, &plan, bh, q0);
+             q0 += u->q_count) {
+            size_t q_count = min_size(u->q_count, p->seq_q - q0);
+            score_view s = chunk_scores(p, v, u, bh, q0);
             cl_event next = NULL;
-            status =
-                enqueue_chunk(ctx, queue, p, v, &k, key_len, &s, (cl_uint)bh,
-                              (cl_uint)bh_count, (cl_uint)q0, (cl_uint)q_count,
-                              last ? 1 : num_wait, last ? &last : wait, &next);
+            status = enqueue_chunk(ctx, plan->queue, p, v, u, u->key_len, &s,
+                                   (cl_uint)bh, (cl_uint)bh_count, (cl_uint)q0,
+                                   (cl_uint)q_count, last ? 1 : num_wait,
+                                   last ? &last : wait, &next);
             if (last)
                 clReleaseEvent(last);
             last = next;
         }
     }
-    /* Buffers released here stay alive until the enqueued kernels finish
-       (OpenCL defers the release). */
-    ctx_buffer_release(ctx, key_len);
-    ctx_buffer_release(ctx, plan.scratch);
-    release_kernels(&k);
     if (status == CLATTN_SUCCESS && done)
         *done = last;
     else if (last)
         clReleaseEvent(last);
     return status;
+}
+
+/* Buffers released here stay alive until the enqueued kernels finish
+   (OpenCL defers the release). */
+void sdpa_unfused_release(clattn_context *ctx, sdpa_plan *plan)
+{
+    unfused_plan *u = &plan->u.unfused;
+    ctx_buffer_release(ctx, u->key_len);
+    ctx_buffer_release(ctx, u->scratch);
+    release_kernels(u);
+    memset(u, 0, sizeof *u);
 }

@@ -1,0 +1,44 @@
+/* The fused SDPA variants (CPU-class rows/decode, GPU-class tiles): their
+   part of a plan, and their steps for the registry (sdpa_variant.c). */
+#ifndef CLATTN_SDPA_FUSED_H
+#define CLATTN_SDPA_FUSED_H
+
+#include "sdpa_problem.h"
+
+struct sdpa_plan;
+
+typedef enum fused_kernel_kind {
+    FUSED_CPU_ROWS,
+    FUSED_CPU_DECODE,
+    FUSED_GPU_TILES
+} fused_kernel_kind;
+
+typedef struct fused_plan {
+    fused_kernel_kind kind;
+    size_t rows_per_unit; /* query rows per work-item (CPU) or group (GPU) */
+    size_t wg;            /* GPU: work-group size */
+    size_t tile_keys;     /* GPU: keys per __local tile */
+    size_t nsplit, split_keys;
+    size_t nblk, dv_pad; /* CPU rows: packed K/V geometry */
+    cl_kernel pack, attention, merge;
+    cl_mem key_len, kp, vp, part;
+} fused_plan;
+
+/* Whether the fused variants take the request: no probs, head dims within
+   their limit; the reason recorded otherwise. */
+clattn_status sdpa_fused_supports(const clattn_context *ctx,
+                                  const sdpa_problem *p,
+                                  const sdpa_views *views, char *why,
+                                  size_t why_size);
+
+/* Which device class suits each variant (capabilities, never names). */
+int sdpa_fused_cpu_suits(const clattn_context *ctx);
+int sdpa_fused_gpu_suits(const clattn_context *ctx);
+
+clattn_status sdpa_fused_prepare(clattn_context *ctx, struct sdpa_plan *plan);
+clattn_status sdpa_fused_launch(clattn_context *ctx,
+                                const struct sdpa_plan *plan, cl_uint num_wait,
+                                const cl_event *wait, cl_event *done);
+void sdpa_fused_release(clattn_context *ctx, struct sdpa_plan *plan);
+
+#endif

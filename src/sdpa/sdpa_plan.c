@@ -1,0 +1,70 @@
+/* sdpa_prepare / sdpa_launch (sdpa_plan.h): one validation, one choice of
+   variant, then the variant's own plan and launch. */
+#include "sdpa_plan.h"
+#include "context_internal.h"
+#include "wait_list.h"
+
+#include <string.h>
+
+/* A caller's queue must be on the context's OpenCL context and device:
+   the kernels were built there. */
+static clattn_status check_queue(clattn_context *ctx, cl_command_queue queue)
+{
+    cl_context owner = NULL;
+    cl_device_id device = NULL;
+    cl_int err = clGetCommandQueueInfo(queue, CL_QUEUE_CONTEXT, sizeof owner,
+                                       &owner, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, sizeof device,
+                                    &device, NULL);
+    if (err != CL_SUCCESS)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "queue: not a valid command queue (%s)",
+                         cl_error_name(err));
+    if (owner != ctx->cl_ctx || device != ctx->device)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "queue: not on the context's OpenCL context and "
+                         "device");
+    return CLATTN_SUCCESS;
+}
+
+clattn_status sdpa_prepare(clattn_context *ctx, cl_command_queue queue,
+                           const clattn_sdpa_desc *desc,
+                           const clattn_sdpa_tensors *tensors,
+                           clattn_sdpa_path path, cl_uint num_wait,
+                           const cl_event *wait, sdpa_plan *plan)
+{
+    memset(plan, 0, sizeof *plan);
+    clattn_status s;
+    if ((s = sdpa_problem_init(ctx, desc, &plan->problem)) ||
+        (s = sdpa_path_check(ctx, NULL, path)) ||
+        (s = wait_list_check(ctx, num_wait, wait)) ||
+        (queue && (s = check_queue(ctx, queue))) ||
+        (s = sdpa_views_check(ctx, &plan->problem, tensors, &plan->views)))
+        return s;
+    const sdpa_variant *v =
+        sdpa_variant_choose(ctx, &plan->problem, &plan->views, path);
+    /* An explicit variant is never swapped for another: one that cannot
+       take the request refuses it. */
+    if ((s = sdpa_variant_check(ctx, v, &plan->problem, &plan->views)))
+        return s;
+    plan->variant = v;
+    plan->queue = queue ? queue : ctx->queue;
+    if ((s = v->prepare(ctx, plan)))
+        plan->variant = NULL;
+    return s;
+}
+
+clattn_status sdpa_launch(clattn_context *ctx, const sdpa_plan *plan,
+                          cl_uint num_wait, const cl_event *wait,
+                          cl_event *done)
+{
+    return plan->variant->launch(ctx, plan, num_wait, wait, done);
+}
+
+void sdpa_plan_release(clattn_context *ctx, sdpa_plan *plan)
+{
+    if (plan->variant)
+        plan->variant->release(ctx, plan);
+    plan->variant = NULL;
+}

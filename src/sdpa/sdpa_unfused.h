@@ -1,0 +1,30 @@
+/* The unfused SDPA variant (scores, masked softmax, P.V): its part of a
+   plan, and its steps for the registry (sdpa_variant.c). */
+#ifndef CLATTN_SDPA_UNFUSED_H
+#define CLATTN_SDPA_UNFUSED_H
+
+#include "sdpa_problem.h"
+
+struct sdpa_plan;
+
+typedef struct unfused_plan {
+    size_t bh_count; /* (batch, head) pairs per chunk */
+    size_t q_count;  /* query rows per chunk, per pair */
+    cl_mem scratch;  /* NULL: scores go to the probs output */
+    cl_mem key_len;  /* the key lengths on the device, or NULL */
+    cl_kernel scores, softmax, pv;
+} unfused_plan;
+
+clattn_status sdpa_unfused_supports(const clattn_context *ctx,
+                                  const sdpa_problem *p,
+                                  const sdpa_views *views, char *why,
+                                  size_t why_size);
+clattn_status sdpa_unfused_prepare(clattn_context *ctx,
+                                   struct sdpa_plan *plan);
+clattn_status sdpa_unfused_launch(clattn_context *ctx,
+                                  const struct sdpa_plan *plan,
+                                  cl_uint num_wait, const cl_event *wait,
+                                  cl_event *done);
+void sdpa_unfused_release(clattn_context *ctx, struct sdpa_plan *plan);
+
+#endif
