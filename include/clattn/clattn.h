@@ -44,6 +44,30 @@ extern "C" {
 /* The version of the library actually linked (CLATTN_VERSION_NUMBER form). */
 CLATTN_API unsigned clattn_version_number(void);
 
+/* The same version as static text, "MAJOR.MINOR.PATCH" ("0.1.0"), nothing
+   else. */
+CLATTN_API const char *clattn_version_string(void);
+
+/* ------------------------------------------------------------------------ */
+/* Growable structs                                                          */
+/* ------------------------------------------------------------------------ */
+/* Every struct the caller fills for the library (clattn_context_options and
+   the clattn_*_desc structs), and clattn_info, starts with
+   `size_t struct_size`, which its _init sets to sizeof, so a later version
+   can add fields at the end without breaking binaries built against this
+   header (docs/api.md 3.8):
+   - struct_size 0 means this header's layout, so a struct zeroed without
+     its _init (`= {0}`, memset) keeps working;
+   - a smaller struct_size (a binary built against an older header) is read
+     no further than its end, the fields it lacks taking their defaults;
+     one smaller than the struct's oldest layout is INVALID_ARGUMENT;
+   - a larger struct_size (a newer header) is accepted when every byte past
+     the fields this library knows is zero, else INVALID_ARGUMENT naming the
+     struct: a field this version does not know is in use.
+   A field is only ever added after the previous layout's last byte (tail
+   padding included). Positional initialisers (`{a, b, c}`) break with
+   each new first member: use _init or designated initialisers. */
+
 /* ------------------------------------------------------------------------ */
 /* Status                                                                    */
 /* ------------------------------------------------------------------------ */
@@ -72,6 +96,7 @@ CLATTN_API const char *clattn_status_string(clattn_status status);
 typedef struct clattn_context clattn_context;
 
 typedef struct clattn_context_options {
+    size_t struct_size; /* sizeof, set by _init; 0 = this layout */
     /* Selector: "auto" | "gpu" | "cpu" | "accelerator" | "P:D" (platform and
        device index) | any other text = case-insensitive substring of the
        platform name, vendor or device name. NULL = $CLATTN_DEVICE or "auto". */
@@ -79,6 +104,7 @@ typedef struct clattn_context_options {
     int no_fallback; /* nonzero: fail instead of falling back */
 } clattn_context_options;
 
+/* Zeroes and sets struct_size. */
 CLATTN_API void clattn_context_options_init(clattn_context_options *opts);
 
 /* Picks a device, creates a context and queue on it and builds the kernels.
@@ -89,7 +115,9 @@ CLATTN_API void clattn_context_options_init(clattn_context_options *opts);
    On success *out is a usable context. On failure *out is either NULL (out
    of memory, or a NULL argument) or a context that only answers
    clattn_context_last_error() and clattn_context_destroy() (as
-   sqlite3_open does): destroy it. */
+   sqlite3_open does): destroy it. An opts->struct_size the library refuses
+   (see Growable structs) gives INVALID_ARGUMENT and such a failed
+   context. */
 CLATTN_API clattn_status
 clattn_context_create(const clattn_context_options *opts, clattn_context **out);
 
@@ -101,14 +129,18 @@ clattn_context_create_from_queue(cl_command_queue queue, clattn_context **out);
 
 CLATTN_API void clattn_context_destroy(clattn_context *ctx); /* NULL is fine */
 
-/* Detail of the last error on this context: each call on a usable context
-   clears it first, so it describes the latest call ("" after a success). A
-   static message for a NULL context. The text may change with the next
-   call on the context from any thread: copy it before calling again. */
+/* Detail of the calling thread's last error on this context: each call on
+   a usable context clears the calling thread's text first, so it describes
+   that thread's latest call on ctx ("" after a success); threads sharing a
+   context never see or overwrite each other's text. The pointer stays
+   valid until the calling thread's next call on ctx, or destroy. A context
+   whose creation failed returns its creation error, on any thread. A static
+   message for a NULL context. */
 CLATTN_API const char *clattn_context_last_error(const clattn_context *ctx);
 
 /* What a context runs on, and why. */
 typedef struct clattn_info {
+    size_t struct_size; /* on return: the bytes the library filled */
     cl_platform_id platform;
     cl_device_id device;
     cl_context cl_ctx;
@@ -132,10 +164,29 @@ typedef struct clattn_info {
     char selector[64];        /* the selector that was applied */
     int fell_back;            /* nonzero: not the first candidate */
     char selection_log[1024]; /* one line per candidate tried, and why */
+    /* The char arrays above are part of the first layout and stay. */
 } clattn_info;
 
-CLATTN_API clattn_status clattn_context_info(const clattn_context *ctx,
-                                             clattn_info *info);
+/* Zeroes and sets struct_size (for clattn_context_info_sized callers). */
+CLATTN_API void clattn_info_init(clattn_info *info);
+
+/* Fills info_size bytes of info: the fields this library knows that fit,
+   zero for the rest; info->struct_size is set to the bytes filled.
+   info->struct_size is never read (callers pass info uninitialised).
+   INVALID_ARGUMENT for a NULL argument, a failed context or an info_size
+   below the first layout; nothing is written then. */
+CLATTN_API clattn_status clattn_context_info_sized(const clattn_context *ctx,
+                                                   clattn_info *info,
+                                                   size_t info_size);
+
+/* clattn_context_info(ctx, info) passes the caller's sizeof(clattn_info),
+   as zlib's inflateInit passes sizeof(z_stream): a binary fills the layout
+   of the header it was built with. The function itself (taken by address,
+   or called from a binding) fills the first layout. */
+CLATTN_API clattn_status(clattn_context_info)(const clattn_context *ctx,
+                                              clattn_info *info);
+#define clattn_context_info(ctx, info)                                         \
+    clattn_context_info_sized((ctx), (info), sizeof(clattn_info))
 
 /* Device memory the library itself allocates on this context (scratch,
    packed copies, partial results, host staging), not the caller's buffers.
@@ -170,6 +221,7 @@ typedef enum clattn_mask_type {
 } clattn_mask_type;
 
 typedef struct clattn_sdpa_desc {
+    size_t struct_size; /* sizeof, set by _init; 0 = this layout */
     size_t batch, heads_q, heads_kv, seq_q, seq_kv, head_dim, head_dim_v;
     float scale; /* 0 = 1/sqrt(head_dim) */
     clattn_causal causal;
@@ -179,11 +231,14 @@ typedef struct clattn_sdpa_desc {
     uint64_t dropout_seed, dropout_offset;
     /* Added to the fixed core: key-padding lengths, a host array [batch];
        key j of batch b is masked when j >= key_lengths[b] (0 is allowed and
-       masks the whole batch). NULL = all keys valid. Combines with the rest. */
+       masks the whole batch). NULL = all keys valid. Combines with the rest.
+       The oldest layout ends before it: a struct_size of
+       offsetof(clattn_sdpa_desc, key_lengths) reads it as NULL. */
     const int32_t *key_lengths;
 } clattn_sdpa_desc;
 
-/* Zeroes; heads_kv 0 = heads_q, head_dim_v 0 = head_dim. */
+/* Zeroes and sets struct_size; heads_kv 0 = heads_q, head_dim_v 0 =
+   head_dim. */
 CLATTN_API void clattn_sdpa_desc_init(clattn_sdpa_desc *desc);
 
 /* Host memory, contiguous, [batch][heads][seq][dim]; mask contiguous in
@@ -300,6 +355,7 @@ typedef struct clattn_layer_timing {
 /* ---- Multi-head attention: torch.nn.MultiheadAttention ----------------- */
 
 typedef struct clattn_mha_desc {
+    size_t struct_size;          /* sizeof, set by _init; 0 = this layout */
     size_t embed_dim, num_heads; /* embed_dim % num_heads == 0 */
     size_t kdim, vdim;           /* key / value input features; 0 = embed_dim */
     int bias;                    /* torch bias=True: in_proj_bias, out_proj.bias */
@@ -313,7 +369,8 @@ typedef struct clattn_mha_desc {
     int no_out_proj;             /* 1: no output projection (single-head seed forms) */
 } clattn_mha_desc;
 
-/* Zeroes (torch defaults then follow from the zero values). */
+/* Zeroes and sets struct_size (torch defaults then follow from the zero
+   values). */
 CLATTN_API void clattn_mha_desc_init(clattn_mha_desc *desc);
 
 typedef struct clattn_mha_weights {
@@ -384,11 +441,16 @@ CLATTN_API clattn_status clattn_mha_forward_host(
 /* ---- Talking-heads attention: timm TalkingHeadAttn ----------------------- */
 
 typedef struct clattn_talking_heads_desc {
+    size_t struct_size;    /* sizeof, set by _init; 0 = this layout */
     size_t dim, num_heads; /* dim % num_heads == 0 */
     int qkv_bias;          /* timm qkv_bias */
     float dropout_p;       /* attn_drop, on the mixed weights; 0 = eval */
     uint64_t dropout_seed;
 } clattn_talking_heads_desc;
+
+/* Zeroes and sets struct_size. */
+CLATTN_API void
+clattn_talking_heads_desc_init(clattn_talking_heads_desc *desc);
 
 typedef struct clattn_talking_heads_weights {
     const float *qkv_weight, *qkv_bias;       /* [3C][C], [3C] when qkv_bias */
@@ -434,9 +496,13 @@ CLATTN_API clattn_status clattn_talking_heads_forward_host(
    stored. values == NULL in the host form (or the keys buffer passed as
    values) uses the keys as values, as the tutorial does. */
 typedef struct clattn_additive_desc {
+    size_t struct_size; /* sizeof, set by _init; 0 = this layout */
     size_t query_dim, key_dim, attn_dim, value_dim; /* value_dim 0 = key_dim */
     int bias; /* Wa, Ua, Va biases present (nn.Linear default) */
 } clattn_additive_desc;
+
+/* Zeroes and sets struct_size. */
+CLATTN_API void clattn_additive_desc_init(clattn_additive_desc *desc);
 
 typedef struct clattn_additive_weights {
     const float *wa_weight, *wa_bias; /* [A][query_dim], [A] */
@@ -475,8 +541,12 @@ CLATTN_API clattn_status clattn_additive_forward_host(
    concatenations are never stored: each Linear runs as two GEMMs on the
    column blocks of its weight. */
 typedef struct clattn_concat_desc {
+    size_t struct_size; /* sizeof, set by _init; 0 = this layout */
     size_t query_dim, key_dim, value_dim, max_length, out_dim;
 } clattn_concat_desc;
+
+/* Zeroes and sets struct_size. */
+CLATTN_API void clattn_concat_desc_init(clattn_concat_desc *desc);
 
 typedef struct clattn_concat_weights {
     const float *attn_weight, *attn_bias;       /* [L][Dq + Dk], [L] */

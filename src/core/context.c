@@ -2,6 +2,7 @@
    queue, and the info query. */
 #include "context_internal.h"
 #include "device_select.h"
+#include "struct_size.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,8 +10,10 @@
 
 void clattn_context_options_init(clattn_context_options *opts)
 {
-    if (opts)
+    if (opts) {
         memset(opts, 0, sizeof *opts);
+        opts->struct_size = sizeof *opts;
+    }
 }
 
 static clattn_context *context_alloc(void)
@@ -27,6 +30,7 @@ static clattn_context *context_alloc(void)
         free(ctx);
         return NULL;
     }
+    ctx_errors_init(ctx);
     ctx->info.platform_index = -1;
     ctx->info.device_index = -1;
     return ctx;
@@ -309,10 +313,16 @@ clattn_status clattn_context_create(const clattn_context_options *opts,
     if (!out)
         return CLATTN_ERROR_INVALID_ARGUMENT;
     *out = NULL;
-    clattn_context_options defaults;
-    clattn_context_options_init(&defaults);
-    if (!opts)
-        opts = &defaults;
+    /* The caller's options, read no further than their struct_size; a
+       refusal is reported on the failed context made below. */
+    clattn_context_options given;
+    clattn_context_options_init(&given);
+    char refused[STRUCT_WHY_MAX];
+    clattn_status copied =
+        opts ? struct_copy_in(&given, sizeof given, CONTEXT_OPTIONS_OLDEST_SIZE,
+                              opts, "clattn_context_options", refused)
+             : CLATTN_SUCCESS;
+    opts = &given;
     const char *selector = opts->device;
     if (!selector)
         selector = getenv("CLATTN_DEVICE");
@@ -323,6 +333,8 @@ clattn_status clattn_context_create(const clattn_context_options *opts,
     if (!ctx)
         return CLATTN_ERROR_OUT_OF_MEMORY;
     *out = ctx;
+    if (copied != CLATTN_SUCCESS)
+        return ctx_error(ctx, copied, "%s", refused);
     copy_string(ctx->info.selector, sizeof ctx->info.selector, selector);
     clattn_status status = op_settings_read(ctx, &ctx->op_settings);
     if (status == CLATTN_SUCCESS)
@@ -387,17 +399,39 @@ void clattn_context_destroy(clattn_context *ctx)
     if (!ctx)
         return;
     context_release_cl(ctx);
+    ctx_errors_release(ctx);
     pthread_mutex_destroy(&ctx->error_lock);
     pthread_mutex_destroy(&ctx->build_lock);
     free(ctx);
 }
 
-clattn_status clattn_context_info(const clattn_context *ctx, clattn_info *info)
+void clattn_info_init(clattn_info *info)
+{
+    if (info) {
+        memset(info, 0, sizeof *info);
+        info->struct_size = sizeof *info;
+    }
+}
+
+/* The caller's size comes with the call, never from info->struct_size:
+   callers pass info uninitialised (it is an output), and the
+   clattn_context_info macro passes the sizeof of the caller's header. */
+clattn_status clattn_context_info_sized(const clattn_context *ctx,
+                                        clattn_info *info, size_t info_size)
 {
     if (!ctx || !info)
         return CLATTN_ERROR_INVALID_ARGUMENT;
     if (!ctx->usable)
         return CLATTN_ERROR_INVALID_ARGUMENT;
-    *info = ctx->info;
+    if (info_size < CLATTN_INFO_FIRST_LAYOUT_SIZE)
+        return CLATTN_ERROR_INVALID_ARGUMENT;
+    struct_copy_out(info, info_size, &ctx->info, sizeof ctx->info);
     return CLATTN_SUCCESS;
+}
+
+/* The exported symbol behind the macro, for function pointers and
+   bindings: the first layout. */
+clattn_status(clattn_context_info)(const clattn_context *ctx, clattn_info *info)
+{
+    return clattn_context_info_sized(ctx, info, CLATTN_INFO_FIRST_LAYOUT_SIZE);
 }

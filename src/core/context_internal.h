@@ -30,6 +30,14 @@ struct clattn_context {
     atomic_int gemm_tuning_state; /* 0 not yet, 1 applied, 2 failed */
     int gemm_tuning_code;         /* CLBlast status when it failed */
     const char *gemm_tuning_failed; /* the kernel it failed on */
+    /* Error detail (error_text.c). Once the context is usable, each
+       thread's text lives in its own slot of error_slots (threads sharing
+       a context never overwrite each other's); error_lock serialises the
+       slots' insertion, lookups take no lock. Before that (creation, and a
+       context whose creation failed) the text is last_error, written by
+       the creating thread only and readable from any thread. */
+    uint64_t error_id; /* unique per context, never reused */
+    _Atomic(struct error_slot *) error_slots;
     pthread_mutex_t error_lock;
     char last_error[CLATTN_ERROR_TEXT_MAX];
 };
@@ -43,8 +51,13 @@ clattn_status ctx_error(clattn_context *ctx, clattn_status status,
 /* For an OpenCL call that failed: the call's name and its code. */
 clattn_status ctx_cl_error(clattn_context *ctx, const char *call, cl_int code);
 
-/* Clears the last error. */
+/* Clears the calling thread's last error on ctx. */
 void ctx_clear_error(clattn_context *ctx);
+
+/* The error state of a new context (its id, no slots; error_lock is
+   initialised by the caller), and its release on destroy. */
+void ctx_errors_init(clattn_context *ctx);
+void ctx_errors_release(clattn_context *ctx);
 
 /* Guard at the top of every op: NULL or unusable contexts; on a usable one
    it clears the last error, so last_error describes this call. */

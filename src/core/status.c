@@ -1,12 +1,22 @@
-/* Status names, the per-context error text, and OpenCL error names. */
+/* The version, status names and OpenCL error names (the error text
+   itself is error_text.c's). */
 #include "context_internal.h"
-
-#include <stdarg.h>
-#include <stdio.h>
 
 unsigned clattn_version_number(void)
 {
     return CLATTN_VERSION_NUMBER;
+}
+
+#define VERSION_TEXT(x) #x
+#define VERSION_STRING(major, minor, patch)                                    \
+    VERSION_TEXT(major) "." VERSION_TEXT(minor) "." VERSION_TEXT(patch)
+
+/* From the header's macros, which carry CMake's project version
+   (tests/test_abi_growth.c checks all three agree). */
+const char *clattn_version_string(void)
+{
+    return VERSION_STRING(CLATTN_VERSION_MAJOR, CLATTN_VERSION_MINOR,
+                          CLATTN_VERSION_PATCH);
 }
 
 const char *clattn_status_string(clattn_status status)
@@ -25,44 +35,6 @@ const char *clattn_status_string(clattn_status status)
     case CLATTN_ERROR_SIZE_OVERFLOW: return "size overflow";
     }
     return "unknown status";
-}
-
-clattn_status ctx_error(clattn_context *ctx, clattn_status status,
-                        const char *fmt, ...)
-{
-    if (!ctx)
-        return status;
-    pthread_mutex_lock(&ctx->error_lock);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(ctx->last_error, sizeof ctx->last_error, fmt, ap);
-    va_end(ap);
-    pthread_mutex_unlock(&ctx->error_lock);
-    return status;
-}
-
-clattn_status ctx_cl_error(clattn_context *ctx, const char *call, cl_int code)
-{
-    clattn_status status = CLATTN_ERROR_OPENCL;
-    if (code == CL_OUT_OF_HOST_MEMORY || code == CL_OUT_OF_RESOURCES ||
-        code == CL_MEM_OBJECT_ALLOCATION_FAILURE)
-        status = CLATTN_ERROR_OUT_OF_MEMORY;
-    return ctx_error(ctx, status, "%s failed: %s (%d)", call,
-                     cl_error_name(code), (int)code);
-}
-
-void ctx_clear_error(clattn_context *ctx)
-{
-    pthread_mutex_lock(&ctx->error_lock);
-    ctx->last_error[0] = '\0';
-    pthread_mutex_unlock(&ctx->error_lock);
-}
-
-const char *clattn_context_last_error(const clattn_context *ctx)
-{
-    if (!ctx)
-        return "no context (NULL)";
-    return ctx->last_error;
 }
 
 const char *cl_error_name(cl_int code)

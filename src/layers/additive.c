@@ -17,6 +17,7 @@
 #include "context_internal.h"
 #include "gemm.h"
 #include "layer_object.h"
+#include "struct_size.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -87,7 +88,13 @@ CLATTN_API clattn_status clattn_additive_create(
     clattn_status status = layer_create_check(ctx, LAYER, out, desc, weights);
     if (status != CLATTN_SUCCESS)
         return status;
-    clattn_additive_desc d = *desc;
+    /* The caller's desc, read no further than its struct_size. */
+    clattn_additive_desc d;
+    clattn_additive_desc_init(&d);
+    status = ctx_struct_copy_in(ctx, &d, sizeof d, ADDITIVE_DESC_OLDEST_SIZE,
+                                desc, "clattn_additive_desc");
+    if (status != CLATTN_SUCCESS)
+        return status;
     if (!d.value_dim)
         d.value_dim = d.key_dim;
     if (!d.query_dim || !d.key_dim || !d.attn_dim)

@@ -14,6 +14,7 @@
 #include "context_internal.h"
 #include "gemm.h"
 #include "layer_object.h"
+#include "struct_size.h"
 
 struct clattn_concat {
     clattn_context *ctx; /* first: layer_object.h */
@@ -50,7 +51,15 @@ clattn_concat_create(clattn_context *ctx, const clattn_concat_desc *desc,
     clattn_status status = layer_create_check(ctx, LAYER, out, desc, weights);
     if (status != CLATTN_SUCCESS)
         return status;
-    const clattn_concat_desc *d = desc;
+    /* The caller's desc, read no further than its struct_size. */
+    clattn_concat_desc given;
+    clattn_concat_desc_init(&given);
+    status =
+        ctx_struct_copy_in(ctx, &given, sizeof given, CONCAT_DESC_OLDEST_SIZE,
+                           desc, "clattn_concat_desc");
+    if (status != CLATTN_SUCCESS)
+        return status;
+    const clattn_concat_desc *d = &given;
     if (!d->query_dim || !d->key_dim || !d->value_dim || !d->max_length ||
         !d->out_dim)
         return ctx_error(ctx, CLATTN_ERROR_INVALID_SHAPE,

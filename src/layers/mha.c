@@ -4,6 +4,7 @@
 #include "checked_math.h"
 #include "context_internal.h"
 #include "mha_internal.h"
+#include "struct_size.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -13,8 +14,10 @@ static const char LAYER[] = "mha";
 
 void clattn_mha_desc_init(clattn_mha_desc *desc)
 {
-    if (desc)
+    if (desc) {
         memset(desc, 0, sizeof *desc);
+        desc->struct_size = sizeof *desc;
+    }
 }
 
 static clattn_status check_desc(clattn_context *ctx, const clattn_mha_desc *d)
@@ -149,7 +152,16 @@ clattn_status clattn_mha_create(clattn_context *ctx,
                          !out    ? "out"
                          : !desc ? "desc"
                                  : "weights");
-    clattn_status s = check_desc(ctx, desc);
+    clattn_status s;
+    /* The caller's desc, read no further than its struct_size. */
+    clattn_mha_desc given;
+    clattn_mha_desc_init(&given);
+    s = ctx_struct_copy_in(ctx, &given, sizeof given, MHA_DESC_OLDEST_SIZE,
+                           desc, "clattn_mha_desc");
+    if (s != CLATTN_SUCCESS)
+        return s;
+    desc = &given;
+    s = check_desc(ctx, desc);
     size_t kdim = desc->kdim ? desc->kdim : desc->embed_dim;
     size_t vdim = desc->vdim ? desc->vdim : desc->embed_dim;
     if (s || (s = check_weights(ctx, desc, kdim, vdim, weights)))

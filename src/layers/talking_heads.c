@@ -6,6 +6,7 @@
 #include "gemm.h"
 #include "kernel_args.h"
 #include "sdpa_variant.h"
+#include "struct_size.h"
 #include "talking_heads_internal.h"
 #include "tensor_view.h"
 
@@ -99,6 +100,15 @@ clattn_status clattn_talking_heads_create(clattn_context *ctx,
                          : !w  ? "weights"
                                : "out");
     clattn_status s;
+    /* The caller's desc, read no further than its struct_size. */
+    clattn_talking_heads_desc given;
+    clattn_talking_heads_desc_init(&given);
+    s = ctx_struct_copy_in(ctx, &given, sizeof given,
+                           TALKING_HEADS_DESC_OLDEST_SIZE, desc,
+                           "clattn_talking_heads_desc");
+    if (s != CLATTN_SUCCESS)
+        return s;
+    desc = &given;
     if ((s = check_desc(ctx, desc)) || (s = check_weights(ctx, desc, w)))
         return s;
     clattn_talking_heads *l = calloc(1, sizeof *l);

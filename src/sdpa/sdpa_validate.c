@@ -3,6 +3,7 @@
 #include "checked_math.h"
 #include "context_internal.h"
 #include "sdpa_problem.h"
+#include "struct_size.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -10,8 +11,10 @@
 
 void clattn_sdpa_desc_init(clattn_sdpa_desc *desc)
 {
-    if (desc)
+    if (desc) {
         memset(desc, 0, sizeof *desc);
+        desc->struct_size = sizeof *desc;
+    }
 }
 
 void sdpa_dims_q(const sdpa_problem *p, size_t d[4])
@@ -117,6 +120,15 @@ clattn_status sdpa_problem_init(clattn_context *ctx, const clattn_sdpa_desc *d,
 {
     if (!d)
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "desc is NULL");
+    /* The caller's desc, read no further than its struct_size. */
+    clattn_sdpa_desc given;
+    clattn_sdpa_desc_init(&given);
+    clattn_status copied =
+        ctx_struct_copy_in(ctx, &given, sizeof given, SDPA_DESC_OLDEST_SIZE, d,
+                           "clattn_sdpa_desc");
+    if (copied != CLATTN_SUCCESS)
+        return copied;
+    d = &given;
     memset(p, 0, sizeof *p);
     p->batch = d->batch;
     p->heads_q = d->heads_q;
