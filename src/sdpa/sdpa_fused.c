@@ -15,13 +15,9 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Must match cl/sdpa_fused_cpu.cl and cl/sdpa_fused_gpu.cl. */
-#define FUSED_HEAD_DIM_MAX 256
-#define FC_BK 64  /* keys per packed block, rows kernel */
-#define FC_RW 32  /* rows per work-item, rows kernel */
-#define FD_ROWS 8 /* rows per work-item, decode kernel */
-#define FG_WG_MAX 64
-#define FG_TILE_KEYS_MAX 64
+/* FUSED_HEAD_DIM_MAX, FC_BK, FC_RW, FD_ROWS, FG_WG_MAX, FG_TILE_KEYS_MAX:
+   the kernels' own values (cl/sdpa_fused_params.clh). */
+#include "kernel_params.h"
 
 /* Some drivers cap a grid dimension at 65535 groups: (batch, head) pairs
    are launched in chunks below that. */

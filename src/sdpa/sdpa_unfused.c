@@ -6,6 +6,7 @@
 #include "context_internal.h"
 #include "device_memory.h"
 #include "kernel_args.h"
+#include "kernel_params.h"
 #include "sdpa_plan.h"
 
 #include <string.h>
@@ -155,14 +156,14 @@ static clattn_status enqueue_chunk(clattn_context *ctx, cl_command_queue queue,
     if (a.err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clSetKernelArg (sdpa_pv)", a.err);
 
-    /* Tiles are 4 x 4 in every kernel (TILE_* in cl/). */
+    /* The kernels' tiles (cl/sdpa_unfused_params.clh). */
     const size_t wg = ctx->programs.softmax_wg;
-    const size_t g_scores[3] = {round_up(p->seq_kv, 4) / 4,
-                                round_up(q_count, 4) / 4, bh_count};
+    const size_t g_scores[3] = {round_up(p->seq_kv, TILE_K) / TILE_K,
+                                round_up(q_count, TILE_Q) / TILE_Q, bh_count};
     const size_t g_softmax[3] = {wg, q_count, bh_count};
     const size_t l_softmax[3] = {wg, 1, 1};
-    const size_t g_pv[3] = {round_up(p->head_dim_v, 4) / 4,
-                            round_up(q_count, 4) / 4, bh_count};
+    const size_t g_pv[3] = {round_up(p->head_dim_v, PV_TILE_DV) / PV_TILE_DV,
+                            round_up(q_count, PV_TILE_Q) / PV_TILE_Q, bh_count};
     cl_event e1 = NULL, e2 = NULL;
     cl_int err = clEnqueueNDRangeKernel(queue, k->scores, 3, NULL, g_scores,
                                         NULL, num_wait, wait, &e1);
