@@ -9,7 +9,10 @@
      start to end) of every kernel the call enqueued. What remains is what
      the host and the driver spend around the kernels: validation,
      planning, buffers, kernel objects, argument setting, enqueue, the
-     driver's scheduling and the wake-up at the finish.
+     driver's scheduling and the wake-up at the finish. Its medians are
+     split into phases: clattn before its first launch, the driver's
+     enqueue calls, clattn after its last launch, and clFinish beyond the
+     kernels' run time.
    The kernels are seen by interposition: this program defines
    clEnqueueNDRangeKernel (exported, so the library's calls resolve here)
    and forwards to the driver's, keeping each launch's event while
@@ -43,6 +46,9 @@ typedef cl_int (*enqueue_fn)(cl_command_queue, cl_kernel, cl_uint,
 static int recording;
 static cl_event recorded[RECORD_MAX];
 static size_t recorded_count, recorded_lost;
+/* Wall clock of the recorded launches: the first one's entry, the last
+   one's exit, and the time spent inside the driver's enqueue. */
+static double first_enter, last_exit, in_enqueue;
 
 cl_int clEnqueueNDRangeKernel(cl_command_queue q, cl_kernel k, cl_uint dims,
                               const size_t *offset, const size_t *global,
@@ -57,8 +63,13 @@ cl_int clEnqueueNDRangeKernel(cl_command_queue q, cl_kernel k, cl_uint dims,
     if (!recording)
         return real(q, k, dims, offset, global, local, num_wait, wait, event);
     cl_event mine = NULL;
+    const double enter = now_us();
+    if (recorded_count == 0)
+        first_enter = enter;
     cl_int err = real(q, k, dims, offset, global, local, num_wait, wait,
                       event ? event : &mine);
+    last_exit = now_us();
+    in_enqueue += last_exit - enter;
     cl_event e = event ? *event : mine;
     if (err == CL_SUCCESS && e) {
         if (recorded_count < RECORD_MAX) {
@@ -178,19 +189,34 @@ static int time_calls(clattn_context *ctx, cl_command_queue q, const problem *p,
     return 0;
 }
 
+/* Where the wall clock of call + clFinish goes, per call. */
+enum {
+    PHASE_BEFORE,  /* clattn: checks, plan, buffers, kernels, arguments */
+    PHASE_ENQUEUE, /* the driver's clEnqueueNDRangeKernel calls */
+    PHASE_AFTER,   /* clattn after its last launch: releases */
+    PHASE_FINISH,  /* clFinish beyond the kernels' run time */
+    PHASE_COUNT
+};
+static const char *phase_names[PHASE_COUNT] = {
+    "clattn before the first launch", "driver enqueue calls",
+    "clattn after the last launch", "clFinish beyond the kernels"};
+
 /* (b): call + clFinish, minus the recorded kernels' run times. *kernels
-   is how many kernels one call enqueues. */
+   is how many kernels one call enqueues; phases[k * n + i] is phase k of
+   call i. */
 static int time_host(clattn_context *ctx, cl_command_queue q, const problem *p,
                      clattn_sdpa_path path, double *out, double *wall_out,
-                     size_t n, size_t *kernels)
+                     double *phases, size_t n, size_t *kernels)
 {
     for (size_t i = 0; i < n; ++i) {
         clFinish(q);
         recorded_count = 0;
+        in_enqueue = 0;
         recording = 1;
         double t0 = now_us();
         clattn_status s =
             clattn_sdpa(ctx, &p->desc, &p->t, path, 0, NULL, NULL);
+        double returned = now_us();
         clFinish(q);
         double wall = now_us() - t0;
         recording = 0;
@@ -207,6 +233,10 @@ static int time_host(clattn_context *ctx, cl_command_queue q, const problem *p,
             return -1;
         out[i] = wall - device;
         wall_out[i] = wall;
+        phases[PHASE_BEFORE * n + i] = first_enter - t0;
+        phases[PHASE_ENQUEUE * n + i] = in_enqueue;
+        phases[PHASE_AFTER * n + i] = returned - last_exit;
+        phases[PHASE_FINISH * n + i] = t0 + wall - returned - device;
     }
     return 0;
 }
@@ -239,8 +269,9 @@ int main(int argc, char **argv)
     problem p;
     memset(&p, 0, sizeof p);
     double *v = malloc(n * sizeof *v), *w = malloc(n * sizeof *w);
+    double *phases = malloc(PHASE_COUNT * n * sizeof *phases);
     int rc = 0;
-    if (!v || !w || problem_make(&info, &p) != 0) {
+    if (!v || !w || !phases || problem_make(&info, &p) != 0) {
         fprintf(stderr, "out of memory\n");
         rc = 1;
     }
@@ -256,18 +287,26 @@ int main(int argc, char **argv)
         }
         report(names[k], "call", v, n, 0);
         size_t kernels = 0;
-        if (time_host(ctx, info.queue, &p, paths[k], v, w, n, &kernels) != 0) {
+        if (time_host(ctx, info.queue, &p, paths[k], v, w, phases, n,
+                      &kernels) != 0) {
             rc = 1;
             break;
         }
         report(names[k], "wall", w, n, 0);
         report(names[k], "host", v, n, kernels);
+        for (int ph = 0; ph < PHASE_COUNT; ++ph) {
+            double *x = phases + (size_t)ph * n;
+            qsort(x, n, sizeof *x, cmp_double);
+            printf("           %-31s median %6.1f us\n", phase_names[ph],
+                   x[n / 2]);
+        }
     }
     if (rc)
         fprintf(stderr, "sdpa: %s\n", clattn_context_last_error(ctx));
     problem_free(&p);
     free(v);
     free(w);
+    free(phases);
     clattn_context_destroy(ctx);
     return rc;
 }
