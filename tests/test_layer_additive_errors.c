@@ -702,6 +702,29 @@ static void se_cases(void)
     CREATE_CASE("E x E overflows", CLATTN_ERROR_SIZE_OVERFLOW, NULL,
                 ee = HUGE_DIM);
 #undef CREATE_CASE
+    /* The desc: given, and read no further than its struct_size. */
+    {
+        clattn_se_gate *l = (clattn_se_gate *)&desc;
+        s = clattn_se_gate_create(g_ctx, NULL, &weights, &l);
+        expect("se_gate_create", "desc NULL", s, CLATTN_ERROR_INVALID_ARGUMENT,
+               "desc");
+        CHECK(l == NULL, "se_gate_create / desc NULL: *out not NULL");
+        clattn_se_gate_desc small = desc;
+        small.struct_size = 1;
+        s = clattn_se_gate_create(g_ctx, &small, &weights, &l);
+        expect("se_gate_create", "struct_size below the first layout", s,
+               CLATTN_ERROR_INVALID_ARGUMENT, "clattn_se_gate_desc");
+        clattn_se_gate_desc zeroed;
+        memset(&zeroed, 0, sizeof zeroed);
+        zeroed.embed_dim = E;
+        s = clattn_se_gate_create(g_ctx, &zeroed, &weights, &l);
+        CHECK(s == CLATTN_SUCCESS && l,
+              "se_gate_create: struct_size 0 (no _init) is this layout: %s",
+              clattn_context_last_error(g_ctx));
+        clattn_se_gate_destroy(l);
+        CHECK(desc.struct_size == sizeof desc,
+              "clattn_se_gate_desc_init: struct_size %zu", desc.struct_size);
+    }
 
     clattn_se_gate *layer = NULL;
     s = clattn_se_gate_create(g_ctx, &desc, &weights, &layer);

@@ -584,10 +584,11 @@ CLATTN_API clattn_status clattn_concat_forward_host(
 typedef struct clattn_se_gate clattn_se_gate;
 
 typedef struct clattn_se_gate_desc {
-    size_t embed_dim; /* E */
+    size_t struct_size; /* sizeof, set by _init; 0 = this layout */
+    size_t embed_dim;   /* E */
 } clattn_se_gate_desc;
 
-/* Zeroes (embed_dim must then be set). */
+/* Zeroes and sets struct_size (embed_dim must then be set). */
 CLATTN_API void clattn_se_gate_desc_init(clattn_se_gate_desc *desc);
 
 typedef struct clattn_se_gate_weights {

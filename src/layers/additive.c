@@ -19,6 +19,7 @@
 #include "layer_object.h"
 #include "struct_size.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -36,44 +37,22 @@ struct clattn_additive {
 
 static const char LAYER[] = "additive";
 
-static clattn_status check_weights(clattn_context *ctx,
-                                   const clattn_additive_desc *d,
+/* Va's bias, and the two projection biases as one [A] vector (qk_bias):
+   only their sum is ever used. */
+static clattn_status upload_biases(clattn_additive *l,
                                    const clattn_additive_weights *w)
 {
-    const layer_weight list[] = {
-        {"wa_weight", w->wa_weight, 1}, {"wa_bias", w->wa_bias, d->bias},
-        {"ua_weight", w->ua_weight, 1}, {"ua_bias", w->ua_bias, d->bias},
-        {"va_weight", w->va_weight, 1}, {"va_bias", w->va_bias, d->bias},
-    };
-    return layer_check_weights(ctx, LAYER, list, sizeof list / sizeof list[0]);
-}
-
-/* Uploads the weights; the two projection biases become one [A] vector. */
-static clattn_status upload_weights(clattn_additive *l,
-                                    const clattn_additive_weights *w)
-{
-    const clattn_additive_desc *d = &l->desc;
-    size_t nwa, nua;
-    clattn_status status =
-        layer_count(l->ctx, &nwa, NULL, d->attn_dim, d->query_dim, 1);
-    if (status == CLATTN_SUCCESS)
-        status = layer_count(l->ctx, &nua, NULL, d->attn_dim, d->key_dim, 1);
-    if (status == CLATTN_SUCCESS)
-        status = layer_upload(l->ctx, w->wa_weight, nwa, &l->wa);
-    if (status == CLATTN_SUCCESS)
-        status = layer_upload(l->ctx, w->ua_weight, nua, &l->ua);
-    if (status == CLATTN_SUCCESS)
-        status = layer_upload(l->ctx, w->va_weight, d->attn_dim, &l->va);
-    if (status != CLATTN_SUCCESS || !d->bias)
-        return status;
-    /* attn_dim floats: va's upload above checked the byte count. */
-    float *sum = malloc(d->attn_dim * sizeof *sum);
+    const size_t n = l->desc.attn_dim;
+    if (!l->desc.bias)
+        return CLATTN_SUCCESS;
+    /* attn_dim floats: va's upload checked the byte count. */
+    float *sum = malloc(n * sizeof *sum);
     if (!sum)
         return ctx_error(l->ctx, CLATTN_ERROR_OUT_OF_MEMORY,
                          "%s: host memory for the bias", LAYER);
-    for (size_t a = 0; a < d->attn_dim; ++a)
+    for (size_t a = 0; a < n; ++a)
         sum[a] = w->wa_bias[a] + w->ua_bias[a];
-    status = layer_upload(l->ctx, sum, d->attn_dim, &l->qk_bias);
+    clattn_status status = layer_upload(l->ctx, sum, n, &l->qk_bias);
     free(sum);
     l->bv = w->va_bias[0];
     return status;
@@ -83,18 +62,8 @@ CLATTN_API clattn_status clattn_additive_create(
     clattn_context *ctx, const clattn_additive_desc *desc,
     const clattn_additive_weights *weights, clattn_additive **out)
 {
-    if (out)
-        *out = NULL;
-    clattn_status status = layer_create_check(ctx, LAYER, out, desc, weights);
-    if (status != CLATTN_SUCCESS)
-        return status;
-    /* The caller's desc, read no further than its struct_size. */
-    clattn_additive_desc d;
-    clattn_additive_desc_init(&d);
-    status = ctx_struct_copy_in(ctx, &d, sizeof d, ADDITIVE_DESC_OLDEST_SIZE,
-                                desc, "clattn_additive_desc");
-    if (status != CLATTN_SUCCESS)
-        return status;
+    LAYER_CREATE_BEGIN(clattn_additive_desc, d, ctx, LAYER, out, desc, weights,
+                       ADDITIVE_DESC_OLDEST_SIZE);
     if (!d.value_dim)
         d.value_dim = d.key_dim;
     if (!d.query_dim || !d.key_dim || !d.attn_dim)
@@ -103,13 +72,27 @@ CLATTN_API clattn_status clattn_additive_create(
                          "must be nonzero",
                          LAYER, d.query_dim, d.key_dim, d.attn_dim);
     d.bias = d.bias != 0;
-    status = check_weights(ctx, &d, weights);
-    clattn_additive *l = NULL;
+    size_t nwa = 0, nua = 0;
+    clattn_status status =
+        layer_count(ctx, &nwa, NULL, d.attn_dim, d.query_dim, 1);
     if (status == CLATTN_SUCCESS)
-        l = layer_object_new(ctx, LAYER, sizeof *l, &status);
+        status = layer_count(ctx, &nua, NULL, d.attn_dim, d.key_dim, 1);
+    const layer_weight_spec list[] = {
+        {"wa_weight", weights->wa_weight, 1, nwa,
+         offsetof(clattn_additive, wa)},
+        {"wa_bias", weights->wa_bias, d.bias, 0, LAYER_NOT_UPLOADED},
+        {"ua_weight", weights->ua_weight, 1, nua,
+         offsetof(clattn_additive, ua)},
+        {"ua_bias", weights->ua_bias, d.bias, 0, LAYER_NOT_UPLOADED},
+        {"va_weight", weights->va_weight, 1, d.attn_dim,
+         offsetof(clattn_additive, va)},
+        {"va_bias", weights->va_bias, d.bias, 0, LAYER_NOT_UPLOADED},
+    };
+    clattn_additive *l =
+        layer_object_create(ctx, LAYER, sizeof *l, list, 6, &status);
     if (l) {
         l->desc = d;
-        status = upload_weights(l, weights);
+        status = upload_biases(l, weights);
     }
     if (status != CLATTN_SUCCESS)
         clattn_additive_destroy(l), l = NULL;
@@ -370,16 +353,10 @@ CLATTN_API clattn_status clattn_additive_forward(
 /* ------------------------------------------------------------------------ */
 
 /* The device form over the staged buffers (layer_host_forward). */
-typedef struct additive_host {
-    clattn_additive *l;
-    const clattn_additive_call *c;
-} additive_host;
-
-static clattn_status host_run(void *state, const cl_mem *b)
+static clattn_status host_run(void *layer, const void *call, const cl_mem *b)
 {
-    const additive_host *h = state;
     additive_io io = {b[0], b[1], b[2], b[3], b[4], b[5]};
-    return forward(h->l, h->c, io);
+    return forward(layer, call, io);
 }
 
 CLATTN_API clattn_status clattn_additive_forward_host(
@@ -411,18 +388,15 @@ CLATTN_API clattn_status clattn_additive_forward_host(
         {"weights", NULL, weights, s.weights_b},
     };
     static const int required[6] = {1, 1, 0, 0, 1, 0};
+    if (keys && !values && layer->desc.value_dim != layer->desc.key_dim)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "%s: the keys are used as values but value_dim %zu "
+                         "!= key_dim %zu",
+                         LAYER, layer->desc.value_dim, layer->desc.key_dim);
     /* The call's own buffers (check_limits) first, as the device form. */
     status = check_limits(layer, call, &s, !weights);
     if (status == CLATTN_SUCCESS)
-        status = layer_host_check(ctx, LAYER, arrays, required, 6);
-    if (status == CLATTN_SUCCESS && !values &&
-        layer->desc.value_dim != layer->desc.key_dim)
-        status = ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                           "%s: the keys are used as values but value_dim "
-                           "%zu != key_dim %zu",
-                           LAYER, layer->desc.value_dim, layer->desc.key_dim);
-    additive_host h = {layer, call};
-    if (status == CLATTN_SUCCESS)
-        status = layer_host_forward(ctx, arrays, 6, host_run, &h);
+        status = layer_host_forward(ctx, LAYER, arrays, required, 6, host_run,
+                                    layer, call);
     return status;
 }

@@ -16,6 +16,8 @@
 #include "layer_object.h"
 #include "struct_size.h"
 
+#include <stddef.h>
+
 struct clattn_concat {
     clattn_context *ctx; /* first: layer_object.h */
     clattn_concat_desc desc;
@@ -46,19 +48,8 @@ CLATTN_API clattn_status
 clattn_concat_create(clattn_context *ctx, const clattn_concat_desc *desc,
                      const clattn_concat_weights *weights, clattn_concat **out)
 {
-    if (out)
-        *out = NULL;
-    clattn_status status = layer_create_check(ctx, LAYER, out, desc, weights);
-    if (status != CLATTN_SUCCESS)
-        return status;
-    /* The caller's desc, read no further than its struct_size. */
-    clattn_concat_desc given;
-    clattn_concat_desc_init(&given);
-    status =
-        ctx_struct_copy_in(ctx, &given, sizeof given, CONCAT_DESC_OLDEST_SIZE,
-                           desc, "clattn_concat_desc");
-    if (status != CLATTN_SUCCESS)
-        return status;
+    LAYER_CREATE_BEGIN(clattn_concat_desc, given, ctx, LAYER, out, desc,
+                       weights, CONCAT_DESC_OLDEST_SIZE);
     const clattn_concat_desc *d = &given;
     if (!d->query_dim || !d->key_dim || !d->value_dim || !d->max_length ||
         !d->out_dim)
@@ -67,32 +58,25 @@ clattn_concat_create(clattn_context *ctx, const clattn_concat_desc *desc,
                          "max_length %zu and out_dim %zu must be nonzero",
                          LAYER, d->query_dim, d->key_dim, d->value_dim,
                          d->max_length, d->out_dim);
-    /* nn.Linear's default bias=True: all four tensors are in the dict. */
-    const layer_weight list[] = {
-        {"attn_weight", weights->attn_weight, 1},
-        {"attn_bias", weights->attn_bias, 1},
-        {"combine_weight", weights->combine_weight, 1},
-        {"combine_bias", weights->combine_bias, 1},
-    };
-    status = layer_check_weights(ctx, LAYER, list, 4);
     size_t n_attn = 0, n_combine = 0;
-    if (status == CLATTN_SUCCESS)
-        status = weight_counts(ctx, d, &n_attn, &n_combine);
-    clattn_concat *l = NULL;
-    if (status == CLATTN_SUCCESS)
-        l = layer_object_new(ctx, LAYER, sizeof *l, &status);
-    if (l) {
-        l->desc = *d;
-        const layer_weight_upload uploads[] = {
-            {weights->attn_weight, n_attn, &l->attn_w},
-            {weights->attn_bias, d->max_length, &l->attn_b},
-            {weights->combine_weight, n_combine, &l->combine_w},
-            {weights->combine_bias, d->out_dim, &l->combine_b},
-        };
-        status = layer_upload_all(ctx, uploads, 4);
-    }
+    clattn_status status = weight_counts(ctx, d, &n_attn, &n_combine);
     if (status != CLATTN_SUCCESS)
-        clattn_concat_destroy(l), l = NULL;
+        return status;
+    /* nn.Linear's default bias=True: all four tensors are in the dict. */
+    const layer_weight_spec list[] = {
+        {"attn_weight", weights->attn_weight, 1, n_attn,
+         offsetof(clattn_concat, attn_w)},
+        {"attn_bias", weights->attn_bias, 1, d->max_length,
+         offsetof(clattn_concat, attn_b)},
+        {"combine_weight", weights->combine_weight, 1, n_combine,
+         offsetof(clattn_concat, combine_w)},
+        {"combine_bias", weights->combine_bias, 1, d->out_dim,
+         offsetof(clattn_concat, combine_b)},
+    };
+    clattn_concat *l =
+        layer_object_create(ctx, LAYER, sizeof *l, list, 4, &status);
+    if (l)
+        l->desc = *d;
     *out = l;
     return status;
 }
@@ -287,15 +271,9 @@ CLATTN_API clattn_status clattn_concat_forward(clattn_concat *layer,
 }
 
 /* The device form over the staged buffers (layer_host_forward). */
-typedef struct concat_host {
-    clattn_concat *l;
-    const clattn_concat_call *c;
-} concat_host;
-
-static clattn_status host_run(void *state, const cl_mem *b)
+static clattn_status host_run(void *layer, const void *call, const cl_mem *b)
 {
-    const concat_host *h = state;
-    return forward(h->l, h->c, b);
+    return forward(layer, call, b);
 }
 
 CLATTN_API clattn_status clattn_concat_forward_host(
@@ -320,9 +298,6 @@ CLATTN_API clattn_status clattn_concat_forward_host(
         {"weights", NULL, weights, s.bytes[C_WEIGHTS]},
     };
     static const int required[B_COUNT] = {1, 1, 1, 1, 0};
-    concat_host h = {layer, call};
-    status = layer_host_check(layer->ctx, LAYER, arrays, required, B_COUNT);
-    if (status == CLATTN_SUCCESS)
-        status = layer_host_forward(layer->ctx, arrays, B_COUNT, host_run, &h);
-    return status;
+    return layer_host_forward(layer->ctx, LAYER, arrays, required, B_COUNT,
+                              host_run, layer, call);
 }

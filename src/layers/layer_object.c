@@ -3,9 +3,11 @@
    its device form through. */
 #include "layer_object.h"
 #include "context_internal.h"
+#include "struct_size.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* CTX_CHECK_USABLE as a function, for helpers that return its status. */
 static clattn_status usable(clattn_context *ctx)
@@ -16,9 +18,11 @@ static clattn_status usable(clattn_context *ctx)
     return CLATTN_SUCCESS;
 }
 
-clattn_status layer_create_check(clattn_context *ctx, const char *layer,
+clattn_status layer_create_begin(clattn_context *ctx, const char *layer,
                                  const void *out, const void *desc,
-                                 const void *weights)
+                                 const void *weights, void *copy,
+                                 size_t desc_size, size_t oldest_size,
+                                 const char *desc_type)
 {
     clattn_status status = usable(ctx);
     if (status != CLATTN_SUCCESS)
@@ -30,22 +34,44 @@ clattn_status layer_create_check(clattn_context *ctx, const char *layer,
     if (missing)
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "%s: %s is NULL",
                          layer, missing);
-    return CLATTN_SUCCESS;
+    /* What each layer desc's _init writes: every field zero (its default)
+       and struct_size. */
+    memset(copy, 0, desc_size);
+    *(size_t *)copy = desc_size;
+    return ctx_struct_copy_in(ctx, copy, desc_size, oldest_size, desc,
+                              desc_type);
 }
 
-void *layer_object_new(clattn_context *ctx, const char *layer, size_t size,
-                       clattn_status *status)
+void *layer_object_create(clattn_context *ctx, const char *layer, size_t size,
+                          const layer_weight_spec *weights, size_t count,
+                          clattn_status *status)
 {
-    void *obj = calloc(1, size);
+    for (size_t i = 0; i < count && *status == CLATTN_SUCCESS; ++i)
+        *status = layer_check_weight(ctx, layer, weights[i].name,
+                                     weights[i].host, weights[i].needed);
+    if (*status != CLATTN_SUCCESS)
+        return NULL;
+    char *obj = calloc(1, size);
     if (!obj) {
         *status = ctx_error(ctx, CLATTN_ERROR_OUT_OF_MEMORY,
                             "%s: host memory for the layer", layer);
         return NULL;
     }
     /* A pointer to a struct, converted, points to its first member. */
-    *(clattn_context **)obj = ctx;
-    *status = CLATTN_SUCCESS;
-    return obj;
+    *(clattn_context **)(void *)obj = ctx;
+    size_t done = 0;
+    for (; done < count && *status == CLATTN_SUCCESS; ++done)
+        if (weights[done].field != LAYER_NOT_UPLOADED)
+            *status =
+                layer_upload(ctx, weights[done].host, weights[done].count,
+                             (cl_mem *)(void *)(obj + weights[done].field));
+    if (*status == CLATTN_SUCCESS)
+        return obj;
+    for (size_t i = 0; i < done; ++i)
+        if (weights[i].field != LAYER_NOT_UPLOADED)
+            layer_release(ctx, (cl_mem *)(void *)(obj + weights[i].field), 1);
+    free(obj);
+    return NULL;
 }
 
 clattn_context *layer_context(const void *layer)
@@ -140,9 +166,9 @@ static clattn_status check_overlap(clattn_context *ctx, const char *layer,
     return CLATTN_SUCCESS;
 }
 
-clattn_status layer_host_check(clattn_context *ctx, const char *layer,
-                               const layer_host_array *arrays,
-                               const int *required, size_t count)
+static clattn_status host_check(clattn_context *ctx, const char *layer,
+                                const layer_host_array *arrays,
+                                const int *required, size_t count)
 {
     for (size_t i = 0; i < count; ++i)
         if (required && required[i] && !arrays[i].in && !arrays[i].out)
@@ -176,17 +202,19 @@ static cl_mem earlier_input(const layer_host_array *a, const cl_mem *b,
     return NULL;
 }
 
-clattn_status layer_host_forward(clattn_context *ctx,
-                                 const layer_host_array *arrays, size_t count,
-                                 layer_device_run run, void *state)
+clattn_status layer_host_forward(clattn_context *ctx, const char *name,
+                                 const layer_host_array *arrays,
+                                 const int *required, size_t count,
+                                 layer_device_run run, void *layer,
+                                 const void *call)
 {
     cl_mem b[LAYER_HOST_MAX_ARRAYS] = {NULL};
     /* A layer with more arrays is a bug of the library, not the caller's. */
     clattn_status status = count <= LAYER_HOST_MAX_ARRAYS
-                               ? CLATTN_SUCCESS
+                               ? host_check(ctx, name, arrays, required, count)
                                : ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
-                                           "layer: %zu host arrays, at most %d",
-                                           count, LAYER_HOST_MAX_ARRAYS);
+                                           "%s: %zu host arrays, at most %d",
+                                           name, count, LAYER_HOST_MAX_ARRAYS);
     for (size_t i = 0; i < count && status == CLATTN_SUCCESS; ++i) {
         if (arrays[i].in)
             b[i] = earlier_input(arrays, b, i);
@@ -194,7 +222,7 @@ clattn_status layer_host_forward(clattn_context *ctx,
             status = layer_buffer(ctx, arrays[i].bytes, arrays[i].in, &b[i]);
     }
     if (status == CLATTN_SUCCESS)
-        status = run(state, b);
+        status = run(layer, call, b);
     for (size_t i = 0; i < count && status == CLATTN_SUCCESS; ++i)
         if (arrays[i].out)
             status = layer_read(ctx, b[i], arrays[i].bytes, arrays[i].out);

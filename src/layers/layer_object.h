@@ -1,11 +1,12 @@
 /* The skeleton every layer is built on, so that a layer file holds only
    what is its own (its sizes, its kernels, its weight list):
 
-   - create(ctx, desc, weights, &layer): layer_create_check (context
-     usable, out / desc / weights given), the layer's desc checks,
-     layer_check_weights (layer_common.h, names in the messages),
-     layer_object_new, layer_upload_all, and the layer's destroy on a
-     failure, so a failed create holds nothing;
+   - create(ctx, desc, weights, &layer): layer_create_begin (context
+     usable, out / desc / weights given, the desc read up to its
+     struct_size), the layer's desc checks,
+     then layer_object_create with the layer's weight list (each checked
+     with its name in the messages, then uploaded into its member; a
+     failure releases everything), so a failed create holds nothing;
    - destroy: layer_object_free (the device weights, each once, then the
      object);
    - device form forward(layer, call, buffers...): layer_forward_check
@@ -13,10 +14,9 @@
      and layer_check_buffer on each buffer, then the enqueues under the
      stage timer;
    - host form forward_host(layer, call, arrays...): the same call sizes,
-     layer_host_check (NULL arrays, each staging buffer against the
-     device's limit, the overlap rule), then layer_host_forward: upload the
-     inputs, run the device form, read the outputs only when it succeeded,
-     release.
+     then layer_host_forward: its checks (NULL arrays, each staging buffer
+     against the device's limit, the overlap rule), upload the inputs, run
+     the device form, read the outputs only when it succeeded, release.
 
    Every layer struct starts with its clattn_context * (the first member),
    which is how these helpers find the context of a layer they are given. */
@@ -32,16 +32,56 @@
 /* The start of every create: INVALID_ARGUMENT without a message for a NULL
    or unusable context (there is nowhere to put one), else the context's
    error is cleared and out, desc and weights must be non-NULL ("layer: out
-   is NULL"). The caller clears *out first. */
-clattn_status layer_create_check(clattn_context *ctx, const char *layer,
+   is NULL"); then the caller's desc is read into copy, the library's full
+   layout of desc_size bytes, as every layer desc's _init makes it (zero,
+   struct_size) and no further than the caller's struct_size
+   (ctx_struct_copy_in; oldest_size is the first layout, desc_type names
+   the struct in its errors). The caller clears *out first. */
+clattn_status layer_create_begin(clattn_context *ctx, const char *layer,
                                  const void *out, const void *desc,
-                                 const void *weights);
+                                 const void *weights, void *copy,
+                                 size_t desc_size, size_t oldest_size,
+                                 const char *desc_type);
 
-/* A zeroed object of size bytes with its first member, the context
-   pointer, set; NULL and OUT_OF_MEMORY in *status when the host has no
-   memory. */
-void *layer_object_new(clattn_context *ctx, const char *layer, size_t size,
-                       clattn_status *status);
+/* The start of every create as one line: *out cleared, then
+   layer_create_begin into a local copy named copy of the desc type T (its
+   name the one errors use); returns the status on a failure, as
+   CTX_CHECK_USABLE does, so that every create begins the same way. */
+#define LAYER_CREATE_BEGIN(T, copy, ctx, layer, out, desc, weights, oldest)    \
+    T copy;                                                                    \
+    do {                                                                       \
+        if (out)                                                               \
+            *(out) = NULL;                                                     \
+        clattn_status begun_ = layer_create_begin(                             \
+            ctx, layer, out, desc, weights, &copy, sizeof copy, oldest, #T);   \
+        if (begun_ != CLATTN_SUCCESS)                                          \
+            return begun_;                                                     \
+    } while (0)
+
+/* One weight of a layer: its state_dict name (for messages), the caller's
+   array (NULL: absent), whether the description needs it, and, when it is
+   uploaded as it is, its count of floats and the offsetof of the cl_mem
+   member it goes to (LAYER_NOT_UPLOADED: the layer makes its own copy, as
+   additive's summed biases). */
+typedef struct layer_weight_spec {
+    const char *name;
+    const float *host;
+    int needed;
+    size_t count;
+    size_t field;
+} layer_weight_spec;
+
+#define LAYER_NOT_UPLOADED ((size_t)-1)
+
+/* The end of every create, when *status is still CLATTN_SUCCESS (else
+   NULL at once): each weight checked (layer_check_weight's rule and
+   messages, in order), a zeroed object of size bytes with its context
+   pointer set, each weight uploaded into its member. On a failure nothing
+   is held: what was uploaded is released, the object freed, NULL returned
+   and *status the error. */
+void *layer_object_create(clattn_context *ctx, const char *layer, size_t size,
+                          const layer_weight_spec *weights, size_t count,
+                          clattn_status *status);
 
 /* Releases weights (each distinct one once, NULL entries fine) and frees
    obj; NULL obj is fine. */
@@ -94,27 +134,26 @@ typedef struct layer_host_array {
     size_t bytes;
 } layer_host_array;
 
-/* The checks of a host form, in order: a required array that is NULL
-   ("layer: name is NULL"; required[i] says which), each staging buffer
-   against max_alloc_bytes ("the staged name"), then the no-aliasing rule:
-   no input overlaps an output (naming the input) and no two outputs
-   overlap. An input may be another input (self-attention, keys as values).
-   required may be NULL (nothing required). */
-clattn_status layer_host_check(clattn_context *ctx, const char *layer,
-                               const layer_host_array *arrays,
-                               const int *required, size_t count);
+/* The device form a host form stages for: runs layer's call on buffers[i],
+   the device copy of arrays[i] (NULL where the array is absent). */
+typedef clattn_status (*layer_device_run)(void *layer, const void *call,
+                                          const cl_mem *buffers);
 
-/* The device form a host form stages for: runs on buffers[i], the device
-   copy of arrays[i] (NULL where the array is absent). */
-typedef clattn_status (*layer_device_run)(void *state, const cl_mem *buffers);
-
-/* Host staging: a device buffer for each present array (an input copied in;
-   an input with the pointer and size of an earlier one shares its buffer),
-   run(state, buffers), then, only when it succeeded, a blocking read of
-   each output; every staging buffer is released on every path, so an error
-   writes no output. */
-clattn_status layer_host_forward(clattn_context *ctx,
-                                 const layer_host_array *arrays, size_t count,
-                                 layer_device_run run, void *state);
+/* A host form after its call sizes and the limits of its device form.
+   First the checks, in order: a required array that is NULL ("layer: name
+   is NULL"; required[i] says which), each staging buffer against
+   max_alloc_bytes ("the staged name"), then the no-aliasing rule: no input
+   overlaps an output (naming the input) and no two outputs overlap (an
+   input may be another input: self-attention, keys as values). Then the
+   staging: a device buffer for each present array (an input copied in; an
+   input with the pointer and size of an earlier one shares its buffer),
+   run(layer, call, buffers), and, only when it succeeded, a blocking read
+   of each output. Every staging buffer is released on every path, so an
+   error writes no output. */
+clattn_status layer_host_forward(clattn_context *ctx, const char *name,
+                                 const layer_host_array *arrays,
+                                 const int *required, size_t count,
+                                 layer_device_run run, void *layer,
+                                 const void *call);
 
 #endif

@@ -3,6 +3,7 @@
    device once. */
 #include "checked_math.h"
 #include "context_internal.h"
+#include "layer_object.h"
 #include "mha_internal.h"
 #include "struct_size.h"
 
@@ -144,24 +145,10 @@ clattn_status clattn_mha_create(clattn_context *ctx,
                                 const clattn_mha_weights *weights,
                                 clattn_mha **out)
 {
-    if (out)
-        *out = NULL;
-    CTX_CHECK_USABLE(ctx);
-    if (!out || !desc || !weights)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "mha: %s is NULL",
-                         !out    ? "out"
-                         : !desc ? "desc"
-                                 : "weights");
-    clattn_status s;
-    /* The caller's desc, read no further than its struct_size. */
-    clattn_mha_desc given;
-    clattn_mha_desc_init(&given);
-    s = ctx_struct_copy_in(ctx, &given, sizeof given, MHA_DESC_OLDEST_SIZE,
-                           desc, "clattn_mha_desc");
-    if (s != CLATTN_SUCCESS)
-        return s;
-    desc = &given;
-    s = check_desc(ctx, desc);
+    LAYER_CREATE_BEGIN(clattn_mha_desc, given, ctx, LAYER, out, desc, weights,
+                       MHA_DESC_OLDEST_SIZE);
+    desc = &given; /* read no further than the caller's struct_size */
+    clattn_status s = check_desc(ctx, desc);
     size_t kdim = desc->kdim ? desc->kdim : desc->embed_dim;
     size_t vdim = desc->vdim ? desc->vdim : desc->embed_dim;
     if (s || (s = check_weights(ctx, desc, kdim, vdim, weights)))
@@ -200,6 +187,5 @@ void clattn_mha_destroy(clattn_mha *layer)
         return;
     cl_mem all[] = {layer->w_in,  layer->b_in,        layer->w_out,
                     layer->b_out, layer->norm_weight, layer->norm_bias};
-    layer_release(layer->ctx, all, sizeof all / sizeof all[0]);
-    free(layer);
+    layer_object_free(layer, all, sizeof all / sizeof all[0]);
 }

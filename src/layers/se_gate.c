@@ -8,6 +8,7 @@
 #include "gemm.h"
 #include "layer_object.h"
 
+#include <stddef.h>
 #include <string.h>
 
 struct clattn_se_gate {
@@ -18,50 +19,44 @@ struct clattn_se_gate {
 
 static const char LAYER[] = "se_gate";
 
+/* The first layout of clattn_se_gate_desc (struct_size.h has the
+   others'): when the desc grows, this stays. */
+#define SE_GATE_DESC_OLDEST_SIZE sizeof(clattn_se_gate_desc)
+
 CLATTN_API void clattn_se_gate_desc_init(clattn_se_gate_desc *desc)
 {
-    if (desc)
+    if (desc) {
         memset(desc, 0, sizeof *desc);
+        desc->struct_size = sizeof *desc;
+    }
 }
 
 CLATTN_API clattn_status clattn_se_gate_create(
     clattn_context *ctx, const clattn_se_gate_desc *desc,
     const clattn_se_gate_weights *weights, clattn_se_gate **out)
 {
-    if (out)
-        *out = NULL;
-    clattn_status status = layer_create_check(ctx, LAYER, out, desc, weights);
-    if (status != CLATTN_SUCCESS)
-        return status;
-    const size_t e = desc->embed_dim;
+    LAYER_CREATE_BEGIN(clattn_se_gate_desc, d, ctx, LAYER, out, desc, weights,
+                       SE_GATE_DESC_OLDEST_SIZE);
+    const size_t e = d.embed_dim;
     if (!e)
         return ctx_error(ctx, CLATTN_ERROR_INVALID_SHAPE,
                          "%s: embed_dim must be nonzero", LAYER);
-    const layer_weight list[] = {
-        {"fc1_weight", weights->fc1_weight, 1},
-        {"fc1_bias", weights->fc1_bias, 1},
-        {"fc2_weight", weights->fc2_weight, 1},
-        {"fc2_bias", weights->fc2_bias, 1},
-    };
-    status = layer_check_weights(ctx, LAYER, list, 4);
     size_t n_fc2 = 0;
-    if (status == CLATTN_SUCCESS)
-        status = layer_count(ctx, &n_fc2, NULL, e, e, 1);
-    clattn_se_gate *l = NULL;
-    if (status == CLATTN_SUCCESS)
-        l = layer_object_new(ctx, LAYER, sizeof *l, &status);
-    if (l) {
-        l->e = e;
-        const layer_weight_upload uploads[] = {
-            {weights->fc1_weight, e, &l->fc1_w},
-            {weights->fc1_bias, e, &l->fc1_b},
-            {weights->fc2_weight, n_fc2, &l->fc2_w},
-            {weights->fc2_bias, e, &l->fc2_b},
-        };
-        status = layer_upload_all(ctx, uploads, 4);
-    }
+    clattn_status status = layer_count(ctx, &n_fc2, NULL, e, e, 1);
     if (status != CLATTN_SUCCESS)
-        clattn_se_gate_destroy(l), l = NULL;
+        return status;
+    const layer_weight_spec list[] = {
+        {"fc1_weight", weights->fc1_weight, 1, e,
+         offsetof(clattn_se_gate, fc1_w)},
+        {"fc1_bias", weights->fc1_bias, 1, e, offsetof(clattn_se_gate, fc1_b)},
+        {"fc2_weight", weights->fc2_weight, 1, n_fc2,
+         offsetof(clattn_se_gate, fc2_w)},
+        {"fc2_bias", weights->fc2_bias, 1, e, offsetof(clattn_se_gate, fc2_b)},
+    };
+    clattn_se_gate *l =
+        layer_object_create(ctx, LAYER, sizeof *l, list, 4, &status);
+    if (l)
+        l->e = e;
     *out = l;
     return status;
 }
@@ -161,15 +156,9 @@ CLATTN_API clattn_status clattn_se_gate_forward(clattn_se_gate *layer,
 }
 
 /* The device form over the staged buffers (layer_host_forward). */
-typedef struct se_host {
-    clattn_se_gate *l;
-    const clattn_se_gate_call *c;
-} se_host;
-
-static clattn_status host_run(void *state, const cl_mem *b)
+static clattn_status host_run(void *layer, const void *call, const cl_mem *b)
 {
-    const se_host *h = state;
-    return forward(h->l, h->c, b[0], b[1]);
+    return forward(layer, call, b[0], b[1]);
 }
 
 CLATTN_API clattn_status clattn_se_gate_forward_host(
@@ -185,9 +174,6 @@ CLATTN_API clattn_status clattn_se_gate_forward_host(
     const layer_host_array arrays[2] = {{"x", x, NULL, bytes},
                                         {"out", NULL, out, bytes}};
     static const int required[2] = {1, 1};
-    se_host h = {layer, call};
-    status = layer_host_check(layer->ctx, LAYER, arrays, required, 2);
-    if (status == CLATTN_SUCCESS)
-        status = layer_host_forward(layer->ctx, arrays, 2, host_run, &h);
-    return status;
+    return layer_host_forward(layer->ctx, LAYER, arrays, required, 2, host_run,
+                              layer, call);
 }

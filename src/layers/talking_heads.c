@@ -5,31 +5,28 @@
 #include "context_internal.h"
 #include "gemm.h"
 #include "kernel_args.h"
+#include "layer_object.h"
 #include "sdpa_variant.h"
 #include "struct_size.h"
 #include "talking_heads_internal.h"
 #include "tensor_view.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #define TH_NAME "talking_heads"
 
-static void release_weights(clattn_talking_heads *l)
-{
-    cl_mem all[8] = {l->qkv_weight,  l->qkv_bias,      l->proj_l_weight,
-                     l->proj_l_bias, l->proj_w_weight, l->proj_w_bias,
-                     l->proj_weight, l->proj_bias};
-    layer_release(l->ctx, all, 8);
-}
-
 void clattn_talking_heads_destroy(clattn_talking_heads *layer)
 {
     if (!layer)
         return;
-    release_weights(layer);
-    free(layer);
+    cl_mem all[8] = {layer->qkv_weight,    layer->qkv_bias,
+                     layer->proj_l_weight, layer->proj_l_bias,
+                     layer->proj_w_weight, layer->proj_w_bias,
+                     layer->proj_weight,   layer->proj_bias};
+    layer_object_free(layer, all, 8);
 }
 
 static clattn_status check_desc(clattn_context *ctx,
@@ -67,56 +64,40 @@ static clattn_status check_desc(clattn_context *ctx,
     return CLATTN_SUCCESS;
 }
 
-static clattn_status check_weights(clattn_context *ctx,
-                                   const clattn_talking_heads_desc *d,
-                                   const clattn_talking_heads_weights *w)
-{
-    const layer_weight list[] = {
-        {"qkv_weight", w->qkv_weight, 1},
-        {"qkv_bias", w->qkv_bias, d->qkv_bias != 0},
-        {"proj_l_weight", w->proj_l_weight, 1},
-        {"proj_l_bias", w->proj_l_bias, 1},
-        {"proj_w_weight", w->proj_w_weight, 1},
-        {"proj_w_bias", w->proj_w_bias, 1},
-        {"proj_weight", w->proj_weight, 1},
-        {"proj_bias", w->proj_bias, 1},
-    };
-    return layer_check_weights(ctx, TH_NAME, list,
-                               sizeof list / sizeof list[0]);
-}
-
 clattn_status clattn_talking_heads_create(clattn_context *ctx,
                                           const clattn_talking_heads_desc *desc,
                                           const clattn_talking_heads_weights *w,
                                           clattn_talking_heads **out)
 {
-    if (out)
-        *out = NULL;
-    CTX_CHECK_USABLE(ctx);
-    if (!desc || !w || !out)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         TH_NAME ": %s is NULL",
-                         !desc ? "desc"
-                         : !w  ? "weights"
-                               : "out");
-    clattn_status s;
-    /* The caller's desc, read no further than its struct_size. */
-    clattn_talking_heads_desc given;
-    clattn_talking_heads_desc_init(&given);
-    s = ctx_struct_copy_in(ctx, &given, sizeof given,
-                           TALKING_HEADS_DESC_OLDEST_SIZE, desc,
-                           "clattn_talking_heads_desc");
+    LAYER_CREATE_BEGIN(clattn_talking_heads_desc, given, ctx, TH_NAME, out,
+                       desc, w, TALKING_HEADS_DESC_OLDEST_SIZE);
+    desc = &given; /* read no further than the caller's struct_size */
+    clattn_status s = check_desc(ctx, desc);
     if (s != CLATTN_SUCCESS)
         return s;
-    desc = &given;
-    if ((s = check_desc(ctx, desc)) || (s = check_weights(ctx, desc, w)))
-        return s;
-    clattn_talking_heads *l = calloc(1, sizeof *l);
-    if (!l)
-        return ctx_error(ctx, CLATTN_ERROR_OUT_OF_MEMORY,
-                         TH_NAME ": host allocation failed");
     const size_t C = desc->dim, H = desc->num_heads;
-    l->ctx = ctx;
+    /* check_desc bounded 3 C^2 floats, and H <= C. */
+    size_t n_qkv = 0, n_hh = 0, n_cc = 0;
+    (void)(layer_mul_size(ctx, &n_qkv, 3, C, C) ||
+           layer_mul_size(ctx, &n_hh, H, H, 1) ||
+           layer_mul_size(ctx, &n_cc, C, C, 1));
+#define TH_FIELD(member) offsetof(clattn_talking_heads, member)
+    const layer_weight_spec list[] = {
+        {"qkv_weight", w->qkv_weight, 1, n_qkv, TH_FIELD(qkv_weight)},
+        {"qkv_bias", w->qkv_bias, desc->qkv_bias != 0, 3 * C,
+         TH_FIELD(qkv_bias)},
+        {"proj_l_weight", w->proj_l_weight, 1, n_hh, TH_FIELD(proj_l_weight)},
+        {"proj_l_bias", w->proj_l_bias, 1, H, TH_FIELD(proj_l_bias)},
+        {"proj_w_weight", w->proj_w_weight, 1, n_hh, TH_FIELD(proj_w_weight)},
+        {"proj_w_bias", w->proj_w_bias, 1, H, TH_FIELD(proj_w_bias)},
+        {"proj_weight", w->proj_weight, 1, n_cc, TH_FIELD(proj_weight)},
+        {"proj_bias", w->proj_bias, 1, C, TH_FIELD(proj_bias)},
+    };
+#undef TH_FIELD
+    clattn_talking_heads *l =
+        layer_object_create(ctx, TH_NAME, sizeof *l, list, 8, &s);
+    if (!l)
+        return s;
     l->dim = C;
     l->heads = H;
     l->head_dim = C / H;
@@ -126,25 +107,6 @@ clattn_status clattn_talking_heads_create(clattn_context *ctx,
     l->drop_threshold = (cl_uint)lrint((double)desc->dropout_p * 16777216.0);
     l->drop_scale = l->drop_threshold ? 1.0f / (1.0f - desc->dropout_p) : 1.0f;
     l->drop_seed = desc->dropout_seed;
-    /* check_desc bounded 3 C^2 floats, and H <= C. */
-    size_t n_qkv, n_hh, n_cc;
-    (void)(layer_mul_size(ctx, &n_qkv, 3, C, C) ||
-           layer_mul_size(ctx, &n_hh, H, H, 1) ||
-           layer_mul_size(ctx, &n_cc, C, C, 1));
-    const layer_weight_upload uploads[] = {
-        {w->qkv_weight, n_qkv, &l->qkv_weight},
-        {w->qkv_bias, 3 * C, &l->qkv_bias},
-        {w->proj_l_weight, n_hh, &l->proj_l_weight},
-        {w->proj_l_bias, H, &l->proj_l_bias},
-        {w->proj_w_weight, n_hh, &l->proj_w_weight},
-        {w->proj_w_bias, H, &l->proj_w_bias},
-        {w->proj_weight, n_cc, &l->proj_weight},
-        {w->proj_bias, C, &l->proj_bias},
-    };
-    if ((s = layer_upload_all(ctx, uploads, 8))) {
-        clattn_talking_heads_destroy(l);
-        return s;
-    }
     *out = l;
     return CLATTN_SUCCESS;
 }
