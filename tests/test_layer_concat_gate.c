@@ -276,11 +276,10 @@ static void concat_device_errors(void)
     float *cw = fill(&r, OUT * (DQ + DV), -0.5, 0.5);
     float *cb = fill(&r, OUT, -1, 1), *hq = fill(&r, B * DQ, -1, 1);
     float *hk = fill(&r, B * DK, -1, 1), *hv = fill(&r, B * L * DV, -1, 1);
-    const clattn_concat_desc desc = {.query_dim = DQ,
-                                     .key_dim = DK,
-                                     .value_dim = DV,
-                                     .max_length = L,
-                                     .out_dim = OUT};
+    clattn_concat_desc desc;
+    clattn_concat_desc_init(&desc);
+    desc.query_dim = DQ, desc.key_dim = DK, desc.value_dim = DV;
+    desc.max_length = L, desc.out_dim = OUT;
     const clattn_concat_weights weights = {aw, ab, cw, cb};
     clattn_concat *layer = NULL;
     clattn_status s = clattn_concat_create(g_ctx, &desc, &weights, &layer);
@@ -306,9 +305,9 @@ static void concat_device_errors(void)
         clattn_concat *ll = layer;                                             \
         clattn_layer_timing timing = {-1, -1, -1};                             \
         clattn_concat_call call = {B, &timing}, *cp = &call;                   \
-        cl_mem qq = q, kk = k, vv = v, oo = out, ww = w;                       \
+        cl_mem bb[5] = {q, k, v, out, w};                                      \
         __VA_ARGS__;                                                           \
-        s = clattn_concat_forward(ll, cp, qq, kk, vv, oo, ww);                 \
+        s = clattn_concat_forward(ll, cp, bb[0], bb[1], bb[2], bb[3], bb[4]);  \
         const char *text = clattn_context_last_error(g_ctx);                   \
         CHECK(s == want, "concat_forward / %s: got %s, want %s (%s)", label,   \
               clattn_status_string(s), clattn_status_string(want), text);      \
@@ -332,24 +331,39 @@ static void concat_device_errors(void)
         DEV_CASE("call NULL", INVALID, "call", cp = NULL);
         DEV_CASE("batch 0", CLATTN_ERROR_INVALID_SHAPE, "batch",
                  call.batch = 0);
-        DEV_CASE("query NULL", INVALID, "query", qq = NULL);
-        DEV_CASE("key NULL", INVALID, "key", kk = NULL);
-        DEV_CASE("values NULL", INVALID, "values", vv = NULL);
-        DEV_CASE("out NULL", INVALID, "out", oo = NULL);
-        DEV_CASE("values short", SMALL, "values", vv = v_short);
-        DEV_CASE("out short", SMALL, "out", oo = out_short);
-        DEV_CASE("weights short", SMALL, "weights", ww = w_short);
-        DEV_CASE("key of another cl_context", INVALID, "another OpenCL context",
-                 kk = k_foreign);
-        DEV_CASE("out CL_MEM_READ_ONLY", INVALID, "CL_MEM_READ_ONLY",
-                 oo = out_ro);
-        DEV_CASE("query CL_MEM_WRITE_ONLY", INVALID, "CL_MEM_WRITE_ONLY",
-                 qq = q_wo);
-        DEV_CASE("out is the query", INVALID, "query", qq = out);
-        DEV_CASE("weights are the values", INVALID, "values", vv = w);
-        DEV_CASE("out is the weights", INVALID, "same buffer", oo = w);
-        DEV_CASE("weights short but out is the key", INVALID, "key",
-                 (ww = w_short, kk = out));
+        /* Buffer cases: the buffers in slot (and slot2) replaced. */
+        enum { Q, K, V, O, W, NONE = -1 };
+        const struct {
+            const char *label, *needle;
+            clattn_status want;
+            int slot, slot2;
+            cl_mem with, with2;
+        } cases[] = {
+            {"query NULL", "query", INVALID, Q, NONE, NULL, NULL},
+            {"key NULL", "key", INVALID, K, NONE, NULL, NULL},
+            {"values NULL", "values", INVALID, V, NONE, NULL, NULL},
+            {"out NULL", "out", INVALID, O, NONE, NULL, NULL},
+            {"values short", "values", SMALL, V, NONE, v_short, NULL},
+            {"out short", "out", SMALL, O, NONE, out_short, NULL},
+            {"weights short", "weights", SMALL, W, NONE, w_short, NULL},
+            {"key of another cl_context", "another OpenCL context", INVALID, K,
+             NONE, k_foreign, NULL},
+            {"out CL_MEM_READ_ONLY", "CL_MEM_READ_ONLY", INVALID, O, NONE,
+             out_ro, NULL},
+            {"query CL_MEM_WRITE_ONLY", "CL_MEM_WRITE_ONLY", INVALID, Q, NONE,
+             q_wo, NULL},
+            {"out is the query", "query", INVALID, Q, NONE, out, NULL},
+            {"weights are the values", "values", INVALID, V, NONE, w, NULL},
+            {"out is the weights", "same buffer", INVALID, O, NONE, w, NULL},
+            /* aliasing is refused before sizes are looked at */
+            {"weights short but out is the key", "key", INVALID, W, K, w_short,
+             out},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
+            DEV_CASE(cases[i].label, cases[i].want, cases[i].needle,
+                     bb[cases[i].slot] = cases[i].with;
+                     if (cases[i].slot2 != NONE) bb[cases[i].slot2] =
+                         cases[i].with2);
         /* still usable */
         const clattn_concat_call call = {B, NULL};
         s = clattn_concat_forward(layer, &call, q, k, v, out, w);
