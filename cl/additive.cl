@@ -7,7 +7,7 @@
    - add_weighted_sum: weights . values per batch, ADD_TI rows x 16
      features per work-item (the additive context, concat's attn_applied);
    - se_squeeze / se_excite: the SE token gate around its one GEMM.
-   Work-items are CPU micro-kernels (PERFORMANCE_NOTES): float16 tiles, no
+   Work-items are CPU micro-kernels (docs/kernel-notes.md): float16 tiles, no
    barriers, no __local; on a GPU they are plain independent work-items.
    Every index is 64-bit: the host checked the products, not 32-bit ones. */
 

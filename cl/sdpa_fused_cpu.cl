@@ -5,7 +5,7 @@
    micro-kernel with explicit float16 vectors, no barriers and no __local.
    - fused_pack_kv copies K into blocks of 64 keys laid out [d][64 keys] and
      V into rows padded to a multiple of 64 features, so the inner loops
-     make contiguous, aligned vector loads (see PERFORMANCE_NOTES: strided
+     make contiguous, aligned vector loads (docs/kernel-notes.md: strided
      rows alias in cache).
    - fused_cpu_rows: one work-item owns FC_RW query rows and streams the key
      blocks past them, FC_RT rows at a time: 16 float16 accumulators for

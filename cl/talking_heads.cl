@@ -18,7 +18,7 @@
      so P'.V runs over the valid keys only), applies dropout and
      accumulates P'.V per output head.
    Work-items are CPU micro-kernels (register tiles of float16, no barriers,
-   no __local; see PERFORMANCE_NOTES).
+   no __local; see docs/kernel-notes.md).
 
    Dropout: element (b, g, i, j) of the mixed weights has the flat index
    ((b*H + g)*N + i)*N + j in the stream of cl/philox.clh, in both paths;

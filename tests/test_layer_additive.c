@@ -9,7 +9,7 @@
    cl_mem when the values are the keys); outputs carry canaries (host:
    guarded arrays; device: a sentinel tail past the output). Each layer is
    destroyed and the context's memory must be back at its baseline.
-   Tolerance: DESIGN.md's fp32 bound, atol 1e-5 + rtol 1e-4. */
+   Tolerance: docs/contract.md's fp32 bound, atol 1e-5 + rtol 1e-4. */
 #include "golden_bundle.h"
 #include "reference_additive.h"
 #include "test_util.h"

@@ -4,7 +4,7 @@
    (reference_additive.c) on bigger odd shapes. Outputs carry canaries;
    the SE gate also runs its device form with timing and a sentinel tail;
    memory is back at its baseline after each destroy.
-   Tolerance: DESIGN.md's fp32 bound, atol 1e-5 + rtol 1e-4. */
+   Tolerance: docs/contract.md's fp32 bound, atol 1e-5 + rtol 1e-4. */
 #include "golden_bundle.h"
 #include "reference_additive.h"
 #include "test_util.h"

@@ -8,7 +8,7 @@
    FUSED_CPU / FUSED_GPU spellings, which must give the fused
    result bit for bit), and the device form with timing; host outputs
    carry canaries, device outputs a sentinel tail. Both paths must match
-   the oracle and each other within DESIGN.md's fp32 bound (atol 1e-5 +
+   the oracle and each other within docs/contract.md's fp32 bound (atol 1e-5 +
    rtol 1e-4). With dropout, the dropped positions of attn must be exactly
    the reference's. The unfused path's chunking (batches, then rows of one
    batch) runs on a second context with a small scratch limit. Each layer

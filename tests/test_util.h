@@ -50,7 +50,7 @@ int guarded_untouched(const float *body, size_t n);
 size_t compare_close(const char *what, const float *got, const double *ref,
                      size_t n, double atol, double rtol);
 
-/* The tolerances of shared/DESIGN.md section 6 for fp32. */
+/* The tolerances of docs/contract.md section 6 for fp32. */
 #define TOL_ATOL 1e-5
 #define TOL_RTOL 1e-4
 

@@ -1,5 +1,5 @@
 /* Listing OpenCL devices and ordering them for a selector
-   (shared/DESIGN.md section 2). */
+   (docs/contract.md section 2). */
 #ifndef CLATTN_DEVICE_SELECT_H
 #define CLATTN_DEVICE_SELECT_H
 
