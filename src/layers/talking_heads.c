@@ -395,12 +395,12 @@ clattn_talking_heads_forward(clattn_talking_heads *layer,
 
 /* ---- Host form ------------------------------------------------------ */
 
-static clattn_status host_buffer(clattn_context *ctx, const char *name,
-                                 size_t floats, const float *src, cl_mem *out)
+/* The device form over the staged buffers x, attn, out (layer_host_forward
+   reads the outputs in that order: attn before out, so that a failing read
+   leaves out untouched). */
+static clattn_status host_run(void *layer, const void *call, const cl_mem *b)
 {
-    size_t bytes = floats * sizeof(float); /* checked by check_call */
-    clattn_status s = layer_check_alloc(ctx, TH_NAME, name, bytes);
-    return s ? s : layer_buffer(ctx, bytes, src, out);
+    return clattn_talking_heads_forward(layer, call, b[0], b[2], b[1]);
 }
 
 clattn_status
@@ -412,25 +412,12 @@ clattn_talking_heads_forward_host(clattn_talking_heads *layer,
     clattn_status s = check_forward(layer, call, attn != NULL, x, out, "", &sz);
     if (s != CLATTN_SUCCESS)
         return s;
-    clattn_context *ctx = layer->ctx;
-    const size_t xb = sz.x_floats * sizeof(float);
-    const size_t ab = sz.attn_floats * sizeof(float);
-    if (layer_host_overlap(x, xb, out, xb) ||
-        layer_host_overlap(attn, ab, x, xb) ||
-        layer_host_overlap(attn, ab, out, xb))
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         TH_NAME ": x, out and attn may not overlap");
-    cl_mem bx = NULL, bo = NULL, ba = NULL;
-    /* Stops at the first failure; attn is read before out so that a
-       failing read leaves out untouched. */
-    (void)((s = host_buffer(ctx, "x", sz.x_floats, x, &bx)) ||
-           (s = host_buffer(ctx, "out", sz.x_floats, NULL, &bo)) ||
-           (attn &&
-            (s = host_buffer(ctx, "attn", sz.attn_floats, NULL, &ba))) ||
-           (s = forward_run(layer, call, &sz, bx, bo, ba)) ||
-           (attn && (s = layer_read(ctx, ba, ab, attn))) ||
-           (s = layer_read(ctx, bo, xb, out)));
-    cl_mem all[3] = {bx, bo, ba};
-    layer_release(ctx, all, 3);
-    return s;
+    const size_t xb = sz.x_floats * sizeof(float); /* checked by check_call */
+    const layer_host_array arrays[3] = {
+        {"x", x, NULL, xb},
+        {"attn", NULL, attn, sz.attn_floats * sizeof(float)},
+        {"out", NULL, out, xb},
+    };
+    return layer_host_forward(layer->ctx, TH_NAME, arrays, NULL, 3, host_run,
+                              layer, call);
 }
