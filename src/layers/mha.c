@@ -33,18 +33,23 @@ static clattn_status check_desc(clattn_context *ctx, const clattn_mha_desc *d)
                          "mha: embed_dim %zu is not a multiple of num_heads "
                          "%zu",
                          d->embed_dim, d->num_heads);
-    if (!isfinite(d->scale))
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "mha: scale is not finite");
-    if (!(d->dropout_p >= 0.0f && d->dropout_p < 1.0f))
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "mha: dropout_p %g is not in [0, 1)",
-                         (double)d->dropout_p);
-    if (!(d->layernorm_eps >= 0.0f) || !isfinite(d->layernorm_eps))
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "mha: layernorm_eps %g is not finite and >= 0 (0 = "
-                         "1e-5)",
-                         (double)d->layernorm_eps);
+    /* The float fields, in order; NaN fails every range. */
+    const struct {
+        const char *name, *range;
+        double value;
+        int ok;
+    } floats[3] = {
+        {"scale", "finite", d->scale, isfinite(d->scale)},
+        {"dropout_p", "in [0, 1)", d->dropout_p,
+         d->dropout_p >= 0.0f && d->dropout_p < 1.0f},
+        {"layernorm_eps", "finite and >= 0 (0 = 1e-5)", d->layernorm_eps,
+         d->layernorm_eps >= 0.0f && isfinite(d->layernorm_eps)},
+    };
+    for (int i = 0; i < 3; ++i)
+        if (!floats[i].ok)
+            return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                             "mha: %s %g is not %s", floats[i].name,
+                             floats[i].value, floats[i].range);
     size_t kdim = d->kdim ? d->kdim : d->embed_dim;
     size_t vdim = d->vdim ? d->vdim : d->embed_dim;
     if (d->pre_layernorm && (kdim != d->embed_dim || vdim != d->embed_dim))
