@@ -272,12 +272,7 @@ static clattn_status enqueue_pack(clattn_context *ctx, const th_work *w)
     arg_mem(&a, r->qkv);
     arg_mem(&a, r->kt);
     arg_mem(&a, r->vp);
-    arg_uint(&a, th_u32(l->heads));
-    arg_uint(&a, th_u32(r->seq));
-    arg_uint(&a, th_u32(l->head_dim));
-    arg_uint(&a, th_u32(l->dim));
-    arg_uint(&a, th_u32(r->npad));
-    arg_uint(&a, th_u32(r->dpad));
+    th_arg_layout(&a, r);
     arg_float(&a, l->scale);
     size_t global[2] = {r->npad, r->batch * l->heads};
     return layer_launch(ctx, r->queue, &a, "th_pack_kv", 2, global, r->timer,

@@ -61,12 +61,7 @@ clattn_status th_fused_enqueue(clattn_context *ctx, const th_run *run,
     arg_mem(&k, plan->scratch);
     arg_ulong(&k, plan->per);
     arg_mem(&k, run->ctx_out);
-    arg_uint(&k, th_u32(L->heads));
-    arg_uint(&k, th_u32(run->seq));
-    arg_uint(&k, th_u32(L->head_dim));
-    arg_uint(&k, th_u32(L->dim));
-    arg_uint(&k, th_u32(run->npad));
-    arg_uint(&k, th_u32(run->dpad));
+    th_arg_layout(&k, run);
     arg_uint(&k, L->drop_threshold);
     arg_float(&k, L->drop_scale);
     arg_ulong(&k, L->drop_seed);

@@ -84,4 +84,15 @@ static inline cl_uint th_u32(size_t v)
     return (cl_uint)v;
 }
 
+/* The layout arguments th_pack_kv, th_fused and th_pv take in this order:
+   heads, seq, head_dim, dim, npad, dpad. */
+static inline void th_arg_layout(kernel_args *k, const th_run *run)
+{
+    const struct clattn_talking_heads *l = run->layer;
+    const size_t dims[6] = {l->heads, run->seq,  l->head_dim,
+                            l->dim,   run->npad, run->dpad};
+    for (int i = 0; i < 6; ++i)
+        arg_uint(k, th_u32(dims[i]));
+}
+
 #endif

@@ -24,6 +24,24 @@ static void arg_scores(kernel_args *a, const th_scores *s)
     arg_ulong(a, s->ss);
 }
 
+/* The leading arguments of both head-mixing kernels: the scores read and
+   written, the mixing Linear, then H, N and the chunk's first batch and
+   row. */
+static kernel_args arg_mix(cl_kernel kernel, const th_scores *from,
+                           const th_scores *to, cl_mem weight, cl_mem bias,
+                           cl_uint H, cl_uint N, size_t b0, size_t i0)
+{
+    kernel_args k = args_begin(kernel);
+    arg_scores(&k, from);
+    arg_scores(&k, to);
+    arg_mem(&k, weight);
+    arg_mem(&k, bias);
+    const cl_uint ints[4] = {H, N, th_u32(b0), th_u32(i0)};
+    for (int i = 0; i < 4; ++i)
+        arg_uint(&k, ints[i]);
+    return k;
+}
+
 /* Chunk scratch laid out [nb][H][nr][N], its offset shifted back (modulo
    2^64, as the kernels compute) so that (b0, i0) is element 0. */
 static th_scores chunk_scores(const th_run *run, const th_unfused_plan *plan,
@@ -153,27 +171,13 @@ static clattn_status run_chunk(clattn_context *ctx, const th_run *run,
         return st;
 
     size_t g_rows[2] = {nb * L->heads, nr};
-    k = args_begin(plan->mix_softmax);
-    arg_scores(&k, &s);
-    arg_scores(&k, &p);
-    arg_mem(&k, L->proj_l_weight);
-    arg_mem(&k, L->proj_l_bias);
-    arg_uint(&k, H);
-    arg_uint(&k, N);
-    arg_uint(&k, th_u32(b0));
-    arg_uint(&k, th_u32(i0));
+    k = arg_mix(plan->mix_softmax, &s, &p, L->proj_l_weight, L->proj_l_bias, H,
+                N, b0, i0);
     if ((st = launch(ctx, run, "th_mix_softmax", &k, 2, g_rows)))
         return st;
 
-    k = args_begin(plan->mix_dropout);
-    arg_scores(&k, &p);
-    arg_scores(&k, &a);
-    arg_mem(&k, L->proj_w_weight);
-    arg_mem(&k, L->proj_w_bias);
-    arg_uint(&k, H);
-    arg_uint(&k, N);
-    arg_uint(&k, th_u32(b0));
-    arg_uint(&k, th_u32(i0));
+    k = arg_mix(plan->mix_dropout, &p, &a, L->proj_w_weight, L->proj_w_bias, H,
+                N, b0, i0);
     arg_uint(&k, L->drop_threshold);
     arg_float(&k, L->drop_scale);
     arg_ulong(&k, L->drop_seed);
@@ -186,12 +190,7 @@ static clattn_status run_chunk(clattn_context *ctx, const th_run *run,
     arg_mem(&k, run->vp);
     arg_mem(&k, plan->pv_acc);
     arg_mem(&k, run->ctx_out);
-    arg_uint(&k, H);
-    arg_uint(&k, N);
-    arg_uint(&k, th_u32(L->head_dim));
-    arg_uint(&k, th_u32(L->dim));
-    arg_uint(&k, th_u32(run->npad));
-    arg_uint(&k, th_u32(run->dpad));
+    th_arg_layout(&k, run);
     arg_uint(&k, th_u32(b0));
     arg_uint(&k, th_u32(i0));
     arg_uint(&k, th_u32(i0 + nr));
