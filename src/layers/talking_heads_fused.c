@@ -50,15 +50,13 @@ clattn_status th_fused_enqueue(clattn_context *ctx, const th_run *run,
                                const th_fused_plan *plan)
 {
     const struct clattn_talking_heads *L = run->layer;
+    /* q/k/v packed, both mixing Linears, the per-work-item scratch */
+    const cl_mem mems[8] = {run->qkv,         run->kt,        run->vp,
+                            L->proj_l_weight, L->proj_l_bias, L->proj_w_weight,
+                            L->proj_w_bias,   plan->scratch};
     kernel_args k = args_begin(plan->fused);
-    arg_mem(&k, run->qkv);
-    arg_mem(&k, run->kt);
-    arg_mem(&k, run->vp);
-    arg_mem(&k, L->proj_l_weight);
-    arg_mem(&k, L->proj_l_bias);
-    arg_mem(&k, L->proj_w_weight);
-    arg_mem(&k, L->proj_w_bias);
-    arg_mem(&k, plan->scratch);
+    for (int i = 0; i < 8; ++i)
+        arg_mem(&k, mems[i]);
     arg_ulong(&k, plan->per);
     arg_mem(&k, run->ctx_out);
     th_arg_layout(&k, run);
