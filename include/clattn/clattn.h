@@ -282,13 +282,15 @@ typedef struct clattn_sdpa_tensors {
    can write probs.
    FUSED: online softmax over key blocks, memory linear in the sequence
    length, the device's variant. FUSED_CPU and FUSED_GPU force a variant
-   (both run on any device; they exist for tests and benchmarks).
+   (both run on any device; they exist for tests and benchmarks, and are
+   experimental: see the Experimental section at the end).
    A fused path given a probs view returns CLATTN_ERROR_UNSUPPORTED: there
    is no silent fallback to the unfused path. */
 typedef enum clattn_sdpa_path {
     CLATTN_SDPA_PATH_AUTO = 0,
     CLATTN_SDPA_PATH_UNFUSED = 1,
     CLATTN_SDPA_PATH_FUSED = 2,
+    /* Experimental (may change between minor versions): */
     CLATTN_SDPA_PATH_FUSED_CPU = 3, /* register-tiled, no barriers or __local */
     CLATTN_SDPA_PATH_FUSED_GPU = 4  /* __local tiles shared by a work-group */
 } clattn_sdpa_path;
@@ -296,12 +298,6 @@ typedef enum clattn_sdpa_path {
 /* A static, never-NULL name: "auto", "unfused", "fused", "fused-cpu",
    "fused-gpu", or "unknown" for other values. */
 CLATTN_API const char *clattn_sdpa_path_name(clattn_sdpa_path path);
-
-/* The variant FUSED (and AUTO) runs on this context's device, chosen from
-   its capabilities: CLATTN_SDPA_PATH_FUSED_CPU or CLATTN_SDPA_PATH_FUSED_GPU;
-   CLATTN_SDPA_PATH_AUTO for a NULL or unusable context. */
-CLATTN_API clattn_sdpa_path
-clattn_sdpa_fused_variant(const clattn_context *ctx);
 
 /* Device-buffer SDPA on the context's queue. Waits for wait_list, and if
    event is not NULL returns an event that completes with the last write
@@ -613,6 +609,32 @@ CLATTN_API clattn_status clattn_se_gate_forward(clattn_se_gate *layer,
 CLATTN_API clattn_status clattn_se_gate_forward_host(
     clattn_se_gate *layer, const clattn_se_gate_call *call, const float *x,
     float *out);
+
+/* ------------------------------------------------------------------------ */
+/* Experimental                                                              */
+/* ------------------------------------------------------------------------ */
+/* For tests, benchmarks and kernel development. What follows may change or
+   go between minor versions (0.1 -> 0.2), unlike the rest of this header;
+   code that must keep building should not depend on it.
+
+   - CLATTN_SDPA_PATH_FUSED_CPU, CLATTN_SDPA_PATH_FUSED_GPU (clattn_sdpa_path
+     above): force one fused variant on any device. FUSED picks the one
+     that suits the device.
+   - clattn_sdpa_fused_variant() below.
+   - Environment variables read when a context is created (docs/api.md
+     3.6): CLATTN_SDPA_PATH (what AUTO runs for calls without probs: auto,
+     unfused, fused, fused-cpu, fused-gpu; the test suites run once per
+     value), CLATTN_UNFUSED_SCRATCH_BYTES (lowers the unfused path's score
+     scratch limit), CLATTN_KERNEL_DIR (kernel sources read from a
+     directory instead of the embedded copies) and CLATTN_CACHE_DIR (where
+     compiled programs are kept; "off" turns the cache off).
+     CLATTN_DEVICE, the selector when the options give none, is stable. */
+
+/* The variant FUSED (and AUTO) runs on this context's device, chosen from
+   its capabilities: CLATTN_SDPA_PATH_FUSED_CPU or CLATTN_SDPA_PATH_FUSED_GPU;
+   CLATTN_SDPA_PATH_AUTO for a NULL or unusable context. */
+CLATTN_API clattn_sdpa_path
+clattn_sdpa_fused_variant(const clattn_context *ctx);
 
 #ifdef __cplusplus
 }
