@@ -2,8 +2,8 @@
  * clattn: portable attention in OpenCL.
  *
  * The one public header. Every call returns a clattn_status (0 = success,
- * negative = error); detail text for the last error of a context comes from
- * clattn_context_last_error(). The library never prints and never exits, and
+ * negative = error); detail text for the calling thread's last error on a
+ * context comes from clattn_context_last_error(). The library never prints and never exits, and
  * on error it writes nothing to the caller's output buffers: every input is
  * validated before any work is enqueued. (Only a failure of the OpenCL
  * runtime itself in mid-call, such as a lost device, can leave outputs
