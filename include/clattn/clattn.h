@@ -3,11 +3,11 @@
  *
  * The one public header. Every call returns a clattn_status (0 = success,
  * negative = error); detail text for the calling thread's last error on a
- * context comes from clattn_context_last_error(). The library never prints and never exits, and
- * on error it writes nothing to the caller's output buffers: every input is
- * validated before any work is enqueued. (Only a failure of the OpenCL
- * runtime itself in mid-call, such as a lost device, can leave outputs
- * partly written; the status then says so.)
+ * context comes from clattn_context_last_error(). The library never prints
+ * and never exits, and on error it writes nothing to the caller's output
+ * buffers: every input is validated before any work is enqueued. (Only a
+ * failure of the OpenCL runtime itself in mid-call, such as a lost device,
+ * can leave outputs partly written; the status then says so.)
  *
  * Semantics follow PyTorch's scaled_dot_product_attention; see docs/api.md.
  */
