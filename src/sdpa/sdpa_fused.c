@@ -56,7 +56,8 @@ clattn_status sdpa_fused_supports(const clattn_context *ctx,
                      "AUTO");
         return CLATTN_ERROR_UNSUPPORTED;
     }
-    if (p->head_dim > FUSED_HEAD_DIM_MAX || p->head_dim_v > FUSED_HEAD_DIM_MAX) {
+    if (p->head_dim > FUSED_HEAD_DIM_MAX ||
+        p->head_dim_v > FUSED_HEAD_DIM_MAX) {
         if (why)
             snprintf(why, why_size,
                      "the fused path supports head_dim and head_dim_v up to "
@@ -100,17 +101,30 @@ static void choose_splits(const clattn_context *ctx, const sdpa_problem *p,
 /* GPU kernel: work-group size from the kernel's limit, tile from the
    local memory left after the kernel's own. */
 static clattn_status plan_gpu(clattn_context *ctx, const sdpa_problem *p,
-                              cl_kernel kernel, fused_plan *plan)
+                              fused_plan *plan)
 {
+    /* Asked of a fresh kernel object: the thread's kernel is reused across
+       calls (kernel_cache.h), and CL_KERNEL_LOCAL_MEM_SIZE counts the
+       __local arguments its last launch set, which would shrink the tile
+       each call (on Oclgrind's 32 KiB to nothing). */
     size_t kernel_wg = 0;
     cl_ulong kernel_local = 0;
-    cl_int err =
-        clGetKernelWorkGroupInfo(kernel, ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
-                                 sizeof kernel_wg, &kernel_wg, NULL);
+    cl_program program = NULL;
+    clattn_status s = program_get(ctx, PROGRAM_SDPA_FUSED_GPU, NULL, &program);
+    if (s != CLATTN_SUCCESS)
+        return s;
+    cl_int err;
+    cl_kernel kernel = clCreateKernel(program, "fused_gpu_tiles", &err);
+    if (err == CL_SUCCESS)
+        err = clGetKernelWorkGroupInfo(kernel, ctx->device,
+                                       CL_KERNEL_WORK_GROUP_SIZE,
+                                       sizeof kernel_wg, &kernel_wg, NULL);
     if (err == CL_SUCCESS)
         err = clGetKernelWorkGroupInfo(
             kernel, ctx->device, CL_KERNEL_LOCAL_MEM_SIZE, sizeof kernel_local,
             &kernel_local, NULL);
+    if (kernel)
+        clReleaseKernel(kernel);
     if (err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clGetKernelWorkGroupInfo (fused_gpu_tiles)",
                             err);
@@ -228,14 +242,13 @@ static clattn_status plan_buffers(clattn_context *ctx, const sdpa_problem *p,
 /* Which kernel, its geometry, the key splits and the buffer sizes: every
    check, no allocation. */
 static clattn_status plan_geometry(clattn_context *ctx, const sdpa_problem *p,
-                                   clattn_sdpa_path variant,
-                                   cl_kernel gpu_kernel, fused_plan *plan,
+                                   clattn_sdpa_path variant, fused_plan *plan,
                                    fused_bytes *bytes)
 {
     clattn_status s; /* plan was zeroed, all but its kernels */
     if (variant == CLATTN_SDPA_PATH_FUSED_GPU) {
         plan->kind = FUSED_GPU_TILES;
-        if ((s = plan_gpu(ctx, p, gpu_kernel, plan)))
+        if ((s = plan_gpu(ctx, p, plan)))
             return s;
     } else if (p->seq_q <= FD_ROWS) {
         plan->kind = FUSED_CPU_DECODE;
@@ -478,8 +491,7 @@ clattn_status sdpa_fused_prepare(clattn_context *ctx, sdpa_plan *plan)
     clattn_status s;
     memset(f, 0, sizeof *f);
     if (!(s = create_kernels(ctx, plan->variant->path, p, f)) &&
-        !(s = plan_geometry(ctx, p, plan->variant->path, f->attention, f,
-                            &bytes)))
+        !(s = plan_geometry(ctx, p, plan->variant->path, f, &bytes)))
         s = plan_buffers(ctx, p, &bytes, f);
     if (s)
         sdpa_fused_release(ctx, plan);
@@ -491,9 +503,9 @@ clattn_status sdpa_fused_launch(clattn_context *ctx, const sdpa_plan *plan,
                                 cl_event *done)
 {
     cl_event last = NULL;
-    clattn_status s = enqueue_all(ctx, plan->queue, &plan->problem,
-                                  &plan->views, &plan->u.fused, num_wait, wait,
-                                  &last);
+    clattn_status s =
+        enqueue_all(ctx, plan->queue, &plan->problem, &plan->views,
+                    &plan->u.fused, num_wait, wait, &last);
     if (s == CLATTN_SUCCESS && done)
         *done = last;
     else if (last)
@@ -518,7 +530,7 @@ clattn_status sdpa_fused_plan_bytes(clattn_context *ctx, const sdpa_problem *p,
     memset(&plan, 0, sizeof plan);
     clattn_status s = create_kernels(ctx, variant, p, &plan);
     if (!s)
-        s = plan_geometry(ctx, p, variant, plan.attention, &plan, &b);
+        s = plan_geometry(ctx, p, variant, &plan, &b);
     release_kernels(&plan);
     size_t sum = 0;
     if (!s && (checked_add(b.key_len, b.kp, &sum) ||

@@ -16,11 +16,10 @@ typedef struct unfused_plan {
 } unfused_plan;
 
 clattn_status sdpa_unfused_supports(const clattn_context *ctx,
-                                  const sdpa_problem *p,
-                                  const sdpa_views *views, char *why,
-                                  size_t why_size);
-clattn_status sdpa_unfused_prepare(clattn_context *ctx,
-                                   struct sdpa_plan *plan);
+                                    const sdpa_problem *p,
+                                    const sdpa_views *views, char *why,
+                                    size_t why_size);
+clattn_status sdpa_unfused_prepare(clattn_context *ctx, struct sdpa_plan *plan);
 clattn_status sdpa_unfused_launch(clattn_context *ctx,
                                   const struct sdpa_plan *plan,
                                   cl_uint num_wait, const cl_event *wait,

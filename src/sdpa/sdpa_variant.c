@@ -89,9 +89,9 @@ clattn_status sdpa_path_check(clattn_context *ctx, const char *who,
 {
     if (path_known(path))
         return CLATTN_SUCCESS;
-    return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "%s%sunknown %spath %d",
-                     who ? who : "", who ? ": " : "", who ? "" : "SDPA ",
-                     (int)path);
+    return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                     "%s%sunknown %spath %d", who ? who : "", who ? ": " : "",
+                     who ? "" : "SDPA ", (int)path);
 }
 
 int sdpa_path_can_write_probs(clattn_sdpa_path path)
@@ -109,9 +109,8 @@ clattn_sdpa_path clattn_sdpa_fused_variant(const clattn_context *ctx)
     return sdpa_variant_fused_for(ctx)->path;
 }
 
-static int supported_quietly(const clattn_context *ctx,
-                             const sdpa_variant *v, const sdpa_problem *p,
-                             const sdpa_views *views)
+static int supported_quietly(const clattn_context *ctx, const sdpa_variant *v,
+                             const sdpa_problem *p, const sdpa_views *views)
 {
     return v->supports(ctx, p, views, NULL, 0) == CLATTN_SUCCESS;
 }

@@ -19,7 +19,7 @@ typedef struct sdpa_variant {
     clattn_sdpa_path path; /* the public value that names it */
     const char *name;      /* clattn_sdpa_path_name and $CLATTN_SDPA_PATH */
     program_id program;
-    int fused;             /* memory linear in seq_kv, never writes probs */
+    int fused; /* memory linear in seq_kv, never writes probs */
     /* Whether this device's FUSED (and AUTO) should run it; NULL for the
        unfused path, which FUSED never means. */
     int (*suits_device)(const clattn_context *ctx);
