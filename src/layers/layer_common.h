@@ -155,8 +155,9 @@ clattn_status layer_enqueue(clattn_context *ctx, cl_command_queue queue,
                             cl_kernel kernel, const char *name, cl_uint dims,
                             const size_t *global, cl_event *event);
 
-/* A fresh kernel of a program, in args->kernel with its arguments
-   started: set them, then layer_launch_once. */
+/* A kernel of a program (the calling thread's, kernel_cache.h), in
+   args->kernel with its arguments started: set them, then
+   layer_launch_once. */
 clattn_status layer_kernel(clattn_context *ctx, program_id program,
                            const char *name, kernel_args *args);
 
