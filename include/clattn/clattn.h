@@ -620,7 +620,8 @@ CLATTN_API clattn_status clattn_se_gate_forward_host(
    - CLATTN_SDPA_PATH_FUSED_CPU, CLATTN_SDPA_PATH_FUSED_GPU (clattn_sdpa_path
      above): force one fused variant on any device. FUSED picks the one
      that suits the device.
-   - clattn_sdpa_fused_variant() below.
+   - clattn_sdpa_fused_variant(), CLATTN_SDPA_PATH_EXPERIMENTAL_FIRST and
+     clattn_sdpa_path_from_name() below.
    - Environment variables read when a context is created (docs/api.md
      3.6): CLATTN_SDPA_PATH (what AUTO runs for calls without probs: auto,
      unfused, fused, fused-cpu, fused-gpu; the test suites run once per
@@ -635,6 +636,18 @@ CLATTN_API clattn_status clattn_se_gate_forward_host(
    CLATTN_SDPA_PATH_AUTO for a NULL or unusable context. */
 CLATTN_API clattn_sdpa_path
 clattn_sdpa_fused_variant(const clattn_context *ctx);
+
+/* SDPA variants for tests and kernel work that have no name in
+   clattn_sdpa_path: each registered one has a value from this one up,
+   found by its name. Such values may change with any build. */
+#define CLATTN_SDPA_PATH_EXPERIMENTAL_FIRST 64
+
+/* The path a name means, as clattn_sdpa_path_name writes it ("auto",
+   "unfused", "fused", "fused-cpu", "fused-gpu", or an experimental
+   variant's): CLATTN_SUCCESS and *path, else INVALID_ARGUMENT (NULL
+   arguments, or a name no path has) with *path untouched. */
+CLATTN_API clattn_status clattn_sdpa_path_from_name(const char *name,
+                                                    clattn_sdpa_path *path);
 
 #ifdef __cplusplus
 }

@@ -78,6 +78,16 @@ int sdpa_path_parse(const char *name, clattn_sdpa_path *path)
     return 0;
 }
 
+clattn_status clattn_sdpa_path_from_name(const char *name,
+                                         clattn_sdpa_path *path)
+{
+    clattn_sdpa_path found;
+    if (!name || !path || !sdpa_path_parse(name, &found))
+        return CLATTN_ERROR_INVALID_ARGUMENT;
+    *path = found;
+    return CLATTN_SUCCESS;
+}
+
 static int path_known(clattn_sdpa_path path)
 {
     return path == CLATTN_SDPA_PATH_AUTO || path == CLATTN_SDPA_PATH_FUSED ||
