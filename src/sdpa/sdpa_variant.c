@@ -45,7 +45,8 @@ const sdpa_variant *sdpa_variant_fused_for(const clattn_context *ctx)
 {
     const sdpa_variant *last = NULL;
     for (size_t i = 0; i < VARIANT_COUNT; ++i) {
-        if (!variants[i].fused)
+        /* Test-only rows have no suits_device: FUSED never means them. */
+        if (!variants[i].fused || !variants[i].suits_device)
             continue;
         if (variants[i].suits_device(ctx))
             return &variants[i];

@@ -21,7 +21,7 @@ typedef struct sdpa_variant {
     program_id program;
     int fused; /* memory linear in seq_kv, never writes probs */
     /* Whether this device's FUSED (and AUTO) should run it; NULL for the
-       unfused path, which FUSED never means. */
+       unfused path and for test-only rows, which FUSED never means. */
     int (*suits_device)(const clattn_context *ctx);
     /* Whether it takes the request: CLATTN_SUCCESS, else the status with
        the reason written to why (why_size bytes; why may be NULL). It
