@@ -3,6 +3,8 @@
 #include "context_internal.h"
 #include "fault_injection.h"
 
+#include <stdio.h>
+
 static void count_allocation(clattn_context *ctx, size_t bytes)
 {
     size_t now = atomic_fetch_add(&ctx->mem_current, bytes) + bytes;
@@ -21,6 +23,19 @@ cl_mem ctx_buffer_create(clattn_context *ctx, cl_mem_flags flags, size_t bytes,
     else
         b = NULL;
     return b;
+}
+
+clattn_status ctx_buffer_make(clattn_context *ctx, const char *what,
+                              cl_mem_flags flags, size_t bytes, void *host_ptr,
+                              cl_mem *out)
+{
+    cl_int err;
+    *out = ctx_buffer_create(ctx, flags, bytes, host_ptr, &err);
+    if (err == CL_SUCCESS)
+        return CLATTN_SUCCESS;
+    char call[96];
+    snprintf(call, sizeof call, "clCreateBuffer (%s)", what);
+    return ctx_cl_error(ctx, call, err);
 }
 
 void ctx_buffer_release(clattn_context *ctx, cl_mem buffer)

@@ -68,15 +68,7 @@ static clattn_status make_buffer(clattn_context *ctx, const char *name,
                          (unsigned long long)ctx->info.max_alloc_bytes);
     cl_mem_flags flags =
         src ? CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR : CL_MEM_READ_WRITE;
-    cl_int err;
-    *out = ctx_buffer_create(ctx, flags, bytes, (void *)src, &err);
-    if (err != CL_SUCCESS) {
-        *out = NULL;
-        char call[64];
-        snprintf(call, sizeof call, "clCreateBuffer (%s)", name);
-        return ctx_cl_error(ctx, call, err);
-    }
-    return CLATTN_SUCCESS;
+    return ctx_buffer_make(ctx, name, flags, bytes, (void *)src, out);
 }
 
 static size_t element_count(const size_t dims[4])

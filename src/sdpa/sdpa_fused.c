@@ -148,20 +148,6 @@ static clattn_status plan_gpu(clattn_context *ctx, const sdpa_problem *p,
     return CLATTN_SUCCESS;
 }
 
-static clattn_status make_buffer(clattn_context *ctx, const char *what,
-                                 size_t bytes, cl_mem_flags flags, void *host,
-                                 cl_mem *out)
-{
-    cl_int err;
-    *out = ctx_buffer_create(ctx, flags, bytes, host, &err);
-    if (err != CL_SUCCESS) {
-        char call[96];
-        snprintf(call, sizeof call, "clCreateBuffer (%s)", what);
-        return ctx_cl_error(ctx, call, err);
-    }
-    return CLATTN_SUCCESS;
-}
-
 static void release_plan(clattn_context *ctx, fused_plan *plan)
 {
     ctx_buffer_release(ctx, plan->key_len);
@@ -224,18 +210,18 @@ static clattn_status plan_buffers(clattn_context *ctx, const sdpa_problem *p,
 {
     clattn_status s = CLATTN_SUCCESS;
     if (b->key_len)
-        s = make_buffer(ctx, "key lengths", b->key_len,
-                        CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
-                        (void *)p->key_lengths, &plan->key_len);
+        s = ctx_buffer_make(ctx, "key lengths",
+                            CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, b->key_len,
+                            (void *)p->key_lengths, &plan->key_len);
     if (!s && b->kp)
-        s = make_buffer(ctx, "packed K", b->kp, CL_MEM_READ_WRITE, NULL,
-                        &plan->kp);
+        s = ctx_buffer_make(ctx, "packed K", CL_MEM_READ_WRITE, b->kp, NULL,
+                            &plan->kp);
     if (!s && b->vp)
-        s = make_buffer(ctx, "packed V", b->vp, CL_MEM_READ_WRITE, NULL,
-                        &plan->vp);
+        s = ctx_buffer_make(ctx, "packed V", CL_MEM_READ_WRITE, b->vp, NULL,
+                            &plan->vp);
     if (!s && b->part)
-        s = make_buffer(ctx, "split partials", b->part, CL_MEM_READ_WRITE, NULL,
-                        &plan->part);
+        s = ctx_buffer_make(ctx, "split partials", CL_MEM_READ_WRITE, b->part,
+                            NULL, &plan->part);
     return s;
 }
 

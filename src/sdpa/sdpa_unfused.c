@@ -43,13 +43,9 @@ static clattn_status plan_chunks(clattn_context *ctx, const sdpa_problem *p,
     } else {
         plan->bh_count = min_size(plan->bh_count, max_rows / plan->q_count);
     }
-    cl_int err;
-    plan->scratch = ctx_buffer_create(
-        ctx, CL_MEM_READ_WRITE, plan->bh_count * plan->q_count * row_bytes,
-        NULL, &err);
-    if (err != CL_SUCCESS)
-        return ctx_cl_error(ctx, "clCreateBuffer (score scratch)", err);
-    return CLATTN_SUCCESS;
+    return ctx_buffer_make(ctx, "score scratch", CL_MEM_READ_WRITE,
+                           plan->bh_count * plan->q_count * row_bytes, NULL,
+                           &plan->scratch);
 }
 
 /* Where chunk (bh_begin, q_begin)'s scores live: the probs view, or the
@@ -224,14 +220,9 @@ clattn_status sdpa_unfused_prepare(clattn_context *ctx, sdpa_plan *plan)
         status = create_kernels(ctx, u);
     if (status == CLATTN_SUCCESS && p->key_lengths) {
         /* Copied now, so the caller's array may go away on return. */
-        cl_int err;
-        u->key_len = ctx_buffer_create(
-            ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
-            p->batch * sizeof(cl_int), (void *)p->key_lengths, &err);
-        if (err != CL_SUCCESS) {
-            u->key_len = NULL;
-            status = ctx_cl_error(ctx, "clCreateBuffer (key lengths)", err);
-        }
+        status = ctx_buffer_make(
+            ctx, "key lengths", CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+            p->batch * sizeof(cl_int), (void *)p->key_lengths, &u->key_len);
     }
     if (status != CLATTN_SUCCESS)
         sdpa_unfused_release(ctx, plan);
