@@ -170,63 +170,35 @@ static void unknown_clock(void)
     }
 }
 
+/* One device_desc as a constant initializer (fake() is a function, and
+   the table below is static). */
+#define REAL(p, d, t, cu, mhz, plat, plat_vendor, vend, dev_name)              \
+    {                                                                          \
+        .platform_index = p, .device_index = d, .type = t,                     \
+        .compute_units = cu, .clock_mhz = mhz, .platform_name = plat,          \
+        .platform_vendor = plat_vendor, .vendor = vend, .name = dev_name       \
+    }
+
 /* Devices with the strings real drivers report (clinfo), one per vendor a
    selector example of the docs names. */
 static const device_desc real_world[] = {
-    {.platform_index = 0,
-     .device_index = 0,
-     .type = CL_DEVICE_TYPE_GPU,
-     .compute_units = 132,
-     .clock_mhz = 1980,
-     .platform_name = "NVIDIA CUDA",
-     .platform_vendor = "NVIDIA Corporation",
-     .vendor = "NVIDIA Corporation",
-     .name = "NVIDIA H100 80GB HBM3"},
-    {.platform_index = 0,
-     .device_index = 1,
-     .type = CL_DEVICE_TYPE_GPU,
-     .compute_units = 132,
-     .clock_mhz = 1980,
-     .platform_name = "NVIDIA CUDA",
-     .platform_vendor = "NVIDIA Corporation",
-     .vendor = "NVIDIA Corporation",
-     .name = "NVIDIA H100 80GB HBM3"},
-    {.platform_index = 1,
-     .device_index = 0,
-     .type = CL_DEVICE_TYPE_GPU,
-     .compute_units = 512,
-     .clock_mhz = 2400,
-     .platform_name = "Intel(R) OpenCL Graphics",
-     .platform_vendor = "Intel(R) Corporation",
-     .vendor = "Intel(R) Corporation",
-     .name = "Intel(R) Arc(TM) A770 Graphics"},
-    {.platform_index = 2,
-     .device_index = 0,
-     .type = CL_DEVICE_TYPE_CPU,
-     .compute_units = 2,
-     .clock_mhz = 2100,
-     .platform_name = "Portable Computing Language",
-     .platform_vendor = "The pocl project",
-     .vendor = "GenuineIntel",
-     .name = "pthread-skylake-avx512-Intel(R) Xeon(R) Processor"},
-    {.platform_index = 3,
-     .device_index = 0,
-     .type = CL_DEVICE_TYPE_CPU,
-     .compute_units = 2,
-     .clock_mhz = 0,
-     .platform_name = "Intel(R) OpenCL",
-     .platform_vendor = "Intel(R) Corporation",
-     .vendor = "Intel(R) Corporation",
-     .name = "Intel(R) Xeon(R) Processor"},
-    {.platform_index = 4,
-     .device_index = 0,
-     .type = CL_DEVICE_TYPE_ACCELERATOR,
-     .compute_units = 1,
-     .clock_mhz = 0,
-     .platform_name = "Intel(R) FPGA Emulation Platform for OpenCL(TM)",
-     .platform_vendor = "Intel(R) Corporation",
-     .vendor = "Intel(R) Corporation",
-     .name = "Intel(R) FPGA Emulation Device"},
+    REAL(0, 0, CL_DEVICE_TYPE_GPU, 132, 1980, "NVIDIA CUDA",
+         "NVIDIA Corporation", "NVIDIA Corporation", "NVIDIA H100 80GB HBM3"),
+    REAL(0, 1, CL_DEVICE_TYPE_GPU, 132, 1980, "NVIDIA CUDA",
+         "NVIDIA Corporation", "NVIDIA Corporation", "NVIDIA H100 80GB HBM3"),
+    REAL(1, 0, CL_DEVICE_TYPE_GPU, 512, 2400, "Intel(R) OpenCL Graphics",
+         "Intel(R) Corporation", "Intel(R) Corporation",
+         "Intel(R) Arc(TM) A770 Graphics"),
+    REAL(2, 0, CL_DEVICE_TYPE_CPU, 2, 2100, "Portable Computing Language",
+         "The pocl project", "GenuineIntel",
+         "pthread-skylake-avx512-Intel(R) Xeon(R) Processor"),
+    REAL(3, 0, CL_DEVICE_TYPE_CPU, 2, 0, "Intel(R) OpenCL",
+         "Intel(R) Corporation", "Intel(R) Corporation",
+         "Intel(R) Xeon(R) Processor"),
+    REAL(4, 0, CL_DEVICE_TYPE_ACCELERATOR, 1, 0,
+         "Intel(R) FPGA Emulation Platform for OpenCL(TM)",
+         "Intel(R) Corporation", "Intel(R) Corporation",
+         "Intel(R) FPGA Emulation Device"),
 };
 #define REAL_WORLD_COUNT (sizeof real_world / sizeof *real_world)
 

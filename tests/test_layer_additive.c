@@ -82,23 +82,12 @@ static int device_read(cl_mem m, size_t n, float *got)
 
 static size_t mem_now(void)
 {
-    clattn_memory_stats s;
-    clattn_memory_stats_get(g_ctx, &s);
-    return s.current_bytes;
+    return test_mem_now(g_ctx);
 }
 
 /* ------------------------------------------------------------------------ */
 /* The runner                                                                */
 /* ------------------------------------------------------------------------ */
-
-static void compare(const char *name, const char *what, const float *got,
-                    const double *ref, size_t n, double atol, double rtol)
-{
-    char label[160];
-    snprintf(label, sizeof label, "%s %s", name, what);
-    size_t bad = compare_close(label, got, ref, n, atol, rtol);
-    CHECK(bad == 0, "%s: %zu of %zu elements off", label, bad, n);
-}
 
 static void run_device(const char *name, clattn_additive *layer,
                        const problem *p, const double *ref_ctx,
@@ -123,8 +112,9 @@ static void run_device(const char *name, clattn_additive *layer,
     float *got_c = malloc(nc * sizeof *got_c), *got_w = malloc(nw * 4);
     CHECK(device_read(c, nc, got_c), "%s device: write past context", name);
     CHECK(device_read(w, nw, got_w), "%s device: write past weights", name);
-    compare(name, "device context", got_c, ref_ctx, nc, TOL_ATOL, TOL_RTOL);
-    compare(name, "device weights", got_w, ref_w, nw, TOL_ATOL, TOL_RTOL);
+    test_compare(name, "device context", got_c, ref_ctx, nc, TOL_ATOL,
+                 TOL_RTOL);
+    test_compare(name, "device weights", got_w, ref_w, nw, TOL_ATOL, TOL_RTOL);
     CHECK(timing.projection_ms > 0 && timing.attention_ms > 0 &&
               timing.other_ms >= 0,
           "%s: timing %g %g %g", name, timing.projection_ms,
@@ -137,8 +127,8 @@ static void run_device(const char *name, clattn_additive *layer,
               clattn_context_last_error(g_ctx));
         clFinish(g_info.queue);
         CHECK(device_read(c, nc, got_c), "%s: write past context", name);
-        compare(name, "device context (values NULL)", got_c, ref_ctx, nc,
-                TOL_ATOL, TOL_RTOL);
+        test_compare(name, "device context (values NULL)", got_c, ref_ctx, nc,
+                     TOL_ATOL, TOL_RTOL);
     }
     free(got_c), free(got_w);
     cl_mem all[] = {q, k, p->values ? v : NULL, m, c, w};
@@ -168,8 +158,8 @@ static void run_problem(const char *name, const problem *p,
           clattn_context_last_error(g_ctx));
     CHECK(guarded_intact(c, nc) && guarded_intact(w, nw),
           "%s host: write outside the outputs", name);
-    compare(name, "context", c, ref_ctx, nc, TOL_ATOL, TOL_RTOL);
-    compare(name, "weights", w, ref_w, nw, TOL_ATOL, TOL_RTOL);
+    test_compare(name, "context", c, ref_ctx, nc, TOL_ATOL, TOL_RTOL);
+    test_compare(name, "weights", w, ref_w, nw, TOL_ATOL, TOL_RTOL);
 
     float *c2 = guarded_alloc(nc);
     s = clattn_additive_forward_host(layer, &call, p->query, p->keys, p->values,
@@ -177,7 +167,8 @@ static void run_problem(const char *name, const problem *p,
     CHECK(s == CLATTN_SUCCESS, "%s host, no weights: %s", name,
           clattn_context_last_error(g_ctx));
     CHECK(guarded_intact(c2, nc), "%s host: write outside context", name);
-    compare(name, "context (no weights)", c2, ref_ctx, nc, TOL_ATOL, TOL_RTOL);
+    test_compare(name, "context (no weights)", c2, ref_ctx, nc, TOL_ATOL,
+                 TOL_RTOL);
     guarded_free(c), guarded_free(w), guarded_free(c2);
 
     run_device(name, layer, p, ref_ctx, ref_w);
@@ -190,29 +181,11 @@ static void run_problem(const char *name, const problem *p,
 /* Goldens                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static const double *bundle_f64(const golden_bundle *b, const char *name)
-{
-    const bundle_tensor *t = bundle_get(b, name);
-    return t && t->dtype == BUNDLE_F64 ? t->data : NULL;
-}
-
-static double max_diff(const double *a, const double *b, size_t n)
-{
-    double m = 0.0;
-    for (size_t i = 0; i < n; ++i)
-        m = fmax(m, fabs(a[i] - b[i]));
-    return m;
-}
-
 static void golden_case(const char *file)
 {
-    char path[1024];
-    bundle_path(path, sizeof path, file);
     golden_bundle g;
-    if (bundle_load(path, &g) != 0) {
-        CHECK(0, "%s: cannot load", path);
+    if (test_golden_load(file, &g) != 0)
         return;
-    }
     problem p;
     memset(&p, 0, sizeof p);
     p.batch = (size_t)bundle_int(&g, "batch", 0);
@@ -233,8 +206,8 @@ static void golden_case(const char *file)
     p.keys = bundle_f32(&g, "keys");
     p.values = bundle_f32(&g, "values");
     p.mask = bundle_u8(&g, "key_padding_mask");
-    const double *want_c = bundle_f64(&g, "context");
-    const double *want_w = bundle_f64(&g, "weights");
+    const double *want_c = test_bundle_f64(&g, "context");
+    const double *want_w = test_bundle_f64(&g, "weights");
     int complete =
         p.batch && p.query && p.keys && p.w.wa_weight && p.w.ua_weight &&
         p.w.va_weight && want_c && want_w &&
@@ -246,10 +219,10 @@ static void golden_case(const char *file)
         double *rc = malloc(nc * sizeof *rc), *rw = malloc(nw * sizeof *rw);
         ref_additive(&p.desc, &p.w, p.batch, p.sq, p.skv, p.query, p.keys,
                      p.values, p.mask, rc, rw);
-        CHECK(max_diff(rc, want_c, nc) < 1e-12 &&
-                  max_diff(rw, want_w, nw) < 1e-12,
-              "%s: reference vs torch %g, %g", file, max_diff(rc, want_c, nc),
-              max_diff(rw, want_w, nw));
+        CHECK(test_max_diff(rc, want_c, nc) < 1e-12 &&
+                  test_max_diff(rw, want_w, nw) < 1e-12,
+              "%s: reference vs torch %g, %g", file,
+              test_max_diff(rc, want_c, nc), test_max_diff(rw, want_w, nw));
         free(rc), free(rw);
         run_problem(file, &p, want_c, want_w);
     }

@@ -22,32 +22,13 @@ static const float SENTINEL = -12345.0f;
 
 static size_t mem_now(void)
 {
-    clattn_memory_stats s;
-    clattn_memory_stats_get(g_ctx, &s);
-    return s.current_bytes;
+    return test_mem_now(g_ctx);
 }
 
 static void compare(const char *name, const char *what, const float *got,
                     const double *ref, size_t n)
 {
-    char label[160];
-    snprintf(label, sizeof label, "%s %s", name, what);
-    size_t bad = compare_close(label, got, ref, n, TOL_ATOL, TOL_RTOL);
-    CHECK(bad == 0, "%s: %zu of %zu elements off", label, bad, n);
-}
-
-static double max_diff(const double *a, const double *b, size_t n)
-{
-    double m = 0.0;
-    for (size_t i = 0; i < n; ++i)
-        m = fmax(m, fabs(a[i] - b[i]));
-    return m;
-}
-
-static const double *bundle_f64(const golden_bundle *b, const char *name)
-{
-    const bundle_tensor *t = bundle_get(b, name);
-    return t && t->dtype == BUNDLE_F64 ? t->data : NULL;
+    test_compare(name, what, got, ref, n, TOL_ATOL, TOL_RTOL);
 }
 
 static float *fill(test_rng *r, size_t n, double lo, double hi)
@@ -187,13 +168,9 @@ static void concat_run(const char *name, const concat_problem *p,
 
 static void concat_golden(const char *file)
 {
-    char path[1024];
-    bundle_path(path, sizeof path, file);
     golden_bundle g;
-    if (bundle_load(path, &g) != 0) {
-        CHECK(0, "%s: cannot load", path);
+    if (test_golden_load(file, &g) != 0)
         return;
-    }
     concat_problem p;
     p.batch = (size_t)bundle_int(&g, "batch", 0);
     p.desc.query_dim = (size_t)bundle_int(&g, "query_dim", 0);
@@ -208,8 +185,8 @@ static void concat_golden(const char *file)
     p.query = bundle_f32(&g, "query");
     p.key = bundle_f32(&g, "key");
     p.values = bundle_f32(&g, "values");
-    const double *want_out = bundle_f64(&g, "out");
-    const double *want_w = bundle_f64(&g, "weights");
+    const double *want_out = test_bundle_f64(&g, "out");
+    const double *want_w = test_bundle_f64(&g, "weights");
     int complete = p.batch && p.w.attn_weight && p.w.attn_bias &&
                    p.w.combine_weight && p.w.combine_bias && p.query && p.key &&
                    p.values && want_out && want_w;
@@ -218,10 +195,10 @@ static void concat_golden(const char *file)
         size_t no = p.batch * p.desc.out_dim, nw = p.batch * p.desc.max_length;
         double *ro = malloc(no * sizeof *ro), *rw = malloc(nw * sizeof *rw);
         ref_concat(&p.desc, &p.w, p.batch, p.query, p.key, p.values, ro, rw);
-        CHECK(max_diff(ro, want_out, no) < 1e-12 &&
-                  max_diff(rw, want_w, nw) < 1e-12,
-              "%s: reference vs torch %g, %g", file, max_diff(ro, want_out, no),
-              max_diff(rw, want_w, nw));
+        CHECK(test_max_diff(ro, want_out, no) < 1e-12 &&
+                  test_max_diff(rw, want_w, nw) < 1e-12,
+              "%s: reference vs torch %g, %g", file,
+              test_max_diff(ro, want_out, no), test_max_diff(rw, want_w, nw));
         free(ro), free(rw);
         concat_run(file, &p, want_out, want_w);
     }
@@ -453,29 +430,25 @@ static void se_run(const char *name, size_t e, const clattn_se_gate_weights *w,
 
 static void se_golden(const char *file)
 {
-    char path[1024];
-    bundle_path(path, sizeof path, file);
     golden_bundle g;
-    if (bundle_load(path, &g) != 0) {
-        CHECK(0, "%s: cannot load", path);
+    if (test_golden_load(file, &g) != 0)
         return;
-    }
     size_t tokens = (size_t)bundle_int(&g, "tokens", 0);
     size_t e = (size_t)bundle_int(&g, "embed_dim", 0);
     clattn_se_gate_weights w = {
         bundle_f32(&g, "fc1.weight"), bundle_f32(&g, "fc1.bias"),
         bundle_f32(&g, "fc2.weight"), bundle_f32(&g, "fc2.bias")};
     const float *x = bundle_f32(&g, "x");
-    const double *want = bundle_f64(&g, "out");
+    const double *want = test_bundle_f64(&g, "out");
     int complete = tokens && e && w.fc1_weight && w.fc1_bias && w.fc2_weight &&
                    w.fc2_bias && x && want;
     CHECK(complete, "%s: missing tensors", file);
     if (complete) {
         double *ref = malloc(tokens * e * sizeof *ref);
         ref_se_gate(e, &w, tokens, x, ref);
-        CHECK(max_diff(ref, want, tokens * e) < 1e-12,
+        CHECK(test_max_diff(ref, want, tokens * e) < 1e-12,
               "%s: reference vs torch %g", file,
-              max_diff(ref, want, tokens * e));
+              test_max_diff(ref, want, tokens * e));
         free(ref);
         se_run(file, e, &w, tokens, x, want);
     }

@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include "golden_bundle.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -140,4 +142,52 @@ size_t compare_close(const char *what, const float *got, const double *ref,
     if (bad > 5)
         fprintf(stderr, "  %s: %zu mismatches in %zu\n", what, bad, n);
     return bad;
+}
+
+size_t test_mem_now(clattn_context *ctx)
+{
+    clattn_memory_stats s;
+    clattn_memory_stats_get(ctx, &s);
+    return s.current_bytes;
+}
+
+size_t test_mem_peak(clattn_context *ctx)
+{
+    clattn_memory_stats s;
+    clattn_memory_stats_get(ctx, &s);
+    return s.peak_bytes;
+}
+
+void test_compare(const char *name, const char *what, const float *got,
+                  const double *ref, size_t n, double atol, double rtol)
+{
+    char label[160];
+    snprintf(label, sizeof label, "%s %s", name, what);
+    size_t bad = compare_close(label, got, ref, n, atol, rtol);
+    CHECK(bad == 0, "%s: %zu of %zu elements off", label, bad, n);
+}
+
+double test_max_diff(const double *a, const double *b, size_t n)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < n; ++i)
+        m = fmax(m, fabs(a[i] - b[i]));
+    return m;
+}
+
+int test_golden_load(const char *file, golden_bundle *g)
+{
+    char path[1024];
+    bundle_path(path, sizeof path, file);
+    if (bundle_load(path, g) != 0) {
+        CHECK(0, "%s: cannot load", path);
+        return -1;
+    }
+    return 0;
+}
+
+const double *test_bundle_f64(const golden_bundle *b, const char *name)
+{
+    const bundle_tensor *t = bundle_get(b, name);
+    return t && t->dtype == BUNDLE_F64 ? t->data : NULL;
 }

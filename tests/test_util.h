@@ -54,4 +54,24 @@ size_t compare_close(const char *what, const float *got, const double *ref,
 #define TOL_ATOL 1e-5
 #define TOL_RTOL 1e-4
 
+/* The context's device bytes now / at their peak (clattn_memory_stats). */
+size_t test_mem_now(clattn_context *ctx);
+size_t test_mem_peak(clattn_context *ctx);
+
+/* compare_close() under the label "name what", counted as one check. */
+void test_compare(const char *name, const char *what, const float *got,
+                  const double *ref, size_t n, double atol, double rtol);
+
+/* The largest |a[i] - b[i]|. */
+double test_max_diff(const double *a, const double *b, size_t n);
+
+/* Loads the layer golden `file` (bundle_path); a file that does not load
+   is a failed check. Returns 0 on success. */
+struct golden_bundle;
+int test_golden_load(const char *file, struct golden_bundle *g);
+
+/* A float64 tensor of the bundle, or NULL when absent or of another
+   dtype (golden_bundle.h has the float32 and uint8 forms). */
+const double *test_bundle_f64(const struct golden_bundle *b, const char *name);
+
 #endif
