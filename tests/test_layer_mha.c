@@ -396,13 +396,9 @@ static void check_reference(const char *name, problem *p, const expected *e)
 
 static void run_golden(const char *file, int small)
 {
-    char path[1024];
-    bundle_path(path, sizeof path, file);
     golden_bundle g;
-    if (bundle_load(path, &g) != 0) {
-        CHECK(0, "cannot load %s", path);
+    if (test_golden_load(file, &g) != 0)
         return;
-    }
     problem p;
     load_problem(&g, &p);
     sizes s = sizes_of(&p);

@@ -45,29 +45,6 @@ static size_t attn_count(const problem *p)
     return p->batch * p->desc.num_heads * p->seq * p->seq;
 }
 
-static size_t mem_now(clattn_context *ctx)
-{
-    clattn_memory_stats s;
-    clattn_memory_stats_get(ctx, &s);
-    return s.current_bytes;
-}
-
-static size_t mem_peak(clattn_context *ctx)
-{
-    clattn_memory_stats s;
-    clattn_memory_stats_get(ctx, &s);
-    return s.peak_bytes;
-}
-
-static void compare(const char *name, const char *what, const float *got,
-                    const double *ref, size_t n, double atol, double rtol)
-{
-    char label[160];
-    snprintf(label, sizeof label, "%s %s", name, what);
-    size_t bad = compare_close(label, got, ref, n, atol, rtol);
-    CHECK(bad == 0, "%s: %zu of %zu elements off", label, bad, n);
-}
-
 static double *to_double(const float *x, size_t n)
 {
     double *d = malloc(n * sizeof *d);
@@ -183,7 +160,7 @@ static void run_device(clattn_talking_heads *layer, const problem *p,
 static void run_problem(const problem *p, const double *ref_out,
                         const double *ref_attn, double atol, double rtol)
 {
-    size_t base = mem_now(g_ctx), nx = x_count(p), na = attn_count(p);
+    size_t base = test_mem_now(g_ctx), nx = x_count(p), na = attn_count(p);
     clattn_talking_heads *layer = NULL;
     clattn_status s =
         clattn_talking_heads_create(g_ctx, &p->desc, &p->w, &layer);
@@ -196,13 +173,14 @@ static void run_problem(const problem *p, const double *ref_out,
     float *attn_x = guarded_alloc(na);
 
     if (run_host(layer, p, CLATTN_SDPA_PATH_UNFUSED, out_u, attn_u) == 0) {
-        compare(p->name, "unfused out", out_u, ref_out, nx, atol, rtol);
-        compare(p->name, "unfused attn", attn_u, ref_attn, na, atol, rtol);
+        test_compare(p->name, "unfused out", out_u, ref_out, nx, atol, rtol);
+        test_compare(p->name, "unfused attn", attn_u, ref_attn, na, atol, rtol);
     }
     if (run_host(layer, p, CLATTN_SDPA_PATH_FUSED, out_f, NULL) == 0) {
-        compare(p->name, "fused out", out_f, ref_out, nx, atol, rtol);
+        test_compare(p->name, "fused out", out_f, ref_out, nx, atol, rtol);
         double *u = to_double(out_u, nx);
-        compare(p->name, "fused vs unfused", out_f, u, nx, TOL_ATOL, TOL_RTOL);
+        test_compare(p->name, "fused vs unfused", out_f, u, nx, TOL_ATOL,
+                     TOL_RTOL);
         free(u);
     }
     /* The other spellings run one of the two, bit for bit. */
@@ -229,8 +207,9 @@ static void run_problem(const problem *p, const double *ref_out,
     run_device(layer, p, CLATTN_SDPA_PATH_FUSED, out_f, NULL);
 
     clattn_talking_heads_destroy(layer);
-    CHECK(mem_now(g_ctx) == base, "%s: memory %zu after destroy, %zu before",
-          p->name, mem_now(g_ctx), base);
+    CHECK(test_mem_now(g_ctx) == base,
+          "%s: memory %zu after destroy, %zu before", p->name,
+          test_mem_now(g_ctx), base);
     guarded_free(out_u);
     guarded_free(attn_u);
     guarded_free(out_f);
@@ -291,8 +270,8 @@ static void golden_case(const char *file)
         rof[i] = (float)ro[i];
     for (size_t i = 0; i < na; ++i)
         raf[i] = (float)ra[i];
-    compare(file, "reference out vs timm", rof, go, nx, 1e-6, 1e-6);
-    compare(file, "reference attn vs timm", raf, ga, na, 1e-6, 1e-6);
+    test_compare(file, "reference out vs timm", rof, go, nx, 1e-6, 1e-6);
+    test_compare(file, "reference attn vs timm", raf, ga, na, 1e-6, 1e-6);
     run_problem(&p, go, ga, TOL_ATOL, TOL_RTOL);
     free(go);
     free(ga);
@@ -409,7 +388,7 @@ static void dropout_case(const char *name, size_t B, size_t N, size_t C,
     problem *p = &o.p;
     p->desc.dropout_p = dropout_p;
     p->desc.dropout_seed = seed * 7 + 1;
-    size_t base = mem_now(g_ctx), nx = x_count(p), na = attn_count(p);
+    size_t base = test_mem_now(g_ctx), nx = x_count(p), na = attn_count(p);
     double *ro = malloc(nx * sizeof *ro), *ra = malloc(na * sizeof *ra);
     /* Two layers with one description: the first call of each draws with
        offset 0, so the unfused and fused paths see the same mask. */
@@ -422,37 +401,37 @@ static void dropout_case(const char *name, size_t B, size_t N, size_t C,
     if (lu && lf) {
         ref_talking_heads(&p->desc, &p->w, B, N, o.x, 0, ro, ra);
         if (run_host(lu, p, CLATTN_SDPA_PATH_UNFUSED, out_u, attn_u) == 0) {
-            compare(name, "dropout unfused out", out_u, ro, nx, TOL_ATOL,
-                    TOL_RTOL);
-            compare(name, "dropout unfused attn", attn_u, ra, na, TOL_ATOL,
-                    TOL_RTOL);
+            test_compare(name, "dropout unfused out", out_u, ro, nx, TOL_ATOL,
+                         TOL_RTOL);
+            test_compare(name, "dropout unfused attn", attn_u, ra, na, TOL_ATOL,
+                         TOL_RTOL);
             check_dropped(p, attn_u, 0, "attn");
         }
         /* The fused path's positions show through out: one position more
            or less would move it by far more than the tolerance. */
         if (run_host(lf, p, CLATTN_SDPA_PATH_FUSED, out_f, NULL) == 0) {
-            compare(name, "dropout fused out", out_f, ro, nx, TOL_ATOL,
-                    TOL_RTOL);
+            test_compare(name, "dropout fused out", out_f, ro, nx, TOL_ATOL,
+                         TOL_RTOL);
             double *u = to_double(out_u, nx);
-            compare(name, "dropout fused vs unfused", out_f, u, nx, TOL_ATOL,
-                    TOL_RTOL);
+            test_compare(name, "dropout fused vs unfused", out_f, u, nx,
+                         TOL_ATOL, TOL_RTOL);
             free(u);
         }
         /* The second call of a layer draws with offset 1 (fused first
            this time, then the unfused layer's second call). */
         ref_talking_heads(&p->desc, &p->w, B, N, o.x, 1, ro, ra);
         if (run_host(lf, p, CLATTN_SDPA_PATH_FUSED, out_f, NULL) == 0)
-            compare(name, "dropout fused out, 2nd call", out_f, ro, nx,
-                    TOL_ATOL, TOL_RTOL);
+            test_compare(name, "dropout fused out, 2nd call", out_f, ro, nx,
+                         TOL_ATOL, TOL_RTOL);
         if (run_host(lu, p, CLATTN_SDPA_PATH_UNFUSED, out_u, attn_u) == 0) {
-            compare(name, "dropout unfused attn, 2nd call", attn_u, ra, na,
-                    TOL_ATOL, TOL_RTOL);
+            test_compare(name, "dropout unfused attn, 2nd call", attn_u, ra, na,
+                         TOL_ATOL, TOL_RTOL);
             check_dropped(p, attn_u, 1, "attn (2nd call)");
         }
     }
     clattn_talking_heads_destroy(lu);
     clattn_talking_heads_destroy(lf);
-    CHECK(mem_now(g_ctx) == base, "%s: memory back at baseline", name);
+    CHECK(test_mem_now(g_ctx) == base, "%s: memory back at baseline", name);
     guarded_free(out_u);
     guarded_free(attn_u);
     guarded_free(out_f);
@@ -514,14 +493,15 @@ static void memory_case(void)
     const clattn_sdpa_path paths[2] = {CLATTN_SDPA_PATH_FUSED,
                                        CLATTN_SDPA_PATH_UNFUSED};
     for (int i = 0; layer && i < 2; ++i) {
-        size_t base = mem_now(g_ctx);
+        size_t base = test_mem_now(g_ctx);
         clattn_memory_stats_reset_peak(g_ctx);
         clattn_talking_heads_call call = {B, N, paths[i], NULL};
         CHECK(clattn_talking_heads_forward(layer, &call, x, out, NULL) == 0,
               "memory: forward %s", clattn_sdpa_path_name(paths[i]));
         clFinish(g_info.queue);
-        peak[i] = mem_peak(g_ctx) - base;
-        CHECK(mem_now(g_ctx) == base, "memory: %s call releases its scratch",
+        peak[i] = test_mem_peak(g_ctx) - base;
+        CHECK(test_mem_now(g_ctx) == base,
+              "memory: %s call releases its scratch",
               clattn_sdpa_path_name(paths[i]));
     }
     /* qkv 3BNC, K/V packed (padding may double a small head dim), the
@@ -587,8 +567,8 @@ static void chunked_case(clattn_context *small, const char *name, size_t B,
     for (int ctx_i = 0; a && b && dropout_p == 0.0f && ctx_i < 2; ++ctx_i) {
         clattn_talking_heads *layer = ctx_i ? b : a;
         int fused_expected = ctx_i == 1 && batch_scores > 9000;
-        path_call.path = fused_expected ? CLATTN_SDPA_PATH_FUSED
-                                        : CLATTN_SDPA_PATH_UNFUSED;
+        path_call.path =
+            fused_expected ? CLATTN_SDPA_PATH_FUSED : CLATTN_SDPA_PATH_UNFUSED;
         clattn_talking_heads_forward_host(layer, &path_call, o.x, oa, NULL);
         path_call.path = CLATTN_SDPA_PATH_AUTO;
         clattn_talking_heads_forward_host(layer, &path_call, o.x, ob, NULL);
