@@ -44,40 +44,19 @@ static const float SENTINEL = -12345.0f;
 
 static cl_mem device_copy(const void *host, size_t bytes)
 {
-    cl_int err;
-    cl_mem m =
-        clCreateBuffer(g_info.cl_ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR,
-                       bytes, (void *)host, &err);
-    if (err != CL_SUCCESS) {
-        fprintf(stderr, "clCreateBuffer: %d\n", err);
-        exit(1);
-    }
-    return m;
+    return test_buffer(g_info.cl_ctx, host, bytes);
 }
 
 /* An output buffer of n floats plus TAIL, all SENTINEL. */
 static cl_mem device_output(size_t n)
 {
-    float *fill = malloc((n + TAIL) * sizeof *fill);
-    for (size_t i = 0; i < n + TAIL; ++i)
-        fill[i] = SENTINEL;
-    cl_mem m = device_copy(fill, (n + TAIL) * sizeof *fill);
-    free(fill);
-    return m;
+    return test_buffer_filled(g_info.cl_ctx, n + TAIL, SENTINEL);
 }
 
 /* Reads n floats into got and checks the tail kept its sentinels. */
 static int device_read(cl_mem m, size_t n, float *got)
 {
-    float *all = malloc((n + TAIL) * sizeof *all);
-    clEnqueueReadBuffer(g_info.queue, m, CL_TRUE, 0, (n + TAIL) * sizeof *all,
-                        all, 0, NULL, NULL);
-    memcpy(got, all, n * sizeof *got);
-    int tail_ok = 1;
-    for (size_t i = n; i < n + TAIL; ++i)
-        tail_ok &= all[i] == SENTINEL;
-    free(all);
-    return tail_ok;
+    return test_buffer_read_tail(g_info.queue, m, n, TAIL, SENTINEL, got);
 }
 
 static size_t mem_now(void)

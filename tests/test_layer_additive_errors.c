@@ -38,9 +38,7 @@ static test_rng g_rng;
 
 static size_t mem_now(void)
 {
-    clattn_memory_stats s;
-    clattn_memory_stats_get(g_ctx, &s);
-    return s.current_bytes;
+    return test_mem_now(g_ctx);
 }
 
 static float *fill(size_t n, double lo, double hi)
@@ -98,39 +96,14 @@ static cl_mem dev_flags(cl_mem_flags flags, size_t n)
     return m;
 }
 
-static cl_mem dev(cl_context c, const void *host, size_t bytes)
-{
-    cl_int err;
-    cl_mem m =
-        clCreateBuffer(c, CL_MEM_READ_WRITE | (host ? CL_MEM_COPY_HOST_PTR : 0),
-                       bytes, (void *)host, &err);
-    if (err != CL_SUCCESS) {
-        fprintf(stderr, "clCreateBuffer: %d\n", err);
-        exit(1);
-    }
-    return m;
-}
-
 static cl_mem dev_out(size_t n)
 {
-    float *f = malloc(n * sizeof *f);
-    for (size_t i = 0; i < n; ++i)
-        f[i] = SENTINEL;
-    cl_mem m = dev(g_info.cl_ctx, f, n * sizeof *f);
-    free(f);
-    return m;
+    return test_buffer_filled(g_info.cl_ctx, n, SENTINEL);
 }
 
 static int dev_untouched(cl_mem m, size_t n)
 {
-    float *f = malloc(n * sizeof *f);
-    clEnqueueReadBuffer(g_info.queue, m, CL_TRUE, 0, n * sizeof *f, f, 0, NULL,
-                        NULL);
-    int ok = 1;
-    for (size_t i = 0; i < n; ++i)
-        ok &= f[i] == SENTINEL;
-    free(f);
-    return ok;
+    return test_buffer_holds(g_info.queue, m, n, SENTINEL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -470,20 +443,20 @@ static void additive_cases(void)
         g_mask[i] = i % 3 == 1;
     g_hc = guarded_alloc(NC), g_hw = guarded_alloc(NW);
 
-    g_dq = dev(g_info.cl_ctx, g_q, NQ * 4);
-    g_dk = dev(g_info.cl_ctx, g_k, NK * 4);
-    g_dv = dev(g_info.cl_ctx, g_v, NV * 4);
-    g_dmask = dev(g_info.cl_ctx, g_mask, B * SKV);
+    g_dq = test_buffer(g_info.cl_ctx, g_q, NQ * 4);
+    g_dk = test_buffer(g_info.cl_ctx, g_k, NK * 4);
+    g_dv = test_buffer(g_info.cl_ctx, g_v, NV * 4);
+    g_dmask = test_buffer(g_info.cl_ctx, g_mask, B * SKV);
     g_dc = dev_out(NC), g_dw = dev_out(NW);
-    g_small[0] = dev(g_info.cl_ctx, g_q, (NQ - 1) * 4);
-    g_small[1] = dev(g_info.cl_ctx, g_k, (NK - 1) * 4);
-    g_small[2] = dev(g_info.cl_ctx, g_v, (NV - 1) * 4);
-    g_small[3] = dev(g_info.cl_ctx, g_mask, B * SKV - 1);
+    g_small[0] = test_buffer(g_info.cl_ctx, g_q, (NQ - 1) * 4);
+    g_small[1] = test_buffer(g_info.cl_ctx, g_k, (NK - 1) * 4);
+    g_small[2] = test_buffer(g_info.cl_ctx, g_v, (NV - 1) * 4);
+    g_small[3] = test_buffer(g_info.cl_ctx, g_mask, B * SKV - 1);
     g_small[4] = dev_out(NC - 1), g_small[5] = dev_out(NW - 1);
     cl_int err;
     cl_context foreign =
         clCreateContext(NULL, 1, &g_info.device, NULL, NULL, &err);
-    g_foreign = dev(foreign, g_q, NQ * 4);
+    g_foreign = test_buffer(foreign, g_q, NQ * 4);
     g_ro = dev_flags(CL_MEM_READ_ONLY, NW);
     g_wo = dev_flags(CL_MEM_WRITE_ONLY, NW);
 
@@ -771,15 +744,15 @@ static void se_cases(void)
 #undef HOST_CASE
 
     /* Device form */
-    cl_mem dx = dev(g_info.cl_ctx, x, T * E * 4), dout = dev_out(T * E);
-    cl_mem dx_short = dev(g_info.cl_ctx, x, (T * E - 1) * 4);
+    cl_mem dx = test_buffer(g_info.cl_ctx, x, T * E * 4), dout = dev_out(T * E);
+    cl_mem dx_short = test_buffer(g_info.cl_ctx, x, (T * E - 1) * 4);
     cl_mem dout_short = dev_out(T * E - 1);
     cl_mem se_ro = dev_flags(CL_MEM_READ_ONLY, T * E),
            se_wo = dev_flags(CL_MEM_WRITE_ONLY, T * E);
     cl_int err;
     cl_context foreign =
         clCreateContext(NULL, 1, &g_info.device, NULL, NULL, &err);
-    cl_mem dforeign = dev(foreign, x, T * E * 4);
+    cl_mem dforeign = test_buffer(foreign, x, T * E * 4);
 #define DEV_CASE(name, want, needle, ...)                                      \
     do {                                                                       \
         clattn_se_gate *ll = layer;                                            \
@@ -1030,11 +1003,11 @@ static void allocation_cases(void)
     st.x = fill(T * OUT, -1, 1);
     for (size_t i = 0; i < B * SKV; ++i)
         st.mask[i] = i % 4 == 2;
-    st.dq = dev(g_info.cl_ctx, st.q, NQ * 4);
-    st.dk = dev(g_info.cl_ctx, st.k, NK * 4);
-    st.dv = dev(g_info.cl_ctx, st.v, NV * 4);
-    st.dmask = dev(g_info.cl_ctx, st.mask, B * SKV);
-    st.dx = dev(g_info.cl_ctx, st.x, T * OUT * 4);
+    st.dq = test_buffer(g_info.cl_ctx, st.q, NQ * 4);
+    st.dk = test_buffer(g_info.cl_ctx, st.k, NK * 4);
+    st.dv = test_buffer(g_info.cl_ctx, st.v, NV * 4);
+    st.dmask = test_buffer(g_info.cl_ctx, st.mask, B * SKV);
+    st.dx = test_buffer(g_info.cl_ctx, st.x, T * OUT * 4);
     clattn_additive_desc ad = {.query_dim = DQ,
                                .key_dim = DK,
                                .attn_dim = A,

@@ -300,14 +300,6 @@ static void run_all_calls(const char *what, problem *p, expect_fn expect,
 /* Golden files                                                              */
 /* ------------------------------------------------------------------------ */
 
-static double *to_double(const float *x, size_t n)
-{
-    double *d = malloc((n ? n : 1) * sizeof *d);
-    for (size_t i = 0; i < n; ++i)
-        d[i] = x[i];
-    return d;
-}
-
 /* [B][S][F] <-> [S][B][F] (from_batch_first says which it is now). */
 static void *flip(const void *src, size_t B, size_t S, size_t row_bytes,
                   int from_batch_first)
@@ -404,9 +396,9 @@ static void run_golden(const char *file, int small)
     sizes s = sizes_of(&p);
     const float *want_heads = bundle_f32(&g, "weights_per_head");
     golden_case gc;
-    double *out = to_double(bundle_f32(&g, "out"), s.out);
-    double *avg = to_double(bundle_f32(&g, "weights_avg"), s.avg);
-    double *heads = want_heads ? to_double(want_heads, s.heads) : NULL;
+    double *out = test_to_double(bundle_f32(&g, "out"), s.out);
+    double *avg = test_to_double(bundle_f32(&g, "weights_avg"), s.avg);
+    double *heads = want_heads ? test_to_double(want_heads, s.heads) : NULL;
     gc.e = (expected){out, avg, heads};
     check_reference(file, &p, &gc.e);
 

@@ -45,14 +45,6 @@ static size_t attn_count(const problem *p)
     return p->batch * p->desc.num_heads * p->seq * p->seq;
 }
 
-static double *to_double(const float *x, size_t n)
-{
-    double *d = malloc(n * sizeof *d);
-    for (size_t i = 0; i < n; ++i)
-        d[i] = x[i];
-    return d;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Device helpers                                                            */
 /* ------------------------------------------------------------------------ */
@@ -60,39 +52,16 @@ static double *to_double(const float *x, size_t n)
 #define TAIL 16 /* sentinel floats past each device output */
 static const float SENTINEL = -12345.0f;
 
-static cl_mem device_copy(cl_context cl, const void *host, size_t bytes)
-{
-    cl_int err;
-    cl_mem m = clCreateBuffer(cl, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR,
-                              bytes, (void *)host, &err);
-    if (err != CL_SUCCESS) {
-        fprintf(stderr, "clCreateBuffer: %d\n", err);
-        exit(1);
-    }
-    return m;
-}
-
+/* An output buffer of n floats plus TAIL, all SENTINEL. */
 static cl_mem device_output(cl_context cl, size_t n)
 {
-    float *fill = malloc((n + TAIL) * sizeof *fill);
-    for (size_t i = 0; i < n + TAIL; ++i)
-        fill[i] = SENTINEL;
-    cl_mem m = device_copy(cl, fill, (n + TAIL) * sizeof *fill);
-    free(fill);
-    return m;
+    return test_buffer_filled(cl, n + TAIL, SENTINEL);
 }
 
+/* Reads n floats into got and checks the tail kept its sentinels. */
 static int device_read(cl_command_queue q, cl_mem m, size_t n, float *got)
 {
-    float *all = malloc((n + TAIL) * sizeof *all);
-    clEnqueueReadBuffer(q, m, CL_TRUE, 0, (n + TAIL) * sizeof *all, all, 0,
-                        NULL, NULL);
-    memcpy(got, all, n * sizeof *got);
-    int tail_ok = 1;
-    for (size_t i = n; i < n + TAIL; ++i)
-        tail_ok &= all[i] == SENTINEL;
-    free(all);
-    return tail_ok;
+    return test_buffer_read_tail(q, m, n, TAIL, SENTINEL, got);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -124,7 +93,7 @@ static void run_device(clattn_talking_heads *layer, const problem *p,
                        const float *host_attn)
 {
     size_t nx = x_count(p), na = attn_count(p);
-    cl_mem x = device_copy(g_info.cl_ctx, p->x, nx * sizeof(float));
+    cl_mem x = test_buffer(g_info.cl_ctx, p->x, nx * sizeof(float));
     cl_mem o = device_output(g_info.cl_ctx, nx);
     cl_mem a = host_attn ? device_output(g_info.cl_ctx, na) : NULL;
     clattn_layer_timing t = {-1, -1, -1};
@@ -178,7 +147,7 @@ static void run_problem(const problem *p, const double *ref_out,
     }
     if (run_host(layer, p, CLATTN_SDPA_PATH_FUSED, out_f, NULL) == 0) {
         test_compare(p->name, "fused out", out_f, ref_out, nx, atol, rtol);
-        double *u = to_double(out_u, nx);
+        double *u = test_to_double(out_u, nx);
         test_compare(p->name, "fused vs unfused", out_f, u, nx, TOL_ATOL,
                      TOL_RTOL);
         free(u);
@@ -260,7 +229,7 @@ static void golden_case(const char *file)
         return;
     }
     size_t nx = x_count(&p), na = attn_count(&p);
-    double *go = to_double(gout, nx), *ga = to_double(gattn, na);
+    double *go = test_to_double(gout, nx), *ga = test_to_double(gattn, na);
     /* The oracle is pinned to timm too (the goldens are float32 roundings
        of float64 results). */
     double *ro = malloc(nx * sizeof *ro), *ra = malloc(na * sizeof *ra);
@@ -412,7 +381,7 @@ static void dropout_case(const char *name, size_t B, size_t N, size_t C,
         if (run_host(lf, p, CLATTN_SDPA_PATH_FUSED, out_f, NULL) == 0) {
             test_compare(name, "dropout fused out", out_f, ro, nx, TOL_ATOL,
                          TOL_RTOL);
-            double *u = to_double(out_u, nx);
+            double *u = test_to_double(out_u, nx);
             test_compare(name, "dropout fused vs unfused", out_f, u, nx,
                          TOL_ATOL, TOL_RTOL);
             free(u);
@@ -487,7 +456,7 @@ static void memory_case(void)
     clattn_talking_heads_create(g_ctx, &o.p.desc, &o.p.w, &layer);
     CHECK(layer != NULL, "memory: create");
     size_t nx = x_count(&o.p);
-    cl_mem x = device_copy(g_info.cl_ctx, o.x, nx * sizeof(float));
+    cl_mem x = test_buffer(g_info.cl_ctx, o.x, nx * sizeof(float));
     cl_mem out = device_output(g_info.cl_ctx, nx);
     size_t peak[2] = {0, 0};
     const clattn_sdpa_path paths[2] = {CLATTN_SDPA_PATH_FUSED,

@@ -29,9 +29,7 @@ static float g_x[NX], g_wqkv[3 * C * C], g_bqkv[3 * C], g_wl[H * H], g_bl[H],
 
 static size_t mem_now(void)
 {
-    clattn_memory_stats s;
-    clattn_memory_stats_get(g_ctx, &s);
-    return s.current_bytes;
+    return test_mem_now(g_ctx);
 }
 
 static void base_desc(clattn_talking_heads_desc *d)
@@ -172,29 +170,12 @@ static const float FILL = 777.0f;
 
 static cl_mem filled_buffer(cl_context cl, size_t n)
 {
-    float *f = malloc(n * sizeof *f);
-    for (size_t i = 0; i < n; ++i)
-        f[i] = FILL;
-    cl_int err;
-    cl_mem m = clCreateBuffer(cl, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR,
-                              n * sizeof *f, f, &err);
-    free(f);
-    if (err != CL_SUCCESS) {
-        fprintf(stderr, "clCreateBuffer: %d\n", err);
-        exit(1);
-    }
-    return m;
+    return test_buffer_filled(cl, n, FILL);
 }
 
 static int still_filled(cl_command_queue q, cl_mem m, size_t n)
 {
-    float *f = malloc(n * sizeof *f);
-    clEnqueueReadBuffer(q, m, CL_TRUE, 0, n * sizeof *f, f, 0, NULL, NULL);
-    int ok = 1;
-    for (size_t i = 0; i < n; ++i)
-        ok &= f[i] == FILL;
-    free(f);
-    return ok;
+    return test_buffer_holds(q, m, n, FILL);
 }
 
 typedef struct dev_call {

@@ -167,6 +167,14 @@ void test_compare(const char *name, const char *what, const float *got,
     CHECK(bad == 0, "%s: %zu of %zu elements off", label, bad, n);
 }
 
+double *test_to_double(const float *x, size_t n)
+{
+    double *d = malloc((n ? n : 1) * sizeof *d);
+    for (size_t i = 0; i < n; ++i)
+        d[i] = x[i];
+    return d;
+}
+
 double test_max_diff(const double *a, const double *b, size_t n)
 {
     double m = 0.0;
@@ -190,4 +198,52 @@ const double *test_bundle_f64(const golden_bundle *b, const char *name)
 {
     const bundle_tensor *t = bundle_get(b, name);
     return t && t->dtype == BUNDLE_F64 ? t->data : NULL;
+}
+
+cl_mem test_buffer(cl_context c, const void *host, size_t bytes)
+{
+    cl_int err;
+    cl_mem m =
+        clCreateBuffer(c, CL_MEM_READ_WRITE | (host ? CL_MEM_COPY_HOST_PTR : 0),
+                       bytes, (void *)host, &err);
+    if (err != CL_SUCCESS) {
+        fprintf(stderr, "clCreateBuffer: %d\n", err);
+        exit(1);
+    }
+    return m;
+}
+
+cl_mem test_buffer_filled(cl_context c, size_t n, float value)
+{
+    float *f = malloc(n * sizeof *f);
+    for (size_t i = 0; i < n; ++i)
+        f[i] = value;
+    cl_mem m = test_buffer(c, f, n * sizeof *f);
+    free(f);
+    return m;
+}
+
+int test_buffer_holds(cl_command_queue q, cl_mem m, size_t n, float value)
+{
+    float *f = malloc(n * sizeof *f);
+    clEnqueueReadBuffer(q, m, CL_TRUE, 0, n * sizeof *f, f, 0, NULL, NULL);
+    int ok = 1;
+    for (size_t i = 0; i < n; ++i)
+        ok &= f[i] == value;
+    free(f);
+    return ok;
+}
+
+int test_buffer_read_tail(cl_command_queue q, cl_mem m, size_t n, size_t tail,
+                          float sentinel, float *got)
+{
+    float *all = malloc((n + tail) * sizeof *all);
+    clEnqueueReadBuffer(q, m, CL_TRUE, 0, (n + tail) * sizeof *all, all, 0,
+                        NULL, NULL);
+    memcpy(got, all, n * sizeof *got);
+    int tail_ok = 1;
+    for (size_t i = n; i < n + tail; ++i)
+        tail_ok &= all[i] == sentinel;
+    free(all);
+    return tail_ok;
 }

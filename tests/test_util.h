@@ -62,6 +62,9 @@ size_t test_mem_peak(clattn_context *ctx);
 void test_compare(const char *name, const char *what, const float *got,
                   const double *ref, size_t n, double atol, double rtol);
 
+/* A malloc'd float64 copy of n floats (the caller frees it). */
+double *test_to_double(const float *x, size_t n);
+
 /* The largest |a[i] - b[i]|. */
 double test_max_diff(const double *a, const double *b, size_t n);
 
@@ -73,5 +76,18 @@ int test_golden_load(const char *file, struct golden_bundle *g);
 /* A float64 tensor of the bundle, or NULL when absent or of another
    dtype (golden_bundle.h has the float32 and uint8 forms). */
 const double *test_bundle_f64(const struct golden_bundle *b, const char *name);
+
+/* Device buffers of the tests (CL_MEM_READ_WRITE). Creation failing ends
+   the suite with status 1: no case can run without them. */
+/* bytes of host copied in (host NULL: left uninitialised). */
+cl_mem test_buffer(cl_context c, const void *host, size_t bytes);
+/* n floats, each value. */
+cl_mem test_buffer_filled(cl_context c, size_t n, float value);
+/* Nonzero when the first n floats of m all still hold value. */
+int test_buffer_holds(cl_command_queue q, cl_mem m, size_t n, float value);
+/* Reads the first n floats of m into got; nonzero when the tail floats
+   after them all still hold sentinel (nothing written past the end). */
+int test_buffer_read_tail(cl_command_queue q, cl_mem m, size_t n, size_t tail,
+                          float sentinel, float *got);
 
 #endif
