@@ -233,6 +233,28 @@ static void add_host_case(const char *name, add_host a, clattn_status want,
           "additive_forward_host / %s: the query was written", name);
 }
 
+/* The cases both forms refuse alike, run once by HOST_CASE and once by
+   DEV_CASE (add_host and add_dev name their fields alike). */
+#define ADD_SHARED_CASES(CASE)                                                 \
+    CASE("batch 0", CLATTN_ERROR_INVALID_SHAPE, "batch", a.call.batch = 0);    \
+    CASE("seq_q 0", CLATTN_ERROR_INVALID_SHAPE, "seq_q", a.call.seq_q = 0);    \
+    CASE("seq_kv 0", CLATTN_ERROR_INVALID_SHAPE, "seq_kv", a.call.seq_kv = 0); \
+    CASE("batch 2^31: scratch over max_alloc_bytes", CLATTN_ERROR_UNSUPPORTED, \
+         "allocates at most", a.call.batch = (size_t)1 << 31);                 \
+    CASE("batch 2^62: query bytes wrap to 0", CLATTN_ERROR_SIZE_OVERFLOW,      \
+         NULL, a.call.batch = (size_t)1 << 62);                                \
+    CASE("seq_q 2^23 + 1: GEMM past CLBlast's int", CLATTN_ERROR_UNSUPPORTED,  \
+         gemm_limit_needle(),                                                  \
+         (a.call.batch = 1, a.call.seq_q = ((size_t)1 << 23) + 1));            \
+    CASE("query NULL", CLATTN_ERROR_INVALID_ARGUMENT, "query", a.q = NULL);    \
+    CASE("keys NULL", CLATTN_ERROR_INVALID_ARGUMENT, "keys", a.k = NULL);      \
+    CASE("context NULL", CLATTN_ERROR_INVALID_ARGUMENT, "context",             \
+         a.context = NULL);                                                    \
+    CASE("mask NULL", CLATTN_ERROR_INVALID_ARGUMENT, "key_padding_mask",       \
+         a.mask = NULL);                                                       \
+    CASE("keys as values, value_dim != key_dim",                               \
+         CLATTN_ERROR_INVALID_ARGUMENT, "value_dim", a.v = NULL)
+
 static void additive_host_cases(clattn_additive *layer)
 {
     add_host a;
@@ -250,36 +272,17 @@ static void additive_host_cases(clattn_additive *layer)
         expect("additive_forward_host", "call NULL", s,
                CLATTN_ERROR_INVALID_ARGUMENT, "call");
     }
-    HOST_CASE("batch 0", CLATTN_ERROR_INVALID_SHAPE, "batch", a.call.batch = 0);
-    HOST_CASE("seq_q 0", CLATTN_ERROR_INVALID_SHAPE, "seq_q", a.call.seq_q = 0);
-    HOST_CASE("seq_kv 0", CLATTN_ERROR_INVALID_SHAPE, "seq_kv",
-              a.call.seq_kv = 0);
-    HOST_CASE("batch overflows", CLATTN_ERROR_SIZE_OVERFLOW, NULL,
-              a.call.batch = HUGE_DIM);
     /* Huge logical shapes with the small real arrays: refused before any
        array is read (a read would run far past them). */
-    HOST_CASE("batch 2^31: scratch over max_alloc_bytes",
-              CLATTN_ERROR_UNSUPPORTED, "allocates at most",
-              a.call.batch = (size_t)1 << 31);
+    ADD_SHARED_CASES(HOST_CASE);
+    HOST_CASE("batch overflows", CLATTN_ERROR_SIZE_OVERFLOW, NULL,
+              a.call.batch = HUGE_DIM);
     HOST_CASE(
         "batch 2^32, seq_kv 2^32: B x Skv overflows",
         CLATTN_ERROR_SIZE_OVERFLOW, NULL,
         (a.call.batch = (size_t)1 << 32, a.call.seq_kv = (size_t)1 << 32));
-    HOST_CASE("batch 2^62: query bytes wrap to 0", CLATTN_ERROR_SIZE_OVERFLOW,
-              NULL, a.call.batch = (size_t)1 << 62);
-    HOST_CASE("seq_q 2^23 + 1: GEMM past CLBlast's int",
-              CLATTN_ERROR_UNSUPPORTED, gemm_limit_needle(),
-              (a.call.batch = 1, a.call.seq_q = ((size_t)1 << 23) + 1));
     HOST_CASE("seq_kv overflows", CLATTN_ERROR_SIZE_OVERFLOW, NULL,
               a.call.seq_kv = HUGE_DIM);
-    HOST_CASE("query NULL", CLATTN_ERROR_INVALID_ARGUMENT, "query", a.q = NULL);
-    HOST_CASE("keys NULL", CLATTN_ERROR_INVALID_ARGUMENT, "keys", a.k = NULL);
-    HOST_CASE("context NULL", CLATTN_ERROR_INVALID_ARGUMENT, "context",
-              a.context = NULL);
-    HOST_CASE("mask NULL", CLATTN_ERROR_INVALID_ARGUMENT, "key_padding_mask",
-              a.mask = NULL);
-    HOST_CASE("keys as values, value_dim != key_dim",
-              CLATTN_ERROR_INVALID_ARGUMENT, "value_dim", a.v = NULL);
     HOST_CASE("values == keys pointer, value_dim != key_dim",
               CLATTN_ERROR_INVALID_ARGUMENT, "value_dim", a.v = g_k);
     HOST_CASE("context overlaps query", CLATTN_ERROR_INVALID_ARGUMENT, "query",
@@ -345,32 +348,15 @@ static void additive_device_cases(clattn_additive *layer)
     DEV_CASE("layer NULL", CLATTN_ERROR_INVALID_ARGUMENT, NULL, a.layer = NULL);
     DEV_CASE("call NULL", CLATTN_ERROR_INVALID_ARGUMENT, "call",
              a.call_null = 1);
-    DEV_CASE("batch 0", CLATTN_ERROR_INVALID_SHAPE, "batch", a.call.batch = 0);
-    DEV_CASE("seq_q 0", CLATTN_ERROR_INVALID_SHAPE, "seq_q", a.call.seq_q = 0);
-    DEV_CASE("seq_kv 0", CLATTN_ERROR_INVALID_SHAPE, "seq_kv",
-             a.call.seq_kv = 0);
-    DEV_CASE("seq_q overflows", CLATTN_ERROR_SIZE_OVERFLOW, NULL,
-             a.call.seq_q = HUGE_DIM);
     /* Huge logical shapes on the small buffers: the call's own limits come
        before the buffers' sizes. */
-    DEV_CASE("batch 2^31: scratch over max_alloc_bytes",
-             CLATTN_ERROR_UNSUPPORTED, "allocates at most",
-             a.call.batch = (size_t)1 << 31);
-    DEV_CASE("batch 2^62: query bytes wrap to 0", CLATTN_ERROR_SIZE_OVERFLOW,
-             NULL, a.call.batch = (size_t)1 << 62);
-    DEV_CASE("seq_q 2^23 + 1: GEMM past CLBlast's int",
-             CLATTN_ERROR_UNSUPPORTED, gemm_limit_needle(),
-             (a.call.batch = 1, a.call.seq_q = ((size_t)1 << 23) + 1));
+    ADD_SHARED_CASES(DEV_CASE);
+    DEV_CASE("seq_q overflows", CLATTN_ERROR_SIZE_OVERFLOW, NULL,
+             a.call.seq_q = HUGE_DIM);
     DEV_CASE("context CL_MEM_READ_ONLY", CLATTN_ERROR_INVALID_ARGUMENT,
              "CL_MEM_READ_ONLY", a.context = g_ro);
     DEV_CASE("query CL_MEM_WRITE_ONLY", CLATTN_ERROR_INVALID_ARGUMENT,
              "CL_MEM_WRITE_ONLY", a.q = g_wo);
-    DEV_CASE("query NULL", CLATTN_ERROR_INVALID_ARGUMENT, "query", a.q = NULL);
-    DEV_CASE("keys NULL", CLATTN_ERROR_INVALID_ARGUMENT, "keys", a.k = NULL);
-    DEV_CASE("context NULL", CLATTN_ERROR_INVALID_ARGUMENT, "context",
-             a.context = NULL);
-    DEV_CASE("mask NULL", CLATTN_ERROR_INVALID_ARGUMENT, "key_padding_mask",
-             a.mask = NULL);
     DEV_CASE("query short", CLATTN_ERROR_BUFFER_TOO_SMALL, "query",
              a.q = g_small[0]);
     DEV_CASE("keys short", CLATTN_ERROR_BUFFER_TOO_SMALL, "keys",
@@ -385,8 +371,6 @@ static void additive_device_cases(clattn_additive *layer)
              a.weights = g_small[5]);
     DEV_CASE("query of another cl_context", CLATTN_ERROR_INVALID_ARGUMENT,
              "another OpenCL context", a.q = g_foreign);
-    DEV_CASE("keys as values, value_dim != key_dim",
-             CLATTN_ERROR_INVALID_ARGUMENT, "value_dim", a.v = NULL);
     DEV_CASE("values == keys buffer, value_dim != key_dim",
              CLATTN_ERROR_INVALID_ARGUMENT, "value_dim", a.v = g_dk);
     DEV_CASE("context is the query", CLATTN_ERROR_INVALID_ARGUMENT, "query",
@@ -632,6 +616,21 @@ static void concat_cases(void)
 #define E 12
 #define T 5
 
+/* The cases both forms refuse alike, run once by HOST_CASE and once by
+   DEV_CASE (their variables share the names ll, tt, xx and oo). */
+#define SE_SHARED_CASES(CASE)                                                  \
+    CASE("layer NULL", CLATTN_ERROR_INVALID_ARGUMENT, NULL, ll = NULL);        \
+    CASE("tokens 0", CLATTN_ERROR_INVALID_SHAPE, "tokens", tt = 0);            \
+    CASE("tokens overflow", CLATTN_ERROR_SIZE_OVERFLOW, NULL, tt = HUGE_DIM);  \
+    CASE("tokens 2^31: scratch over max_alloc_bytes",                          \
+         CLATTN_ERROR_UNSUPPORTED, "allocates at most", tt = (size_t)1 << 31); \
+    CASE("tokens 2^62: bytes wrap to 0", CLATTN_ERROR_SIZE_OVERFLOW, NULL,     \
+         tt = (size_t)1 << 62);                                                \
+    CASE("tokens 2^23 + 1: GEMM past CLBlast's int", CLATTN_ERROR_UNSUPPORTED, \
+         gemm_limit_needle(), tt = ((size_t)1 << 23) + 1);                     \
+    CASE("x NULL", CLATTN_ERROR_INVALID_ARGUMENT, "x", xx = NULL);             \
+    CASE("out NULL", CLATTN_ERROR_INVALID_ARGUMENT, "out", oo = NULL)
+
 static void se_cases(void)
 {
     float *w1 = fill(E, -1, 1), *b1 = fill(E, -0.5, 0.5);
@@ -725,20 +724,7 @@ static void se_cases(void)
         CHECK(guarded_untouched(out, T *E),                                    \
               "se_gate_forward_host / %s: out was written", name);             \
     } while (0)
-    HOST_CASE("layer NULL", CLATTN_ERROR_INVALID_ARGUMENT, NULL, ll = NULL);
-    HOST_CASE("tokens 0", CLATTN_ERROR_INVALID_SHAPE, "tokens", tt = 0);
-    HOST_CASE("tokens overflow", CLATTN_ERROR_SIZE_OVERFLOW, NULL,
-              tt = HUGE_DIM);
-    HOST_CASE("tokens 2^31: scratch over max_alloc_bytes",
-              CLATTN_ERROR_UNSUPPORTED, "allocates at most",
-              tt = (size_t)1 << 31);
-    HOST_CASE("tokens 2^62: bytes wrap to 0", CLATTN_ERROR_SIZE_OVERFLOW, NULL,
-              tt = (size_t)1 << 62);
-    HOST_CASE("tokens 2^23 + 1: GEMM past CLBlast's int",
-              CLATTN_ERROR_UNSUPPORTED, gemm_limit_needle(),
-              tt = ((size_t)1 << 23) + 1);
-    HOST_CASE("x NULL", CLATTN_ERROR_INVALID_ARGUMENT, "x", xx = NULL);
-    HOST_CASE("out NULL", CLATTN_ERROR_INVALID_ARGUMENT, "out", oo = NULL);
+    SE_SHARED_CASES(HOST_CASE);
     HOST_CASE("out overlaps x", CLATTN_ERROR_INVALID_ARGUMENT, "overlaps",
               xx = out + E * T - 1);
 #undef HOST_CASE
@@ -773,24 +759,11 @@ static void se_cases(void)
         CHECK(timing.projection_ms == -1,                                      \
               "se_gate_forward / %s: timing written", name);                   \
     } while (0)
-    DEV_CASE("layer NULL", CLATTN_ERROR_INVALID_ARGUMENT, NULL, ll = NULL);
-    DEV_CASE("tokens 0", CLATTN_ERROR_INVALID_SHAPE, "tokens", tt = 0);
-    DEV_CASE("tokens overflow", CLATTN_ERROR_SIZE_OVERFLOW, NULL,
-             tt = HUGE_DIM);
-    DEV_CASE("tokens 2^31: scratch over max_alloc_bytes",
-             CLATTN_ERROR_UNSUPPORTED, "allocates at most",
-             tt = (size_t)1 << 31);
-    DEV_CASE("tokens 2^62: bytes wrap to 0", CLATTN_ERROR_SIZE_OVERFLOW, NULL,
-             tt = (size_t)1 << 62);
-    DEV_CASE("tokens 2^23 + 1: GEMM past CLBlast's int",
-             CLATTN_ERROR_UNSUPPORTED, gemm_limit_needle(),
-             tt = ((size_t)1 << 23) + 1);
+    SE_SHARED_CASES(DEV_CASE);
     DEV_CASE("out CL_MEM_READ_ONLY", CLATTN_ERROR_INVALID_ARGUMENT,
              "CL_MEM_READ_ONLY", oo = se_ro);
     DEV_CASE("x CL_MEM_WRITE_ONLY", CLATTN_ERROR_INVALID_ARGUMENT,
              "CL_MEM_WRITE_ONLY", xx = se_wo);
-    DEV_CASE("x NULL", CLATTN_ERROR_INVALID_ARGUMENT, "x", xx = NULL);
-    DEV_CASE("out NULL", CLATTN_ERROR_INVALID_ARGUMENT, "out", oo = NULL);
     DEV_CASE("out is x", CLATTN_ERROR_INVALID_ARGUMENT, "same buffer", oo = dx);
     DEV_CASE("x short", CLATTN_ERROR_BUFFER_TOO_SMALL, "x", xx = dx_short);
     DEV_CASE("out short", CLATTN_ERROR_BUFFER_TOO_SMALL, "out",
@@ -879,34 +852,50 @@ static unsigned settled_context_refs(void)
     return now;
 }
 
+/* The three layers' descs and weights of the sweep (weights from st->w). */
+typedef struct sweep_layers {
+    clattn_additive_desc ad;
+    clattn_additive_weights aw;
+    clattn_concat_desc cd;
+    clattn_concat_weights cw;
+    clattn_se_gate_desc sd;
+    clattn_se_gate_weights sw;
+} sweep_layers;
+
+static sweep_layers sweep_layers_of(const sweep_state *st)
+{
+    sweep_layers l = {
+        .ad = {.query_dim = DQ,
+               .key_dim = DK,
+               .attn_dim = A,
+               .value_dim = DV,
+               .bias = 1},
+        .aw = {st->w[0], st->w[1], st->w[2], st->w[3], st->w[4], st->w[5]},
+        .cd = {.query_dim = DQ,
+               .key_dim = DK,
+               .value_dim = DV,
+               .max_length = L,
+               .out_dim = OUT},
+        .cw = {st->w[6], st->w[7], st->w[8], st->w[9]},
+        .sw = {st->w[10], st->w[11], st->w[8], st->w[9]},
+    };
+    clattn_se_gate_desc_init(&l.sd);
+    l.sd.embed_dim = OUT;
+    return l;
+}
+
 /* Runs call `which`; layers made by a create call are destroyed. */
 static clattn_status sweep_call(sweep_state *st, int which)
 {
-    clattn_additive_desc ad = {.query_dim = DQ,
-                               .key_dim = DK,
-                               .attn_dim = A,
-                               .value_dim = DV,
-                               .bias = 1};
-    clattn_additive_weights aw = {st->w[0], st->w[1], st->w[2],
-                                  st->w[3], st->w[4], st->w[5]};
-    clattn_concat_desc cd = {.query_dim = DQ,
-                             .key_dim = DK,
-                             .value_dim = DV,
-                             .max_length = L,
-                             .out_dim = OUT};
-    clattn_concat_weights cw = {st->w[6], st->w[7], st->w[8], st->w[9]};
-    clattn_se_gate_weights sw = {st->w[10], st->w[11], st->w[8], st->w[9]};
+    sweep_layers ly = sweep_layers_of(st);
     clattn_additive_call call = {B, SQ, SKV, 1, NULL};
     clattn_concat_call concat_call = {B, NULL};
-    clattn_se_gate_desc sd;
-    clattn_se_gate_desc_init(&sd);
-    sd.embed_dim = OUT;
     clattn_se_gate_call se_call = {T, NULL};
     clattn_status s = CLATTN_ERROR_INVALID_ARGUMENT;
     switch (which) {
     case CALL_ADDITIVE_CREATE: {
         clattn_additive *l = NULL;
-        s = clattn_additive_create(g_ctx, &ad, &aw, &l);
+        s = clattn_additive_create(g_ctx, &ly.ad, &ly.aw, &l);
         clattn_additive_destroy(l);
         break;
     }
@@ -920,7 +909,7 @@ static clattn_status sweep_call(sweep_state *st, int which)
         break;
     case CALL_CONCAT_CREATE: {
         clattn_concat *l = NULL;
-        s = clattn_concat_create(g_ctx, &cd, &cw, &l);
+        s = clattn_concat_create(g_ctx, &ly.cd, &ly.cw, &l);
         clattn_concat_destroy(l);
         break;
     }
@@ -930,7 +919,7 @@ static clattn_status sweep_call(sweep_state *st, int which)
         break;
     case CALL_SE_CREATE: {
         clattn_se_gate *l = NULL;
-        s = clattn_se_gate_create(g_ctx, &sd, &sw, &l);
+        s = clattn_se_gate_create(g_ctx, &ly.sd, &ly.sw, &l);
         clattn_se_gate_destroy(l);
         break;
     }
@@ -1008,28 +997,13 @@ static void allocation_cases(void)
     st.dv = test_buffer(g_info.cl_ctx, st.v, NV * 4);
     st.dmask = test_buffer(g_info.cl_ctx, st.mask, B * SKV);
     st.dx = test_buffer(g_info.cl_ctx, st.x, T * OUT * 4);
-    clattn_additive_desc ad = {.query_dim = DQ,
-                               .key_dim = DK,
-                               .attn_dim = A,
-                               .value_dim = DV,
-                               .bias = 1};
-    clattn_additive_weights aw = {st.w[0], st.w[1], st.w[2],
-                                  st.w[3], st.w[4], st.w[5]};
-    clattn_concat_desc cd = {.query_dim = DQ,
-                             .key_dim = DK,
-                             .value_dim = DV,
-                             .max_length = L,
-                             .out_dim = OUT};
-    clattn_concat_weights cw = {st.w[6], st.w[7], st.w[8], st.w[9]};
-    clattn_se_gate_weights sw = {st.w[10], st.w[11], st.w[8], st.w[9]};
-    clattn_se_gate_desc sd;
-    clattn_se_gate_desc_init(&sd);
-    sd.embed_dim = OUT;
-    CHECK(clattn_additive_create(g_ctx, &ad, &aw, &st.additive) ==
+    sweep_layers ly = sweep_layers_of(&st);
+    CHECK(clattn_additive_create(g_ctx, &ly.ad, &ly.aw, &st.additive) ==
                   CLATTN_SUCCESS &&
-              clattn_concat_create(g_ctx, &cd, &cw, &st.concat) ==
+              clattn_concat_create(g_ctx, &ly.cd, &ly.cw, &st.concat) ==
                   CLATTN_SUCCESS &&
-              clattn_se_gate_create(g_ctx, &sd, &sw, &st.se) == CLATTN_SUCCESS,
+              clattn_se_gate_create(g_ctx, &ly.sd, &ly.sw, &st.se) ==
+                  CLATTN_SUCCESS,
           "allocation sweep: layers: %s", clattn_context_last_error(g_ctx));
     if (st.additive && st.concat && st.se) {
         /* one warm call each, so that CLBlast's and our programs are built
