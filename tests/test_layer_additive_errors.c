@@ -236,6 +236,7 @@ static void add_host_case(const char *name, add_host a, clattn_status want,
 /* The cases both forms refuse alike, run once by HOST_CASE and once by
    DEV_CASE (add_host and add_dev name their fields alike). */
 #define ADD_SHARED_CASES(CASE)                                                 \
+    CASE("layer NULL", CLATTN_ERROR_INVALID_ARGUMENT, NULL, a.layer = NULL);   \
     CASE("batch 0", CLATTN_ERROR_INVALID_SHAPE, "batch", a.call.batch = 0);    \
     CASE("seq_q 0", CLATTN_ERROR_INVALID_SHAPE, "seq_q", a.call.seq_q = 0);    \
     CASE("seq_kv 0", CLATTN_ERROR_INVALID_SHAPE, "seq_kv", a.call.seq_kv = 0); \
@@ -255,25 +256,27 @@ static void add_host_case(const char *name, add_host a, clattn_status want,
     CASE("keys as values, value_dim != key_dim",                               \
          CLATTN_ERROR_INVALID_ARGUMENT, "value_dim", a.v = NULL)
 
+/* One case: the valid call from base(layer), changed by the statements
+   that follow, run and checked by run. */
+#define ADD_CASE(base, run, name, want, needle, ...)                           \
+    do {                                                                       \
+        a = base(layer);                                                       \
+        __VA_ARGS__;                                                           \
+        run(name, a, want, needle);                                            \
+    } while (0)
+
 static void additive_host_cases(clattn_additive *layer)
 {
     add_host a;
-#define HOST_CASE(name, want, needle, ...)                                     \
-    do {                                                                       \
-        a = add_host_base(layer);                                              \
-        __VA_ARGS__;                                                           \
-        add_host_case(name, a, want, needle);                                  \
-    } while (0)
-    HOST_CASE("layer NULL", CLATTN_ERROR_INVALID_ARGUMENT, NULL,
-              a.layer = NULL);
+#define HOST_CASE(...) ADD_CASE(add_host_base, add_host_case, __VA_ARGS__)
     {
         clattn_status s = clattn_additive_forward_host(layer, NULL, g_q, g_k,
                                                        g_v, g_mask, g_hc, g_hw);
         expect("additive_forward_host", "call NULL", s,
                CLATTN_ERROR_INVALID_ARGUMENT, "call");
     }
-    /* Huge logical shapes with the small real arrays: refused before any
-       array is read (a read would run far past them). */
+    /* The shared list's huge logical shapes meet the small real arrays:
+       refused before any array is read (a read would run far past them). */
     ADD_SHARED_CASES(HOST_CASE);
     HOST_CASE("batch overflows", CLATTN_ERROR_SIZE_OVERFLOW, NULL,
               a.call.batch = HUGE_DIM);
@@ -339,18 +342,12 @@ static void add_dev_case(const char *name, add_dev a, clattn_status want,
 static void additive_device_cases(clattn_additive *layer)
 {
     add_dev a;
-#define DEV_CASE(name, want, needle, ...)                                      \
-    do {                                                                       \
-        a = add_dev_base(layer);                                               \
-        __VA_ARGS__;                                                           \
-        add_dev_case(name, a, want, needle);                                   \
-    } while (0)
-    DEV_CASE("layer NULL", CLATTN_ERROR_INVALID_ARGUMENT, NULL, a.layer = NULL);
+#define DEV_CASE(...) ADD_CASE(add_dev_base, add_dev_case, __VA_ARGS__)
+    /* The shared list's huge logical shapes meet the small buffers: the
+       call's own limits come before the buffers' sizes. */
+    ADD_SHARED_CASES(DEV_CASE);
     DEV_CASE("call NULL", CLATTN_ERROR_INVALID_ARGUMENT, "call",
              a.call_null = 1);
-    /* Huge logical shapes on the small buffers: the call's own limits come
-       before the buffers' sizes. */
-    ADD_SHARED_CASES(DEV_CASE);
     DEV_CASE("seq_q overflows", CLATTN_ERROR_SIZE_OVERFLOW, NULL,
              a.call.seq_q = HUGE_DIM);
     DEV_CASE("context CL_MEM_READ_ONLY", CLATTN_ERROR_INVALID_ARGUMENT,
