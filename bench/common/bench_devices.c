@@ -1,5 +1,10 @@
 #include "bench_devices.h"
 
+/* The library's own string queries and device classes (src/core), so
+   names and classes read as the library reads them. */
+#include "device_select.h"
+
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,31 +15,6 @@ enum { MAX_PLATFORMS = 32, MAX_DEVICES = 64 };
 #ifndef CL_DEVICE_MAX_NUM_SUB_GROUPS
 #define CL_DEVICE_MAX_NUM_SUB_GROUPS 0x105C /* OpenCL 2.1 */
 #endif
-
-static void dev_string(cl_device_id d, cl_device_info p, char *dst, size_t cap)
-{
-    size_t n = 0;
-    dst[0] = '\0';
-    if (clGetDeviceInfo(d, p, 0, NULL, &n) != CL_SUCCESS || n == 0)
-        return;
-    char *tmp = malloc(n);
-    if (tmp && clGetDeviceInfo(d, p, n, tmp, NULL) == CL_SUCCESS)
-        snprintf(dst, cap, "%s", tmp);
-    free(tmp);
-}
-
-static void plat_string(cl_platform_id p, cl_platform_info what, char *dst,
-                        size_t cap)
-{
-    size_t n = 0;
-    dst[0] = '\0';
-    if (clGetPlatformInfo(p, what, 0, NULL, &n) != CL_SUCCESS || n == 0)
-        return;
-    char *tmp = malloc(n);
-    if (tmp && clGetPlatformInfo(p, what, n, tmp, NULL) == CL_SUCCESS)
-        snprintf(dst, cap, "%s", tmp);
-    free(tmp);
-}
 
 /* Whole words only: "cl_khr_fp16" must not match "cl_khr_fp16_foo". */
 static int has_word(const char *list, const char *word)
@@ -73,28 +53,39 @@ static void describe_subgroups(bench_cl_device *d, const char *ext)
         snprintf(d->subgroups, sizeof d->subgroups, "no");
 }
 
+/* The numeric properties, each into its field; a query that fails leaves
+   the field's 0. */
+#define DEVICE_NUMBER(param, field)                                            \
+    {                                                                          \
+        param, offsetof(bench_cl_device, field),                               \
+            sizeof(((bench_cl_device *)0)->field)                              \
+    }
+
+static const struct {
+    cl_device_info param;
+    size_t offset, size;
+} device_numbers[] = {
+    DEVICE_NUMBER(CL_DEVICE_TYPE, type),
+    DEVICE_NUMBER(CL_DEVICE_MAX_COMPUTE_UNITS, compute_units),
+    DEVICE_NUMBER(CL_DEVICE_MAX_CLOCK_FREQUENCY, clock_mhz),
+    DEVICE_NUMBER(CL_DEVICE_GLOBAL_MEM_SIZE, global_mem),
+    DEVICE_NUMBER(CL_DEVICE_LOCAL_MEM_SIZE, local_mem),
+    DEVICE_NUMBER(CL_DEVICE_MAX_MEM_ALLOC_SIZE, max_alloc),
+    DEVICE_NUMBER(CL_DEVICE_MAX_WORK_GROUP_SIZE, max_work_group),
+};
+
 static void describe_device(bench_cl_device *d)
 {
     cl_device_id id = d->device;
-    dev_string(id, CL_DEVICE_NAME, d->name, sizeof d->name);
-    dev_string(id, CL_DEVICE_VENDOR, d->vendor, sizeof d->vendor);
-    dev_string(id, CL_DEVICE_VERSION, d->version, sizeof d->version);
-    dev_string(id, CL_DRIVER_VERSION, d->driver, sizeof d->driver);
-    dev_string(id, CL_DEVICE_OPENCL_C_VERSION, d->c_version,
-               sizeof d->c_version);
-    clGetDeviceInfo(id, CL_DEVICE_TYPE, sizeof d->type, &d->type, NULL);
-    clGetDeviceInfo(id, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof d->compute_units,
-                    &d->compute_units, NULL);
-    clGetDeviceInfo(id, CL_DEVICE_MAX_CLOCK_FREQUENCY, sizeof d->clock_mhz,
-                    &d->clock_mhz, NULL);
-    clGetDeviceInfo(id, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof d->global_mem,
-                    &d->global_mem, NULL);
-    clGetDeviceInfo(id, CL_DEVICE_LOCAL_MEM_SIZE, sizeof d->local_mem,
-                    &d->local_mem, NULL);
-    clGetDeviceInfo(id, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof d->max_alloc,
-                    &d->max_alloc, NULL);
-    clGetDeviceInfo(id, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof d->max_work_group,
-                    &d->max_work_group, NULL);
+    device_string(id, CL_DEVICE_NAME, d->name, sizeof d->name);
+    device_string(id, CL_DEVICE_VENDOR, d->vendor, sizeof d->vendor);
+    device_string(id, CL_DEVICE_VERSION, d->version, sizeof d->version);
+    device_string(id, CL_DRIVER_VERSION, d->driver, sizeof d->driver);
+    device_string(id, CL_DEVICE_OPENCL_C_VERSION, d->c_version,
+                  sizeof d->c_version);
+    for (size_t i = 0; i < sizeof device_numbers / sizeof *device_numbers; ++i)
+        clGetDeviceInfo(id, device_numbers[i].param, device_numbers[i].size,
+                        (char *)d + device_numbers[i].offset, NULL);
     size_t n = 0;
     char *ext = NULL;
     if (clGetDeviceInfo(id, CL_DEVICE_EXTENSIONS, 0, NULL, &n) == CL_SUCCESS &&
@@ -117,9 +108,9 @@ static int add_platform(bench_devices *out, cl_platform_id pid, int index,
     p->id = pid;
     p->index = index;
     p->first_device = out->ndevices;
-    plat_string(pid, CL_PLATFORM_NAME, p->name, sizeof p->name);
-    plat_string(pid, CL_PLATFORM_VENDOR, p->vendor, sizeof p->vendor);
-    plat_string(pid, CL_PLATFORM_VERSION, p->version, sizeof p->version);
+    platform_string(pid, CL_PLATFORM_NAME, p->name, sizeof p->name);
+    platform_string(pid, CL_PLATFORM_VENDOR, p->vendor, sizeof p->vendor);
+    platform_string(pid, CL_PLATFORM_VERSION, p->version, sizeof p->version);
     cl_device_id ids[MAX_DEVICES];
     cl_uint n = 0;
     cl_int err = clGetDeviceIDs(pid, CL_DEVICE_TYPE_ALL, MAX_DEVICES, ids, &n);
@@ -193,12 +184,11 @@ void bench_devices_free(bench_devices *d)
 
 const char *bench_device_class(cl_device_type type)
 {
-    if (type & CL_DEVICE_TYPE_CPU)
-        return "cpu";
-    if (type & CL_DEVICE_TYPE_GPU)
-        return "gpu";
-    if (type & CL_DEVICE_TYPE_ACCELERATOR)
-        return "accelerator";
+    switch (device_class(type)) {
+    case CL_DEVICE_TYPE_CPU: return "cpu";
+    case CL_DEVICE_TYPE_GPU: return "gpu";
+    case CL_DEVICE_TYPE_ACCELERATOR: return "accelerator";
+    }
     return "other";
 }
 
