@@ -36,7 +36,8 @@ static int make_mha(bench_layer *b, size_t e)
     float s = 1.0f / sqrtf((float)e);
     float *w_in = random_floats(3 * e * e, 11, s),
           *b_in = random_floats(3 * e, 12, s),
-          *w_out = random_floats(e * e, 13, s), *b_out = random_floats(e, 14, s);
+          *w_out = random_floats(e * e, 13, s),
+          *b_out = random_floats(e, 14, s);
     int rc = -1;
     if (w_in && b_in && w_out && b_out) {
         clattn_mha_desc d;
@@ -89,8 +90,7 @@ static int make_talking_heads(bench_layer *b, size_t e)
     return rc;
 }
 
-int bench_layer_setup(bench_layer *b, clattn_context *ctx,
-                      const bench_case *c)
+int bench_layer_setup(bench_layer *b, clattn_context *ctx, const bench_case *c)
 {
     memset(b, 0, sizeof *b);
     b->ctx = ctx;
@@ -125,17 +125,22 @@ int bench_layer_setup(bench_layer *b, clattn_context *ctx,
     return rc;
 }
 
+/* Releases a buffer and forgets it, so teardown may run twice. */
+static void release_buffer(cl_mem *m)
+{
+    if (*m)
+        clReleaseMemObject(*m);
+    *m = NULL;
+}
+
 void bench_layer_teardown(bench_layer *b)
 {
     clattn_mha_destroy(b->mha);
     clattn_talking_heads_destroy(b->th);
-    if (b->x)
-        clReleaseMemObject(b->x);
-    if (b->out)
-        clReleaseMemObject(b->out);
     b->mha = NULL;
     b->th = NULL;
-    b->x = b->out = NULL;
+    release_buffer(&b->x);
+    release_buffer(&b->out);
 }
 
 static cl_command_queue queue_of(bench_layer *b)
@@ -149,10 +154,10 @@ int bench_layer_poison_output(bench_layer *b)
 {
     float nan = NAN;
     cl_command_queue q = queue_of(b);
-    cl_int err = q ? clEnqueueFillBuffer(q, b->out, &nan, sizeof nan, 0,
-                                         b->out_elems * sizeof(float), 0, NULL,
-                                         NULL)
-                   : CL_INVALID_COMMAND_QUEUE;
+    cl_int err =
+        q ? clEnqueueFillBuffer(q, b->out, &nan, sizeof nan, 0,
+                                b->out_elems * sizeof(float), 0, NULL, NULL)
+          : CL_INVALID_COMMAND_QUEUE;
     if (err == CL_SUCCESS)
         err = clFinish(q);
     if (err != CL_SUCCESS) {
@@ -203,9 +208,8 @@ int bench_layer_output_finite(bench_layer *b, int *finite)
     float *out = malloc(b->out_elems * sizeof *out);
     cl_command_queue q = queue_of(b);
     if (!out || !q ||
-        clEnqueueReadBuffer(q, b->out, CL_TRUE, 0,
-                            b->out_elems * sizeof *out, out, 0, NULL,
-                            NULL) != CL_SUCCESS) {
+        clEnqueueReadBuffer(q, b->out, CL_TRUE, 0, b->out_elems * sizeof *out,
+                            out, 0, NULL, NULL) != CL_SUCCESS) {
         free(out);
         snprintf(b->error, sizeof b->error, "reading the output back failed");
         return -1;
