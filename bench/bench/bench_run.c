@@ -55,18 +55,28 @@ typedef struct oracle {
     const double *d; /* the double-precision reference's */
 } oracle;
 
+/* The record of a host BLAS peer, to be run; NULL when it is not: out of
+   memory (*rc is -1), or no BLAS (recorded as unsupported, *rc is 0). */
+static bench_record *blas_peer_record(bench_run *run, size_t ci,
+                                      const char *name, int *rc)
+{
+    bench_record *r = bench_run_add(run, BENCH_HOST_DEVICE, ci, name);
+    *rc = r ? 0 : -1;
+    if (r && run->host.blas_status != BENCH_OK) {
+        r->status = BENCH_UNSUPPORTED;
+        snprintf(r->error, sizeof r->error, "%s", run->host.blas_note);
+        return NULL;
+    }
+    return r;
+}
+
 static int run_blas_peer(bench_run *run, size_t ci, const bench_inputs *in,
                          bench_blas_attention *a, oracle *o)
 {
-    bench_record *r =
-        bench_run_add(run, BENCH_HOST_DEVICE, ci, "openblas-attention");
+    int rc;
+    bench_record *r = blas_peer_record(run, ci, "openblas-attention", &rc);
     if (!r)
-        return -1;
-    if (run->host.blas_status != BENCH_OK) {
-        r->status = BENCH_UNSUPPORTED;
-        snprintf(r->error, sizeof r->error, "%s", run->host.blas_note);
-        return 0;
-    }
+        return rc;
     bench_progress_step("OpenBLAS attention");
     if (bench_blas_attention_init(a, &run->cases[ci], in) ||
         bench_measure(&run->opt->method, bench_blas_attention_call, a, &r->t)) {
@@ -151,6 +161,32 @@ static void finish_path(bench_sdpa *b, bench_record *r, const oracle *o,
     }
 }
 
+/* A measurement that did not finish (bench_measure's rc): the call's own
+   status and reason, or out of memory when the call itself succeeded. */
+static void measure_failed(bench_record *r, int rc, clattn_status status,
+                           const char *error)
+{
+    r->status =
+        status == CLATTN_ERROR_UNSUPPORTED ? BENCH_UNSUPPORTED : BENCH_FAILED;
+    snprintf(r->error, sizeof r->error, "%s",
+             rc == -1 && status == CLATTN_SUCCESS ? "out of memory" : error);
+}
+
+/* The record of one path on one device, announced; NULL: out of memory. */
+static bench_record *device_path_record(bench_run *run, int di, size_t ci,
+                                        clattn_sdpa_path path)
+{
+    const bench_device *d = &run->devices[di];
+    bench_record *r = bench_run_add(run, di, ci, clattn_sdpa_path_name(path));
+    if (!r)
+        return NULL;
+    r->default_variant = path == d->fused;
+    char what[160];
+    snprintf(what, sizeof what, "%s on %s", r->path, d->cl.id);
+    bench_progress_step(what);
+    return r;
+}
+
 static void run_path(bench_run *run, bench_sdpa *b, bench_record *r,
                      const oracle *o, float *got)
 {
@@ -160,15 +196,10 @@ static void run_path(bench_run *run, bench_sdpa *b, bench_record *r,
         return;
     }
     int rc = bench_measure(&run->opt->method, bench_sdpa_call, b, &r->t);
-    if (rc == 0) {
+    if (rc == 0)
         finish_path(b, r, o, got);
-        return;
-    }
-    r->status = b->status == CLATTN_ERROR_UNSUPPORTED ? BENCH_UNSUPPORTED
-                                                      : BENCH_FAILED;
-    snprintf(r->error, sizeof r->error, "%s",
-             rc == -1 && b->status == CLATTN_SUCCESS ? "out of memory"
-                                                     : b->error);
+    else
+        measure_failed(r, rc, b->status, b->error);
 }
 
 /* Every path of one case on one device. A device whose buffers cannot
@@ -181,17 +212,12 @@ static int run_device(bench_run *run, int di, size_t ci, const bench_inputs *in,
     int ready = bench_sdpa_setup(&b, d->ctx, &run->cases[ci], in) == 0;
     for (int p = 0; p < run->opt->npaths; ++p) {
         clattn_sdpa_path path = run->opt->paths[p];
-        bench_record *r =
-            bench_run_add(run, di, ci, clattn_sdpa_path_name(path));
+        bench_record *r = device_path_record(run, di, ci, path);
         if (!r) {
             if (ready)
                 bench_sdpa_teardown(&b);
             return -1;
         }
-        r->default_variant = path == d->fused;
-        char what[160];
-        snprintf(what, sizeof what, "%s on %s", r->path, d->cl.id);
-        bench_progress_step(what);
         if (!ready) {
             snprintf(r->error, sizeof r->error, "%s", b.error);
             continue;
@@ -208,15 +234,10 @@ static int run_device(bench_run *run, int di, size_t ci, const bench_inputs *in,
    figure the layer's projection time is compared with. */
 static int run_projections_peer(bench_run *run, size_t ci)
 {
-    bench_record *r =
-        bench_run_add(run, BENCH_HOST_DEVICE, ci, "openblas-projections");
+    int rc;
+    bench_record *r = blas_peer_record(run, ci, "openblas-projections", &rc);
     if (!r)
-        return -1;
-    if (run->host.blas_status != BENCH_OK) {
-        r->status = BENCH_UNSUPPORTED;
-        snprintf(r->error, sizeof r->error, "%s", run->host.blas_note);
-        return 0;
-    }
+        return rc;
     bench_progress_step("OpenBLAS projections");
     bench_layer_blas p;
     if (bench_layer_blas_init(&p, &run->cases[ci])) {
@@ -252,11 +273,7 @@ static void run_layer_path(bench_run *run, bench_layer *b, bench_record *r)
     }
     int rc = bench_measure(&run->opt->method, bench_layer_call, b, &r->t);
     if (rc != 0) {
-        r->status = b->status == CLATTN_ERROR_UNSUPPORTED ? BENCH_UNSUPPORTED
-                                                          : BENCH_FAILED;
-        snprintf(r->error, sizeof r->error, "%s",
-                 rc == -1 && b->status == CLATTN_SUCCESS ? "out of memory"
-                                                         : b->error);
+        measure_failed(r, rc, b->status, b->error);
         return;
     }
     clattn_memory_stats st;
@@ -287,16 +304,11 @@ static int run_layer_device(bench_run *run, int di, size_t ci)
     int ready = bench_layer_setup(&b, d->ctx, c) == 0;
     for (int p = 0; p < run->opt->npaths; ++p) {
         clattn_sdpa_path path = run->opt->paths[p];
-        bench_record *r =
-            bench_run_add(run, di, ci, clattn_sdpa_path_name(path));
+        bench_record *r = device_path_record(run, di, ci, path);
         if (!r) {
             bench_layer_teardown(&b);
             return -1;
         }
-        r->default_variant = path == d->fused;
-        char what[160];
-        snprintf(what, sizeof what, "%s on %s", r->path, d->cl.id);
-        bench_progress_step(what);
         if (!ready) {
             snprintf(r->error, sizeof r->error, "%s", b.error);
             continue;
