@@ -3,9 +3,7 @@
 #include "bench_figures.h"
 #include "bench_output.h"
 
-#include <errno.h>
 #include <math.h>
-#include <string.h>
 
 /* RFC 4180: quote every text field, double the quotes inside. */
 static void text(FILE *f, const char *s, const char *sep)
@@ -79,21 +77,15 @@ static void row(FILE *f, const bench_run *run, const bench_record *r)
     text(f, r->error, "\n");
 }
 
-int bench_write_csv(const char *path, const bench_run *run, char *err,
-                    size_t cap)
+static void write_csv(FILE *f, const bench_run *run)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        snprintf(err, cap, "cannot write %s: %s", path, strerror(errno));
-        return -1;
-    }
     fputs(header, f);
     for (size_t i = 0; i < run->nrecords; ++i)
         row(f, run, &run->records[i]);
-    int bad = ferror(f);
-    if (fclose(f) || bad) {
-        snprintf(err, cap, "cannot write %s: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
+}
+
+int bench_write_csv(const char *path, const bench_run *run, char *err,
+                    size_t cap)
+{
+    return bench_write_file(path, run, write_csv, err, cap);
 }

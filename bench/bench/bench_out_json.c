@@ -3,9 +3,7 @@
 #include "bench_figures.h"
 #include "bench_output.h"
 
-#include <errno.h>
 #include <math.h>
-#include <string.h>
 
 static void jstr(FILE *f, const char *s)
 {
@@ -54,6 +52,13 @@ static void jcount(FILE *f, double v)
 static void jkey(FILE *f, const char *key)
 {
     fprintf(f, "\"%s\": ", key);
+}
+
+/* ", "key": "text" after a previous field. */
+static void str_field(FILE *f, const char *key, const char *s)
+{
+    fprintf(f, ", \"%s\": ", key);
+    jstr(f, s);
 }
 
 static void write_method(FILE *f, const bench_run *run)
@@ -108,16 +113,12 @@ static void write_device(FILE *f, const bench_device *d)
     const bench_cl_device *c = &d->cl;
     fputs("    {\"id\": ", f);
     jstr(f, c->id);
-    fputs(", \"name\": ", f);
-    jstr(f, c->name);
-    fputs(", \"platform\": ", f);
-    jstr(f, c->platform_name);
-    fputs(", \"vendor\": ", f);
-    jstr(f, c->vendor);
+    str_field(f, "name", c->name);
+    str_field(f, "platform", c->platform_name);
+    str_field(f, "vendor", c->vendor);
     fputs(",\n     \"version\": ", f);
     jstr(f, c->version);
-    fputs(", \"driver\": ", f);
-    jstr(f, c->driver);
+    str_field(f, "driver", c->driver);
     fprintf(f,
             ", \"type\": \"%s\", \"compute_units\": %u, \"clock_mhz\": %u,\n"
             "     \"global_mem_bytes\": %llu, \"local_mem_bytes\": %llu, "
@@ -186,9 +187,9 @@ static void write_record(FILE *f, const bench_run *run, const bench_record *r)
     jerr(f, r->error);
     fputs(",\n     \"reps\": ", f);
     jcount(f, timed ? r->t.reps : NAN);
-    fputs(", \"timing\": ", f);
-    jstr(f, timed ? bench_timing_name(&r->t, r->device == BENCH_HOST_DEVICE)
-                  : NULL);
+    str_field(f, "timing",
+              timed ? bench_timing_name(&r->t, r->device == BENCH_HOST_DEVICE)
+                    : NULL);
     num_field(f, "min_ms", timed ? r->t.min_ms : NAN);
     num_field(f, "median_ms", timed ? r->t.median_ms : NAN);
     num_field(f, "gflops", g.gflops);
@@ -229,14 +230,8 @@ static void write_record(FILE *f, const bench_run *run, const bench_record *r)
     fputc('}', f);
 }
 
-int bench_write_json(const char *path, const bench_run *run, char *err,
-                     size_t cap)
+static void write_json(FILE *f, const bench_run *run)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        snprintf(err, cap, "cannot write %s: %s", path, strerror(errno));
-        return -1;
-    }
     unsigned v = clattn_version_number();
     fprintf(f, "{\n  \"schema\": \"%s\",\n  \"schema_version\": %d,\n",
             BENCH_SCHEMA_NAME, BENCH_SCHEMA_VERSION);
@@ -267,10 +262,10 @@ int bench_write_json(const char *path, const bench_run *run, char *err,
         fputs(i + 1 < run->nrecords ? ",\n" : "\n", f);
     }
     fputs("  ]\n}\n", f);
-    int bad = ferror(f);
-    if (fclose(f) || bad) {
-        snprintf(err, cap, "cannot write %s: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
+}
+
+int bench_write_json(const char *path, const bench_run *run, char *err,
+                     size_t cap)
+{
+    return bench_write_file(path, run, write_json, err, cap);
 }

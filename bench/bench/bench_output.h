@@ -24,6 +24,12 @@ int bench_write_csv(const char *path, const bench_run *run, char *err,
 int bench_write_plot(const char *path, const bench_run *run, char *err,
                      size_t cap);
 
+/* Writes path with write(f, run): 0, or -1 with "cannot write PATH: why"
+   in err when it cannot be opened or written. */
+int bench_write_file(const char *path, const bench_run *run,
+                     void (*write)(FILE *f, const bench_run *run), char *err,
+                     size_t cap);
+
 /* The method in one sentence, shared by the table and the JSON. */
 const char *bench_timing_name(const bench_timing *t, int host);
 
