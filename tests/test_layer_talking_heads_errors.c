@@ -204,15 +204,41 @@ typedef struct forward_case {
         body;                                                                  \
     }
 
-FMUTATOR(f_batch0, c->call.batch = 0)
-FMUTATOR(f_seq0, c->call.seq = 0)
+/* The changes both forms refuse alike, made by M as prefix##_name (dev_call
+   and host_call name their fields alike). Huge logical shapes come with the
+   small real arrays: they are refused before any is read. */
+#define SHARED_MUTATORS(M, prefix)                                             \
+    M(prefix##_batch0, c->call.batch = 0)                                      \
+    M(prefix##_seq0, c->call.seq = 0)                                          \
+    M(prefix##_fused_attn, c->call.path = CLATTN_SDPA_PATH_FUSED)              \
+    M(prefix##_x_null, c->x = NULL)                                            \
+    M(prefix##_out_null, c->out = NULL)                                        \
+    M(prefix##_batch_huge, c->call.batch = SIZE_MAX / 4)                       \
+    M(prefix##_batch_32bit,                                                    \
+      (c->call.batch = (size_t)1 << 31, c->call.seq = 1))                      \
+    M(prefix##_tokens_wrap,                                                    \
+      (c->call.batch = (size_t)1 << 32, c->call.seq = (size_t)1 << 32))        \
+    M(prefix##_bytes_wrap_zero,                                                \
+      (c->call.batch = (size_t)1 << 59, c->call.seq = 1))                      \
+    M(prefix##_scratch_max_alloc,                                              \
+      (c->call.batch = 1,                                                      \
+       c->call.seq =                                                           \
+           (size_t)(g_info.max_alloc_bytes / (3 * C * sizeof(float))) + 1))    \
+    /* Small GEMMs, but the packed V (B x H x 64 padded keys x 16 features)    \
+       is more than one allocation. */                                         \
+    M(prefix##_vp_max_alloc,                                                   \
+      (c->call.batch =                                                         \
+           (size_t)(g_info.max_alloc_bytes / (H * 64 * 16 * 4)) + 1,           \
+       c->call.seq = 1, c->attn = NULL))                                       \
+    M(prefix##_gemm_int,                                                       \
+      (c->call.batch = 1, c->call.seq = ((size_t)1 << 23) + 1,                 \
+       c->attn = NULL))
+
+SHARED_MUTATORS(FMUTATOR, f)
 FMUTATOR(f_path_bad, c->call.path = (clattn_sdpa_path)99)
 FMUTATOR(f_path_neg, c->call.path = (clattn_sdpa_path)-1)
-FMUTATOR(f_fused_attn, c->call.path = CLATTN_SDPA_PATH_FUSED)
 FMUTATOR(f_fused_cpu_attn, c->call.path = CLATTN_SDPA_PATH_FUSED_CPU)
 FMUTATOR(f_fused_gpu_attn, c->call.path = CLATTN_SDPA_PATH_FUSED_GPU)
-FMUTATOR(f_x_null, c->x = NULL)
-FMUTATOR(f_out_null, c->out = NULL)
 FMUTATOR(f_out_is_x, c->out = c->x)
 FMUTATOR(f_attn_is_x, c->attn = c->x)
 FMUTATOR(f_attn_is_out, c->attn = c->out)
@@ -220,25 +246,7 @@ FMUTATOR(f_x_small, c->x = g_dev.x_small)
 FMUTATOR(f_out_small, c->out = g_dev.out_small)
 FMUTATOR(f_attn_small, c->attn = g_dev.attn_small)
 FMUTATOR(f_x_foreign, c->x = g_dev.foreign)
-FMUTATOR(f_batch_huge, c->call.batch = SIZE_MAX / 4)
 FMUTATOR(f_seq_huge, c->call.seq = (size_t)1 << 31)
-FMUTATOR(f_batch_32bit, (c->call.batch = (size_t)1 << 31, c->call.seq = 1))
-/* Huge logical shapes on the small buffers: refused before any is read. */
-FMUTATOR(f_tokens_wrap,
-         (c->call.batch = (size_t)1 << 32, c->call.seq = (size_t)1 << 32))
-FMUTATOR(f_bytes_wrap_zero, (c->call.batch = (size_t)1 << 59, c->call.seq = 1))
-FMUTATOR(f_scratch_max_alloc,
-         (c->call.batch = 1, c->call.seq = (size_t)(g_info.max_alloc_bytes /
-                                                    (3 * C * sizeof(float))) +
-                                           1))
-/* Small GEMMs, but the packed V (B x H x 64 padded keys x 16 features)
-   is more than one allocation. */
-FMUTATOR(f_vp_max_alloc,
-         (c->call.batch = (size_t)(g_info.max_alloc_bytes / (H * 64 * 16 * 4)) +
-                          1,
-          c->call.seq = 1, c->attn = NULL))
-FMUTATOR(f_gemm_int, (c->call.batch = 1, c->call.seq = ((size_t)1 << 23) + 1,
-                      c->attn = NULL))
 FMUTATOR(f_out_read_only, c->out = g_dev.read_only)
 FMUTATOR(f_attn_read_only, c->attn = g_dev.read_only)
 FMUTATOR(f_x_write_only, c->x = g_dev.write_only)
@@ -338,31 +346,12 @@ typedef struct host_case {
         body;                                                                  \
     }
 
-HMUTATOR(h_batch0, c->call.batch = 0)
-HMUTATOR(h_seq0, c->call.seq = 0)
+SHARED_MUTATORS(HMUTATOR, h)
 HMUTATOR(h_path_bad, c->call.path = (clattn_sdpa_path)7)
-HMUTATOR(h_fused_attn, c->call.path = CLATTN_SDPA_PATH_FUSED)
-HMUTATOR(h_x_null, c->x = NULL)
-HMUTATOR(h_out_null, c->out = NULL)
 HMUTATOR(h_out_is_x, c->out = g_hx)
 HMUTATOR(h_out_overlaps_x, c->x = g_hout + 3)
 HMUTATOR(h_attn_overlaps_out, c->attn = g_hout + NX - 1)
 HMUTATOR(h_attn_is_x, c->x = g_hattn)
-HMUTATOR(h_batch_huge, c->call.batch = SIZE_MAX / 4)
-HMUTATOR(h_batch_32bit, (c->call.batch = (size_t)1 << 31, c->call.seq = 1))
-HMUTATOR(h_tokens_wrap,
-         (c->call.batch = (size_t)1 << 32, c->call.seq = (size_t)1 << 32))
-HMUTATOR(h_bytes_wrap_zero, (c->call.batch = (size_t)1 << 59, c->call.seq = 1))
-HMUTATOR(h_scratch_max_alloc,
-         (c->call.batch = 1, c->call.seq = (size_t)(g_info.max_alloc_bytes /
-                                                    (3 * C * sizeof(float))) +
-                                           1))
-HMUTATOR(h_vp_max_alloc,
-         (c->call.batch = (size_t)(g_info.max_alloc_bytes / (H * 64 * 16 * 4)) +
-                          1,
-          c->call.seq = 1, c->attn = NULL))
-HMUTATOR(h_gemm_int, (c->call.batch = 1, c->call.seq = ((size_t)1 << 23) + 1,
-                      c->attn = NULL))
 
 static const host_case HOST_CASES[] = {
     {"batch 0", h_batch0, CLATTN_ERROR_INVALID_SHAPE},
