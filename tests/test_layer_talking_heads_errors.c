@@ -204,37 +204,51 @@ typedef struct forward_case {
         body;                                                                  \
     }
 
-/* The changes both forms refuse alike, made by M as prefix##_name (dev_call
-   and host_call name their fields alike). Huge logical shapes come with the
-   small real arrays: they are refused before any is read. */
-#define SHARED_MUTATORS(M, prefix)                                             \
-    M(prefix##_batch0, c->call.batch = 0)                                      \
-    M(prefix##_seq0, c->call.seq = 0)                                          \
-    M(prefix##_fused_attn, c->call.path = CLATTN_SDPA_PATH_FUSED)              \
-    M(prefix##_x_null, c->x = NULL)                                            \
-    M(prefix##_out_null, c->out = NULL)                                        \
-    M(prefix##_batch_huge, c->call.batch = SIZE_MAX / 4)                       \
-    M(prefix##_batch_32bit,                                                    \
-      (c->call.batch = (size_t)1 << 31, c->call.seq = 1))                      \
-    M(prefix##_tokens_wrap,                                                    \
-      (c->call.batch = (size_t)1 << 32, c->call.seq = (size_t)1 << 32))        \
-    M(prefix##_bytes_wrap_zero,                                                \
-      (c->call.batch = (size_t)1 << 59, c->call.seq = 1))                      \
-    M(prefix##_scratch_max_alloc,                                              \
+/* The cases both forms refuse alike: X(prefix##_name, change, label,
+   status), expanded once into each form's mutators and once into each
+   form's table (dev_call and host_call name their fields alike). Huge
+   logical shapes come with the small real arrays: they are refused before
+   any is read. */
+#define SHARED_CASES(X, prefix)                                                \
+    X(prefix##_batch0, c->call.batch = 0, "batch 0",                           \
+      CLATTN_ERROR_INVALID_SHAPE)                                              \
+    X(prefix##_seq0, c->call.seq = 0, "seq 0", CLATTN_ERROR_INVALID_SHAPE)     \
+    X(prefix##_fused_attn, c->call.path = CLATTN_SDPA_PATH_FUSED,              \
+      "FUSED with attn", CLATTN_ERROR_UNSUPPORTED)                             \
+    X(prefix##_x_null, c->x = NULL, "x NULL", CLATTN_ERROR_INVALID_ARGUMENT)   \
+    X(prefix##_out_null, c->out = NULL, "out NULL",                            \
+      CLATTN_ERROR_INVALID_ARGUMENT)                                           \
+    X(prefix##_batch_huge, c->call.batch = SIZE_MAX / 4, "batch SIZE_MAX/4",   \
+      CLATTN_ERROR_SIZE_OVERFLOW)                                              \
+    X(prefix##_batch_32bit,                                                    \
+      (c->call.batch = (size_t)1 << 31, c->call.seq = 1),                      \
+      "batch 2^31 (32-bit kernels)", CLATTN_ERROR_UNSUPPORTED)                 \
+    X(prefix##_tokens_wrap,                                                    \
+      (c->call.batch = (size_t)1 << 32, c->call.seq = (size_t)1 << 32),        \
+      "batch x seq = 2^64", CLATTN_ERROR_SIZE_OVERFLOW)                        \
+    X(prefix##_bytes_wrap_zero,                                                \
+      (c->call.batch = (size_t)1 << 59, c->call.seq = 1),                      \
+      "batch 2^59: qkv bytes wrap to 0", CLATTN_ERROR_SIZE_OVERFLOW)           \
+    X(prefix##_scratch_max_alloc,                                              \
       (c->call.batch = 1,                                                      \
        c->call.seq =                                                           \
-           (size_t)(g_info.max_alloc_bytes / (3 * C * sizeof(float))) + 1))    \
+           (size_t)(g_info.max_alloc_bytes / (3 * C * sizeof(float))) + 1),    \
+      "qkv scratch over max_alloc_bytes", CLATTN_ERROR_UNSUPPORTED)            \
     /* Small GEMMs, but the packed V (B x H x 64 padded keys x 16 features)    \
        is more than one allocation. */                                         \
-    M(prefix##_vp_max_alloc,                                                   \
+    X(prefix##_vp_max_alloc,                                                   \
       (c->call.batch =                                                         \
            (size_t)(g_info.max_alloc_bytes / (H * 64 * 16 * 4)) + 1,           \
-       c->call.seq = 1, c->attn = NULL))                                       \
-    M(prefix##_gemm_int,                                                       \
+       c->call.seq = 1, c->attn = NULL),                                       \
+      "packed V over max_alloc_bytes", CLATTN_ERROR_UNSUPPORTED)               \
+    X(prefix##_gemm_int,                                                       \
       (c->call.batch = 1, c->call.seq = ((size_t)1 << 23) + 1,                 \
-       c->attn = NULL))
+       c->attn = NULL),                                                        \
+      "GEMM past CLBlast's int", CLATTN_ERROR_UNSUPPORTED)
+#define SHARED_ROW(fn, change, label, status) {label, fn, status},
 
-SHARED_MUTATORS(FMUTATOR, f)
+#define SHARED_FMUTATOR(fn, change, label, status) FMUTATOR(fn, change)
+SHARED_CASES(SHARED_FMUTATOR, f)
 FMUTATOR(f_path_bad, c->call.path = (clattn_sdpa_path)99)
 FMUTATOR(f_path_neg, c->call.path = (clattn_sdpa_path)-1)
 FMUTATOR(f_fused_cpu_attn, c->call.path = CLATTN_SDPA_PATH_FUSED_CPU)
@@ -252,15 +266,10 @@ FMUTATOR(f_attn_read_only, c->attn = g_dev.read_only)
 FMUTATOR(f_x_write_only, c->x = g_dev.write_only)
 
 static const forward_case FORWARD_CASES[] = {
-    {"batch 0", f_batch0, CLATTN_ERROR_INVALID_SHAPE},
-    {"seq 0", f_seq0, CLATTN_ERROR_INVALID_SHAPE},
     {"path 99", f_path_bad, CLATTN_ERROR_INVALID_ARGUMENT},
     {"path -1", f_path_neg, CLATTN_ERROR_INVALID_ARGUMENT},
-    {"FUSED with attn", f_fused_attn, CLATTN_ERROR_UNSUPPORTED},
     {"FUSED_CPU with attn", f_fused_cpu_attn, CLATTN_ERROR_UNSUPPORTED},
     {"FUSED_GPU with attn", f_fused_gpu_attn, CLATTN_ERROR_UNSUPPORTED},
-    {"x NULL", f_x_null, CLATTN_ERROR_INVALID_ARGUMENT},
-    {"out NULL", f_out_null, CLATTN_ERROR_INVALID_ARGUMENT},
     {"out is x", f_out_is_x, CLATTN_ERROR_INVALID_ARGUMENT},
     {"attn is x", f_attn_is_x, CLATTN_ERROR_INVALID_ARGUMENT},
     {"attn is out", f_attn_is_out, CLATTN_ERROR_INVALID_ARGUMENT},
@@ -268,20 +277,11 @@ static const forward_case FORWARD_CASES[] = {
     {"out too small", f_out_small, CLATTN_ERROR_BUFFER_TOO_SMALL},
     {"attn too small", f_attn_small, CLATTN_ERROR_BUFFER_TOO_SMALL},
     {"x of another context", f_x_foreign, CLATTN_ERROR_INVALID_ARGUMENT},
-    {"batch SIZE_MAX/4", f_batch_huge, CLATTN_ERROR_SIZE_OVERFLOW},
     {"seq 2^31", f_seq_huge, CLATTN_ERROR_SIZE_OVERFLOW},
-    {"batch 2^31 (32-bit kernels)", f_batch_32bit, CLATTN_ERROR_UNSUPPORTED},
-    {"batch x seq = 2^64", f_tokens_wrap, CLATTN_ERROR_SIZE_OVERFLOW},
-    {"batch 2^59: qkv bytes wrap to 0", f_bytes_wrap_zero,
-     CLATTN_ERROR_SIZE_OVERFLOW},
-    {"qkv scratch over max_alloc_bytes", f_scratch_max_alloc,
-     CLATTN_ERROR_UNSUPPORTED},
-    {"packed V over max_alloc_bytes", f_vp_max_alloc, CLATTN_ERROR_UNSUPPORTED},
-    {"GEMM past CLBlast's int", f_gemm_int, CLATTN_ERROR_UNSUPPORTED},
     {"out CL_MEM_READ_ONLY", f_out_read_only, CLATTN_ERROR_INVALID_ARGUMENT},
     {"attn CL_MEM_READ_ONLY", f_attn_read_only, CLATTN_ERROR_INVALID_ARGUMENT},
     {"x CL_MEM_WRITE_ONLY", f_x_write_only, CLATTN_ERROR_INVALID_ARGUMENT},
-};
+    SHARED_CASES(SHARED_ROW, f)};
 
 static void forward_errors(clattn_talking_heads *layer)
 {
@@ -346,7 +346,8 @@ typedef struct host_case {
         body;                                                                  \
     }
 
-SHARED_MUTATORS(HMUTATOR, h)
+#define SHARED_HMUTATOR(fn, change, label, status) HMUTATOR(fn, change)
+SHARED_CASES(SHARED_HMUTATOR, h)
 HMUTATOR(h_path_bad, c->call.path = (clattn_sdpa_path)7)
 HMUTATOR(h_out_is_x, c->out = g_hx)
 HMUTATOR(h_out_overlaps_x, c->x = g_hout + 3)
@@ -354,26 +355,12 @@ HMUTATOR(h_attn_overlaps_out, c->attn = g_hout + NX - 1)
 HMUTATOR(h_attn_is_x, c->x = g_hattn)
 
 static const host_case HOST_CASES[] = {
-    {"batch 0", h_batch0, CLATTN_ERROR_INVALID_SHAPE},
-    {"seq 0", h_seq0, CLATTN_ERROR_INVALID_SHAPE},
     {"path 7", h_path_bad, CLATTN_ERROR_INVALID_ARGUMENT},
-    {"FUSED with attn", h_fused_attn, CLATTN_ERROR_UNSUPPORTED},
-    {"x NULL", h_x_null, CLATTN_ERROR_INVALID_ARGUMENT},
-    {"out NULL", h_out_null, CLATTN_ERROR_INVALID_ARGUMENT},
     {"out is x", h_out_is_x, CLATTN_ERROR_INVALID_ARGUMENT},
     {"out overlaps x", h_out_overlaps_x, CLATTN_ERROR_INVALID_ARGUMENT},
     {"attn overlaps out", h_attn_overlaps_out, CLATTN_ERROR_INVALID_ARGUMENT},
     {"attn is x", h_attn_is_x, CLATTN_ERROR_INVALID_ARGUMENT},
-    {"batch SIZE_MAX/4", h_batch_huge, CLATTN_ERROR_SIZE_OVERFLOW},
-    {"batch 2^31 (32-bit kernels)", h_batch_32bit, CLATTN_ERROR_UNSUPPORTED},
-    {"batch x seq = 2^64", h_tokens_wrap, CLATTN_ERROR_SIZE_OVERFLOW},
-    {"batch 2^59: qkv bytes wrap to 0", h_bytes_wrap_zero,
-     CLATTN_ERROR_SIZE_OVERFLOW},
-    {"qkv scratch over max_alloc_bytes", h_scratch_max_alloc,
-     CLATTN_ERROR_UNSUPPORTED},
-    {"packed V over max_alloc_bytes", h_vp_max_alloc, CLATTN_ERROR_UNSUPPORTED},
-    {"GEMM past CLBlast's int", h_gemm_int, CLATTN_ERROR_UNSUPPORTED},
-};
+    SHARED_CASES(SHARED_ROW, h)};
 
 static void host_errors(clattn_talking_heads *layer)
 {
