@@ -319,10 +319,7 @@ MUT(f_probs_max_alloc, a->call.batch = 1;
         (size_t)sqrt((double)g_info.max_alloc_bytes / (H * sizeof(float))) + 2)
 /* 256 MB of projections, but a GEMM of more than 2^31 padded elements. */
 MUT(f_gemm_int, a->call.batch = 1; a->call.seq_q = ((size_t)1 << 23) + 1;
-    a->call.need_weights = CLATTN_NEED_WEIGHTS_NONE; a->host_weights = 0;
-    a->b.attn_weights = NULL; a->call.has_key_padding_mask = 0;
-    a->call.attn_mask_type = CLATTN_MASK_NONE; a->kpm = NULL; a->mask = NULL;
-    a->b.key_padding_mask = a->b.attn_mask = NULL)
+    f_no_weights(a); f_no_masks(a))
 MUT(f_out_read_only, a->b.out = g_dev.read_only)
 MUT(f_weights_read_only, a->b.attn_weights = g_dev.read_only)
 MUT(f_query_write_only, a->b.query = g_dev.write_only)
