@@ -293,6 +293,16 @@ static void documented_selectors(const char *repo)
     CHECK(count >= 8, "%d documented selectors found", count);
 }
 
+/* A context on the device sel names, with no fallback to another. */
+static clattn_status create_exact(const char *sel, clattn_context **ctx)
+{
+    clattn_context_options o;
+    clattn_context_options_init(&o);
+    o.device = sel;
+    o.no_fallback = 1;
+    return clattn_context_create(&o, ctx);
+}
+
 static void real_selection(void)
 {
     clattn_context *ctx = test_context();
@@ -330,11 +340,7 @@ static void real_selection(void)
         if (i > 0 && devices_rank(devs, n, selectors[i], 0, order) == 1)
             want = devs[order[0]].device;
         CHECK(want != NULL, "selector '%s' ranks a device", selectors[i]);
-        clattn_context_options o;
-        clattn_context_options_init(&o);
-        o.device = selectors[i];
-        o.no_fallback = 1;
-        clattn_status s = clattn_context_create(&o, &ctx);
+        clattn_status s = create_exact(selectors[i], &ctx);
         clattn_info got;
         CHECK(s == CLATTN_SUCCESS &&
                   clattn_context_info(ctx, &got) == CLATTN_SUCCESS &&
@@ -349,11 +355,7 @@ static void real_selection(void)
         char at[32];
         snprintf(at, sizeof at, "%d:%d", devs[i].platform_index,
                  devs[i].device_index);
-        clattn_context_options o;
-        clattn_context_options_init(&o);
-        o.device = at;
-        o.no_fallback = 1;
-        clattn_status s = clattn_context_create(&o, &ctx);
+        clattn_status s = create_exact(at, &ctx);
         clattn_info got;
         CHECK(s == CLATTN_SUCCESS &&
                   clattn_context_info(ctx, &got) == CLATTN_SUCCESS &&
