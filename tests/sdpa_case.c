@@ -54,6 +54,27 @@ void sdpa_inputs_make(sdpa_inputs *in, const clattn_sdpa_desc *d,
     }
 }
 
+void sdpa_inputs_plain(sdpa_inputs *in, size_t batch, size_t heads,
+                       size_t seq_q, size_t seq_kv, size_t head_dim,
+                       uint64_t seed)
+{
+    clattn_sdpa_desc d;
+    clattn_sdpa_desc_init(&d);
+    d.batch = batch, d.heads_q = heads, d.seq_q = seq_q, d.seq_kv = seq_kv;
+    d.head_dim = head_dim;
+    sdpa_inputs_make(in, &d, 0, seed);
+}
+
+void sdpa_tensors_release(const clattn_sdpa_tensors *t)
+{
+    const cl_mem all[7] = {t->q.buffer,    t->k.buffer,   t->v.buffer,
+                           t->mask.buffer, t->out.buffer, t->probs.buffer,
+                           t->lse.buffer};
+    for (int i = 0; i < 7; ++i)
+        if (all[i])
+            clReleaseMemObject(all[i]);
+}
+
 void sdpa_inputs_free(sdpa_inputs *in)
 {
     free(in->q), free(in->k), free(in->v), free(in->mask),

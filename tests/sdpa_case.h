@@ -24,6 +24,17 @@ void sdpa_inputs_make(sdpa_inputs *in, const clattn_sdpa_desc *desc,
                       int want_key_lengths, uint64_t seed);
 void sdpa_inputs_free(sdpa_inputs *in);
 
+/* sdpa_inputs_make for the plain problem many checks start from: the
+   defaults of clattn_sdpa_desc_init (heads_kv = heads_q, head_dim_v =
+   head_dim, no mask, not causal, no dropout), no key lengths. */
+void sdpa_inputs_plain(sdpa_inputs *in, size_t batch, size_t heads,
+                       size_t seq_q, size_t seq_kv, size_t head_dim,
+                       uint64_t seed);
+
+/* Releases every buffer the tensors name (NULL ones skipped); a buffer
+   two tensors share would be released twice. */
+void sdpa_tensors_release(const clattn_sdpa_tensors *t);
+
 /* Runs the case (probs on and off) and checks it; name labels failures. */
 void sdpa_case_check(clattn_context *ctx, const char *name,
                      const sdpa_inputs *in);

@@ -81,11 +81,7 @@ static clattn_status run_device(job *j, cl_command_queue queue, float *out)
                             CL_TRUE, 0, in->n_out * 4, out, 1, &done, NULL);
         clReleaseEvent(done);
     }
-    cl_mem all[5] = {t.q.buffer, t.k.buffer, t.v.buffer, t.out.buffer,
-                     t.mask.buffer};
-    for (int i = 0; i < 5; ++i)
-        if (all[i])
-            clReleaseMemObject(all[i]);
+    sdpa_tensors_release(&t);
     return s;
 }
 

@@ -29,11 +29,8 @@ static clattn_status scratch_call(const char *value, int *noted)
     CHECK(clattn_context_info(ctx, &info) == CLATTN_SUCCESS, "info");
     *noted = strstr(info.selection_log, "CLATTN_UNFUSED_SCRATCH_BYTES") != 0;
 
-    clattn_sdpa_desc d;
-    clattn_sdpa_desc_init(&d);
-    d.batch = 1, d.heads_q = 1, d.seq_q = 2, d.seq_kv = 17, d.head_dim = 4;
     sdpa_inputs in;
-    sdpa_inputs_make(&in, &d, 0, 90);
+    sdpa_inputs_plain(&in, 1, 1, 2, 17, 4, 90);
     cl_int err;
     size_t bytes[4] = {in.n_q, in.n_k, in.n_v, in.n_out};
     const float *src[3] = {in.q, in.k, in.v};
@@ -51,8 +48,8 @@ static clattn_status scratch_call(const char *value, int *noted)
     clattn_tensor_contiguous(&t.v, m[2], 0, dk);
     clattn_tensor_contiguous(&t.out, m[3], 0, dq);
     cl_event done = NULL;
-    clattn_status s =
-        clattn_sdpa(ctx, &d, &t, CLATTN_SDPA_PATH_UNFUSED, 0, NULL, &done);
+    clattn_status s = clattn_sdpa(ctx, &in.desc, &t, CLATTN_SDPA_PATH_UNFUSED,
+                                  0, NULL, &done);
     if (done) {
         clWaitForEvents(1, &done);
         clReleaseEvent(done);
@@ -108,12 +105,8 @@ static void pin_never_refuses(void)
         setenv("CLATTN_SDPA_PATH", pins[i], 1);
         clattn_context *ctx = test_context();
         unsetenv("CLATTN_SDPA_PATH");
-        clattn_sdpa_desc d;
-        clattn_sdpa_desc_init(&d);
-        d.batch = 1, d.heads_q = 2, d.seq_q = 5, d.seq_kv = 7;
-        d.head_dim = 300;
         sdpa_inputs in;
-        sdpa_inputs_make(&in, &d, 0, 91);
+        sdpa_inputs_plain(&in, 1, 2, 5, 7, 300, 91);
         char name[64];
         snprintf(name, sizeof name, "head_dim 300, CLATTN_SDPA_PATH=%s",
                  pins[i]);

@@ -28,11 +28,8 @@ static clattn_status create(const char *selector, int no_fallback,
 /* A small SDPA on ctx matches the reference: the context is usable. */
 static void check_works(clattn_context *ctx, const char *name)
 {
-    clattn_sdpa_desc d;
-    clattn_sdpa_desc_init(&d);
-    d.batch = 1, d.heads_q = 2, d.seq_q = 5, d.seq_kv = 7, d.head_dim = 4;
     sdpa_inputs in;
-    sdpa_inputs_make(&in, &d, 0, 3);
+    sdpa_inputs_plain(&in, 1, 2, 5, 7, 4, 3);
     sdpa_case_check(ctx, name, &in);
     sdpa_inputs_free(&in);
 }

@@ -12,6 +12,7 @@
    - destroying the context releases every thread's kernels. */
 #define _POSIX_C_SOURCE 200809L /* pthread barriers */
 #include "context_internal.h"
+#include "sdpa_case.h"
 #include "test_util.h"
 
 #include <pthread.h>
@@ -202,10 +203,7 @@ static clattn_status run_sdpa(sdpa_job *j, cl_command_queue queue,
             clReleaseEvent(done);
         }
     }
-    cl_mem all[4] = {t.q.buffer, t.k.buffer, t.v.buffer, t.out.buffer};
-    for (int i = 0; i < 4; ++i)
-        if (all[i])
-            clReleaseMemObject(all[i]);
+    sdpa_tensors_release(&t);
     return s;
 }
 

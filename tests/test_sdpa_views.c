@@ -168,12 +168,20 @@ static void bshd_layout(dev *d, int causal)
         check_output("bshd lse", gl, nl, &t.lse, ld, wl);
         free(wo), free(wp), free(wl), free(go), free(gp), free(gl);
     }
-    cl_mem all[6] = {t.q.buffer,   t.k.buffer,     t.v.buffer,
-                     t.out.buffer, t.probs.buffer, t.lse.buffer};
-    for (int i = 0; i < 6; ++i)
-        clReleaseMemObject(all[i]);
+    sdpa_tensors_release(&t);
     free(hq), free(hk), free(hv);
     sdpa_inputs_free(&in);
+}
+
+/* t's out (of dims) against the reference of in, without mask. */
+static void check_out(dev *d, const char *what, const sdpa_inputs *in,
+                      const clattn_sdpa_tensors *t, const size_t dims[4])
+{
+    double *wo = malloc(in->n_out * sizeof *wo);
+    ref_sdpa(&in->desc, in->q, in->k, in->v, NULL, wo, NULL, NULL);
+    float *go = download(d, t->out.buffer, in->n_out);
+    check_output(what, go, in->n_out, &t->out, dims, wo);
+    free(wo), free(go);
 }
 
 /* Self-attention read in place from a fused QKV projection's output
@@ -181,12 +189,8 @@ static void bshd_layout(dev *d, int causal)
 static void packed_qkv_and_broadcast(dev *d)
 {
     const size_t B = 2, S = 29, H = 3, D = 16;
-    clattn_sdpa_desc desc;
-    clattn_sdpa_desc_init(&desc);
-    desc.batch = B, desc.heads_q = H, desc.seq_q = S, desc.seq_kv = S;
-    desc.head_dim = D;
     sdpa_inputs in;
-    sdpa_inputs_make(&in, &desc, 0, 23);
+    sdpa_inputs_plain(&in, B, H, S, S, D, 23);
     /* Make batch 1's K and V equal to batch 0's, so that stride 0 over the
        batch is the same problem. */
     memcpy(in.k + H * S * D, in.k, H * S * D * sizeof(float));
@@ -209,16 +213,26 @@ static void packed_qkv_and_broadcast(dev *d)
     t.k.strides[0] = t.v.strides[0] = 0; /* broadcast over the batch */
     clattn_tensor_contiguous(&t.out, sentinel_buffer(d, in.n_out), 0, dims);
     if (run_sync(d, &in.desc, &t) == CLATTN_SUCCESS) {
-        double *wo = malloc(in.n_out * sizeof *wo);
-        ref_sdpa(&in.desc, in.q, in.k, in.v, NULL, wo, NULL, NULL);
-        float *go = download(d, t.out.buffer, in.n_out);
-        check_output("packed qkv", go, in.n_out, &t.out, dims, wo);
-        free(wo), free(go);
+        check_out(d, "packed qkv", &in, &t, dims);
     }
     clReleaseMemObject(buf);
     clReleaseMemObject(t.out.buffer);
     free(packed);
     sdpa_inputs_free(&in);
+}
+
+/* q, k, v uploaded from in and a sentinel out, all contiguous with the
+   same dims (a problem with seq_q = seq_kv and head_dim_v = head_dim). */
+static clattn_sdpa_tensors contiguous_tensors(dev *d, const sdpa_inputs *in,
+                                              const size_t dims[4])
+{
+    clattn_sdpa_tensors t;
+    memset(&t, 0, sizeof t);
+    clattn_tensor_contiguous(&t.q, upload(d, in->q, in->n_q), 0, dims);
+    clattn_tensor_contiguous(&t.k, upload(d, in->k, in->n_k), 0, dims);
+    clattn_tensor_contiguous(&t.v, upload(d, in->v, in->n_v), 0, dims);
+    clattn_tensor_contiguous(&t.out, sentinel_buffer(d, in->n_out), 0, dims);
+    return t;
 }
 
 /* The call waits for its wait list: gated by a user event, nothing runs
@@ -233,19 +247,10 @@ static void wait_list(dev *d)
         printf("wait list: not run on Oclgrind (it blocks on user events)\n");
         return;
     }
-    clattn_sdpa_desc desc;
-    clattn_sdpa_desc_init(&desc);
-    desc.batch = 1, desc.heads_q = 2, desc.seq_q = 8, desc.seq_kv = 8;
-    desc.head_dim = 4;
     sdpa_inputs in;
-    sdpa_inputs_make(&in, &desc, 0, 31);
+    sdpa_inputs_plain(&in, 1, 2, 8, 8, 4, 31);
     size_t dq[4] = {1, 2, 8, 4};
-    clattn_sdpa_tensors t;
-    memset(&t, 0, sizeof t);
-    clattn_tensor_contiguous(&t.q, upload(d, in.q, in.n_q), 0, dq);
-    clattn_tensor_contiguous(&t.k, upload(d, in.k, in.n_k), 0, dq);
-    clattn_tensor_contiguous(&t.v, upload(d, in.v, in.n_v), 0, dq);
-    clattn_tensor_contiguous(&t.out, sentinel_buffer(d, in.n_out), 0, dq);
+    clattn_sdpa_tensors t = contiguous_tensors(d, &in, dq);
     cl_int err;
     cl_event gate = clCreateUserEvent(d->cl, &err), done = NULL;
     clattn_status s = clattn_sdpa(d->ctx, &in.desc, &t,
@@ -262,16 +267,10 @@ static void wait_list(dev *d)
     if (done) {
         CHECK(clWaitForEvents(1, &done) == CL_SUCCESS, "wait for done");
         clReleaseEvent(done);
-        double *wo = malloc(in.n_out * sizeof *wo);
-        ref_sdpa(&in.desc, in.q, in.k, in.v, NULL, wo, NULL, NULL);
-        float *go = download(d, t.out.buffer, in.n_out);
-        check_output("gated", go, in.n_out, &t.out, dq, wo);
-        free(wo), free(go);
+        check_out(d, "gated", &in, &t, dq);
     }
     clReleaseEvent(gate);
-    cl_mem all[4] = {t.q.buffer, t.k.buffer, t.v.buffer, t.out.buffer};
-    for (int i = 0; i < 4; ++i)
-        clReleaseMemObject(all[i]);
+    sdpa_tensors_release(&t);
     sdpa_inputs_free(&in);
 }
 
@@ -279,19 +278,10 @@ static void wait_list(dev *d)
    a queue of the context's own is accepted. */
 static void foreign_queue(dev *d)
 {
-    clattn_sdpa_desc desc;
-    clattn_sdpa_desc_init(&desc);
-    desc.batch = 1, desc.heads_q = 1, desc.seq_q = 4, desc.seq_kv = 4;
-    desc.head_dim = 4;
     sdpa_inputs in;
-    sdpa_inputs_make(&in, &desc, 0, 37);
+    sdpa_inputs_plain(&in, 1, 1, 4, 4, 4, 37);
     size_t dims[4] = {1, 1, 4, 4};
-    clattn_sdpa_tensors t;
-    memset(&t, 0, sizeof t);
-    clattn_tensor_contiguous(&t.q, upload(d, in.q, in.n_q), 0, dims);
-    clattn_tensor_contiguous(&t.k, upload(d, in.k, in.n_k), 0, dims);
-    clattn_tensor_contiguous(&t.v, upload(d, in.v, in.n_v), 0, dims);
-    clattn_tensor_contiguous(&t.out, sentinel_buffer(d, in.n_out), 0, dims);
+    clattn_sdpa_tensors t = contiguous_tensors(d, &in, dims);
     clattn_info info;
     clattn_context_info(d->ctx, &info);
     cl_int err;
@@ -317,9 +307,7 @@ static void foreign_queue(dev *d)
     clReleaseCommandQueue(own);
     clReleaseCommandQueue(foreign);
     clReleaseContext(other);
-    cl_mem all[4] = {t.q.buffer, t.k.buffer, t.v.buffer, t.out.buffer};
-    for (int i = 0; i < 4; ++i)
-        clReleaseMemObject(all[i]);
+    sdpa_tensors_release(&t);
     sdpa_inputs_free(&in);
 }
 
