@@ -158,35 +158,40 @@ static void contiguous_strides(const size_t dims[4], size_t s[4])
     s[0] = dims[1] * dims[2] * dims[3];
 }
 
+/* The element index of a view's n-th element, in [dims] order. */
+static size_t view_at(const size_t dims[4], size_t offset,
+                      const size_t strides[4], size_t n)
+{
+    size_t at = offset;
+    for (int d = 3; d >= 0; --d) {
+        at += (n % dims[d]) * strides[d];
+        n /= dims[d];
+    }
+    return at;
+}
+
+static size_t view_count(const size_t dims[4])
+{
+    return dims[0] * dims[1] * dims[2] * dims[3];
+}
+
 /* Copies a strided view out of src (bytes) into a contiguous array. */
 static void gather(const unsigned char *src, const size_t dims[4],
                    size_t offset, const size_t strides[4], size_t esize,
                    void *dst)
 {
     unsigned char *o = dst;
-    size_t n = 0;
-    for (size_t a = 0; a < dims[0]; ++a)
-        for (size_t b = 0; b < dims[1]; ++b)
-            for (size_t c = 0; c < dims[2]; ++c)
-                for (size_t f = 0; f < dims[3]; ++f) {
-                    size_t at = offset + a * strides[0] + b * strides[1] +
-                                c * strides[2] + f * strides[3];
-                    memcpy(o + esize * n++, src + esize * at, esize);
-                }
+    for (size_t n = 0; n < view_count(dims); ++n)
+        memcpy(o + esize * n, src + esize * view_at(dims, offset, strides, n),
+               esize);
 }
 
 /* Marks the bytes a view covers. */
 static void mark_view(unsigned char *map, const size_t dims[4], size_t offset,
                       const size_t strides[4], size_t esize)
 {
-    for (size_t a = 0; a < dims[0]; ++a)
-        for (size_t b = 0; b < dims[1]; ++b)
-            for (size_t c = 0; c < dims[2]; ++c)
-                for (size_t f = 0; f < dims[3]; ++f) {
-                    size_t at = offset + a * strides[0] + b * strides[1] +
-                                c * strides[2] + f * strides[3];
-                    memset(map + esize * at, 1, esize);
-                }
+    for (size_t n = 0; n < view_count(dims); ++n)
+        memset(map + esize * view_at(dims, offset, strides, n), 1, esize);
 }
 
 static double *to_double(const float *x, size_t n)
@@ -618,13 +623,21 @@ static void host_check_result(const char *name, const host_call *c,
     free(ref_probs);
 }
 
-static void run_host_case(const host_case *hc)
+/* Counts a case as an error case or a valid one; returns whether it
+   must fail. */
+static int count_case(clattn_status expect)
 {
-    const int failing = hc->expect != CLATTN_SUCCESS;
+    const int failing = expect != CLATTN_SUCCESS;
     if (failing)
         ++g_error_cases;
     else
         ++g_valid_cases;
+    return failing;
+}
+
+static void run_host_case(const host_case *hc)
+{
+    const int failing = count_case(hc->expect);
     for (int want_probs = 0; want_probs < 2; ++want_probs) {
         int recorded = 0;
         char primed[1024] = "";
@@ -984,11 +997,7 @@ static void dev_check_result(const char *name, const dev_call *c)
 
 static void run_dev_case(const dev_case *dc)
 {
-    const int failing = dc->expect != CLATTN_SUCCESS;
-    if (failing)
-        ++g_error_cases;
-    else
-        ++g_valid_cases;
+    const int failing = count_case(dc->expect);
     int recorded = 0;
     char primed[1024] = "";
     for (int attempt = 0; attempt < 2 && !recorded; ++attempt) {
