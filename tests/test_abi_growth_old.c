@@ -42,22 +42,28 @@ enum { NQ = B * H * SQ * D, NK = B * H * SKV * D, NO = B * H * SQ * D };
 static clattn_context *g_ctx;
 static float g_q[NQ], g_k[NK], g_v[NK];
 
-/* Two pages, the second inaccessible; returns where a struct of size
-   bytes must start to end at the boundary. */
-static void *at_page_end(size_t size, void **map, size_t *map_len)
+/* Two pages, the second inaccessible. */
+typedef struct guard_pages {
+    void *map;
+    size_t len;
+} guard_pages;
+
+/* Maps g; returns where a struct of size bytes must start to end at the
+   boundary, or NULL (a failed check, named what) when mapping fails. */
+static void *at_page_end(guard_pages *g, size_t size, const char *what)
 {
     long page = sysconf(_SC_PAGESIZE);
-    *map_len = 2 * (size_t)page;
-    unsigned char *p = mmap(NULL, *map_len, PROT_READ | PROT_WRITE,
+    g->map = NULL;
+    g->len = 2 * (size_t)page;
+    unsigned char *p = mmap(NULL, g->len, PROT_READ | PROT_WRITE,
                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-    if (mprotect(p + page, (size_t)page, PROT_NONE) != 0) {
-        munmap(p, *map_len);
-        return NULL;
-    }
-    *map = p;
-    return p + page - size;
+    unsigned char *at = NULL;
+    if (p != MAP_FAILED && mprotect(p + page, (size_t)page, PROT_NONE) != 0)
+        munmap(p, g->len);
+    else if (p != MAP_FAILED)
+        g->map = p, at = p + page - size;
+    CHECK(at != NULL, "%s", what);
+    return at;
 }
 
 static void fill_current(clattn_sdpa_desc *d)
@@ -92,10 +98,9 @@ static void old_layout_host(void)
           "current layout with key_lengths: %s",
           clattn_context_last_error(g_ctx));
 
-    void *map = NULL;
-    size_t map_len = 0;
-    old_sdpa_desc *old = at_page_end(sizeof *old, &map, &map_len);
-    CHECK(old != NULL, "mmap and mprotect for the guard page");
+    guard_pages pages;
+    old_sdpa_desc *old = at_page_end(&pages, sizeof *old,
+                                     "mmap and mprotect for the guard page");
     if (!old)
         return;
     fill_old(old);
@@ -160,7 +165,7 @@ static void old_layout_host(void)
     clReleaseMemObject(bv), clReleaseMemObject(bo);
     free(dev_out);
 
-    munmap(map, map_len);
+    munmap(pages.map, pages.len);
     guarded_free(want), guarded_free(got), guarded_free(with_lengths);
 }
 
@@ -168,10 +173,9 @@ static void old_layout_host(void)
    them: read no further. */
 static void options_at_page_end(void)
 {
-    void *map = NULL;
-    size_t map_len = 0;
-    clattn_context_options *o = at_page_end(sizeof *o, &map, &map_len);
-    CHECK(o != NULL, "mmap for the options");
+    guard_pages pages;
+    clattn_context_options *o =
+        at_page_end(&pages, sizeof *o, "mmap for the options");
     if (!o)
         return;
     clattn_context_options_init(o);
@@ -181,7 +185,7 @@ static void options_at_page_end(void)
     CHECK(s == CLATTN_SUCCESS, "options at a page end: %s",
           clattn_status_string(s));
     clattn_context_destroy(ctx);
-    munmap(map, map_len);
+    munmap(pages.map, pages.len);
 }
 
 int main(void)
