@@ -92,6 +92,8 @@
 #include "reference_mha.h"
 #include "reference_talking_heads.h"
 
+#include "fuzz_common.h"
+
 #include <clattn/clattn.h>
 
 #include <float.h>
@@ -138,18 +140,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
-{
-    fprintf(stderr, "\nfuzz_layers: ORACLE VIOLATION: ");
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n%s\n", g_input_text);
-    fflush(stderr);
-    abort();
-}
+#define fail(...) fuzz_fail("fuzz_layers", g_input_text, __VA_ARGS__)
 
 static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void note(const char *fmt, ...)
@@ -167,30 +158,11 @@ static void note(const char *fmt, ...)
 /* Decoding                                                                */
 /* ---------------------------------------------------------------------- */
 
-typedef struct reader {
-    const uint8_t *p;
-    size_t n, i;
-} reader;
-
-static uint8_t rd8(reader *r)
-{
-    return r->i < r->n ? r->p[r->i++] : 0;
-}
-
-static float fbits(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
 static float dec_scale(reader *r)
 {
     uint8_t x = rd8(r);
-    if (x == 0)
-        return 0.0f;
     if (x < 0xE0)
-        return (float)((int)(x % 33) - 16) / 8.0f;
+        return dec_scale_plain(x);
     if (x >= 0xF0)
         return 0.5f;
     const float t[16] = {
@@ -224,20 +196,6 @@ static float dec_eps(reader *r)
     return t[rd8(r) % 8];
 }
 
-static uint32_t dec_enum(reader *r, uint32_t n)
-{
-    uint8_t x = rd8(r);
-    if (x < 0xF0)
-        return x % n;
-    switch (x) {
-    case 0xF0: return n;
-    case 0xF1: return 0xFFFFFFFFu;
-    case 0xF2: return 0x80000000u;
-    case 0xF3: return 0x7FFFFFFFu;
-    default: return x;
-    }
-}
-
 /* ---------------------------------------------------------------------- */
 /* Data, guarded outputs                                                   */
 /* ---------------------------------------------------------------------- */
@@ -265,12 +223,17 @@ static float *fill_floats(size_t n, float amp)
     return p;
 }
 
+static void fill_canary(float *p, size_t n)
+{
+    for (size_t i = 0; i < n; ++i)
+        p[i] = f32_bits(CANARY);
+}
+
 /* A host output: GUARD canaries, n canaries (the body), GUARD canaries. */
 static float *guarded(size_t n)
 {
     float *p = malloc((n + 2 * GUARD) * sizeof *p);
-    for (size_t i = 0; i < n + 2 * GUARD; ++i)
-        p[i] = fbits(CANARY);
+    fill_canary(p, n + 2 * GUARD);
     return p + GUARD;
 }
 
@@ -479,6 +442,59 @@ static int toggled(const opts *o, int index)
     return ((o->toggles & 15) == index) ^ ((o->toggles >> 4) == index);
 }
 
+/* mode bit4: the forward is called twice on the layer. */
+static int forward_calls(const opts *o)
+{
+    return (o->mode & 0x10) ? 2 : 1;
+}
+
+/* The create call's NULL arguments (NULLS bits 0-3) and the shape rule
+   both layers share: dim and heads non-zero, heads dividing dim. */
+typedef struct create_args {
+    clattn_context *ctx;
+    int null_desc, null_w, null_out;
+} create_args;
+
+static create_args create_args_want(const opts *o, expect *e, size_t dim,
+                                    size_t heads)
+{
+    const create_args a = {(o->nulls & 1) ? NULL : g_ctx, o->nulls & 2,
+                           o->nulls & 4, o->nulls & 8};
+    want(e, !a.ctx || a.null_desc || a.null_w || a.null_out,
+         CLATTN_ERROR_INVALID_ARGUMENT);
+    if (!a.null_desc)
+        want(e, dim == 0 || heads == 0 || (heads && dim % heads),
+             CLATTN_ERROR_INVALID_SHAPE);
+    return a;
+}
+
+/* A double reference of n elements (at least one, for malloc). */
+static double *ref_alloc(size_t n)
+{
+    return malloc((n ? n : 1) * sizeof(double));
+}
+
+/* The references of a compared call are done with. */
+static void refs_done(double *out, double *weights)
+{
+    free(out);
+    free(weights);
+    ++g_compared;
+}
+
+/* After a successful forward: the dropout stream moves on (the references
+   count the layer's earlier calls with dropout_p > 0), and the outputs go
+   back to canaries for the next call. */
+static void next_call(float dropout_p, uint64_t *offset, float *out,
+                      size_t n_out, float *weights, size_t n_weights)
+{
+    if (dropout_p > 0.0f)
+        ++*offset;
+    fill_canary(out, n_out);
+    if (weights)
+        fill_canary(weights, n_weights);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Multi-head attention                                                    */
 /* ---------------------------------------------------------------------- */
@@ -568,22 +584,16 @@ static void run_mha(reader *r, const opts *o, float *const pool[9])
          c.timing != NULL);
 
     /* ---- create ---- */
-    clattn_context *ctx = (o->nulls & 1) ? NULL : g_ctx;
-    const int null_desc = o->nulls & 2, null_w = o->nulls & 4,
-              null_out = o->nulls & 8;
     expect e = {0};
-    want(&e, !ctx || null_desc || null_w || null_out,
-         CLATTN_ERROR_INVALID_ARGUMENT);
-    if (!null_desc) {
-        want(&e, E == 0 || H == 0 || (H && E % H), CLATTN_ERROR_INVALID_SHAPE);
+    const create_args ca = create_args_want(o, &e, E, H);
+    if (!ca.null_desc)
         want(&e,
              !isfinite(d.scale) ||
                  !(d.dropout_p >= 0.0f && d.dropout_p < 1.0f) ||
                  !(d.layernorm_eps >= 0.0f) || !isfinite(d.layernorm_eps) ||
                  (d.pre_layernorm && !same),
              CLATTN_ERROR_INVALID_ARGUMENT);
-    }
-    if (!null_desc && !null_w) {
+    if (!ca.null_desc && !ca.null_w) {
         int in_ok = same ? (given[0] && !given[1] && !given[2] && !given[3]) ||
                                (!given[0] && given[1] && given[2] && given[3])
                          : !given[0] && given[1] && given[2] && given[3];
@@ -595,11 +605,11 @@ static void run_mha(reader *r, const opts *o, float *const pool[9])
     }
     clattn_mha *layer = (clattn_mha *)(uintptr_t)0x1;
     clattn_status s =
-        clattn_mha_create(ctx, null_desc ? NULL : &d, null_w ? NULL : &w,
-                          null_out ? NULL : &layer);
-    check_status("clattn_mha_create", s, &e, ctx);
+        clattn_mha_create(ca.ctx, ca.null_desc ? NULL : &d,
+                          ca.null_w ? NULL : &w, ca.null_out ? NULL : &layer);
+    check_status("clattn_mha_create", s, &e, ca.ctx);
     if (s != CLATTN_SUCCESS) {
-        if (!null_out && layer != NULL)
+        if (!ca.null_out && layer != NULL)
             fail("clattn_mha_create failed but *out is not NULL");
         return;
     }
@@ -652,8 +662,7 @@ static void run_mha(reader *r, const opts *o, float *const pool[9])
     float *po = a & 32 ? NULL : out, *pw = a & 64 ? NULL : attn_w;
 
     uint64_t offset = 0;
-    const int calls = (o->mode & 0x10) ? 2 : 1;
-    for (int k = 0; k < calls; ++k) {
+    for (int k = 0; k < forward_calls(o); ++k) {
         expect f = {0};
         want(&f, null_layer || null_call, CLATTN_ERROR_INVALID_ARGUMENT);
         if (!null_call) {
@@ -715,24 +724,16 @@ static void run_mha(reader *r, const opts *o, float *const pool[9])
         if (c.timing)
             check_timing(api, &timing);
         if (fabsf(d.scale) <= 4.0f && d.dropout_p <= 0.95f) {
-            double *ro = malloc((nq ? nq : 1) * sizeof *ro);
-            double *rw = malloc((nw ? nw : 1) * sizeof *rw);
+            double *ro = ref_alloc(nq), *rw = ref_alloc(nw);
             ref_mha(&d, &w, &c, query, key, value, kpm, mask, offset, ro,
                     weights_used ? rw : NULL);
             compare_tensor(api, "out", out, ro, nq);
             if (weights_used)
                 compare_tensor(api, "attn_weights", attn_w, rw, nw);
-            free(ro);
-            free(rw);
-            ++g_compared;
+            refs_done(ro, rw);
         }
-        if (d.dropout_p > 0.0f)
-            ++offset;
-        /* the outputs go back to canaries for the next call */
-        for (size_t i = 0; i < nq; ++i)
-            out[i] = fbits(CANARY);
-        for (size_t i = 0; weights_used && i < nw; ++i)
-            attn_w[i] = fbits(CANARY);
+        next_call(d.dropout_p, &offset, out, nq, weights_used ? attn_w : NULL,
+                  nw);
     }
     clattn_mha_destroy(layer);
     free(query);
@@ -799,30 +800,24 @@ static void run_talking_heads(reader *r, const opts *o, float *const pool[9])
          c.batch, c.seq, B, N, want_attn, alias, (unsigned)c.path,
          c.timing != NULL);
 
-    clattn_context *ctx = (o->nulls & 1) ? NULL : g_ctx;
-    const int null_desc = o->nulls & 2, null_w = o->nulls & 4,
-              null_out = o->nulls & 8;
     expect e = {0};
-    want(&e, !ctx || null_desc || null_w || null_out,
-         CLATTN_ERROR_INVALID_ARGUMENT);
-    if (!null_desc) {
-        want(&e, C == 0 || H == 0 || (H && C % H), CLATTN_ERROR_INVALID_SHAPE);
+    const create_args ca = create_args_want(o, &e, C, H);
+    if (!ca.null_desc)
         want(&e, !(d.dropout_p >= 0.0f && d.dropout_p < 1.0f),
              CLATTN_ERROR_INVALID_ARGUMENT);
-    }
-    if (!null_desc && !null_w) {
+    if (!ca.null_desc && !ca.null_w) {
         int ok = given[1] == (d.qkv_bias != 0);
         for (int i = 0; i < 8; ++i)
             ok &= i == 1 || given[i];
         want(&e, !ok, CLATTN_ERROR_INVALID_ARGUMENT);
     }
     clattn_talking_heads *layer = (clattn_talking_heads *)(uintptr_t)0x1;
-    clattn_status s = clattn_talking_heads_create(ctx, null_desc ? NULL : &d,
-                                                  null_w ? NULL : &w,
-                                                  null_out ? NULL : &layer);
-    check_status("clattn_talking_heads_create", s, &e, ctx);
+    clattn_status s = clattn_talking_heads_create(
+        ca.ctx, ca.null_desc ? NULL : &d, ca.null_w ? NULL : &w,
+        ca.null_out ? NULL : &layer);
+    check_status("clattn_talking_heads_create", s, &e, ca.ctx);
     if (s != CLATTN_SUCCESS) {
-        if (!null_out && layer != NULL)
+        if (!ca.null_out && layer != NULL)
             fail("clattn_talking_heads_create failed but *out is not NULL");
         return;
     }
@@ -851,8 +846,7 @@ static void run_talking_heads(reader *r, const opts *o, float *const pool[9])
     float *po = a & 32 ? NULL : out, *pa = a & 64 ? NULL : attn;
 
     uint64_t offset = 0;
-    const int calls = (o->mode & 0x10) ? 2 : 1;
-    for (int k = 0; k < calls; ++k) {
+    for (int k = 0; k < forward_calls(o); ++k) {
         expect f = {0};
         want(&f, null_layer || null_call || !px || !po,
              CLATTN_ERROR_INVALID_ARGUMENT);
@@ -908,22 +902,14 @@ static void run_talking_heads(reader *r, const opts *o, float *const pool[9])
         if (c.timing)
             check_timing(api, &timing);
         if (d.dropout_p <= 0.95f) {
-            double *ro = malloc((nx ? nx : 1) * sizeof *ro);
-            double *ra = malloc((na ? na : 1) * sizeof *ra);
+            double *ro = ref_alloc(nx), *ra = ref_alloc(na);
             ref_talking_heads(&d, &w, B, N, x, offset, ro, pa ? ra : NULL);
             compare_elements(api, "out", out, ro, nx);
             if (pa)
                 compare_elements(api, "attn", attn, ra, na);
-            free(ro);
-            free(ra);
-            ++g_compared;
+            refs_done(ro, ra);
         }
-        if (d.dropout_p > 0.0f)
-            ++offset;
-        for (size_t i = 0; i < nx; ++i)
-            out[i] = fbits(CANARY);
-        for (size_t i = 0; pa && i < na; ++i)
-            attn[i] = fbits(CANARY);
+        next_call(d.dropout_p, &offset, out, nx, pa ? attn : NULL, na);
     }
     clattn_talking_heads_destroy(layer);
     if (x_own)

@@ -139,6 +139,8 @@
 
 #include "reference.h"
 
+#include "fuzz_common.h"
+
 #include <clattn/clattn.h>
 
 #include <float.h>
@@ -292,18 +294,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static char g_input_text[2048]; /* the decoded input, printed on failure */
 
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
-{
-    fprintf(stderr, "\nfuzz_sdpa: ORACLE VIOLATION: ");
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n%s\n", g_input_text);
-    fflush(stderr);
-    abort();
-}
+#define fail(...) fuzz_fail("fuzz_sdpa", g_input_text, __VA_ARGS__)
 
 static int documented(clattn_status s)
 {
@@ -320,16 +311,6 @@ static const char *sname(clattn_status s)
 /* Input decoding                                                          */
 /* ---------------------------------------------------------------------- */
 
-typedef struct reader {
-    const uint8_t *p;
-    size_t n, i;
-} reader;
-
-static uint8_t rd8(reader *r)
-{
-    return r->i < r->n ? r->p[r->i++] : 0;
-}
-
 static uint64_t rd64(reader *r)
 {
     uint64_t v = 0;
@@ -343,16 +324,7 @@ static float rdf32(reader *r)
     uint32_t u = 0;
     for (int i = 0; i < 4; ++i)
         u |= (uint32_t)rd8(r) << (8 * i);
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static float f32_bits(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
+    return f32_bits(u);
 }
 
 static const size_t special_sizes[16] = {SIZE_MAX,
@@ -395,10 +367,8 @@ static size_t dec_stride(reader *r)
 static float dec_scale(reader *r)
 {
     uint8_t x = rd8(r);
-    if (x == 0)
-        return 0.0f;
     if (x < 0xE0)
-        return (float)((int)(x % 33) - 16) / 8.0f;
+        return dec_scale_plain(x);
     switch (x) {
     case 0xE0: return NAN;
     case 0xE1: return INFINITY;
@@ -448,20 +418,6 @@ static float dec_dropout(reader *r)
     case 0xEE:
     case 0xEF: return 0.5f;
     default: return rdf32(r);
-    }
-}
-
-static unsigned dec_enum(reader *r, unsigned valid)
-{
-    uint8_t x = rd8(r);
-    if (x < 0xF0)
-        return x % valid;
-    switch (x) {
-    case 0xF0: return valid;
-    case 0xF1: return 0xFFFFFFFFu;
-    case 0xF2: return 0x80000000u;
-    case 0xF3: return 0x7FFFFFFFu;
-    default: return x;
     }
 }
 
