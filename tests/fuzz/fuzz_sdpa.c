@@ -344,24 +344,26 @@ static const size_t special_sizes[16] = {SIZE_MAX,
                                          13,
                                          17};
 
-static size_t dec_dim(reader *r)
+/* A size: bytes below small_end give x % mod, those up to 0xEF a special
+   size, the rest a raw 64-bit value. */
+static size_t dec_size(reader *r, uint8_t small_end, unsigned mod)
 {
     uint8_t x = rd8(r);
-    if (x < 0xC0)
-        return x % 9;
+    if (x < small_end)
+        return x % mod;
     if (x < 0xF0)
         return special_sizes[x & 15];
     return (size_t)rd64(r);
 }
 
+static size_t dec_dim(reader *r)
+{
+    return dec_size(r, 0xC0, 9);
+}
+
 static size_t dec_stride(reader *r)
 {
-    uint8_t x = rd8(r);
-    if (x < 0xE0)
-        return x;
-    if (x < 0xF0)
-        return special_sizes[x & 15];
-    return (size_t)rd64(r);
+    return dec_size(r, 0xE0, 256); /* x itself */
 }
 
 static float dec_scale(reader *r)
