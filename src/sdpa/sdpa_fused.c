@@ -351,6 +351,24 @@ static clattn_status enqueue_chunks(clattn_context *ctx, cl_command_queue queue,
     return CLATTN_SUCCESS;
 }
 
+/* Enqueues the kernel of a, whose arguments are set but its last, the
+   bh_begin that enqueue_chunks sets per chunk, over (dim0, bh_total, 1). */
+static clattn_status launch_chunked(clattn_context *ctx, cl_command_queue queue,
+                                    kernel_args *a, const char *name,
+                                    size_t bh_total, size_t dim0, size_t local0,
+                                    cl_uint num_wait, const cl_event *wait,
+                                    cl_event *done)
+{
+    arg_uint(a, 0);
+    if (a->err != CL_SUCCESS) {
+        char call[96];
+        snprintf(call, sizeof call, "clSetKernelArg (%s)", name);
+        return ctx_cl_error(ctx, call, a->err);
+    }
+    return enqueue_chunks(ctx, queue, a->kernel, name, a->index - 1, bh_total,
+                          dim0, local0, 1, num_wait, wait, done);
+}
+
 static clattn_status enqueue_pack(clattn_context *ctx, cl_command_queue queue,
                                   cl_kernel k, const sdpa_problem *p,
                                   const sdpa_views *v, const fused_plan *plan,
@@ -368,16 +386,13 @@ static clattn_status enqueue_pack(clattn_context *ctx, cl_command_queue queue,
     arg_uint(&a, (cl_uint)p->head_dim_v);
     arg_uint(&a, (cl_uint)plan->dv_pad);
     arg_uint(&a, (cl_uint)plan->nblk);
-    arg_uint(&a, 0);
-    if (a.err != CL_SUCCESS)
-        return ctx_cl_error(ctx, "clSetKernelArg (fused_pack_kv)", a.err);
     /* Groups of up to a block's 64 keys (PoCL vectorizes across them:
        their stores are contiguous), as the device allows. */
     size_t local = 1;
     while (local * 2 <= min_size(FC_BK, ctx->info.max_work_group_size))
         local *= 2;
-    return enqueue_chunks(ctx, queue, k, "fused_pack_kv", a.index - 1,
-                          p->batch * p->heads_kv, plan->nblk * FC_BK, local, 1,
+    return launch_chunked(ctx, queue, &a, "fused_pack_kv",
+                          p->batch * p->heads_kv, plan->nblk * FC_BK, local,
                           num_wait, wait, done);
 }
 
@@ -394,11 +409,8 @@ static clattn_status enqueue_merge(clattn_context *ctx, cl_command_queue queue,
     arg_uint(&a, (cl_uint)p->heads_q);
     arg_uint(&a, (cl_uint)p->seq_q);
     arg_uint(&a, (cl_uint)p->head_dim_v);
-    arg_uint(&a, 0);
-    if (a.err != CL_SUCCESS)
-        return ctx_cl_error(ctx, "clSetKernelArg (fused_merge)", a.err);
-    return enqueue_chunks(ctx, queue, k, "fused_merge", a.index - 1,
-                          p->batch * p->heads_q, p->seq_q, 0, 1, 1, wait, done);
+    return launch_chunked(ctx, queue, &a, "fused_merge", p->batch * p->heads_q,
+                          p->seq_q, 0, 1, wait, done);
 }
 
 static clattn_status create_kernels(clattn_context *ctx,
