@@ -132,16 +132,14 @@ int main(void)
     for (int m = HOST; m <= DEVICE_OWN_QUEUE; ++m) {
         pthread_barrier_t start;
         pthread_barrier_init(&start, NULL, THREADS);
-        pthread_t threads[THREADS];
         for (int t = 0; t < THREADS; ++t) {
             jobs[t].how = (mode)m;
             jobs[t].mismatches = jobs[t].failures = 0;
             jobs[t].start = &start;
-            pthread_create(&threads[t], NULL, worker, &jobs[t]);
         }
+        test_threads(THREADS, worker, jobs, sizeof jobs[0]);
         int mismatches = 0, failures = 0;
         for (int t = 0; t < THREADS; ++t) {
-            pthread_join(threads[t], NULL);
             mismatches += jobs[t].mismatches;
             failures += jobs[t].failures;
         }

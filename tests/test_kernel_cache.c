@@ -71,14 +71,10 @@ static void test_concurrent_first_use(clattn_context *ctx,
     pthread_barrier_init(&start, NULL, THREADS);
     pthread_barrier_init(&hold, NULL, THREADS);
     first_use f[THREADS];
-    pthread_t threads[THREADS];
     const unsigned before = programs_made(ctx);
-    for (int t = 0; t < THREADS; ++t) {
-        f[t] = (first_use){ctx, &start, &hold, CLATTN_ERROR_OPENCL, NULL, NULL};
-        pthread_create(&threads[t], NULL, first_use_worker, &f[t]);
-    }
     for (int t = 0; t < THREADS; ++t)
-        pthread_join(threads[t], NULL);
+        f[t] = (first_use){ctx, &start, &hold, CLATTN_ERROR_OPENCL, NULL, NULL};
+    test_threads(THREADS, first_use_worker, f, sizeof f[0]);
     pthread_barrier_destroy(&start);
     pthread_barrier_destroy(&hold);
 
@@ -234,7 +230,6 @@ static void *sdpa_worker(void *arg)
 static void test_threads_own_queues(clattn_context *ctx)
 {
     sdpa_job jobs[THREADS];
-    pthread_t threads[THREADS];
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, THREADS);
     clattn_info info;
@@ -278,11 +273,9 @@ static void test_threads_own_queues(clattn_context *ctx)
     CHECK(setup_ok, "single-thread results (%s)",
           clattn_context_last_error(ctx));
     if (setup_ok) {
-        for (int t = 0; t < THREADS; ++t)
-            pthread_create(&threads[t], NULL, sdpa_worker, &jobs[t]);
+        test_threads(THREADS, sdpa_worker, jobs, sizeof jobs[0]);
         int failures = 0, mismatches = 0;
         for (int t = 0; t < THREADS; ++t) {
-            pthread_join(threads[t], NULL);
             failures += jobs[t].failures;
             mismatches += jobs[t].mismatches;
         }

@@ -123,9 +123,7 @@ static void run_problem(const char *name, const problem *p,
     size_t before = mem_now();
     clattn_additive *layer = NULL;
     clattn_status s = clattn_additive_create(g_ctx, &p->desc, &p->w, &layer);
-    CHECK(s == CLATTN_SUCCESS, "%s create: %s: %s", name,
-          clattn_status_string(s), clattn_context_last_error(g_ctx));
-    if (s != CLATTN_SUCCESS)
+    if (!CHECK_SUCCESS(g_ctx, s, "%s create", name))
         return;
     size_t nc = p->batch * p->sq * value_dim(p), nw = p->batch * p->sq * p->skv;
     float *c = guarded_alloc(nc), *w = guarded_alloc(nw);
@@ -160,33 +158,30 @@ static void run_problem(const char *name, const problem *p,
 /* Goldens                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static void golden_case(const char *file)
+static void golden_case(const char *file, const golden_bundle *g)
 {
-    golden_bundle g;
-    if (test_golden_load(file, &g) != 0)
-        return;
     problem p;
     memset(&p, 0, sizeof p);
-    p.batch = (size_t)bundle_int(&g, "batch", 0);
-    p.sq = (size_t)bundle_int(&g, "seq_q", 0);
-    p.skv = (size_t)bundle_int(&g, "seq_kv", 0);
-    p.desc.query_dim = (size_t)bundle_int(&g, "query_dim", 0);
-    p.desc.key_dim = (size_t)bundle_int(&g, "key_dim", 0);
-    p.desc.attn_dim = (size_t)bundle_int(&g, "attn_dim", 0);
-    p.desc.value_dim = (size_t)bundle_int(&g, "value_dim", 0);
-    p.desc.bias = (int)bundle_int(&g, "bias", 0);
-    p.w.wa_weight = bundle_f32(&g, "Wa.weight");
-    p.w.wa_bias = bundle_f32(&g, "Wa.bias");
-    p.w.ua_weight = bundle_f32(&g, "Ua.weight");
-    p.w.ua_bias = bundle_f32(&g, "Ua.bias");
-    p.w.va_weight = bundle_f32(&g, "Va.weight");
-    p.w.va_bias = bundle_f32(&g, "Va.bias");
-    p.query = bundle_f32(&g, "query");
-    p.keys = bundle_f32(&g, "keys");
-    p.values = bundle_f32(&g, "values");
-    p.mask = bundle_u8(&g, "key_padding_mask");
-    const double *want_c = test_bundle_f64(&g, "context");
-    const double *want_w = test_bundle_f64(&g, "weights");
+    p.batch = (size_t)bundle_int(g, "batch", 0);
+    p.sq = (size_t)bundle_int(g, "seq_q", 0);
+    p.skv = (size_t)bundle_int(g, "seq_kv", 0);
+    p.desc.query_dim = (size_t)bundle_int(g, "query_dim", 0);
+    p.desc.key_dim = (size_t)bundle_int(g, "key_dim", 0);
+    p.desc.attn_dim = (size_t)bundle_int(g, "attn_dim", 0);
+    p.desc.value_dim = (size_t)bundle_int(g, "value_dim", 0);
+    p.desc.bias = (int)bundle_int(g, "bias", 0);
+    p.w.wa_weight = bundle_f32(g, "Wa.weight");
+    p.w.wa_bias = bundle_f32(g, "Wa.bias");
+    p.w.ua_weight = bundle_f32(g, "Ua.weight");
+    p.w.ua_bias = bundle_f32(g, "Ua.bias");
+    p.w.va_weight = bundle_f32(g, "Va.weight");
+    p.w.va_bias = bundle_f32(g, "Va.bias");
+    p.query = bundle_f32(g, "query");
+    p.keys = bundle_f32(g, "keys");
+    p.values = bundle_f32(g, "values");
+    p.mask = bundle_u8(g, "key_padding_mask");
+    const double *want_c = test_bundle_f64(g, "context");
+    const double *want_w = test_bundle_f64(g, "weights");
     int complete =
         p.batch && p.query && p.keys && p.w.wa_weight && p.w.ua_weight &&
         p.w.va_weight && want_c && want_w &&
@@ -205,7 +200,6 @@ static void golden_case(const char *file)
         free(rc), free(rw);
         run_problem(file, &p, want_c, want_w);
     }
-    bundle_free(&g);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -220,13 +214,6 @@ typedef struct owned {
     uint8_t *mask;
 } owned;
 
-static float *fill(test_rng *r, size_t n, double lo, double hi)
-{
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    test_fill(r, x, n, lo, hi);
-    return x;
-}
-
 /* A random problem; MASK_FULL_ROWS masks every key of the last batch. */
 static void make_problem(owned *o, uint64_t seed, size_t batch, size_t sq,
                          size_t skv, size_t dq, size_t dk, size_t a, size_t dv,
@@ -239,18 +226,18 @@ static void make_problem(owned *o, uint64_t seed, size_t batch, size_t sq,
     p->desc.query_dim = dq, p->desc.key_dim = dk, p->desc.attn_dim = a;
     p->desc.value_dim = dv, p->desc.bias = bias;
     double gq = 2.0 / sqrt((double)dq), gk = 2.0 / sqrt((double)dk);
-    p->w.wa_weight = o->buf[0] = fill(&r, a * dq, -gq, gq);
-    p->w.ua_weight = o->buf[1] = fill(&r, a * dk, -gk, gk);
-    p->w.va_weight = o->buf[2] = fill(&r, a, -1.5, 1.5);
+    p->w.wa_weight = o->buf[0] = test_random(&r, a * dq, -gq, gq);
+    p->w.ua_weight = o->buf[1] = test_random(&r, a * dk, -gk, gk);
+    p->w.va_weight = o->buf[2] = test_random(&r, a, -1.5, 1.5);
     if (bias) {
-        p->w.wa_bias = o->buf[3] = fill(&r, a, -0.5, 0.5);
-        p->w.ua_bias = o->buf[4] = fill(&r, a, -0.5, 0.5);
-        p->w.va_bias = o->buf[5] = fill(&r, 1, -0.5, 0.5);
+        p->w.wa_bias = o->buf[3] = test_random(&r, a, -0.5, 0.5);
+        p->w.ua_bias = o->buf[4] = test_random(&r, a, -0.5, 0.5);
+        p->w.va_bias = o->buf[5] = test_random(&r, 1, -0.5, 0.5);
     }
-    p->query = o->buf[6] = fill(&r, batch * sq * dq, -1.5, 1.5);
-    p->keys = o->buf[7] = fill(&r, batch * skv * dk, -1.5, 1.5);
+    p->query = o->buf[6] = test_random(&r, batch * sq * dq, -1.5, 1.5);
+    p->keys = o->buf[7] = test_random(&r, batch * skv * dk, -1.5, 1.5);
     if (dv)
-        p->values = o->buf[8] = fill(&r, batch * skv * dv, -1, 1);
+        p->values = o->buf[8] = test_random(&r, batch * skv * dv, -1, 1);
     if (mask_mode != MASK_NONE) {
         o->mask = malloc(batch * skv);
         for (size_t i = 0; i < batch * skv; ++i)
@@ -304,7 +291,7 @@ int main(void)
                              "additive_sq5_skv7_nobias.bin",
                              "additive_sq1_skv37_keys_mask_nobias.bin"};
     for (size_t i = 0; i < sizeof goldens / sizeof goldens[0]; ++i)
-        golden_case(goldens[i]);
+        test_golden_run(goldens[i], golden_case);
 
     /* name, seed, B, Sq, Skv, Dq, Dk, A, Dv (0 = keys), bias, mask */
     reference_case("fully masked batch", 11, 3, 6, 9, 5, 7, 8, 3, 1,

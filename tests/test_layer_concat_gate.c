@@ -31,13 +31,6 @@ static void compare(const char *name, const char *what, const float *got,
     test_compare(name, what, got, ref, n, TOL_ATOL, TOL_RTOL);
 }
 
-static float *fill(test_rng *r, size_t n, double lo, double hi)
-{
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    test_fill(r, x, n, lo, hi);
-    return x;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Concat                                                                    */
 /* ------------------------------------------------------------------------ */
@@ -138,9 +131,7 @@ static void concat_run(const char *name, const concat_problem *p,
     size_t before = mem_now();
     clattn_concat *layer = NULL;
     clattn_status s = clattn_concat_create(g_ctx, &p->desc, &p->w, &layer);
-    CHECK(s == CLATTN_SUCCESS, "%s create: %s: %s", name,
-          clattn_status_string(s), clattn_context_last_error(g_ctx));
-    if (s != CLATTN_SUCCESS)
+    if (!CHECK_SUCCESS(g_ctx, s, "%s create", name))
         return;
     size_t no = p->batch * p->desc.out_dim, nw = p->batch * p->desc.max_length;
     float *out = guarded_alloc(no), *w = guarded_alloc(nw);
@@ -166,27 +157,24 @@ static void concat_run(const char *name, const concat_problem *p,
           before, mem_now());
 }
 
-static void concat_golden(const char *file)
+static void concat_golden(const char *file, const golden_bundle *g)
 {
-    golden_bundle g;
-    if (test_golden_load(file, &g) != 0)
-        return;
     concat_problem p;
-    p.batch = (size_t)bundle_int(&g, "batch", 0);
-    p.desc.query_dim = (size_t)bundle_int(&g, "query_dim", 0);
-    p.desc.key_dim = (size_t)bundle_int(&g, "key_dim", 0);
-    p.desc.value_dim = (size_t)bundle_int(&g, "value_dim", 0);
-    p.desc.max_length = (size_t)bundle_int(&g, "max_length", 0);
-    p.desc.out_dim = (size_t)bundle_int(&g, "out_dim", 0);
-    p.w.attn_weight = bundle_f32(&g, "attn.weight");
-    p.w.attn_bias = bundle_f32(&g, "attn.bias");
-    p.w.combine_weight = bundle_f32(&g, "attn_combine.weight");
-    p.w.combine_bias = bundle_f32(&g, "attn_combine.bias");
-    p.query = bundle_f32(&g, "query");
-    p.key = bundle_f32(&g, "key");
-    p.values = bundle_f32(&g, "values");
-    const double *want_out = test_bundle_f64(&g, "out");
-    const double *want_w = test_bundle_f64(&g, "weights");
+    p.batch = (size_t)bundle_int(g, "batch", 0);
+    p.desc.query_dim = (size_t)bundle_int(g, "query_dim", 0);
+    p.desc.key_dim = (size_t)bundle_int(g, "key_dim", 0);
+    p.desc.value_dim = (size_t)bundle_int(g, "value_dim", 0);
+    p.desc.max_length = (size_t)bundle_int(g, "max_length", 0);
+    p.desc.out_dim = (size_t)bundle_int(g, "out_dim", 0);
+    p.w.attn_weight = bundle_f32(g, "attn.weight");
+    p.w.attn_bias = bundle_f32(g, "attn.bias");
+    p.w.combine_weight = bundle_f32(g, "attn_combine.weight");
+    p.w.combine_bias = bundle_f32(g, "attn_combine.bias");
+    p.query = bundle_f32(g, "query");
+    p.key = bundle_f32(g, "key");
+    p.values = bundle_f32(g, "values");
+    const double *want_out = test_bundle_f64(g, "out");
+    const double *want_w = test_bundle_f64(g, "weights");
     int complete = p.batch && p.w.attn_weight && p.w.attn_bias &&
                    p.w.combine_weight && p.w.combine_bias && p.query && p.key &&
                    p.values && want_out && want_w;
@@ -202,7 +190,6 @@ static void concat_golden(const char *file)
         free(ro), free(rw);
         concat_run(file, &p, want_out, want_w);
     }
-    bundle_free(&g);
 }
 
 static void concat_reference(const char *name, uint64_t seed, size_t batch,
@@ -220,13 +207,13 @@ static void concat_reference(const char *name, uint64_t seed, size_t batch,
     double ga = 2.0 / sqrt((double)(dq + dk)),
            gc = 2.0 / sqrt((double)(dq + dv));
     float *buf[7];
-    p.w.attn_weight = buf[0] = fill(&r, len * (dq + dk), -ga, ga);
-    p.w.attn_bias = buf[1] = fill(&r, len, -0.5, 0.5);
-    p.w.combine_weight = buf[2] = fill(&r, out * (dq + dv), -gc, gc);
-    p.w.combine_bias = buf[3] = fill(&r, out, -0.5, 0.5);
-    p.query = buf[4] = fill(&r, batch * dq, -1.5, 1.5);
-    p.key = buf[5] = fill(&r, batch * dk, -1.5, 1.5);
-    p.values = buf[6] = fill(&r, batch * len * dv, -1, 1);
+    p.w.attn_weight = buf[0] = test_random(&r, len * (dq + dk), -ga, ga);
+    p.w.attn_bias = buf[1] = test_random(&r, len, -0.5, 0.5);
+    p.w.combine_weight = buf[2] = test_random(&r, out * (dq + dv), -gc, gc);
+    p.w.combine_bias = buf[3] = test_random(&r, out, -0.5, 0.5);
+    p.query = buf[4] = test_random(&r, batch * dq, -1.5, 1.5);
+    p.key = buf[5] = test_random(&r, batch * dk, -1.5, 1.5);
+    p.values = buf[6] = test_random(&r, batch * len * dv, -1, 1);
     double *ro = malloc(batch * out * sizeof *ro);
     double *rw = malloc(batch * len * sizeof *rw);
     ref_concat(&p.desc, &p.w, batch, p.query, p.key, p.values, ro, rw);
@@ -249,10 +236,13 @@ static void concat_device_errors(void)
 {
     enum { B = 2, DQ = 5, DK = 3, DV = 4, L = 7, OUT = 6 };
     test_rng r = test_rng_make(31);
-    float *aw = fill(&r, L * (DQ + DK), -0.5, 0.5), *ab = fill(&r, L, -1, 1);
-    float *cw = fill(&r, OUT * (DQ + DV), -0.5, 0.5);
-    float *cb = fill(&r, OUT, -1, 1), *hq = fill(&r, B * DQ, -1, 1);
-    float *hk = fill(&r, B * DK, -1, 1), *hv = fill(&r, B * L * DV, -1, 1);
+    float *aw = test_random(&r, L * (DQ + DK), -0.5, 0.5),
+          *ab = test_random(&r, L, -1, 1);
+    float *cw = test_random(&r, OUT * (DQ + DV), -0.5, 0.5);
+    float *cb = test_random(&r, OUT, -1, 1),
+          *hq = test_random(&r, B * DQ, -1, 1);
+    float *hk = test_random(&r, B * DK, -1, 1),
+          *hv = test_random(&r, B * L * DV, -1, 1);
     clattn_concat_desc desc;
     clattn_concat_desc_init(&desc);
     desc.query_dim = DQ, desc.key_dim = DK, desc.value_dim = DV;
@@ -409,9 +399,7 @@ static void se_run(const char *name, size_t e, const clattn_se_gate_weights *w,
     clattn_se_gate_desc_init(&desc);
     desc.embed_dim = e;
     clattn_status s = clattn_se_gate_create(g_ctx, &desc, w, &layer);
-    CHECK(s == CLATTN_SUCCESS, "%s create: %s: %s", name,
-          clattn_status_string(s), clattn_context_last_error(g_ctx));
-    if (s != CLATTN_SUCCESS)
+    if (!CHECK_SUCCESS(g_ctx, s, "%s create", name))
         return;
     size_t n = tokens * e;
     float *out = guarded_alloc(n);
@@ -428,18 +416,15 @@ static void se_run(const char *name, size_t e, const clattn_se_gate_weights *w,
           before, mem_now());
 }
 
-static void se_golden(const char *file)
+static void se_golden(const char *file, const golden_bundle *g)
 {
-    golden_bundle g;
-    if (test_golden_load(file, &g) != 0)
-        return;
-    size_t tokens = (size_t)bundle_int(&g, "tokens", 0);
-    size_t e = (size_t)bundle_int(&g, "embed_dim", 0);
+    size_t tokens = (size_t)bundle_int(g, "tokens", 0);
+    size_t e = (size_t)bundle_int(g, "embed_dim", 0);
     clattn_se_gate_weights w = {
-        bundle_f32(&g, "fc1.weight"), bundle_f32(&g, "fc1.bias"),
-        bundle_f32(&g, "fc2.weight"), bundle_f32(&g, "fc2.bias")};
-    const float *x = bundle_f32(&g, "x");
-    const double *want = test_bundle_f64(&g, "out");
+        bundle_f32(g, "fc1.weight"), bundle_f32(g, "fc1.bias"),
+        bundle_f32(g, "fc2.weight"), bundle_f32(g, "fc2.bias")};
+    const float *x = bundle_f32(g, "x");
+    const double *want = test_bundle_f64(g, "out");
     int complete = tokens && e && w.fc1_weight && w.fc1_bias && w.fc2_weight &&
                    w.fc2_bias && x && want;
     CHECK(complete, "%s: missing tensors", file);
@@ -452,7 +437,6 @@ static void se_golden(const char *file)
         free(ref);
         se_run(file, e, &w, tokens, x, want);
     }
-    bundle_free(&g);
 }
 
 static void se_reference(const char *name, uint64_t seed, size_t e,
@@ -462,11 +446,11 @@ static void se_reference(const char *name, uint64_t seed, size_t e,
     double g = 2.0 / sqrt((double)e);
     float *buf[5];
     clattn_se_gate_weights w;
-    w.fc1_weight = buf[0] = fill(&r, e, -2, 2);
-    w.fc1_bias = buf[1] = fill(&r, e, -0.5, 0.5);
-    w.fc2_weight = buf[2] = fill(&r, e * e, -g, g);
-    w.fc2_bias = buf[3] = fill(&r, e, -0.5, 0.5);
-    float *x = buf[4] = fill(&r, tokens * e, -2, 2);
+    w.fc1_weight = buf[0] = test_random(&r, e, -2, 2);
+    w.fc1_bias = buf[1] = test_random(&r, e, -0.5, 0.5);
+    w.fc2_weight = buf[2] = test_random(&r, e * e, -g, g);
+    w.fc2_bias = buf[3] = test_random(&r, e, -0.5, 0.5);
+    float *x = buf[4] = test_random(&r, tokens * e, -2, 2);
     double *ref = malloc(tokens * e * sizeof *ref);
     ref_se_gate(e, &w, tokens, x, ref);
     se_run(name, e, &w, tokens, x, ref);
@@ -479,11 +463,11 @@ int main(void)
 {
     g_ctx = test_context();
     clattn_context_info(g_ctx, &g_info);
-    concat_golden("concat_l10_b3.bin");
-    concat_golden("concat_l10_tutorial.bin");
+    test_golden_run("concat_l10_b3.bin", concat_golden);
+    test_golden_run("concat_l10_tutorial.bin", concat_golden);
     concat_device_errors();
-    se_golden("se_e24_t13.bin");
-    se_golden("se_e40_b2_n5.bin");
+    test_golden_run("se_e24_t13.bin", se_golden);
+    test_golden_run("se_e40_b2_n5.bin", se_golden);
     /* name, seed, B, Dq, Dk, Dv, L, out */
     concat_reference("concat one of everything", 21, 1, 1, 1, 1, 1, 1);
     se_reference("se E 1", 22, 1, 3);

@@ -271,9 +271,7 @@ static void run_all_calls(const char *what, problem *p, expect_fn expect,
     size_t before = memory_now();
     clattn_mha *layer = NULL;
     clattn_status st = clattn_mha_create(g_ctx, &p->desc, &p->w, &layer);
-    CHECK(st == CLATTN_SUCCESS, "%s: create: %s: %s", what,
-          clattn_status_string(st), clattn_context_last_error(g_ctx));
-    if (st != CLATTN_SUCCESS)
+    if (!CHECK_SUCCESS(g_ctx, st, "%s: create", what))
         return;
     size_t baseline = memory_now();
     CHECK(baseline > before, "%s: the weights are not counted", what);
@@ -476,13 +474,6 @@ typedef struct arrays {
     void *mask;
 } arrays;
 
-static float *rand_array(test_rng *r, size_t n, double lo, double hi)
-{
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    test_fill(r, x, n, lo, hi);
-    return x;
-}
-
 static void random_problem(const spec *sp, uint64_t seed, problem *p, arrays *a)
 {
     test_rng r = test_rng_make(seed);
@@ -498,24 +489,24 @@ static void random_problem(const spec *sp, uint64_t seed, problem *p, arrays *a)
     size_t E = sp->E, kd = sp->kdim ? sp->kdim : E,
            vd = sp->vdim ? sp->vdim : E;
     double ws = 1.0 / sqrt((double)E);
-    a->w_in[0] = rand_array(&r, E * E, -ws, ws);
-    a->w_in[1] =
-        rand_array(&r, E * kd, -1.0 / sqrt((double)kd), 1.0 / sqrt((double)kd));
-    a->w_in[2] =
-        rand_array(&r, E * vd, -1.0 / sqrt((double)vd), 1.0 / sqrt((double)vd));
+    a->w_in[0] = test_random(&r, E * E, -ws, ws);
+    a->w_in[1] = test_random(&r, E * kd, -1.0 / sqrt((double)kd),
+                             1.0 / sqrt((double)kd));
+    a->w_in[2] = test_random(&r, E * vd, -1.0 / sqrt((double)vd),
+                             1.0 / sqrt((double)vd));
     p->w.q_proj_weight = a->w_in[0];
     p->w.k_proj_weight = a->w_in[1];
     p->w.v_proj_weight = a->w_in[2];
     if (sp->bias) {
-        p->w.in_proj_bias = a->b_in = rand_array(&r, 3 * E, -0.5, 0.5);
+        p->w.in_proj_bias = a->b_in = test_random(&r, 3 * E, -0.5, 0.5);
         if (!sp->no_out_proj)
-            p->w.out_proj_bias = a->b_out = rand_array(&r, E, -0.5, 0.5);
+            p->w.out_proj_bias = a->b_out = test_random(&r, E, -0.5, 0.5);
     }
     if (!sp->no_out_proj)
-        p->w.out_proj_weight = a->w_out = rand_array(&r, E * E, -ws, ws);
+        p->w.out_proj_weight = a->w_out = test_random(&r, E * E, -ws, ws);
     if (sp->pre_ln) {
-        p->w.norm_weight = a->nw = rand_array(&r, E, 0.5, 1.5);
-        p->w.norm_bias = a->nb = rand_array(&r, E, -0.5, 0.5);
+        p->w.norm_weight = a->nw = test_random(&r, E, 0.5, 1.5);
+        p->w.norm_bias = a->nb = test_random(&r, E, -0.5, 0.5);
     }
     clattn_mha_call *c = &p->call;
     c->batch = sp->B, c->seq_q = sp->Sq, c->seq_kv = sp->Skv;
@@ -524,13 +515,14 @@ static void random_problem(const spec *sp, uint64_t seed, problem *p, arrays *a)
     c->attn_mask_per_head = sp->per_head;
     c->is_causal = sp->causal;
     size_t B = sp->B, Sq = sp->Sq, Skv = sp->Skv;
-    p->query = a->q = rand_array(&r, B * Sq * E, -1, 1);
+    p->query = a->q = test_random(&r, B * Sq * E, -1, 1);
     p->key = sp->inputs == 1 || sp->inputs == 4
                  ? p->query
-                 : (a->k = rand_array(&r, B * Skv * kd, -1, 1));
-    p->value = sp->inputs == 1   ? p->query
-               : sp->inputs == 2 ? p->key
-                                 : (a->v = rand_array(&r, B * Skv * vd, -1, 1));
+                 : (a->k = test_random(&r, B * Skv * kd, -1, 1));
+    p->value = sp->inputs == 1 ? p->query
+               : sp->inputs == 2
+                   ? p->key
+                   : (a->v = test_random(&r, B * Skv * vd, -1, 1));
     if (sp->kpm) {
         p->kpm = a->kpm = malloc(B * Skv);
         for (size_t i = 0; i < B * Skv; ++i)
@@ -547,7 +539,7 @@ static void random_problem(const spec *sp, uint64_t seed, problem *p, arrays *a)
             memset(m + Skv, 1, Skv);
         a->mask = m;
     } else if (sp->attn == CLATTN_MASK_ADDITIVE) {
-        float *m = rand_array(&r, mn, -2, 2);
+        float *m = test_random(&r, mn, -2, 2);
         for (size_t i = 0; i < mn; i += 5)
             m[i] = -INFINITY;
         if (sp->full_rows)

@@ -1,8 +1,10 @@
+#define _POSIX_C_SOURCE 200809L /* pthreads */
 #include "test_util.h"
 
 #include "golden_bundle.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,20 @@ void test_check(int ok, const char *file, int line, const char *expr,
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+}
+
+int test_check_success(clattn_context *ctx, clattn_status s, const char *file,
+                       int line, const char *fmt, ...)
+{
+    char label[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(label, sizeof label, fmt, ap);
+    va_end(ap);
+    test_check(s == CLATTN_SUCCESS, file, line, "s == CLATTN_SUCCESS",
+               "%s: %s: %s", label, clattn_status_string(s),
+               clattn_context_last_error(ctx));
+    return s == CLATTN_SUCCESS;
 }
 
 int test_finish(const char *suite)
@@ -78,6 +94,13 @@ void test_fill(test_rng *r, float *x, size_t n, double lo, double hi)
 {
     for (size_t i = 0; i < n; ++i)
         x[i] = (float)test_rng_uniform(r, lo, hi);
+}
+
+float *test_random(test_rng *r, size_t n, double lo, double hi)
+{
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    test_fill(r, x, n, lo, hi);
+    return x;
 }
 
 /* A quiet-NaN bit pattern no computation produces by accident. */
@@ -194,6 +217,16 @@ int test_golden_load(const char *file, golden_bundle *g)
     return 0;
 }
 
+void test_golden_run(const char *file,
+                     void (*fn)(const char *file, const golden_bundle *g))
+{
+    golden_bundle g;
+    if (test_golden_load(file, &g) != 0)
+        return;
+    fn(file, &g);
+    bundle_free(&g);
+}
+
 const double *test_bundle_f64(const golden_bundle *b, const char *name)
 {
     const bundle_tensor *t = bundle_get(b, name);
@@ -246,4 +279,14 @@ int test_buffer_read_tail(cl_command_queue q, cl_mem m, size_t n, size_t tail,
         tail_ok &= all[i] == sentinel;
     free(all);
     return tail_ok;
+}
+
+void test_threads(int n, void *(*fn)(void *), void *jobs, size_t job_size)
+{
+    pthread_t *threads = malloc((size_t)n * sizeof *threads);
+    for (int t = 0; t < n; ++t)
+        pthread_create(&threads[t], NULL, fn, (char *)jobs + t * job_size);
+    for (int t = 0; t < n; ++t)
+        pthread_join(threads[t], NULL);
+    free(threads);
 }

@@ -16,6 +16,15 @@
 void test_check(int ok, const char *file, int line, const char *expr,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* Counts a check that status s is CLATTN_SUCCESS; a failure prints the
+   label (printf-style), s and ctx's last error: "label: STATUS: text".
+   Returns nonzero on success. */
+#define CHECK_SUCCESS(ctx, s, ...)                                             \
+    test_check_success((ctx), (s), __FILE__, __LINE__, __VA_ARGS__)
+int test_check_success(clattn_context *ctx, clattn_status s, const char *file,
+                       int line, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
 /* Prints the tally and returns the process exit code (0, or 1 on any
    failure). */
 int test_finish(const char *suite);
@@ -35,6 +44,9 @@ typedef struct test_rng {
 test_rng test_rng_make(uint64_t seed);
 double test_rng_uniform(test_rng *r, double lo, double hi);
 void test_fill(test_rng *r, float *x, size_t n, double lo, double hi);
+/* A malloc'd array of n such floats (at least one element; the caller
+   frees it). */
+float *test_random(test_rng *r, size_t n, double lo, double hi);
 
 /* Host arrays with canaries: GUARD floats of a NaN pattern before and
    after n elements. guarded_intact() checks both guards; guarded_untouched()
@@ -73,6 +85,12 @@ double test_max_diff(const double *a, const double *b, size_t n);
 struct golden_bundle;
 int test_golden_load(const char *file, struct golden_bundle *g);
 
+/* Loads the layer golden `file` and runs fn on it, then frees it; a file
+   that does not load is a failed check (fn does not run). */
+void test_golden_run(const char *file,
+                     void (*fn)(const char *file,
+                                const struct golden_bundle *g));
+
 /* A float64 tensor of the bundle, or NULL when absent or of another
    dtype (golden_bundle.h has the float32 and uint8 forms). */
 const double *test_bundle_f64(const struct golden_bundle *b, const char *name);
@@ -89,5 +107,9 @@ int test_buffer_holds(cl_command_queue q, cl_mem m, size_t n, float value);
    after them all still hold sentinel (nothing written past the end). */
 int test_buffer_read_tail(cl_command_queue q, cl_mem m, size_t n, size_t tail,
                           float sentinel, float *got);
+
+/* Runs fn on n threads, the i-th with (char *)jobs + i * job_size, and
+   joins them all. */
+void test_threads(int n, void *(*fn)(void *), void *jobs, size_t job_size);
 
 #endif
