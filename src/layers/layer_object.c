@@ -168,7 +168,8 @@ static clattn_status check_overlap(clattn_context *ctx, const char *layer,
 
 static clattn_status host_check(clattn_context *ctx, const char *layer,
                                 const layer_host_array *arrays,
-                                const int *required, size_t count)
+                                const int *required, size_t count,
+                                int overlap_rule)
 {
     for (size_t i = 0; i < count; ++i)
         if (required && required[i] && !arrays[i].in && !arrays[i].out)
@@ -187,7 +188,8 @@ static clattn_status host_check(clattn_context *ctx, const char *layer,
         if (status != CLATTN_SUCCESS)
             return status;
     }
-    return check_overlap(ctx, layer, arrays, count);
+    return overlap_rule ? check_overlap(ctx, layer, arrays, count)
+                        : CLATTN_SUCCESS;
 }
 
 /* The buffer of an earlier input with the same pointer and size (the
@@ -202,19 +204,20 @@ static cl_mem earlier_input(const layer_host_array *a, const cl_mem *b,
     return NULL;
 }
 
-clattn_status layer_host_forward(clattn_context *ctx, const char *name,
-                                 const layer_host_array *arrays,
-                                 const int *required, size_t count,
-                                 layer_device_run run, void *layer,
-                                 const void *call)
+clattn_status layer_host_forward_rules(clattn_context *ctx, const char *name,
+                                       const layer_host_array *arrays,
+                                       const int *required, size_t count,
+                                       layer_device_run run, void *layer,
+                                       const void *call, int overlap_rule)
 {
     cl_mem b[LAYER_HOST_MAX_ARRAYS] = {NULL};
     /* A layer with more arrays is a bug of the library, not the caller's. */
-    clattn_status status = count <= LAYER_HOST_MAX_ARRAYS
-                               ? host_check(ctx, name, arrays, required, count)
-                               : ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
-                                           "%s: %zu host arrays, at most %d",
-                                           name, count, LAYER_HOST_MAX_ARRAYS);
+    clattn_status status =
+        count <= LAYER_HOST_MAX_ARRAYS
+            ? host_check(ctx, name, arrays, required, count, overlap_rule)
+            : ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                        "%s: %zu host arrays, at most %d", name, count,
+                        LAYER_HOST_MAX_ARRAYS);
     for (size_t i = 0; i < count && status == CLATTN_SUCCESS; ++i) {
         if (arrays[i].in)
             b[i] = earlier_input(arrays, b, i);
@@ -231,4 +234,14 @@ clattn_status layer_host_forward(clattn_context *ctx, const char *name,
     layer_release(
         ctx, b, count < LAYER_HOST_MAX_ARRAYS ? count : LAYER_HOST_MAX_ARRAYS);
     return status;
+}
+
+clattn_status layer_host_forward(clattn_context *ctx, const char *name,
+                                 const layer_host_array *arrays,
+                                 const int *required, size_t count,
+                                 layer_device_run run, void *layer,
+                                 const void *call)
+{
+    return layer_host_forward_rules(ctx, name, arrays, required, count, run,
+                                    layer, call, 1);
 }

@@ -16,7 +16,9 @@
    - host form forward_host(layer, call, arrays...): the same call sizes,
      then layer_host_forward: its checks (NULL arrays, each staging buffer
      against the device's limit, the overlap rule), upload the inputs, run
-     the device form, read the outputs only when it succeeded, release.
+     the device form, read the outputs only when it succeeded, release
+     (layer_host_forward_rules can leave out the overlap rule: MHA's host
+     form takes out over query).
 
    Every layer struct starts with its clattn_context * (the first member),
    which is how these helpers find the context of a layer they are given. */
@@ -155,5 +157,16 @@ clattn_status layer_host_forward(clattn_context *ctx, const char *name,
                                  const int *required, size_t count,
                                  layer_device_run run, void *layer,
                                  const void *call);
+
+/* layer_host_forward with its overlap rule on (overlap_rule 1: what
+   layer_host_forward does) or off (0), for a host form whose contract
+   takes overlapping arrays (MHA's: out over query, in place). Staging
+   keeps that well defined: every input is copied in before the run, and
+   the outputs are read back after it, in list order. */
+clattn_status layer_host_forward_rules(clattn_context *ctx, const char *name,
+                                       const layer_host_array *arrays,
+                                       const int *required, size_t count,
+                                       layer_device_run run, void *layer,
+                                       const void *call, int overlap_rule);
 
 #endif
