@@ -1,95 +1,48 @@
 /* The entry points of a multi-head attention call: device buffers, and
-   host memory (staged through device buffers made for the call). */
+   host memory (staged through device buffers made for the call), both on
+   the skeleton of layer_object.h. */
 #include "context_internal.h"
+#include "layer_object.h"
 #include "mha_internal.h"
+
+static const char LAYER[] = "mha";
 
 clattn_status clattn_mha_forward(clattn_mha *layer, const clattn_mha_call *call,
                                  const clattn_mha_buffers *buffers)
 {
-    if (!layer)
-        return CLATTN_ERROR_INVALID_ARGUMENT;
-    CTX_CHECK_USABLE(layer->ctx);
     mha_shapes sh;
     clattn_status s;
-    if ((s = mha_check_call(layer, call, &sh)) ||
+    if ((s = layer_forward_check(layer, LAYER, call)) ||
+        (s = mha_check_call(layer, call, &sh)) ||
         (s = mha_check_buffers(layer, call, &sh, buffers)))
         return s;
     return mha_run(layer, call, &sh, buffers);
 }
 
-static clattn_status check_host(clattn_context *ctx,
-                                const clattn_mha_call *call, const float *query,
-                                const float *key, const float *value,
-                                const uint8_t *kpm, const void *attn_mask,
-                                const float *out, const float *attn_weights)
-{
-    const char *missing =
-        !query                               ? "query"
-        : !key                               ? "key"
-        : !value                             ? "value"
-        : !out                               ? "out"
-        : call->has_key_padding_mask && !kpm ? "key_padding_mask"
-        : call->attn_mask_type != CLATTN_MASK_NONE && !attn_mask ? "attn_mask"
-        : call->need_weights != CLATTN_NEED_WEIGHTS_NONE && !attn_weights
-            ? "attn_weights"
-            : NULL;
-    if (missing)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "mha: host array %s is NULL", missing);
-    return CLATTN_SUCCESS;
-}
+/* A host call after its checks: the call and its validated shapes. */
+typedef struct mha_host_call {
+    const clattn_mha_call *call;
+    const mha_shapes *shapes;
+} mha_host_call;
 
-/* Each staging buffer is one allocation: refused before any is made (and
-   before any host array is read). */
-static clattn_status check_staging(clattn_context *ctx, const mha_shapes *sh,
-                                   int weights)
+/* The device form's run on the staged buffers (layer_host_forward: in the
+   order of clattn_mha_buffers). Made by the staging to the call's sizes,
+   on this context, read-write and outputs of their own, they pass
+   mha_check_buffers by construction, so the run follows at once, as it
+   did before the skeleton. */
+static clattn_status host_run(void *layer, const void *state, const cl_mem *b)
 {
-    const struct {
-        const char *what;
-        size_t bytes;
-    } list[] = {
-        {"the staged query", sh->query_bytes},
-        {"the staged key", sh->key_bytes},
-        {"the staged value", sh->value_bytes},
-        {"the staged key_padding_mask", sh->kpm_bytes},
-        {"the staged attn_mask", sh->attn_mask_bytes},
-        {"the staged out", sh->out_bytes},
-        {"the staged attn_weights", weights ? sh->weights_bytes : 0},
+    const mha_host_call *h = state;
+    const clattn_mha_buffers buffers = {
+        .query = b[0],
+        .key = b[1],
+        .value = b[2],
+        .key_padding_mask = b[3],
+        .attn_mask = b[4],
+        .out = b[5],
+        .attn_weights = b[6],
     };
-    for (size_t i = 0; i < sizeof list / sizeof list[0]; ++i) {
-        clattn_status s =
-            layer_check_alloc(ctx, "mha", list[i].what, list[i].bytes);
-        if (s != CLATTN_SUCCESS)
-            return s;
-    }
-    return CLATTN_SUCCESS;
-}
-
-/* The buffer of an earlier input with the same pointer and size, so
-   that self-attention stays self-attention; NULL if none. */
-static cl_mem earlier(const void *host, size_t bytes, const void *prev_host,
-                      size_t prev_bytes, cl_mem prev)
-{
-    return host == prev_host && bytes == prev_bytes ? prev : NULL;
-}
-
-static clattn_status stage_inputs(clattn_context *ctx, const mha_shapes *sh,
-                                  const float *query, const float *key,
-                                  const float *value, clattn_mha_buffers *b)
-{
-    clattn_status s = layer_buffer(ctx, sh->query_bytes, query, &b->query);
-    if (s)
-        return s;
-    b->key = earlier(key, sh->key_bytes, query, sh->query_bytes, b->query);
-    if (!b->key && (s = layer_buffer(ctx, sh->key_bytes, key, &b->key)))
-        return s;
-    b->value = earlier(value, sh->value_bytes, key, sh->key_bytes, b->key);
-    if (!b->value)
-        b->value =
-            earlier(value, sh->value_bytes, query, sh->query_bytes, b->query);
-    if (!b->value)
-        s = layer_buffer(ctx, sh->value_bytes, value, &b->value);
-    return s;
+    return mha_run(layer, h->call, h->shapes, &buffers);
 }
 
 clattn_status
@@ -98,34 +51,31 @@ clattn_mha_forward_host(clattn_mha *layer, const clattn_mha_call *call,
                         const float *value, const uint8_t *key_padding_mask,
                         const void *attn_mask, float *out, float *attn_weights)
 {
-    if (!layer)
-        return CLATTN_ERROR_INVALID_ARGUMENT;
-    clattn_context *ctx = layer->ctx;
-    CTX_CHECK_USABLE(ctx);
     mha_shapes sh;
     clattn_status s;
-    if ((s = mha_check_call(layer, call, &sh)) ||
-        (s = check_host(ctx, call, query, key, value, key_padding_mask,
-                        attn_mask, out, attn_weights)))
+    if ((s = layer_forward_check(layer, LAYER, call)) ||
+        (s = mha_check_call(layer, call, &sh)))
         return s;
-    clattn_mha_buffers b = {0};
-    int weights = call->need_weights != CLATTN_NEED_WEIGHTS_NONE;
-    if ((s = check_staging(ctx, &sh, weights)))
-        return s;
-    if (!(s = stage_inputs(ctx, &sh, query, key, value, &b)) &&
-        !(sh.kpm_bytes && (s = layer_buffer(ctx, sh.kpm_bytes, key_padding_mask,
-                                            &b.key_padding_mask))) &&
-        !(sh.attn_mask_bytes && (s = layer_buffer(ctx, sh.attn_mask_bytes,
-                                                  attn_mask, &b.attn_mask))) &&
-        !(s = layer_buffer(ctx, sh.out_bytes, NULL, &b.out)) &&
-        !(weights &&
-          (s = layer_buffer(ctx, sh.weights_bytes, NULL, &b.attn_weights))) &&
-        !(s = mha_run(layer, call, &sh, &b)) &&
-        !(s = layer_read(ctx, b.out, sh.out_bytes, out)))
-        if (weights)
-            s = layer_read(ctx, b.attn_weights, sh.weights_bytes, attn_weights);
-    cl_mem all[7] = {b.query,     b.key, b.value,       b.key_padding_mask,
-                     b.attn_mask, b.out, b.attn_weights};
-    layer_release(ctx, all, 7); /* inputs staged once may repeat */
-    return s;
+    /* A mask or the weights the call does not use are absent whatever
+       the caller passed: not required, not staged, not read or written.
+       query == key == value (one pointer and size) stays one buffer:
+       self-attention. */
+    const int kpm = call->has_key_padding_mask != 0,
+              mask = call->attn_mask_type != CLATTN_MASK_NONE,
+              weights = call->need_weights != CLATTN_NEED_WEIGHTS_NONE;
+    const layer_host_array arrays[7] = {
+        {"query", query, NULL, sh.query_bytes},
+        {"key", key, NULL, sh.key_bytes},
+        {"value", value, NULL, sh.value_bytes},
+        {"key_padding_mask", kpm ? key_padding_mask : NULL, NULL, sh.kpm_bytes},
+        {"attn_mask", mask ? attn_mask : NULL, NULL, sh.attn_mask_bytes},
+        {"out", NULL, out, sh.out_bytes},
+        {"attn_weights", NULL, weights ? attn_weights : NULL, sh.weights_bytes},
+    };
+    const int required[7] = {1, 1, 1, kpm, mask, 1, weights};
+    const mha_host_call h = {call, &sh};
+    /* MHA's host form has always taken overlapping arrays (out over query:
+       in place); staging keeps that well defined. */
+    return layer_host_forward_rules(layer->ctx, LAYER, arrays, required, 7,
+                                    host_run, layer, &h, 0);
 }

@@ -2,6 +2,7 @@
    allocated or enqueued, so a rejected call writes nothing. */
 #include "checked_math.h"
 #include "context_internal.h"
+#include "layer_object.h"
 #include "mha_internal.h"
 #include "sdpa_problem.h"
 #include "sdpa_variant.h"
@@ -181,10 +182,7 @@ void mha_sdpa_desc(const clattn_mha *layer, const clattn_mha_call *call,
 clattn_status mha_check_call(clattn_mha *layer, const clattn_mha_call *call,
                              mha_shapes *sh)
 {
-    clattn_context *ctx = layer->ctx;
-    if (!call)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "mha: call is NULL");
+    clattn_context *ctx = layer->ctx; /* call: layer_forward_check's */
     clattn_status s = check_enums(ctx, call);
     if (s != CLATTN_SUCCESS)
         return s;
@@ -222,55 +220,33 @@ clattn_status mha_check_call(clattn_mha *layer, const clattn_mha_call *call,
     return check_gemm_limits(layer, call, sh);
 }
 
-/* A caller's buffer: present, of this context, at least bytes long, its
-   flags allowing the access. */
-static clattn_status check_mem(clattn_context *ctx, const char *name,
-                               cl_mem mem, size_t bytes, int is_output)
-{
-    return layer_check_buffer(ctx, "mha", name, mem, bytes, is_output);
-}
-
 clattn_status mha_check_buffers(clattn_mha *layer, const clattn_mha_call *call,
                                 const mha_shapes *sh,
                                 const clattn_mha_buffers *b)
 {
-    clattn_context *ctx = layer->ctx;
+    /* MHA's own part of the rule: the buffers come in one struct, and a
+       field the call does not use (a mask, the weights) is not looked at
+       at all, whatever it holds (the header: ignored, may be NULL), where
+       the common rule checks an optional buffer that is given. So such a
+       field goes to layer_check_device_args as absent; the rest is the
+       common rule, outputs written while inputs may still be read (a mask
+       read by SDPA, the weights written by it) included. */
     if (!b)
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+        return ctx_error(layer->ctx, CLATTN_ERROR_INVALID_ARGUMENT,
                          "mha: buffers is NULL");
-    int weights = call->need_weights != CLATTN_NEED_WEIGHTS_NONE;
-    clattn_status s;
-    if ((s = check_mem(ctx, "query", b->query, sh->query_bytes, 0)) ||
-        (s = check_mem(ctx, "key", b->key, sh->key_bytes, 0)) ||
-        (s = check_mem(ctx, "value", b->value, sh->value_bytes, 0)) ||
-        (sh->kpm_bytes &&
-         (s = check_mem(ctx, "key_padding_mask", b->key_padding_mask,
-                        sh->kpm_bytes, 0))) ||
-        (sh->attn_mask_bytes && (s = check_mem(ctx, "attn_mask", b->attn_mask,
-                                               sh->attn_mask_bytes, 0))) ||
-        (s = check_mem(ctx, "out", b->out, sh->out_bytes, 1)) ||
-        (weights && (s = check_mem(ctx, "attn_weights", b->attn_weights,
-                                   sh->weights_bytes, 1))))
-        return s;
-    /* Outputs are written while inputs may still be read (a mask read by
-       SDPA, the weights written by it): they must be other buffers. */
-    cl_mem inputs[5] = {b->query, b->key, b->value,
-                        sh->kpm_bytes ? b->key_padding_mask : NULL,
-                        sh->attn_mask_bytes ? b->attn_mask : NULL};
-    cl_mem outputs[2] = {b->out, weights ? b->attn_weights : NULL};
-    static const char *const out_names[2] = {"out", "attn_weights"};
-    for (int o = 0; o < 2; ++o) {
-        if (!outputs[o])
-            continue;
-        for (int i = 0; i < 5; ++i)
-            if (outputs[o] == inputs[i])
-                return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                                 "mha: buffers->%s is also an input buffer",
-                                 out_names[o]);
-    }
-    if (outputs[1] && outputs[0] == outputs[1])
-        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "mha: buffers->out and attn_weights are the same "
-                         "buffer");
-    return CLATTN_SUCCESS;
+    const int kpm = sh->kpm_bytes != 0, mask = sh->attn_mask_bytes != 0,
+              weights = call->need_weights != CLATTN_NEED_WEIGHTS_NONE;
+    const layer_device_arg args[7] = {
+        {"query", b->query, sh->query_bytes, 0, 0},
+        {"key", b->key, sh->key_bytes, 0, 0},
+        {"value", b->value, sh->value_bytes, 0, 0},
+        {"key_padding_mask", kpm ? b->key_padding_mask : NULL, sh->kpm_bytes, 0,
+         !kpm},
+        {"attn_mask", mask ? b->attn_mask : NULL, sh->attn_mask_bytes, 0,
+         !mask},
+        {"out", b->out, sh->out_bytes, 1, 0},
+        {"attn_weights", weights ? b->attn_weights : NULL, sh->weights_bytes, 1,
+         !weights},
+    };
+    return layer_check_device_args(layer->ctx, "mha", args, 7);
 }
