@@ -8,6 +8,7 @@
 #include "struct_size.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,31 +63,22 @@ static clattn_status check_desc(clattn_context *ctx, const clattn_mha_desc *d)
 }
 
 /* in_proj_weight XOR the three separate ones (mandatory when kdim or vdim
-   differ from embed_dim, as in torch), and every other weight exactly when
-   the description has a place for it. */
-static clattn_status check_weights(clattn_context *ctx,
+   differ from embed_dim, as in torch): when neither form is given, the
+   message names both (the weight list would name in_proj_weight alone).
+   *separate: the separate ones are the form the description needs. */
+static clattn_status check_in_proj(clattn_context *ctx,
                                    const clattn_mha_desc *d, size_t kdim,
-                                   size_t vdim, const clattn_mha_weights *w)
+                                   size_t vdim, const clattn_mha_weights *w,
+                                   int *separate)
 {
     int same_dims = kdim == d->embed_dim && vdim == d->embed_dim;
-    int separate =
+    *separate =
         !same_dims || w->q_proj_weight || w->k_proj_weight || w->v_proj_weight;
-    if (same_dims && !separate && !w->in_proj_weight)
+    if (same_dims && !*separate && !w->in_proj_weight)
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
                          "mha: weight in_proj_weight is NULL (give it, or "
                          "q_proj_weight, k_proj_weight and v_proj_weight)");
-    const layer_weight list[] = {
-        {"in_proj_weight", w->in_proj_weight, !separate},
-        {"q_proj_weight", w->q_proj_weight, separate},
-        {"k_proj_weight", w->k_proj_weight, separate},
-        {"v_proj_weight", w->v_proj_weight, separate},
-        {"in_proj_bias", w->in_proj_bias, d->bias != 0},
-        {"out_proj_weight", w->out_proj_weight, !d->no_out_proj},
-        {"out_proj_bias", w->out_proj_bias, d->bias && !d->no_out_proj},
-        {"norm_weight", w->norm_weight, d->pre_layernorm != 0},
-        {"norm_bias", w->norm_bias, d->pre_layernorm != 0},
-    };
-    return layer_check_weights(ctx, LAYER, list, sizeof list / sizeof list[0]);
+    return CLATTN_SUCCESS;
 }
 
 /* The q, k and v rows into one buffer (see struct clattn_mha). */
@@ -125,26 +117,6 @@ static clattn_status upload_in_proj(clattn_mha *layer,
     return CLATTN_SUCCESS;
 }
 
-static clattn_status upload_weights(clattn_mha *layer,
-                                    const clattn_mha_weights *w)
-{
-    clattn_context *ctx = layer->ctx;
-    size_t E = layer->embed_dim, E3, EE;
-    clattn_status s;
-    if ((s = layer_mul_size(ctx, &E3, E, 3, 1)) ||
-        (s = layer_mul_size(ctx, &EE, E, E, 1)) ||
-        (s = upload_in_proj(layer, w)))
-        return s;
-    const layer_weight_upload uploads[] = {
-        {w->in_proj_bias, E3, &layer->b_in},
-        {w->out_proj_weight, EE, &layer->w_out},
-        {w->out_proj_bias, E, &layer->b_out},
-        {w->norm_weight, E, &layer->norm_weight},
-        {w->norm_bias, E, &layer->norm_bias},
-    };
-    return layer_upload_all(ctx, uploads, sizeof uploads / sizeof uploads[0]);
-}
-
 clattn_status clattn_mha_create(clattn_context *ctx,
                                 const clattn_mha_desc *desc,
                                 const clattn_mha_weights *weights,
@@ -153,31 +125,54 @@ clattn_status clattn_mha_create(clattn_context *ctx,
     LAYER_CREATE_BEGIN(clattn_mha_desc, given, ctx, LAYER, out, desc, weights,
                        MHA_DESC_OLDEST_SIZE);
     desc = &given; /* read no further than the caller's struct_size */
+    const clattn_mha_weights *w = weights;
+    const size_t E = desc->embed_dim;
+    size_t kdim = desc->kdim ? desc->kdim : E;
+    size_t vdim = desc->vdim ? desc->vdim : E;
+    size_t E3 = 0, EE = 0;
+    int separate = 0;
     clattn_status s = check_desc(ctx, desc);
-    size_t kdim = desc->kdim ? desc->kdim : desc->embed_dim;
-    size_t vdim = desc->vdim ? desc->vdim : desc->embed_dim;
-    if (s || (s = check_weights(ctx, desc, kdim, vdim, weights)))
+    if (s || (s = check_in_proj(ctx, desc, kdim, vdim, w, &separate)) ||
+        (s = layer_mul_size(ctx, &E3, E, 3, 1)) ||
+        (s = layer_mul_size(ctx, &EE, E, E, 1)))
         return s;
-    clattn_mha *layer = calloc(1, sizeof *layer);
+    /* Every weight exactly when the description has a place for it; the
+       input projection is packed by upload_in_proj below. */
+    const int bias = desc->bias != 0, proj = !desc->no_out_proj,
+              norm = desc->pre_layernorm != 0;
+    const layer_weight_spec list[] = {
+        {"in_proj_weight", w->in_proj_weight, !separate, 0, LAYER_NOT_UPLOADED},
+        {"q_proj_weight", w->q_proj_weight, separate, 0, LAYER_NOT_UPLOADED},
+        {"k_proj_weight", w->k_proj_weight, separate, 0, LAYER_NOT_UPLOADED},
+        {"v_proj_weight", w->v_proj_weight, separate, 0, LAYER_NOT_UPLOADED},
+        {"in_proj_bias", w->in_proj_bias, bias, E3, offsetof(clattn_mha, b_in)},
+        {"out_proj_weight", w->out_proj_weight, proj, EE,
+         offsetof(clattn_mha, w_out)},
+        {"out_proj_bias", w->out_proj_bias, bias && proj, E,
+         offsetof(clattn_mha, b_out)},
+        {"norm_weight", w->norm_weight, norm, E,
+         offsetof(clattn_mha, norm_weight)},
+        {"norm_bias", w->norm_bias, norm, E, offsetof(clattn_mha, norm_bias)},
+    };
+    clattn_mha *layer = layer_object_create(ctx, LAYER, sizeof *layer, list,
+                                            sizeof list / sizeof list[0], &s);
     if (!layer)
-        return ctx_error(ctx, CLATTN_ERROR_OUT_OF_MEMORY,
-                         "mha: out of host memory");
-    layer->ctx = ctx;
-    layer->embed_dim = desc->embed_dim;
+        return s;
+    layer->embed_dim = E;
     layer->num_heads = desc->num_heads;
-    layer->head_dim = desc->embed_dim / desc->num_heads;
+    layer->head_dim = E / desc->num_heads;
     layer->kdim = kdim;
     layer->vdim = vdim;
-    layer->bias = desc->bias != 0;
+    layer->bias = bias;
     layer->batch_first = desc->batch_first != 0;
-    layer->pre_layernorm = desc->pre_layernorm != 0;
-    layer->no_out_proj = desc->no_out_proj != 0;
+    layer->pre_layernorm = norm;
+    layer->no_out_proj = !proj;
     layer->scale = desc->scale;
     layer->dropout_p = desc->dropout_p;
     layer->dropout_seed = desc->dropout_seed;
     layer->layernorm_eps =
         desc->layernorm_eps != 0.0f ? desc->layernorm_eps : 1e-5f;
-    s = upload_weights(layer, weights);
+    s = upload_in_proj(layer, w);
     if (s != CLATTN_SUCCESS) {
         clattn_mha_destroy(layer);
         return s;
