@@ -7,6 +7,7 @@
    strides of the SDPA views differ between the layouts. */
 #include "context_internal.h"
 #include "gemm.h"
+#include "layer_object.h"
 #include "mha_internal.h"
 #include "sdpa_plan.h"
 
@@ -245,13 +246,28 @@ static clattn_status normalize_inputs(clattn_mha *layer, const mha_shapes *sh,
     return CLATTN_SUCCESS;
 }
 
+/* One call after its checks and allocations, for layer_timed_run. */
+typedef struct mha_enqueue {
+    clattn_mha *layer;
+    const clattn_mha_call *call;
+    const mha_shapes *sh;
+    const mha_plan *p;
+    const mha_scratch *s;
+    const clattn_mha_buffers *b;
+    const mha_kernels *k;
+    const sdpa_plan *attention;
+} mha_enqueue;
+
 /* Everything after the checks and allocations, in queue order. */
-static clattn_status
-enqueue_all(clattn_mha *layer, const clattn_mha_call *call,
-            const mha_shapes *sh, const mha_plan *p, const mha_scratch *s,
-            const clattn_mha_buffers *b, const mha_kernels *k,
-            const sdpa_plan *attention, layer_timer *timer)
+static clattn_status enqueue_all(void *state, layer_timer *timer)
 {
+    const mha_enqueue *e = state;
+    clattn_mha *layer = e->layer;
+    const clattn_mha_call *call = e->call;
+    const mha_shapes *sh = e->sh;
+    const mha_scratch *s = e->s;
+    const clattn_mha_buffers *b = e->b;
+    const mha_kernels *k = e->k;
     clattn_context *ctx = layer->ctx;
     clattn_status st;
     int per_head =
@@ -266,11 +282,11 @@ enqueue_all(clattn_mha *layer, const clattn_mha_call *call,
              call->attn_mask_type != CLATTN_MASK_NONE ? b->attn_mask : NULL,
              s->mem[S_MASK], timer)))
         return st;
-    if ((st = project_inputs(layer, sh, p, s->mem[S_PROJ], timer, 0)))
+    if ((st = project_inputs(layer, sh, e->p, s->mem[S_PROJ], timer, 0)))
         return st;
     cl_event scratch;
     cl_event *event = layer_timer_slot(timer, &scratch);
-    st = sdpa_launch(ctx, attention, 0, NULL, event);
+    st = sdpa_launch(ctx, e->attention, 0, NULL, event);
     if (st)
         return st;
     if (event)
@@ -312,17 +328,9 @@ clattn_status mha_run(clattn_mha *layer, const clattn_mha_call *call,
                           &attention);
     }
     if (!st) {
-        layer_timer tb, *timer;
-        st = layer_timer_begin(ctx, ctx->queue, call->timing ? &tb : NULL,
-                               &timer);
-        if (!st) {
-            st = enqueue_all(layer, call, sh, &plan, &scratch, b, &kernels,
-                             &attention, timer);
-            clattn_status fin = layer_timer_finish(ctx, ctx->queue, timer,
-                                                   st ? NULL : call->timing);
-            if (!st)
-                st = fin;
-        }
+        mha_enqueue e = {layer,    call, sh,       &plan,
+                         &scratch, b,    &kernels, &attention};
+        st = layer_timed_run(ctx, call->timing, enqueue_all, &e);
     }
     /* Released after enqueueing: OpenCL keeps them until the kernels
        that use them are done. */
