@@ -106,6 +106,12 @@ static int dev_untouched(cl_mem m, size_t n)
     return test_buffer_holds(g_info.queue, m, n, SENTINEL);
 }
 
+/* In a CREATE_CASE list: the case's weights ww with field NULL, refused as
+   INVALID_ARGUMENT with a text naming the field. */
+#define WEIGHT_NULL_CASE(field)                                                \
+    CREATE_CASE(#field " NULL", CLATTN_ERROR_INVALID_ARGUMENT, #field,         \
+                ww.field = NULL)
+
 /* ------------------------------------------------------------------------ */
 /* Additive                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -162,18 +168,12 @@ static void additive_create_cases(void)
                 dd.key_dim = 0);
     CREATE_CASE("attn_dim 0", CLATTN_ERROR_INVALID_SHAPE, "attn_dim",
                 dd.attn_dim = 0);
-    CREATE_CASE("wa_weight NULL", CLATTN_ERROR_INVALID_ARGUMENT, "wa_weight",
-                ww.wa_weight = NULL);
-    CREATE_CASE("ua_weight NULL", CLATTN_ERROR_INVALID_ARGUMENT, "ua_weight",
-                ww.ua_weight = NULL);
-    CREATE_CASE("va_weight NULL", CLATTN_ERROR_INVALID_ARGUMENT, "va_weight",
-                ww.va_weight = NULL);
-    CREATE_CASE("wa_bias NULL", CLATTN_ERROR_INVALID_ARGUMENT, "wa_bias",
-                ww.wa_bias = NULL);
-    CREATE_CASE("ua_bias NULL", CLATTN_ERROR_INVALID_ARGUMENT, "ua_bias",
-                ww.ua_bias = NULL);
-    CREATE_CASE("va_bias NULL", CLATTN_ERROR_INVALID_ARGUMENT, "va_bias",
-                ww.va_bias = NULL);
+    WEIGHT_NULL_CASE(wa_weight);
+    WEIGHT_NULL_CASE(ua_weight);
+    WEIGHT_NULL_CASE(va_weight);
+    WEIGHT_NULL_CASE(wa_bias);
+    WEIGHT_NULL_CASE(ua_bias);
+    WEIGHT_NULL_CASE(va_bias);
     CREATE_CASE("wa_bias without bias", CLATTN_ERROR_INVALID_ARGUMENT,
                 "wa_bias", dd.bias = 0;
                 ww.ua_bias = ww.va_bias = NULL);
@@ -319,6 +319,13 @@ static add_dev add_dev_base(clattn_additive *layer)
     return a;
 }
 
+/* The i-th buffer of a, in g_small's order. */
+static cl_mem *add_dev_buffer(add_dev *a, int i)
+{
+    cl_mem *all[6] = {&a->q, &a->k, &a->v, &a->mask, &a->context, &a->weights};
+    return all[i];
+}
+
 static void add_dev_case(const char *name, add_dev a, clattn_status want,
                          const char *needle)
 {
@@ -354,18 +361,14 @@ static void additive_device_cases(clattn_additive *layer)
              "CL_MEM_READ_ONLY", a.context = g_ro);
     DEV_CASE("query CL_MEM_WRITE_ONLY", CLATTN_ERROR_INVALID_ARGUMENT,
              "CL_MEM_WRITE_ONLY", a.q = g_wo);
-    DEV_CASE("query short", CLATTN_ERROR_BUFFER_TOO_SMALL, "query",
-             a.q = g_small[0]);
-    DEV_CASE("keys short", CLATTN_ERROR_BUFFER_TOO_SMALL, "keys",
-             a.k = g_small[1]);
-    DEV_CASE("values short", CLATTN_ERROR_BUFFER_TOO_SMALL, "values",
-             a.v = g_small[2]);
-    DEV_CASE("mask short", CLATTN_ERROR_BUFFER_TOO_SMALL, "key_padding_mask",
-             a.mask = g_small[3]);
-    DEV_CASE("context short", CLATTN_ERROR_BUFFER_TOO_SMALL, "context",
-             a.context = g_small[4]);
-    DEV_CASE("weights short", CLATTN_ERROR_BUFFER_TOO_SMALL, "weights",
-             a.weights = g_small[5]);
+    /* Each buffer in turn replaced by its one-short twin in g_small. */
+    static const char *const shorts[6][2] = {
+        {"query short", "query"},     {"keys short", "keys"},
+        {"values short", "values"},   {"mask short", "key_padding_mask"},
+        {"context short", "context"}, {"weights short", "weights"}};
+    for (int i = 0; i < 6; ++i)
+        DEV_CASE(shorts[i][0], CLATTN_ERROR_BUFFER_TOO_SMALL, shorts[i][1],
+                 *add_dev_buffer(&a, i) = g_small[i]);
     DEV_CASE("query of another cl_context", CLATTN_ERROR_INVALID_ARGUMENT,
              "another OpenCL context", a.q = g_foreign);
     DEV_CASE("values == keys buffer, value_dim != key_dim",
@@ -521,14 +524,10 @@ static void concat_cases(void)
     CREATE_CASE("max_length 0", CLATTN_ERROR_INVALID_SHAPE, NULL,
                 dd.max_length = 0);
     CREATE_CASE("out_dim 0", CLATTN_ERROR_INVALID_SHAPE, NULL, dd.out_dim = 0);
-    CREATE_CASE("attn_weight NULL", CLATTN_ERROR_INVALID_ARGUMENT,
-                "attn_weight", ww.attn_weight = NULL);
-    CREATE_CASE("attn_bias NULL", CLATTN_ERROR_INVALID_ARGUMENT, "attn_bias",
-                ww.attn_bias = NULL);
-    CREATE_CASE("combine_weight NULL", CLATTN_ERROR_INVALID_ARGUMENT,
-                "combine_weight", ww.combine_weight = NULL);
-    CREATE_CASE("combine_bias NULL", CLATTN_ERROR_INVALID_ARGUMENT,
-                "combine_bias", ww.combine_bias = NULL);
+    WEIGHT_NULL_CASE(attn_weight);
+    WEIGHT_NULL_CASE(attn_bias);
+    WEIGHT_NULL_CASE(combine_weight);
+    WEIGHT_NULL_CASE(combine_bias);
     CREATE_CASE("query_dim + key_dim overflows", CLATTN_ERROR_SIZE_OVERFLOW,
                 NULL, dd.query_dim = SIZE_MAX);
     CREATE_CASE("max_length x (Dq + Dk) overflows", CLATTN_ERROR_SIZE_OVERFLOW,
@@ -537,9 +536,7 @@ static void concat_cases(void)
 
     clattn_concat *layer = NULL;
     s = clattn_concat_create(g_ctx, &desc, &weights, &layer);
-    CHECK(s == CLATTN_SUCCESS, "concat create: %s",
-          clattn_context_last_error(g_ctx));
-    if (s != CLATTN_SUCCESS)
+    if (!CHECK_SUCCESS(g_ctx, s, "concat create"))
         return;
     g_baseline = mem_now();
     float *out = guarded_alloc(B * OUT), *w = guarded_alloc(B * L);
@@ -660,14 +657,10 @@ static void se_cases(void)
                 wp = NULL);
     CREATE_CASE("out NULL", CLATTN_ERROR_INVALID_ARGUMENT, "out", lp = NULL);
     CREATE_CASE("embed_dim 0", CLATTN_ERROR_INVALID_SHAPE, "embed_dim", ee = 0);
-    CREATE_CASE("fc1_weight NULL", CLATTN_ERROR_INVALID_ARGUMENT, "fc1_weight",
-                ww.fc1_weight = NULL);
-    CREATE_CASE("fc1_bias NULL", CLATTN_ERROR_INVALID_ARGUMENT, "fc1_bias",
-                ww.fc1_bias = NULL);
-    CREATE_CASE("fc2_weight NULL", CLATTN_ERROR_INVALID_ARGUMENT, "fc2_weight",
-                ww.fc2_weight = NULL);
-    CREATE_CASE("fc2_bias NULL", CLATTN_ERROR_INVALID_ARGUMENT, "fc2_bias",
-                ww.fc2_bias = NULL);
+    WEIGHT_NULL_CASE(fc1_weight);
+    WEIGHT_NULL_CASE(fc1_bias);
+    WEIGHT_NULL_CASE(fc2_weight);
+    WEIGHT_NULL_CASE(fc2_bias);
     CREATE_CASE("E x E overflows", CLATTN_ERROR_SIZE_OVERFLOW, NULL,
                 ee = HUGE_DIM);
 #undef CREATE_CASE
@@ -697,9 +690,7 @@ static void se_cases(void)
 
     clattn_se_gate *layer = NULL;
     s = clattn_se_gate_create(g_ctx, &desc, &weights, &layer);
-    CHECK(s == CLATTN_SUCCESS, "se create: %s",
-          clattn_context_last_error(g_ctx));
-    if (s != CLATTN_SUCCESS)
+    if (!CHECK_SUCCESS(g_ctx, s, "se create"))
         return;
     g_baseline = mem_now();
 
@@ -881,19 +872,41 @@ static sweep_layers sweep_layers_of(const sweep_state *st)
     return l;
 }
 
+/* Create call `which` (a CALL_*_CREATE) into its layer of st. */
+static clattn_status sweep_create(sweep_state *st, int which)
+{
+    sweep_layers ly = sweep_layers_of(st);
+    switch (which) {
+    case CALL_ADDITIVE_CREATE:
+        return clattn_additive_create(g_ctx, &ly.ad, &ly.aw, &st->additive);
+    case CALL_CONCAT_CREATE:
+        return clattn_concat_create(g_ctx, &ly.cd, &ly.cw, &st->concat);
+    default: return clattn_se_gate_create(g_ctx, &ly.sd, &ly.sw, &st->se);
+    }
+}
+
+static void sweep_destroy(sweep_state *st)
+{
+    clattn_additive_destroy(st->additive);
+    clattn_concat_destroy(st->concat);
+    clattn_se_gate_destroy(st->se);
+}
+
 /* Runs call `which`; layers made by a create call are destroyed. */
 static clattn_status sweep_call(sweep_state *st, int which)
 {
-    sweep_layers ly = sweep_layers_of(st);
     clattn_additive_call call = {B, SQ, SKV, 1, NULL};
     clattn_concat_call concat_call = {B, NULL};
     clattn_se_gate_call se_call = {T, NULL};
     clattn_status s = CLATTN_ERROR_INVALID_ARGUMENT;
     switch (which) {
-    case CALL_ADDITIVE_CREATE: {
-        clattn_additive *l = NULL;
-        s = clattn_additive_create(g_ctx, &ly.ad, &ly.aw, &l);
-        clattn_additive_destroy(l);
+    case CALL_ADDITIVE_CREATE:
+    case CALL_CONCAT_CREATE:
+    case CALL_SE_CREATE: {
+        sweep_state made = *st;
+        made.additive = NULL, made.concat = NULL, made.se = NULL;
+        s = sweep_create(&made, which);
+        sweep_destroy(&made);
         break;
     }
     case CALL_ADDITIVE_HOST:
@@ -904,22 +917,10 @@ static clattn_status sweep_call(sweep_state *st, int which)
         s = clattn_additive_forward(st->additive, &call, st->dq, st->dk, st->dv,
                                     st->dmask, st->dout, st->dweights);
         break;
-    case CALL_CONCAT_CREATE: {
-        clattn_concat *l = NULL;
-        s = clattn_concat_create(g_ctx, &ly.cd, &ly.cw, &l);
-        clattn_concat_destroy(l);
-        break;
-    }
     case CALL_CONCAT_HOST:
         s = clattn_concat_forward_host(st->concat, &concat_call, st->q, st->k,
                                        st->v, st->out, st->weights);
         break;
-    case CALL_SE_CREATE: {
-        clattn_se_gate *l = NULL;
-        s = clattn_se_gate_create(g_ctx, &ly.sd, &ly.sw, &l);
-        clattn_se_gate_destroy(l);
-        break;
-    }
     case CALL_SE_HOST:
         s = clattn_se_gate_forward_host(st->se, &se_call, st->x, st->out);
         break;
@@ -994,13 +995,9 @@ static void allocation_cases(void)
     st.dv = test_buffer(g_info.cl_ctx, st.v, NV * 4);
     st.dmask = test_buffer(g_info.cl_ctx, st.mask, B * SKV);
     st.dx = test_buffer(g_info.cl_ctx, st.x, T * OUT * 4);
-    sweep_layers ly = sweep_layers_of(&st);
-    CHECK(clattn_additive_create(g_ctx, &ly.ad, &ly.aw, &st.additive) ==
-                  CLATTN_SUCCESS &&
-              clattn_concat_create(g_ctx, &ly.cd, &ly.cw, &st.concat) ==
-                  CLATTN_SUCCESS &&
-              clattn_se_gate_create(g_ctx, &ly.sd, &ly.sw, &st.se) ==
-                  CLATTN_SUCCESS,
+    CHECK(sweep_create(&st, CALL_ADDITIVE_CREATE) == CLATTN_SUCCESS &&
+              sweep_create(&st, CALL_CONCAT_CREATE) == CLATTN_SUCCESS &&
+              sweep_create(&st, CALL_SE_CREATE) == CLATTN_SUCCESS,
           "allocation sweep: layers: %s", clattn_context_last_error(g_ctx));
     if (st.additive && st.concat && st.se) {
         /* one warm call each, so that CLBlast's and our programs are built
@@ -1025,9 +1022,7 @@ static void allocation_cases(void)
             sweep(&st, which, n_out, n_w);
         }
     }
-    clattn_additive_destroy(st.additive);
-    clattn_concat_destroy(st.concat);
-    clattn_se_gate_destroy(st.se);
+    sweep_destroy(&st);
     cl_mem all[] = {st.dq, st.dk, st.dv, st.dmask, st.dx};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
         clReleaseMemObject(all[i]);
