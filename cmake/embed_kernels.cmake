@@ -1,6 +1,11 @@
 # Turns the OpenCL sources into a C file of byte arrays, so the installed
 # library never reads cl/ at run time. Run as:
-#   cmake -DOUTPUT=file.c -DSOURCES="a.cl;b.clh" -P embed_kernels.cmake
+#   cmake -DOUTPUT=file.c -DSOURCES="a.cl;b.clh" [-DKERNEL_ROOT=dir] \
+#         -P embed_kernels.cmake
+# A source under KERNEL_ROOT (cl/) is named by its path relative to it,
+# with '/' ("core/philox.clh", "sdpa/sdpa_pv.cl"): the names the program
+# table of src/core/program_cache.c asks for, and the paths it reads under
+# $CLATTN_KERNEL_DIR. Any other source (the tuning data) by its file name.
 if(NOT OUTPUT OR NOT SOURCES)
   message(FATAL_ERROR "embed_kernels.cmake needs OUTPUT and SOURCES")
 endif()
@@ -11,6 +16,12 @@ set(table "")
 set(index 0)
 foreach(src IN LISTS SOURCES)
   get_filename_component(name "${src}" NAME)
+  if(KERNEL_ROOT)
+    cmake_path(IS_PREFIX KERNEL_ROOT "${src}" NORMALIZE under_root)
+    if(under_root)
+      file(RELATIVE_PATH name "${KERNEL_ROOT}" "${src}")
+    endif()
+  endif()
   file(READ "${src}" hex HEX)
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
   # Break the initializer into lines so compilers and diffs stay happy.

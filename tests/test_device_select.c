@@ -409,17 +409,18 @@ static void real_selection(void)
     clattn_context_destroy(NULL);
 }
 
-/* Copies the kernel sources to a temporary directory, breaks one, and
-   builds from there through $CLATTN_KERNEL_DIR. */
+/* Copies the kernel sources (cl/ with its folders core, sdpa, layers) to
+   a temporary directory, breaks one, and builds from there through
+   $CLATTN_KERNEL_DIR. */
 static void build_failure(const char *cl_dir)
 {
     char dir[] = "/tmp/clattn-kernels-XXXXXX";
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
-             "cp %s/*.cl %s/*.clh %s/ && echo "
-             "'this is not OpenCL C;' >> %s/sdpa_pv.cl",
-             cl_dir, cl_dir, dir, dir);
+             "cp -R %s/core %s/sdpa %s/layers %s/ && echo "
+             "'this is not OpenCL C;' >> %s/sdpa/sdpa_pv.cl",
+             cl_dir, cl_dir, cl_dir, dir, dir);
     CHECK(system(cmd) == 0, "%s", cmd);
     setenv("CLATTN_KERNEL_DIR", dir, 1);
     clattn_context_options o;
@@ -435,7 +436,7 @@ static void build_failure(const char *cl_dir)
     clattn_context_destroy(ctx);
 
     /* A missing source is a build failure too, with the file named. */
-    snprintf(cmd, sizeof cmd, "rm %s/sdpa_pv.cl", dir);
+    snprintf(cmd, sizeof cmd, "rm %s/sdpa/sdpa_pv.cl", dir);
     CHECK(system(cmd) == 0, "%s", cmd);
     s = clattn_context_create(&o, &ctx);
     CHECK(s == CLATTN_ERROR_BUILD_FAILED &&

@@ -844,17 +844,27 @@ static void on_device_unwritable(void)
 }
 
 /* Sources under CLATTN_KERNEL_DIR are compiled every time: an edit takes
-   effect even when the cache holds the embedded sources' programs. */
+   effect even when the cache holds the embedded sources' programs. The
+   copy keeps cl/'s folders (core, sdpa, layers): CLATTN_KERNEL_DIR names
+   the top, as cl/ does. */
 static void copy_sources(const char *from, const char *to)
 {
     DIR *d = opendir(from);
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL) {
-        if (!ends_with(e->d_name, ".cl") && !ends_with(e->d_name, ".clh"))
+        if (e->d_name[0] == '.')
             continue;
         char src[1400], dst[1400];
         snprintf(src, sizeof src, "%s/%s", from, e->d_name);
         snprintf(dst, sizeof dst, "%s/%s", to, e->d_name);
+        struct stat st;
+        if (stat(src, &st) == 0 && S_ISDIR(st.st_mode)) {
+            mkdir(dst, 0700);
+            copy_sources(src, dst);
+            continue;
+        }
+        if (!ends_with(e->d_name, ".cl") && !ends_with(e->d_name, ".clh"))
+            continue;
         size_t n;
         unsigned char *b = read_file(src, &n);
         if (b)
@@ -896,7 +906,7 @@ static void on_device_kernel_dir(void)
     }
     /* An edit that breaks the build must show, not a cached program. */
     char pv[600];
-    snprintf(pv, sizeof pv, "%s/sdpa_pv.cl", kdir);
+    snprintf(pv, sizeof pv, "%s/sdpa/sdpa_pv.cl", kdir);
     size_t len;
     unsigned char *text = read_file(pv, &len);
     const char broken[] = "#error edited under CLATTN_KERNEL_DIR\n";

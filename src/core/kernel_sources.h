@@ -1,12 +1,12 @@
-/* The OpenCL sources of cl/, embedded at build time (see
-   cmake/embed_kernels.cmake), and their lookup. */
+/* The OpenCL sources of cl/ (its folders core, sdpa, layers), embedded
+   at build time (see cmake/embed_kernels.cmake), and their lookup. */
 #ifndef CLATTN_KERNEL_SOURCES_H
 #define CLATTN_KERNEL_SOURCES_H
 
 #include <stddef.h>
 
 typedef struct kernel_source {
-    const char *name; /* file name in cl/, e.g. "sdpa_scores.cl" */
+    const char *name; /* path under cl/, e.g. "sdpa/sdpa_scores.cl" */
     const char *text; /* NUL-terminated source */
 } kernel_source;
 

@@ -30,32 +30,42 @@ struct program_entry {
 
 typedef struct program_spec {
     const char *name;
-    /* Concatenated in this order; the .cl files include the .clh headers
-       themselves only when read standalone (CLATTN_EMBEDDED undefined). */
+    /* Paths under cl/, concatenated in this order: the names of the
+       embedded sources (cmake/embed_kernels.cmake) and, under
+       $CLATTN_KERNEL_DIR (a copy of cl/ with its folders), the files read.
+       The .cl files include the .clh headers themselves only when read
+       standalone (CLATTN_EMBEDDED undefined), by paths relative to
+       themselves ("../core/philox.clh"). */
     const char *sources[MAX_PROGRAM_SOURCES];
 } program_spec;
 
 static const program_spec program_specs[PROGRAM_COUNT] = {
     [PROGRAM_SDPA_UNFUSED] = {"sdpa_unfused",
-                              {"philox.clh", "sdpa_unfused_params.clh",
-                               "sdpa_scores.cl", "sdpa_softmax.cl",
-                               "sdpa_pv.cl", NULL}},
+                              {"core/philox.clh",
+                               "sdpa/sdpa_unfused_params.clh",
+                               "sdpa/sdpa_scores.cl", "sdpa/sdpa_softmax.cl",
+                               "sdpa/sdpa_pv.cl", NULL}},
     [PROGRAM_SDPA_FUSED_CPU] = {"sdpa_fused_cpu",
-                                {"philox.clh", "sdpa_fused_params.clh",
-                                 "sdpa_fused_common.clh", "sdpa_fused_cpu.cl",
-                                 "sdpa_fused_merge.cl", NULL}},
+                                {"core/philox.clh",
+                                 "sdpa/sdpa_fused_params.clh",
+                                 "core/sdpa_fused_common.clh",
+                                 "sdpa/sdpa_fused_cpu.cl",
+                                 "sdpa/sdpa_fused_merge.cl", NULL}},
     [PROGRAM_SDPA_FUSED_GPU] = {"sdpa_fused_gpu",
-                                {"philox.clh", "sdpa_fused_params.clh",
-                                 "sdpa_fused_common.clh", "sdpa_fused_gpu.cl",
-                                 "sdpa_fused_merge.cl", NULL}},
-    [PROGRAM_LAYER_COMMON] = {"layer_common", {"layer_common.cl", NULL}},
-    [PROGRAM_MHA] = {"mha", {"layer_norm.cl", "mha.cl", NULL}},
+                                {"core/philox.clh",
+                                 "sdpa/sdpa_fused_params.clh",
+                                 "core/sdpa_fused_common.clh",
+                                 "sdpa/sdpa_fused_gpu.cl",
+                                 "sdpa/sdpa_fused_merge.cl", NULL}},
+    [PROGRAM_LAYER_COMMON] = {"layer_common", {"layers/layer_common.cl", NULL}},
+    [PROGRAM_MHA] = {"mha", {"layers/layer_norm.cl", "layers/mha.cl", NULL}},
     [PROGRAM_TALKING_HEADS] = {"talking_heads",
-                               {"philox.clh", "sdpa_fused_common.clh",
-                                "talking_heads_params.clh", "talking_heads.cl",
-                                NULL}},
+                               {"core/philox.clh", "core/sdpa_fused_common.clh",
+                                "layers/talking_heads_params.clh",
+                                "layers/talking_heads.cl", NULL}},
     [PROGRAM_ADDITIVE] = {"additive",
-                          {"additive_params.clh", "additive.cl", NULL}},
+                          {"layers/additive_params.clh", "layers/additive.cl",
+                           NULL}},
 };
 
 static const char *embedded_source(const char *name)
@@ -66,7 +76,8 @@ static const char *embedded_source(const char *name)
     return NULL;
 }
 
-/* Reads dir/name whole; NULL if it cannot. The caller frees. */
+/* Reads dir/name whole (name a path under cl/, "sdpa/sdpa_pv.cl"); NULL
+   if it cannot. The caller frees. */
 static char *read_source_file(const char *dir, const char *name)
 {
     char path[4096];

@@ -1,5 +1,5 @@
-/* The shared row kernels of attention_rows.h (kernels in cl/additive.cl,
-   PROGRAM_ADDITIVE). */
+/* The shared row kernels of attention_rows.h (kernels in
+   cl/layers/additive.cl, PROGRAM_ADDITIVE). */
 #include "attention_rows.h"
 
 size_t rows_tiles(size_t n, size_t tile)

@@ -1,4 +1,4 @@
-/* The two row kernels of cl/additive.cl that the additive and concat
+/* The two row kernels of cl/layers/additive.cl that the additive and concat
    attention layers share: a row softmax in place, and the weighted sum of
    value rows (weights . V). Both run under the ATTENTION stage. */
 #ifndef CLATTN_ATTENTION_ROWS_H
@@ -7,7 +7,8 @@
 #include "layer_common.h"
 
 /* The register tile of add_weighted_sum and additive_scores: ADD_TI query
-   rows, ADD_TJ keys or features per work-item (cl/additive_params.clh). */
+   rows, ADD_TJ keys or features per work-item
+   (cl/layers/additive_params.clh). */
 #include "kernel_params.h"
 
 /* n / tile rounded up. */

@@ -2,7 +2,7 @@
    the caller's buffers and host ranges, staging host data for the _host
    forms, releasing buffers, launching kernels under the per-stage event
    timer behind clattn_layer_timing, and small kernels (bias add) of
-   cl/layer_common.cl. */
+   cl/layers/layer_common.cl. */
 #ifndef CLATTN_LAYER_COMMON_H
 #define CLATTN_LAYER_COMMON_H
 

@@ -2,7 +2,8 @@
    the layer object, the shapes of one call after validation, and the
    pieces the forward pass is made of (mha.c creates and destroys,
    mha_validate.c checks a call, mha_kernels.c enqueues the small kernels
-   of cl/layer_norm.cl and cl/mha.cl, mha_forward.c runs a call). */
+   of cl/layers/layer_norm.cl and cl/layers/mha.cl, mha_forward.c runs a
+   call). */
 #ifndef CLATTN_MHA_INTERNAL_H
 #define CLATTN_MHA_INTERNAL_H
 

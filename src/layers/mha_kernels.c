@@ -1,5 +1,6 @@
-/* Enqueuing the multi-head attention layer's own kernels (cl/layer_norm.cl,
-   cl/mha.cl): layer norm, mask merging, head averaging. */
+/* Enqueuing the multi-head attention layer's own kernels
+   (cl/layers/layer_norm.cl, cl/layers/mha.cl): layer norm, mask merging,
+   head averaging. */
 #include "context_internal.h"
 #include "kernel_args.h"
 #include "mha_internal.h"

@@ -102,8 +102,8 @@ clattn_status clattn_talking_heads_create(clattn_context *ctx,
     l->heads = H;
     l->head_dim = C / H;
     l->scale = (float)(1.0 / sqrt((double)l->head_dim));
-    /* The dropout stream of cl/philox.clh (the SDPA rule): a threshold of
-       0 turns dropout off, its scaling included. */
+    /* The dropout stream of cl/core/philox.clh (the SDPA rule): a
+       threshold of 0 turns dropout off, its scaling included. */
     l->drop_threshold = (cl_uint)lrint((double)desc->dropout_p * 16777216.0);
     l->drop_scale = l->drop_threshold ? 1.0f / (1.0f - desc->dropout_p) : 1.0f;
     l->drop_seed = desc->dropout_seed;

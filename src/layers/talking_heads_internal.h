@@ -11,7 +11,7 @@
 
 /* TH_KEY_BLOCK, TH_KEY_PAD, TH_FEATURE_PAD, TH_FUSED_ROWS and
    TH_UNFUSED_ROWS: the kernels' own values and names
-   (cl/talking_heads_params.clh); th_fused's scratch layout is
+   (cl/layers/talking_heads_params.clh); th_fused's scratch layout is
    th_fused_scratch_floats(). */
 #include "kernel_params.h"
 
@@ -19,7 +19,7 @@ struct clattn_talking_heads {
     clattn_context *ctx;
     size_t dim, heads, head_dim;
     float scale;            /* head_dim^-0.5 */
-    cl_uint drop_threshold; /* 0 = no dropout (cl/philox.clh) */
+    cl_uint drop_threshold; /* 0 = no dropout (cl/core/philox.clh) */
     float drop_scale;       /* 1 / (1 - p) for kept values */
     uint64_t drop_seed;
     /* The Philox offset of the next call: successful dropout calls so far,

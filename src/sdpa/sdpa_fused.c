@@ -2,8 +2,8 @@
    device memory linear in the sequence length. Plans which kernel runs
    (CPU-class rows or decode, GPU-class tiles), how many key slices each row
    is split into so that every compute unit has work, and enqueues the
-   chain: pack (CPU rows) -> attention -> merge (split). See cl/sdpa_fused_*.cl.
- */
+   chain: pack (CPU rows) -> attention -> merge (split). See
+   cl/sdpa/sdpa_fused_*.cl. */
 #include "sdpa_fused.h"
 #include "checked_math.h"
 #include "context_internal.h"
@@ -16,7 +16,7 @@
 #include <string.h>
 
 /* FUSED_HEAD_DIM_MAX, FC_BK, FC_RW, FD_ROWS, FG_WG_MAX, FG_TILE_KEYS_MAX:
-   the kernels' own values (cl/sdpa_fused_params.clh). */
+   the kernels' own values (cl/sdpa/sdpa_fused_params.clh). */
 #include "kernel_params.h"
 
 /* Some drivers cap a grid dimension at 65535 groups: (batch, head) pairs

@@ -14,7 +14,7 @@ typedef struct sdpa_problem {
     long causal_shift; /* key j allowed iff j <= i + causal_shift */
     clattn_mask_type mask_type;
     size_t mask_dims[4];
-    cl_uint drop_threshold; /* 0 = no dropout; see cl/philox.clh */
+    cl_uint drop_threshold; /* 0 = no dropout; see cl/core/philox.clh */
     float drop_scale;       /* 1 / (1 - p) */
     uint64_t drop_seed, drop_offset;
     const int32_t *key_lengths;

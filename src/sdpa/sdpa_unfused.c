@@ -152,7 +152,7 @@ static clattn_status enqueue_chunk(clattn_context *ctx, cl_command_queue queue,
     if (a.err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clSetKernelArg (sdpa_pv)", a.err);
 
-    /* The kernels' tiles (cl/sdpa_unfused_params.clh). */
+    /* The kernels' tiles (cl/sdpa/sdpa_unfused_params.clh). */
     const size_t wg = ctx->programs.softmax_wg;
     const size_t g_scores[3] = {round_up(p->seq_kv, TILE_K) / TILE_K,
                                 round_up(q_count, TILE_Q) / TILE_Q, bh_count};

@@ -8,7 +8,7 @@
    The score view's offset is signed: for a scratch chunk it is shifted
    back so that the chunk's first row lands at element 0. */
 #ifndef CLATTN_EMBEDDED
-#include "philox.clh"
+#include "../core/philox.clh"
 #include "sdpa_unfused_params.clh" /* TILE_Q, TILE_K */
 #endif
 

@@ -6,7 +6,7 @@
    A row whose slices are all empty (every key masked) gives zeros and
    lse = -inf, as the unsplit kernels do. One work-item per row. */
 #ifndef CLATTN_EMBEDDED
-#include "sdpa_fused_common.clh"
+#include "../core/sdpa_fused_common.clh"
 #endif
 
 __kernel void fused_merge(__global const float *part, uint nsplit,

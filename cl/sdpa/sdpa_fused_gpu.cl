@@ -12,7 +12,7 @@
    unnormalized partials for fused_merge, as the CPU-class kernels do. */
 #ifndef CLATTN_EMBEDDED
 #include "sdpa_fused_params.clh" /* FUSED_HEAD_DIM_MAX */
-#include "sdpa_fused_common.clh"
+#include "../core/sdpa_fused_common.clh"
 #endif
 
 __kernel void fused_gpu_tiles(

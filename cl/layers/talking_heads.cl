@@ -21,16 +21,16 @@
    no __local; see docs/kernel-notes.md).
 
    Dropout: element (b, g, i, j) of the mixed weights has the flat index
-   ((b*H + g)*N + i)*N + j in the stream of cl/philox.clh, in both paths;
+   ((b*H + g)*N + i)*N + j in the stream of cl/core/philox.clh, in both paths;
    the Philox offset is the layer's count of earlier dropout calls. */
-/* From sdpa_fused_common.clh: fused_load16 / fused_store16 (partial
+/* From core/sdpa_fused_common.clh: fused_load16 / fused_store16 (partial
    16-float rows), fused_hsum16, fused_exp2_neg16 (the softmax's exp2),
-   FUSED_LOG2E; and philox4x32_10 from philox.clh, which it includes. */
+   FUSED_LOG2E; and philox4x32_10 from core/philox.clh, which it includes. */
 /* TH_KEY_BLOCK (keys per packed K block), TH_LB (key blocks per
    th_logits work-item), TH_UNFUSED_ROWS and TH_FUSED_ROWS (query rows per
    work-item) come from talking_heads_params.clh, which the host reads. */
 #ifndef CLATTN_EMBEDDED
-#include "sdpa_fused_common.clh"
+#include "../core/sdpa_fused_common.clh"
 #include "talking_heads_params.clh"
 #endif
 
@@ -55,7 +55,7 @@ float th_hmax16(float16 v)
 }
 
 /* Dropout of 16 consecutive elements of one row, the first at flat index
-   idx0: one Philox call per 4 elements (cl/philox.clh's contract). Kept
+   idx0: one Philox call per 4 elements (cl/core/philox.clh's contract). Kept
    values are scaled by `scale`. */
 float16 th_dropout16(float16 y, ulong idx0, uint threshold, float scale,
                      ulong seed, ulong offset)

@@ -4,7 +4,7 @@
    NaN (FlashAttention's and PyTorch >= 2.5's convention). A NaN score
    makes its row NaN, as in PyTorch. Optionally writes the row log-sum-exp. */
 #ifndef CLATTN_EMBEDDED
-#include "philox.clh"
+#include "../core/philox.clh"
 #include "sdpa_unfused_params.clh" /* SOFTMAX_WG */
 #endif
 

@@ -20,7 +20,7 @@
    FC_DVC come from sdpa_fused_params.clh, which the host reads too. */
 #ifndef CLATTN_EMBEDDED
 #include "sdpa_fused_params.clh"
-#include "sdpa_fused_common.clh"
+#include "../core/sdpa_fused_common.clh"
 #endif
 
 /* One work-item per (padded key j, bhk): K row j to kp[blk][d][j % 64], V
