@@ -1,16 +1,14 @@
 #include "bench_devices.h"
 
-/* The library's own string queries and device classes (src/core), so
-   names and classes read as the library reads them. */
+/* The library's own platform listing, string queries and device classes
+   (src/core), so indices, names and classes read as the library reads
+   them. */
 #include "device_select.h"
 
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The limits of the library's own listing, so indices agree with it. */
-enum { MAX_PLATFORMS = 32, MAX_DEVICES = 64 };
 
 #ifndef CL_DEVICE_MAX_NUM_SUB_GROUPS
 #define CL_DEVICE_MAX_NUM_SUB_GROUPS 0x105C /* OpenCL 2.1 */
@@ -111,16 +109,17 @@ static int add_platform(bench_devices *out, cl_platform_id pid, int index,
     platform_string(pid, CL_PLATFORM_NAME, p->name, sizeof p->name);
     platform_string(pid, CL_PLATFORM_VENDOR, p->vendor, sizeof p->vendor);
     platform_string(pid, CL_PLATFORM_VERSION, p->version, sizeof p->version);
-    cl_device_id ids[MAX_DEVICES];
+    cl_device_id ids[DEVICE_MAX_PER_PLATFORM];
     cl_uint n = 0;
-    cl_int err = clGetDeviceIDs(pid, CL_DEVICE_TYPE_ALL, MAX_DEVICES, ids, &n);
+    cl_int err = clGetDeviceIDs(pid, CL_DEVICE_TYPE_ALL,
+                                DEVICE_MAX_PER_PLATFORM, ids, &n);
     if (err != CL_SUCCESS) {
         snprintf(p->error, sizeof p->error, "clGetDeviceIDs failed (%d)",
                  (int)err);
         return 0;
     }
-    if (n > MAX_DEVICES)
-        n = MAX_DEVICES;
+    if (n > DEVICE_MAX_PER_PLATFORM)
+        n = DEVICE_MAX_PER_PLATFORM;
     if (out->ndevices + n > *cap) {
         size_t grown = (out->ndevices + n) * 2;
         bench_cl_device *more =
@@ -148,19 +147,10 @@ static int add_platform(bench_devices *out, cl_platform_id pid, int index,
 int bench_devices_enumerate(bench_devices *out, char *err, size_t cap)
 {
     memset(out, 0, sizeof *out);
-    cl_platform_id ids[MAX_PLATFORMS];
-    cl_uint n = 0;
-    cl_int rc = clGetPlatformIDs(MAX_PLATFORMS, ids, &n);
-    /* The ICD loader says CL_PLATFORM_NOT_FOUND_KHR (-1001) for none. */
-    if (rc != CL_SUCCESS || n == 0) {
-        snprintf(err, cap,
-                 "no OpenCL platform (clGetPlatformIDs: %d); is an ICD such "
-                 "as pocl-opencl-icd installed?",
-                 (int)rc);
+    cl_platform_id ids[DEVICE_MAX_PLATFORMS];
+    cl_uint n = platforms_list(ids, err, cap);
+    if (n == 0)
         return -1;
-    }
-    if (n > MAX_PLATFORMS)
-        n = MAX_PLATFORMS;
     out->platforms = calloc(n, sizeof *out->platforms);
     size_t dev_cap = 0;
     for (cl_uint i = 0; out->platforms && i < n; ++i)

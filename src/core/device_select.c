@@ -9,9 +9,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define MAX_PLATFORMS 32
-#define MAX_DEVICES_PER_PLATFORM 64
-
 /* Copies a queried string into dst, truncating: the query itself wants a
    buffer as large as the whole string. */
 static void fit_string(char *dst, size_t cap, const char *src, size_t size)
@@ -60,39 +57,47 @@ static void describe(device_desc *d)
                     sizeof d->clock_mhz, &d->clock_mhz, NULL);
 }
 
+cl_uint platforms_list(cl_platform_id ids[DEVICE_MAX_PLATFORMS], char *err,
+                       size_t err_len)
+{
+    cl_uint n = 0;
+    cl_int rc = clGetPlatformIDs(DEVICE_MAX_PLATFORMS, ids, &n);
+    /* The ICD loader says CL_PLATFORM_NOT_FOUND_KHR (-1001) for none. */
+    if (rc != CL_SUCCESS || n == 0) {
+        snprintf(err, err_len,
+                 "no OpenCL platform found (clGetPlatformIDs returned %d); "
+                 "is an ICD such as pocl-opencl-icd installed?",
+                 (int)rc);
+        return 0;
+    }
+    return n > DEVICE_MAX_PLATFORMS ? DEVICE_MAX_PLATFORMS : n;
+}
+
 clattn_status devices_enumerate(device_desc **out, size_t *count, char *err,
                                 size_t err_len)
 {
     *out = NULL;
     *count = 0;
-    cl_platform_id platforms[MAX_PLATFORMS];
-    cl_uint num_platforms = 0;
-    cl_int rc = clGetPlatformIDs(MAX_PLATFORMS, platforms, &num_platforms);
-    if (rc != CL_SUCCESS || num_platforms == 0) {
-        snprintf(err, err_len,
-                 "no OpenCL platform found (clGetPlatformIDs returned %d); "
-                 "is an ICD such as pocl-opencl-icd installed?",
-                 (int)rc);
+    cl_platform_id platforms[DEVICE_MAX_PLATFORMS];
+    cl_uint num_platforms = platforms_list(platforms, err, err_len);
+    if (num_platforms == 0)
         return CLATTN_ERROR_NO_DEVICE;
-    }
-    if (num_platforms > MAX_PLATFORMS)
-        num_platforms = MAX_PLATFORMS;
     device_desc *devs =
-        calloc((size_t)num_platforms * MAX_DEVICES_PER_PLATFORM, sizeof *devs);
+        calloc((size_t)num_platforms * DEVICE_MAX_PER_PLATFORM, sizeof *devs);
     if (!devs) {
         snprintf(err, err_len, "out of host memory listing devices");
         return CLATTN_ERROR_OUT_OF_MEMORY;
     }
     size_t n = 0;
     for (cl_uint p = 0; p < num_platforms; ++p) {
-        cl_device_id ids[MAX_DEVICES_PER_PLATFORM];
+        cl_device_id ids[DEVICE_MAX_PER_PLATFORM];
         cl_uint num_ids = 0;
         if (clGetDeviceIDs(platforms[p], CL_DEVICE_TYPE_ALL,
-                           MAX_DEVICES_PER_PLATFORM, ids,
+                           DEVICE_MAX_PER_PLATFORM, ids,
                            &num_ids) != CL_SUCCESS)
             continue; /* a platform without devices is not an error */
-        if (num_ids > MAX_DEVICES_PER_PLATFORM)
-            num_ids = MAX_DEVICES_PER_PLATFORM;
+        if (num_ids > DEVICE_MAX_PER_PLATFORM)
+            num_ids = DEVICE_MAX_PER_PLATFORM;
         for (cl_uint i = 0; i < num_ids; ++i) {
             device_desc *d = &devs[n++];
             d->platform = platforms[p];

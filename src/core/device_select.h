@@ -19,6 +19,16 @@ typedef struct device_desc {
     char name[128];
 } device_desc;
 
+/* The most platforms listed, and devices per platform (any beyond are not
+   seen). */
+#define DEVICE_MAX_PLATFORMS 32
+#define DEVICE_MAX_PER_PLATFORM 64
+
+/* The platforms in ids, their count; 0 when there is none, with the
+   reason in err (an ICD loader finding no platform reports an error). */
+cl_uint platforms_list(cl_platform_id ids[DEVICE_MAX_PLATFORMS], char *err,
+                       size_t err_len);
+
 /* All devices of all platforms. *out is malloc'd (free it); zero devices is
    CLATTN_ERROR_NO_DEVICE with the reason in err. */
 clattn_status devices_enumerate(device_desc **out, size_t *count, char *err,
