@@ -1,4 +1,4 @@
-/* The CLBlast GEMM wrapper of the projection layers (src/core/gemm.h): the
+/* The CLBlast GEMM wrapper of the projection layers (src/layers/gemm.h): the
    nn.Linear form with and without bias, accumulation, a column block of a
    wider weight (the concat layer's case), general transposes, buffer
    offsets, the stage timer, and CLBlast's errors becoming

@@ -14,16 +14,16 @@
    the layers' stage timer does; GFLOP/s come from the wall time.
 
    The tuning applied is the embedded data's, keyed on the device's
-   identity (src/core/tuning/clblast_cpu.txt): a device no section matches runs
+   identity (src/layers/tuning/clblast_cpu.txt): a device no section matches runs
    CLBlast's defaults in the "tuned" column too (the header says which).
 
    Built as build/bench/clattn-gemm-check when OpenBLAS is found; or by
    hand:
      cmake -DOUTPUT=/tmp/gc/embedded.c \
-       -DSOURCES=src/core/tuning/clblast_cpu.txt -P cmake/embed_kernels.cmake
+       -DSOURCES=src/layers/tuning/clblast_cpu.txt -P cmake/embed_kernels.cmake
      gcc -std=c11 -O2 -Wall -Wextra -DCL_TARGET_OPENCL_VERSION=120 \
        -Iinclude -Isrc/core -I/usr/include/x86_64-linux-gnu/openblas-pthread \
-       bench/gemm-check/gemm_check.c src/core/gemm_tuning.c \
+       bench/gemm-check/gemm_check.c src/layers/gemm_tuning.c \
        src/core/device_select.c /tmp/gc/embedded.c -o /tmp/gc/gemm_check \
        -lclblast -lOpenCL -lopenblas -lm
    Run: gemm_check [--reps N] [--untuned-reps N] [--shapes a,b] [--no-untuned]

@@ -19,17 +19,13 @@ struct clattn_context {
     cl_command_queue queue;
     clattn_info info;
     clattn_programs programs;
-    size_t scratch_limit; /* bytes of score scratch per call (unfused) */
-    char env_note[160];   /* why an environment setting was ignored */
+    size_t scratch_limit;    /* bytes of score scratch per call (unfused) */
+    char env_note[160];      /* why an environment setting was ignored */
     int local_mem_dedicated; /* CL_DEVICE_LOCAL_MEM_TYPE is CL_LOCAL */
     op_settings op_settings; /* the ops' environment settings */
     atomic_size_t mem_current, mem_peak; /* see device_memory.h */
-    /* Guards the programs built on first use (the layers') and the
-       once-per-context CLBlast tuning (gemm.c). */
+    /* Guards the programs built on first use (the layers'). */
     pthread_mutex_t build_lock;
-    atomic_int gemm_tuning_state; /* 0 not yet, 1 applied, 2 failed */
-    int gemm_tuning_code;         /* CLBlast status when it failed */
-    const char *gemm_tuning_failed; /* the kernel it failed on */
     /* Error detail (error_text.c). Once the context is usable, each
        thread's text lives in its own slot of error_slots (threads sharing
        a context never overwrite each other's); error_lock serialises the

@@ -1,4 +1,4 @@
-/* Hands CLBlast the tuned kernel parameters of src/core/tuning/clblast_cpu.txt,
+/* Hands CLBlast the tuned kernel parameters of src/layers/tuning/clblast_cpu.txt,
    for the devices they were measured on.
 
    The data stays a text file (one line per CLBlast kernel, grouped in

@@ -1,5 +1,5 @@
 /* The GEMMs of the projection layers, through CLBlast, with the tuned
-   parameters of the device class applied once per context, and the
+   parameters of the device class applied once per device, and the
    nn.Linear form (y = x W^T + b) the layers use. */
 #ifndef CLATTN_GEMM_H
 #define CLATTN_GEMM_H

@@ -1,6 +1,6 @@
 /* Tuned CLBlast parameters for the projection GEMMs. CLBlast ships no
    tuning for PoCL's CPU device and its defaults run ~10x below the CPU's
-   BLAS there; the values measured by CLBlast's tuners (src/core/tuning/) are
+   BLAS there; the values measured by CLBlast's tuners (src/layers/tuning/) are
    embedded in the library and handed to CLBlast at run time, keyed on the
    device's identity: a tuning is only right for the runtime it was measured
    on (PoCL's made Intel's CPU runtime ~5x slower than CLBlast's defaults),
@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-/* What a section header is matched against (src/core/tuning/clblast_cpu.txt
+/* What a section header is matched against (src/layers/tuning/clblast_cpu.txt
    says the grammar). Strings may be "" but not NULL. */
 typedef struct gemm_tuning_identity {
     const char *type;            /* "CPU", "GPU", "ACCELERATOR" or "" (other) */

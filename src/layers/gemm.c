@@ -1,35 +1,76 @@
 /* CLBlast GEMMs for the projection layers. CLBlast keeps its own
    per-device kernel cache; the tuned parameters of the device class are
-   handed to it once per context, before the first GEMM compiles. */
+   handed to it once per device in the process, before the first GEMM
+   there compiles. */
 #include "gemm.h"
 #include "context_internal.h"
 #include "gemm_tuning.h"
 
 #include <clblast_c.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 
-/* Once per context: a failure is reported on every GEMM of the context
-   (the parameters would otherwise silently be CLBlast's defaults). */
+/* CLBlastOverrideParameters is process-wide: CLBlast keeps one parameter
+   database and keys it on the device, not on a context. So the tuning is
+   applied once per device in the process, and every context on that device
+   shares the outcome; a failure is reported on every GEMM there (the
+   parameters would otherwise silently be CLBlast's defaults). The list only
+   grows (a handful of devices at most) and an entry is immutable once
+   published, so lookups take no lock; it lives as long as the process, as
+   CLBlast's database does. */
+typedef struct tuned_device {
+    cl_device_id device;
+    int code;           /* CLBlast status of the apply: 0 = applied */
+    const char *failed; /* the kernel it failed on (a static string) */
+    struct tuned_device *next;
+} tuned_device;
+
+static pthread_mutex_t tuned_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic(tuned_device *) tuned_devices;
+
+static const tuned_device *find_tuned(cl_device_id device)
+{
+    for (const tuned_device *t = atomic_load(&tuned_devices); t; t = t->next)
+        if (t->device == device)
+            return t;
+    return NULL;
+}
+
+/* The device's entry, applying the tuning first if no thread has; NULL
+   only when the host is out of memory. */
+static const tuned_device *tune_device(cl_device_id device)
+{
+    const tuned_device *found = find_tuned(device);
+    if (found)
+        return found;
+    pthread_mutex_lock(&tuned_lock);
+    found = find_tuned(device);
+    if (!found) {
+        tuned_device *t = calloc(1, sizeof *t);
+        if (t) {
+            t->device = device;
+            t->code = gemm_tuning_apply(device, &t->failed);
+            t->next = atomic_load(&tuned_devices);
+            atomic_store(&tuned_devices, t); /* publishes t's fields */
+        }
+        found = t;
+    }
+    pthread_mutex_unlock(&tuned_lock);
+    return found;
+}
+
 static clattn_status ensure_tuned(clattn_context *ctx)
 {
-    int state = atomic_load(&ctx->gemm_tuning_state);
-    if (state == 0) {
-        pthread_mutex_lock(&ctx->build_lock);
-        state = atomic_load(&ctx->gemm_tuning_state);
-        if (state == 0) {
-            const char *failed = NULL;
-            ctx->gemm_tuning_code = gemm_tuning_apply(ctx->device, &failed);
-            ctx->gemm_tuning_failed = failed;
-            state = ctx->gemm_tuning_code == 0 ? 1 : 2;
-            atomic_store(&ctx->gemm_tuning_state, state);
-        }
-        pthread_mutex_unlock(&ctx->build_lock);
-    }
-    if (state == 1)
+    const tuned_device *t = tune_device(ctx->device);
+    if (!t)
+        return ctx_error(ctx, CLATTN_ERROR_OUT_OF_MEMORY,
+                         "gemm: out of host memory");
+    if (t->code == 0)
         return CLATTN_SUCCESS;
     return ctx_error(ctx, CLATTN_ERROR_BLAS,
                      "CLBlastOverrideParameters(%s) failed: CLBlast status %d",
-                     ctx->gemm_tuning_failed ? ctx->gemm_tuning_failed : "?",
-                     ctx->gemm_tuning_code);
+                     t->failed ? t->failed : "?", t->code);
 }
 
 static size_t extent(gemm_matrix x, size_t rows)
