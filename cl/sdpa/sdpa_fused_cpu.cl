@@ -122,12 +122,8 @@ __kernel void fused_cpu_rows(
             acc[r][c] = comp[r][c] = (float16)0.0f;
     }
 
-    fused_masks mk;
-    mk.mask_bool = mask_bool;
-    mk.mask_add = mask_add;
-    mk.seq_kv = seq_kv;
-    mk.kv_valid = kv_valid;
-    mk.causal = causal;
+    fused_masks mk =
+        fused_masks_make(mask_bool, mask_add, seq_kv, kv_valid, causal);
 
     __global const float *kbase = kp + (ulong)bhk * nblk * FC_BK * head_dim;
     __global const float *vbase = vp + (ulong)bhk * nblk * FC_BK * dv_pad;
@@ -266,18 +262,7 @@ __kernel void fused_cpu_rows(
 
 /* Decode: up to FD_ROWS query rows per work-item, keys 16 at a time, dot
    products vectorized over the feature dim; K and V read in place. */
-__kernel void fused_cpu_decode(
-    __global const float *q, ulong q_off, ulong q_sb, ulong q_sh, ulong q_ss,
-    __global const float *k, ulong k_off, ulong k_sb, ulong k_sh, ulong k_ss,
-    __global const float *v, ulong v_off, ulong v_sb, ulong v_sh, ulong v_ss,
-    __global float *o, ulong o_off, ulong o_sb, ulong o_sh, ulong o_ss,
-    __global float *lse, ulong l_off, ulong l_sb, ulong l_sh, ulong l_ss,
-    __global const uchar *mask_bool, __global const float *mask_add,
-    ulong m_off, ulong m_sb, ulong m_sh, ulong m_ss,
-    __global const int *key_len, uint heads_q, uint group, uint seq_q,
-    uint seq_kv, uint head_dim, uint head_dim_v, float scale, int causal,
-    long causal_shift, uint drop_threshold, float drop_scale, ulong drop_seed,
-    ulong drop_offset, uint split_keys, __global float *part, uint bh_begin)
+__kernel void fused_cpu_decode(FUSED_INPLACE_KERNEL_PARAMS)
 {
     const uint i0 = (uint)get_global_id(0) * FD_ROWS;
     const uint bh = bh_begin + (uint)get_global_id(1);
@@ -316,12 +301,8 @@ __kernel void fused_cpu_decode(
     }
     uint unfolded = 0; /* keys in acc since the last fold */
 
-    fused_masks mk;
-    mk.mask_bool = mask_bool;
-    mk.mask_add = mask_add;
-    mk.seq_kv = seq_kv;
-    mk.kv_valid = kv_valid;
-    mk.causal = causal;
+    fused_masks mk =
+        fused_masks_make(mask_bool, mask_add, seq_kv, kv_valid, causal);
 
     for (uint j0 = key_begin; j0 < key_end; j0 += 16) {
         /* Scores of 16 keys for every row; keys past key_end are masked

@@ -15,18 +15,7 @@
 #include "../core/sdpa_fused_common.clh"
 #endif
 
-__kernel void fused_gpu_tiles(
-    __global const float *q, ulong q_off, ulong q_sb, ulong q_sh, ulong q_ss,
-    __global const float *k, ulong k_off, ulong k_sb, ulong k_sh, ulong k_ss,
-    __global const float *v, ulong v_off, ulong v_sb, ulong v_sh, ulong v_ss,
-    __global float *o, ulong o_off, ulong o_sb, ulong o_sh, ulong o_ss,
-    __global float *lse, ulong l_off, ulong l_sb, ulong l_sh, ulong l_ss,
-    __global const uchar *mask_bool, __global const float *mask_add,
-    ulong m_off, ulong m_sb, ulong m_sh, ulong m_ss,
-    __global const int *key_len, uint heads_q, uint group, uint seq_q,
-    uint seq_kv, uint head_dim, uint head_dim_v, float scale, int causal,
-    long causal_shift, uint drop_threshold, float drop_scale, ulong drop_seed,
-    ulong drop_offset, uint split_keys, __global float *part, uint bh_begin,
+__kernel void fused_gpu_tiles(FUSED_INPLACE_KERNEL_PARAMS,
     __local float *ktile, __local float *vtile, uint tile_keys)
 {
     const uint lid = (uint)get_local_id(0), wg = (uint)get_local_size(0);
@@ -60,12 +49,8 @@ __kernel void fused_gpu_tiles(
         acc[c] = comp[c] = 0.0f;
     float m = -INFINITY, l = 0.0f, lc = 0.0f;
 
-    fused_masks mk;
-    mk.mask_bool = mask_bool;
-    mk.mask_add = mask_add;
-    mk.seq_kv = seq_kv;
-    mk.kv_valid = kv_valid;
-    mk.causal = causal;
+    fused_masks mk =
+        fused_masks_make(mask_bool, mask_add, seq_kv, kv_valid, causal);
     mk.m_row = m_off + b * m_sb + h * m_sh + row * m_ss;
     mk.causal_last = fused_causal_last(row, causal_shift);
     const ulong drop_first = (((ulong)b * heads_q + h) * seq_q + row) * seq_kv;
