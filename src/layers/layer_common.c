@@ -164,30 +164,6 @@ clattn_status layer_check_weight(clattn_context *ctx, const char *layer,
     return CLATTN_SUCCESS;
 }
 
-clattn_status layer_check_weights(clattn_context *ctx, const char *layer,
-                                  const layer_weight *list, size_t count)
-{
-    for (size_t i = 0; i < count; ++i) {
-        clattn_status status = layer_check_weight(ctx, layer, list[i].name,
-                                                  list[i].host, list[i].needed);
-        if (status != CLATTN_SUCCESS)
-            return status;
-    }
-    return CLATTN_SUCCESS;
-}
-
-clattn_status layer_upload_all(clattn_context *ctx,
-                               const layer_weight_upload *list, size_t count)
-{
-    for (size_t i = 0; i < count; ++i) {
-        clattn_status status =
-            layer_upload(ctx, list[i].host, list[i].count, list[i].out);
-        if (status != CLATTN_SUCCESS)
-            return status;
-    }
-    return CLATTN_SUCCESS;
-}
-
 clattn_status layer_check_buffer(clattn_context *ctx, const char *layer,
                                  const char *name, cl_mem buffer, size_t bytes,
                                  int is_output)

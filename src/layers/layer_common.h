@@ -67,29 +67,6 @@ clattn_status layer_check_weight(clattn_context *ctx, const char *layer,
                                  const char *name, const float *weight,
                                  int needed);
 
-/* One entry of a layer's weight list for layer_check_weights. */
-typedef struct layer_weight {
-    const char *name;
-    const float *host;
-    int needed;
-} layer_weight;
-
-/* layer_check_weight on each entry in order; the first failure. */
-clattn_status layer_check_weights(clattn_context *ctx, const char *layer,
-                                  const layer_weight *list, size_t count);
-
-/* One weight to upload: count floats from host (NULL: absent) to *out. */
-typedef struct layer_weight_upload {
-    const float *host;
-    size_t count;
-    cl_mem *out;
-} layer_weight_upload;
-
-/* layer_upload on each entry in order, stopping at the first failure (the
-   caller releases what was uploaded). */
-clattn_status layer_upload_all(clattn_context *ctx,
-                               const layer_weight_upload *list, size_t count);
-
 /* A device argument: non-NULL, of this context, at least bytes long, and
    (mem_check) not CL_MEM_WRITE_ONLY when an input (is_output 0) nor
    CL_MEM_READ_ONLY when an output (is_output 1). Errors start
