@@ -1,33 +1,105 @@
-/* Fused SDPA, GPU-class variant: online softmax with no score matrix.
+/* Fused SDPA, GPU-class variant, in the FlashAttention-2 shape: online
+   softmax over key tiles, no score matrix, every array in registers.
 
-   A work-group of FG_WG work-items owns FG_WG consecutive query rows of
-   one (batch, head), one row per work-item. Tiles of tile_keys keys of K
-   and V are loaded cooperatively into __local memory (coalesced: work-item
-   t loads elements t, t + FG_WG, ...), and every work-item then streams
-   its row past the tile from local memory, where all lanes read the same
-   address (a broadcast). tile_keys is chosen on the host from the device's
-   local memory size, FG_WG from the kernel's work-group limit.
-   Causal: the group stops at the last key its last row may see.
-   Split keys (decode): the group covers one slice of the keys and writes
-   unnormalized partials for fused_merge, as the CPU-class kernels do. */
+   A work-group owns FG_BM consecutive query rows of one (batch, head) and
+   has FG_BM / FG_TM row groups of FG_LANES work-items each. Its Q rows are
+   staged once in __local memory; each tile of FG_BN keys of K and V is
+   staged there too (coalesced: consecutive work-items load consecutive
+   elements), zero-padded to FG_D features, so head_dim and head_dim_v may
+   be anything up to FG_D. Per tile, work-item (row group r, lane c):
+
+   - scores: a register micro-tile of FG_TM rows x FG_TN keys (keys c,
+     c + FG_LANES, ...: lanes read different K rows, conflict-free with the
+     padded row stride);
+   - the row max over the tile, through __local across the row group's
+     lanes; the rescale of its running sums when the max moved;
+   - its weights to __local (the P tile), then P.V for its FG_TM rows and
+     its FG_TD features (float4 chunks c, c + FG_LANES, ...), summed per
+     tile and added to the accumulator with Kahan compensation.
+
+   The row sum l stays a per-lane partial (every lane rescales it by the
+   same row-wide factor) and is reduced once, at the end. head_dim and
+   head_dim_v are run-time values below FG_D; FG_D and the tile shape are
+   build options the host picks per head dim and device (sdpa_fused.c),
+   so the loops over features and keys have constant trip counts and the
+   compiler keeps every array in registers. The defaults are the head-dim
+   64 configuration.
+
+   Masks, causal limits, key lengths, dropout (the same Philox positions
+   as every path: element (row, key) of the (batch, head) score matrix)
+   and the LSE are those of the other fused kernels. Causal: the group
+   stops at the last key its last row may see. Split keys (decode): the
+   group covers one slice of the keys and writes unnormalized partials for
+   fused_merge. */
 #ifndef CLATTN_EMBEDDED
-#include "sdpa_fused_params.clh" /* FUSED_HEAD_DIM_MAX */
 #include "../core/sdpa_fused_common.clh"
+#include "sdpa_fused_params.clh" /* FG_* */
 #endif
 
-__kernel void fused_gpu_tiles(FUSED_INPLACE_KERNEL_PARAMS,
-    __local float *ktile, __local float *vtile, uint tile_keys)
+#define FG_ROW_GROUPS (FG_BM / FG_TM)
+#define FG_WG (FG_ROW_GROUPS * FG_LANES)
+#define FG_TN (FG_BN / FG_LANES) /* keys per work-item in a tile */
+#define FG_TD (FG_D / FG_LANES)  /* features per work-item */
+#define FG_TD4 (FG_TD / 4)       /* ... as float4 chunks */
+#define FG_DS (FG_D + 4)         /* row stride of the Q, K, V tiles */
+
+#if FG_BM % FG_TM || FG_BN % FG_LANES || FG_D % (4 * FG_LANES)
+#error "fused_gpu_flash: FG_TM must divide FG_BM, FG_LANES FG_BN and FG_D / 4"
+#endif
+
+/* The running max of the row, without fmax's NaN handling: a NaN score
+   makes its weight, and so the row, NaN through the subtraction. */
+float fg_max(float a, float b)
 {
-    const uint lid = (uint)get_local_id(0), wg = (uint)get_local_size(0);
-    const uint i0 = (uint)get_group_id(0) * wg, i = i0 + lid;
+    return a > b ? a : b;
+}
+
+/* Rows [row0, row0 + rows) of a [rows][FG_DS] tile from a strided
+   tensor: element (t, d) from src[t * stride + d] for d < width, else 0
+   (rows past count are zero too). Every work-item of the group calls it. */
+void fg_stage(__local float *tile, __global const float *src, ulong stride,
+              uint rows, uint count, uint width, uint lid)
+{
+    for (uint e = lid; e < rows * FG_D; e += FG_WG) {
+        const uint t = e / FG_D, d = e % FG_D;
+        tile[t * FG_DS + d] =
+            t < count && d < width ? src[t * stride + d] : 0.0f;
+    }
+}
+
+/* Features d0 .. d0 + 3 of a row of width features (those below it). */
+void fg_store4(__global float *row, uint d0, uint width, float4 x)
+{
+    if (d0 + 4 <= width) {
+        vstore4(x, 0, row + d0);
+        return;
+    }
+    /* The tail, component by component: a private array indexed at run
+       time would put it on the stack. */
+    if (d0 < width)
+        row[d0] = x.s0;
+    if (d0 + 1 < width)
+        row[d0 + 1] = x.s1;
+    if (d0 + 2 < width)
+        row[d0 + 2] = x.s2;
+}
+
+__attribute__((reqd_work_group_size(FG_WG, 1, 1))) __kernel void
+fused_gpu_flash(FUSED_INPLACE_KERNEL_PARAMS)
+{
+    __local float qt[FG_BM * FG_DS], kt[FG_BN * FG_DS], vt[FG_BN * FG_DS];
+    __local float pt[FG_BM * FG_BN], red[FG_BM * FG_LANES];
+
+    const uint lid = (uint)get_local_id(0);
+    const uint c = lid % FG_LANES, rg = lid / FG_LANES;
+    const uint i0 = (uint)get_group_id(0) * FG_BM;
     const uint bh = bh_begin + (uint)get_global_id(1);
     const uint split = (uint)get_global_id(2);
     const uint nsplit = (uint)get_global_size(2);
     const uint b = bh / heads_q, h = bh % heads_q, hk = h / group;
-    const int active = i < seq_q;
-    /* Every work-item of the group runs the same loop (barriers), so the
-       key range is the group's: up to its last row's causal limit. */
-    const uint last_row = min(i0 + wg, seq_q) - 1;
+    /* Every work-item runs the same loop (barriers), so the key range is
+       the group's: up to its last row's causal limit. */
+    const uint last_row = min(i0 + FG_BM, seq_q) - 1;
     const uint kv_valid = fused_kv_valid(key_len, b, seq_kv);
     const uint key_begin = split * split_keys;
     const uint key_end =
@@ -36,90 +108,178 @@ __kernel void fused_gpu_tiles(FUSED_INPLACE_KERNEL_PARAMS,
                           fused_causal_last(last_row, causal_shift)));
     __global const float *kh = k + k_off + b * k_sb + hk * k_sh;
     __global const float *vh = v + v_off + b * v_sb + hk * v_sh;
-    const uint row = active ? i : last_row;
 
-    /* acc holds the finished tiles' P V with Kahan compensation comp;
-       tacc the current tile's. */
-    float qv[FUSED_HEAD_DIM_MAX], acc[FUSED_HEAD_DIM_MAX];
-    float comp[FUSED_HEAD_DIM_MAX], tacc[FUSED_HEAD_DIM_MAX];
-    __global const float *qrow = q + q_off + b * q_sb + h * q_sh + row * q_ss;
-    for (uint d = 0; d < head_dim; ++d)
-        qv[d] = qrow[d];
-    for (uint c = 0; c < head_dim_v; ++c)
-        acc[c] = comp[c] = 0.0f;
-    float m = -INFINITY, l = 0.0f, lc = 0.0f;
+    fg_stage(qt, q + q_off + b * q_sb + h * q_sh + i0 * q_ss, q_ss, FG_BM,
+             last_row + 1 - i0, head_dim, lid);
 
-    fused_masks mk =
-        fused_masks_make(mask_bool, mask_add, seq_kv, kv_valid, causal);
-    mk.m_row = m_off + b * m_sb + h * m_sh + row * m_ss;
-    mk.causal_last = fused_causal_last(row, causal_shift);
-    const ulong drop_first = (((ulong)b * heads_q + h) * seq_q + row) * seq_kv;
+    /* This work-item's rows (rows past seq_q compute on zeros, clamped to
+       the last row for their mask reads, and write nothing). */
+    fused_masks mk[FG_TM];
+    ulong drop_first[FG_TM];
+    float m[FG_TM], l[FG_TM], lc[FG_TM];
+    float4 acc[FG_TM][FG_TD4], comp[FG_TM][FG_TD4];
+#pragma unroll
+    for (uint t = 0; t < FG_TM; ++t) {
+        const uint row = min(i0 + rg * FG_TM + t, last_row);
+        mk[t] = fused_masks_make(mask_bool, mask_add, seq_kv, kv_valid, causal);
+        mk[t].m_row = m_off + b * m_sb + h * m_sh + row * m_ss;
+        mk[t].causal_last = fused_causal_last(row, causal_shift);
+        drop_first[t] = (((ulong)b * heads_q + h) * seq_q + row) * seq_kv;
+        m[t] = -INFINITY;
+        l[t] = lc[t] = 0.0f;
+#pragma unroll
+        for (uint f = 0; f < FG_TD4; ++f)
+            acc[t][f] = comp[t][f] = (float4)0.0f;
+    }
 
-    for (uint j0 = key_begin; j0 < key_end; j0 += tile_keys) {
-        const uint n = min(tile_keys, key_end - j0);
+    for (uint j0 = key_begin; j0 < key_end; j0 += FG_BN) {
+        const uint n = min((uint)FG_BN, key_end - j0);
         barrier(CLK_LOCAL_MEM_FENCE); /* the previous tile is consumed */
-        for (uint e = lid; e < n * head_dim; e += wg)
-            ktile[e] = kh[(j0 + e / head_dim) * k_ss + e % head_dim];
-        for (uint e = lid; e < n * head_dim_v; e += wg)
-            vtile[e] = vh[(j0 + e / head_dim_v) * v_ss + e % head_dim_v];
+        fg_stage(kt, kh + j0 * k_ss, k_ss, FG_BN, n, head_dim, lid);
+        fg_stage(vt, vh + j0 * v_ss, v_ss, FG_BN, n, head_dim_v, lid);
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (!active)
-            continue;
-        float tl = 0.0f;
-        for (uint c = 0; c < head_dim_v; ++c)
-            tacc[c] = 0.0f;
-        for (uint jj = 0; jj < n; ++jj) {
-            __local const float *kr = ktile + jj * head_dim;
-            float s = 0.0f;
-            for (uint d = 0; d < head_dim; ++d)
-                s = fma(qv[d], kr[d], s);
-            s = fused_mask1(s * scale, j0 + jj, &mk);
-            if (s == -INFINITY)
-                continue; /* p = 0: nothing to add, max unchanged */
-            if (s > m) {
-                const float corr = fused_weight1(m, s);
-                l *= corr;
-                lc *= corr;
-                tl *= corr;
-                for (uint c = 0; c < head_dim_v; ++c) {
-                    acc[c] *= corr;
-                    comp[c] *= corr;
-                    tacc[c] *= corr;
-                }
-                m = s;
-            }
-            float p = fused_weight1(s, m);
-            tl += p;
-            if (drop_threshold)
-                p = dropout_keep(drop_seed, drop_offset, drop_first + j0 + jj,
-                                 drop_threshold)
-                        ? p * drop_scale
-                        : 0.0f;
-            __local const float *vr = vtile + jj * head_dim_v;
-            for (uint c = 0; c < head_dim_v; ++c)
-                tacc[c] = fma(p, vr[c], tacc[c]);
-        }
-        fused_kahan1(&l, &lc, tl);
-        for (uint c = 0; c < head_dim_v; ++c)
-            fused_kahan1(&acc[c], &comp[c], tacc[c]);
-    }
-    if (!active)
-        return;
 
-    if (part) {
-        __global float *pr =
-            part + (((ulong)bh * nsplit + split) * seq_q + i) * (head_dim_v + 2);
-        for (uint c = 0; c < head_dim_v; ++c)
-            pr[c] = acc[c];
-        pr[head_dim_v] = m;
-        pr[head_dim_v + 1] = l;
-        return;
+        float s[FG_TM][FG_TN];
+#pragma unroll
+        for (uint t = 0; t < FG_TM; ++t)
+#pragma unroll
+            for (uint u = 0; u < FG_TN; ++u)
+                s[t][u] = 0.0f;
+        for (uint d = 0; d < FG_D; d += 4) {
+            float4 qv[FG_TM];
+#pragma unroll
+            for (uint t = 0; t < FG_TM; ++t)
+                qv[t] = vload4(0, qt + (rg * FG_TM + t) * FG_DS + d);
+#pragma unroll
+            for (uint u = 0; u < FG_TN; ++u) {
+                const float4 kv =
+                    vload4(0, kt + (c + u * FG_LANES) * FG_DS + d);
+#pragma unroll
+                for (uint t = 0; t < FG_TM; ++t)
+                    s[t][u] += dot(qv[t], kv);
+            }
+        }
+
+/* Masked, scaled scores and each row's max over this lane's keys,
+   then over the row group's lanes. */
+#pragma unroll
+        for (uint t = 0; t < FG_TM; ++t) {
+            float mx = -INFINITY;
+#pragma unroll
+            for (uint u = 0; u < FG_TN; ++u) {
+                const uint jj = c + u * FG_LANES;
+                s[t][u] = jj < n ? fused_mask1(s[t][u] * scale, j0 + jj, &mk[t])
+                                 : -INFINITY;
+                mx = fg_max(mx, s[t][u]);
+            }
+            red[(rg * FG_TM + t) * FG_LANES + c] = mx;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+        for (uint t = 0; t < FG_TM; ++t) {
+            const uint r = rg * FG_TM + t;
+            float mx = m[t];
+            for (uint o = 0; o < FG_LANES; ++o)
+                mx = fg_max(mx, red[r * FG_LANES + o]);
+            if (mx > m[t]) {
+                const float corr = fused_weight1(m[t], mx); /* m = -inf: 0 */
+                l[t] *= corr;
+                lc[t] *= corr;
+#pragma unroll
+                for (uint f = 0; f < FG_TD4; ++f) {
+                    acc[t][f] *= corr;
+                    comp[t][f] *= corr;
+                }
+                m[t] = mx;
+            }
+            /* A masked key weighs 0 even while the max is still -inf; a
+               NaN score gives a NaN weight, and a NaN row. */
+            float tl = 0.0f;
+#pragma unroll
+            for (uint u = 0; u < FG_TN; ++u) {
+                const uint jj = c + u * FG_LANES;
+                float p =
+                    s[t][u] == -INFINITY ? 0.0f : fused_weight1(s[t][u], m[t]);
+                tl += p;
+                if (drop_threshold)
+                    p = dropout_keep(drop_seed, drop_offset,
+                                     drop_first[t] + j0 + jj, drop_threshold)
+                            ? p * drop_scale
+                            : 0.0f;
+                pt[r * FG_BN + jj] = p;
+            }
+            fused_kahan1(&l[t], &lc[t], tl);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+
+        /* P.V of this tile for this work-item's rows and features; keys
+           past n have weight 0 and zero V rows. */
+        float4 tacc[FG_TM][FG_TD4];
+#pragma unroll
+        for (uint t = 0; t < FG_TM; ++t)
+#pragma unroll
+            for (uint f = 0; f < FG_TD4; ++f)
+                tacc[t][f] = (float4)0.0f;
+        for (uint jj = 0; jj < FG_BN; ++jj) {
+            float4 vv[FG_TD4];
+#pragma unroll
+            for (uint f = 0; f < FG_TD4; ++f)
+                vv[f] = vload4(0, vt + jj * FG_DS + (c + f * FG_LANES) * 4);
+#pragma unroll
+            for (uint t = 0; t < FG_TM; ++t) {
+                const float p = pt[(rg * FG_TM + t) * FG_BN + jj];
+#pragma unroll
+                for (uint f = 0; f < FG_TD4; ++f)
+                    tacc[t][f] = fma((float4)p, vv[f], tacc[t][f]);
+            }
+        }
+#pragma unroll
+        for (uint t = 0; t < FG_TM; ++t)
+#pragma unroll
+            for (uint f = 0; f < FG_TD4; ++f) {
+                const float4 y = tacc[t][f] - comp[t][f];
+                const float4 sum = acc[t][f] + y;
+                comp[t][f] = (sum - acc[t][f]) - y;
+                acc[t][f] = sum;
+            }
     }
-    __global float *orow = o + o_off + b * o_sb + h * o_sh + i * o_ss;
-    const float inv = 1.0f / l;
-    for (uint c = 0; c < head_dim_v; ++c)
-        orow[c] = l == 0.0f ? 0.0f : acc[c] * inv;
-    if (lse)
-        lse[l_off + b * l_sb + h * l_sh + i * l_ss] =
-            l == 0.0f ? -INFINITY : m + log(l);
+
+    /* The row sums: this lane's partial, then the row group's total. */
+    barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+    for (uint t = 0; t < FG_TM; ++t)
+        red[(rg * FG_TM + t) * FG_LANES + c] = l[t];
+    barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+    for (uint t = 0; t < FG_TM; ++t) {
+        const uint r = rg * FG_TM + t, i = i0 + r;
+        if (i >= seq_q)
+            continue;
+        float lsum = 0.0f;
+        for (uint o = 0; o < FG_LANES; ++o)
+            lsum += red[r * FG_LANES + o];
+        if (part) {
+            __global float *pr =
+                part +
+                (((ulong)bh * nsplit + split) * seq_q + i) * (head_dim_v + 2);
+#pragma unroll
+            for (uint f = 0; f < FG_TD4; ++f)
+                fg_store4(pr, (c + f * FG_LANES) * 4, head_dim_v, acc[t][f]);
+            if (c == 0) {
+                pr[head_dim_v] = m[t];
+                pr[head_dim_v + 1] = lsum;
+            }
+            continue;
+        }
+        /* lsum == 0: every key masked; the row is zeros. */
+        __global float *orow = o + o_off + b * o_sb + h * o_sh + i * o_ss;
+        const float inv = 1.0f / lsum;
+#pragma unroll
+        for (uint f = 0; f < FG_TD4; ++f)
+            fg_store4(orow, (c + f * FG_LANES) * 4, head_dim_v,
+                      lsum == 0.0f ? (float4)0.0f : acc[t][f] * inv);
+        if (lse && c == 0)
+            lse[l_off + b * l_sb + h * l_sh + i * l_ss] =
+                lsum == 0.0f ? -INFINITY : m[t] + log(lsum);
+    }
 }

@@ -15,8 +15,8 @@
 #include <stdio.h>
 #include <string.h>
 
-/* FUSED_HEAD_DIM_MAX, FC_BK, FC_RW, FD_ROWS, FG_WG_MAX, FG_TILE_KEYS_MAX:
-   the kernels' own values (cl/sdpa/sdpa_fused_params.clh). */
+/* FUSED_HEAD_DIM_MAX, FC_BK, FC_RW, FD_ROWS: the kernels' own values
+   (cl/sdpa/sdpa_fused_params.clh). */
 #include "kernel_params.h"
 
 /* Some drivers cap a grid dimension at 65535 groups: (batch, head) pairs
@@ -98,54 +98,99 @@ static void choose_splits(const clattn_context *ctx, const sdpa_problem *p,
     plan->nsplit = div_up(p->seq_kv, keys);
 }
 
-/* GPU kernel: work-group size from the kernel's limit, tile from the
-   local memory left after the kernel's own. */
+/* The GPU-class kernel's configurations (cl/sdpa/sdpa_fused_gpu.cl): per
+   padded head dim, largest first. The rule: the smallest padded head dim
+   that holds head_dim and head_dim_v, then the first configuration whose
+   work-group the device allows and whose __local tiles fit its local
+   memory (the first of each head dim fits NVIDIA's and AMD's 48-64 KiB,
+   the second 32 KiB, as Intel's CPU runtime and Oclgrind have; the third,
+   of 16 work-items, is for small devices and simulators, and keeps wide
+   rows in fewer lanes at the cost of registers). The first two of head
+   dims 64 and 128 compile with no stack and no spill for NVIDIA sm_90
+   (docs/kernel-notes.md). */
+typedef struct gpu_tiles {
+    unsigned d, bm, tm, lanes, bn;
+} gpu_tiles;
+
+static const gpu_tiles gpu_configs[] = {
+    {64, 64, 4, 8, 32},   {64, 32, 2, 8, 32},   {64, 16, 4, 4, 16},
+    {128, 32, 2, 16, 16}, {128, 16, 1, 16, 16}, {128, 8, 2, 4, 8},
+    {256, 16, 1, 8, 8},   {256, 8, 1, 8, 8},    {256, 4, 1, 4, 4},
+};
+
+static size_t gpu_wg(const gpu_tiles *t)
+{
+    return (size_t)t->bm / t->tm * t->lanes;
+}
+
+/* The kernel's static __local arrays: the Q, K and V tiles (rows padded
+   to d + 4 floats), the weights and the row-max exchange. */
+static size_t gpu_local_bytes(const gpu_tiles *t)
+{
+    const size_t ds = t->d + 4;
+    return sizeof(float) * ((size_t)t->bm * ds + 2 * (size_t)t->bn * ds +
+                            (size_t)t->bm * t->bn + (size_t)t->bm * t->lanes);
+}
+
+/* GPU kernel: the configuration, its program variant and kernel. The
+   kernel's own limits (work-group size, local memory) are asked of the
+   built kernel, and a configuration the kernel cannot run at is passed
+   over for the next. */
 static clattn_status plan_gpu(clattn_context *ctx, const sdpa_problem *p,
                               fused_plan *plan)
 {
-    /* Asked of a fresh kernel object: the thread's kernel is reused across
-       calls (kernel_cache.h), and CL_KERNEL_LOCAL_MEM_SIZE counts the
-       __local arguments its last launch set, which would shrink the tile
-       each call (on Oclgrind's 32 KiB to nothing). */
-    size_t kernel_wg = 0;
-    cl_ulong kernel_local = 0;
-    cl_program program = NULL;
-    clattn_status s = program_get(ctx, PROGRAM_SDPA_FUSED_GPU, NULL, &program);
-    if (s != CLATTN_SUCCESS)
-        return s;
-    cl_int err;
-    cl_kernel kernel = clCreateKernel(program, "fused_gpu_tiles", &err);
-    if (err == CL_SUCCESS)
-        err = clGetKernelWorkGroupInfo(kernel, ctx->device,
-                                       CL_KERNEL_WORK_GROUP_SIZE,
-                                       sizeof kernel_wg, &kernel_wg, NULL);
-    if (err == CL_SUCCESS)
-        err = clGetKernelWorkGroupInfo(
-            kernel, ctx->device, CL_KERNEL_LOCAL_MEM_SIZE, sizeof kernel_local,
-            &kernel_local, NULL);
-    if (kernel)
-        clReleaseKernel(kernel);
-    if (err != CL_SUCCESS)
-        return ctx_cl_error(ctx, "clGetKernelWorkGroupInfo (fused_gpu_tiles)",
-                            err);
-    size_t wg = 1;
-    while (wg * 2 <= min_size(min_size(kernel_wg, FG_WG_MAX),
-                              ctx->info.max_work_group_size))
-        wg *= 2;
-    const size_t per_key = (p->head_dim + p->head_dim_v) * sizeof(float);
+    const size_t width =
+        p->head_dim > p->head_dim_v ? p->head_dim : p->head_dim_v;
     const cl_ulong local = ctx->info.local_mem_bytes;
-    const size_t avail =
-        local > kernel_local ? (size_t)(local - kernel_local) : 0;
-    const size_t tile = min_size(avail / per_key, FG_TILE_KEYS_MAX);
-    if (tile == 0)
-        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
-                         "fused-gpu: one key of K and V (%zu bytes) does not "
-                         "fit the device's local memory (%zu bytes free)",
-                         per_key, avail);
-    plan->wg = wg;
-    plan->tile_keys = tile;
-    plan->rows_per_unit = wg;
-    return CLATTN_SUCCESS;
+    const size_t count = sizeof gpu_configs / sizeof gpu_configs[0];
+    unsigned pad = 0; /* the smallest padded head dim that holds both */
+    for (size_t i = count; i-- > 0;)
+        if (gpu_configs[i].d >= width)
+            pad = gpu_configs[i].d;
+    for (size_t i = 0; i < count; ++i) {
+        const gpu_tiles *t = &gpu_configs[i];
+        const size_t wg = gpu_wg(t);
+        if (t->d != pad || wg > ctx->info.max_work_group_size ||
+            gpu_local_bytes(t) > local)
+            continue;
+        char options[128];
+        snprintf(options, sizeof options,
+                 "-DFG_D=%u -DFG_BM=%u -DFG_TM=%u -DFG_LANES=%u -DFG_BN=%u",
+                 t->d, t->bm, t->tm, t->lanes, t->bn);
+        cl_kernel kernel = NULL;
+        clattn_status s = program_kernel_variant(
+            ctx, PROGRAM_SDPA_FUSED_GPU, options, "fused_gpu_flash", &kernel);
+        if (s != CLATTN_SUCCESS)
+            return s;
+        size_t kernel_wg = 0;
+        cl_ulong kernel_local = 0;
+        cl_int err = clGetKernelWorkGroupInfo(
+            kernel, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kernel_wg,
+            &kernel_wg, NULL);
+        if (err == CL_SUCCESS)
+            err = clGetKernelWorkGroupInfo(
+                kernel, ctx->device, CL_KERNEL_LOCAL_MEM_SIZE,
+                sizeof kernel_local, &kernel_local, NULL);
+        if (err != CL_SUCCESS) {
+            clReleaseKernel(kernel);
+            return ctx_cl_error(
+                ctx, "clGetKernelWorkGroupInfo (fused_gpu_flash)", err);
+        }
+        if (kernel_wg < wg || kernel_local > local) {
+            clReleaseKernel(kernel);
+            continue;
+        }
+        plan->attention = kernel;
+        plan->wg = wg;
+        plan->rows_per_unit = t->bm;
+        return CLATTN_SUCCESS;
+    }
+    return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                     "fused-gpu: no tile configuration for head dim %zu fits "
+                     "the device (work-groups up to %zu, %llu bytes of local "
+                     "memory)",
+                     width, ctx->info.max_work_group_size,
+                     (unsigned long long)local);
 }
 
 static void release_plan(clattn_context *ctx, fused_plan *plan)
@@ -307,11 +352,6 @@ static clattn_status set_attention_args(clattn_context *ctx, cl_kernel k,
     arg_tail(&a, p, v, plan);
     *bh_arg = a.index;
     arg_uint(&a, 0);
-    if (plan->kind == FUSED_GPU_TILES) {
-        arg_raw(&a, plan->tile_keys * p->head_dim * sizeof(float), NULL);
-        arg_raw(&a, plan->tile_keys * p->head_dim_v * sizeof(float), NULL);
-        arg_uint(&a, (cl_uint)plan->tile_keys);
-    }
     if (a.err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clSetKernelArg (fused attention)", a.err);
     return CLATTN_SUCCESS;
@@ -421,11 +461,14 @@ static clattn_status create_kernels(clattn_context *ctx,
     program_id prog = variant == CLATTN_SDPA_PATH_FUSED_GPU
                           ? PROGRAM_SDPA_FUSED_GPU
                           : PROGRAM_SDPA_FUSED_CPU;
-    const char *name = variant == CLATTN_SDPA_PATH_FUSED_GPU ? "fused_gpu_tiles"
-                       : p->seq_q <= FD_ROWS ? "fused_cpu_decode"
-                                             : "fused_cpu_rows";
-    if ((s = program_kernel(ctx, prog, name, &k->attention)) ||
-        (s = program_kernel(ctx, prog, "fused_merge", &k->merge)))
+    /* The GPU kernel is a build variant per head dim: plan_gpu gets it. */
+    if (prog == PROGRAM_SDPA_FUSED_CPU &&
+        (s = program_kernel(ctx, prog,
+                            p->seq_q <= FD_ROWS ? "fused_cpu_decode"
+                                                : "fused_cpu_rows",
+                            &k->attention)))
+        return s;
+    if ((s = program_kernel(ctx, prog, "fused_merge", &k->merge)))
         return s;
     if (prog == PROGRAM_SDPA_FUSED_CPU &&
         (s = program_kernel(ctx, prog, "fused_pack_kv", &k->pack)))

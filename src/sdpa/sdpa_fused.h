@@ -17,7 +17,6 @@ typedef struct fused_plan {
     fused_kernel_kind kind;
     size_t rows_per_unit; /* query rows per work-item (CPU) or group (GPU) */
     size_t wg;            /* GPU: work-group size */
-    size_t tile_keys;     /* GPU: keys per __local tile */
     size_t nsplit, split_keys;
     size_t nblk, dv_pad; /* CPU rows: packed K/V geometry */
     cl_kernel pack, attention, merge;
