@@ -9,11 +9,13 @@ void bench_usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: clattn-bench [quick|full|smoke] [options]\n"
+        "usage: clattn-bench [quick|full|layers|gpu|smoke] [options]\n"
         "       clattn-bench --op sdpa|gqa|decode [case options] [options]\n"
         "\n"
         "Suites: quick (default; under a minute on PoCL), full (minutes),\n"
-        "smoke (tiny shapes, seconds; what CTest runs).\n"
+        "layers (the MHA and talking-heads layers), gpu (S=4096 forward\n"
+        "and long decode: what tools/gpu-check measures), smoke (tiny\n"
+        "shapes, seconds; what CTest runs).\n"
         "\n"
         "One case instead of a suite:\n"
         "  --op OP        sdpa, gqa (grouped K/V heads) or decode (KV cache)\n"
@@ -135,8 +137,8 @@ static int build_case(const case_flags *f, bench_case *c, char *err, size_t cap)
     c->heads_q = pick(f->h, decode ? 32 : 8);
     size_t hkv_default = f->op == BENCH_OP_SDPA || bench_op_is_layer(f->op)
                              ? c->heads_q
-                         : c->heads_q % 4 == 0  ? c->heads_q / 4
-                                                : 1;
+                         : c->heads_q % 4 == 0 ? c->heads_q / 4
+                                               : 1;
     c->heads_kv = pick(f->hkv, hkv_default);
     c->seq_q = pick(f->sq, pick(f->s, decode ? 1 : 1024));
     c->seq_kv = pick(f->skv, pick(f->s, decode ? 4096 : 1024));

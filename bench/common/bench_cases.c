@@ -29,14 +29,14 @@
         BENCH_OP_TALKING_HEADS, b, h, h, s, s, d, NONE                         \
     }
 
-
 /* Sized so that the whole suite, peers and the slow paths included, stays
    well under a minute on two PoCL cores (sequences of 2048 and more are
    the full suite's: the unfused path alone takes seconds per call). */
 static const bench_case quick[] = {
-    SDPA(256, NONE),    SDPA(512, NONE), SDPA(1024, NONE), SDPA(512, CAUSAL),
-    SDPA(1024, CAUSAL), GQA(1024, NONE), DECODE(1, 2048),  DECODE(1, 8192),
-    MHA(1, 12, 256, 64), TALKING(1, 8, 196, 48),
+    SDPA(256, NONE),        SDPA(512, NONE),    SDPA(1024, NONE),
+    SDPA(512, CAUSAL),      SDPA(1024, CAUSAL), GQA(1024, NONE),
+    DECODE(1, 2048),        DECODE(1, 8192),    MHA(1, 12, 256, 64),
+    TALKING(1, 8, 196, 48),
 };
 
 static const bench_case full[] = {
@@ -72,6 +72,17 @@ static const bench_case layers[] = {
     TALKING(1, 16, 784, 24),
 };
 
+/* What a GPU measures first (tools/gpu-check): the fused forward at
+   S=4096 for head dims 64 and 128, against the bench's peak kernel, and
+   decode against long KV caches, against its copy kernel. */
+static const bench_case gpu[] = {
+    {BENCH_OP_SDPA, 1, 16, 16, 4096, 4096, 64, NONE},
+    {BENCH_OP_SDPA, 1, 16, 16, 4096, 4096, 128, NONE},
+    {BENCH_OP_SDPA, 1, 16, 16, 4096, 4096, 64, CAUSAL},
+    DECODE(1, 32768),
+    DECODE(8, 16384),
+};
+
 /* Tiny shapes, odd sizes included, one of each op: seconds in CTest. */
 static const bench_case smoke[] = {
     MHA(2, 2, 37, 8),
@@ -93,6 +104,7 @@ const bench_case *bench_suite(const char *name, size_t *count)
     } suites[] = {{"quick", quick, COUNT(quick)},
                   {"full", full, COUNT(full)},
                   {"layers", layers, COUNT(layers)},
+                  {"gpu", gpu, COUNT(gpu)},
                   {"smoke", smoke, COUNT(smoke)}};
     for (size_t i = 0; i < COUNT(suites); ++i)
         if (strcmp(name, suites[i].name) == 0) {
@@ -153,8 +165,8 @@ void bench_case_label(const bench_case *c, char *dst, size_t cap)
     /* Decode is always bottom-right causal; only the prefill ops say it. */
     const char *mask = c->op != BENCH_OP_DECODE && c->causal ? "-causal" : "";
     if (bench_op_is_layer(c->op))
-        snprintf(dst, cap, "%s b%zu %s %s e%zu", bench_op_name(c->op),
-                 c->batch, heads, seq, c->heads_q * c->head_dim);
+        snprintf(dst, cap, "%s b%zu %s %s e%zu", bench_op_name(c->op), c->batch,
+                 heads, seq, c->heads_q * c->head_dim);
     else
         snprintf(dst, cap, "%s%s b%zu %s %s d%zu", bench_op_name(c->op), mask,
                  c->batch, heads, seq, c->head_dim);
@@ -238,8 +250,8 @@ double bench_case_bytes(const bench_case *c)
 {
     if (bench_op_is_layer(c->op)) {
         double e = (double)c->heads_q * (double)c->head_dim;
-        return 4.0 * (2.0 * (double)c->batch * (double)c->seq_q * e +
-                      4.0 * e * e);
+        return 4.0 *
+               (2.0 * (double)c->batch * (double)c->seq_q * e + 4.0 * e * e);
     }
     return 4.0 * ((double)bench_case_q_elems(c) * 2.0 +
                   (double)bench_case_kv_elems(c) * 2.0);
