@@ -174,12 +174,7 @@ void bench_devices_free(bench_devices *d)
 
 const char *bench_device_class(cl_device_type type)
 {
-    switch (device_class(type)) {
-    case CL_DEVICE_TYPE_CPU: return "cpu";
-    case CL_DEVICE_TYPE_GPU: return "gpu";
-    case CL_DEVICE_TYPE_ACCELERATOR: return "accelerator";
-    }
-    return "other";
+    return device_class_word(type);
 }
 
 clattn_status bench_device_open(const bench_cl_device *d, clattn_context **ctx,

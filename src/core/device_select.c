@@ -132,25 +132,37 @@ cl_device_type device_class(cl_device_type type)
     return 0;
 }
 
-const char *device_type_name(cl_device_type type)
+/* The classes in auto's order, each with its name in messages and its
+   selector word (also the bench's and clattn-info's lower-case name). */
+static const struct {
+    cl_device_type type;
+    const char *name, *word;
+} classes[] = {
+    {CL_DEVICE_TYPE_GPU, "GPU", "gpu"},
+    {CL_DEVICE_TYPE_ACCELERATOR, "accelerator", "accelerator"},
+    {CL_DEVICE_TYPE_CPU, "CPU", "cpu"},
+};
+#define CLASS_COUNT (sizeof classes / sizeof classes[0])
+
+/* auto's order: GPU, accelerator, CPU, other (CLASS_COUNT). */
+static size_t type_rank(cl_device_type type)
 {
-    switch (device_class(type)) {
-    case CL_DEVICE_TYPE_GPU: return "GPU";
-    case CL_DEVICE_TYPE_ACCELERATOR: return "accelerator";
-    case CL_DEVICE_TYPE_CPU: return "CPU";
-    }
-    return "other";
+    size_t i = 0;
+    while (i < CLASS_COUNT && classes[i].type != device_class(type))
+        ++i;
+    return i;
 }
 
-/* auto's order: GPU, accelerator, CPU, other. */
-static int type_rank(cl_device_type type)
+const char *device_type_name(cl_device_type type)
 {
-    switch (device_class(type)) {
-    case CL_DEVICE_TYPE_GPU: return 0;
-    case CL_DEVICE_TYPE_ACCELERATOR: return 1;
-    case CL_DEVICE_TYPE_CPU: return 2;
-    }
-    return 3;
+    size_t i = type_rank(type);
+    return i < CLASS_COUNT ? classes[i].name : "other";
+}
+
+const char *device_class_word(cl_device_type type)
+{
+    size_t i = type_rank(type);
+    return i < CLASS_COUNT ? classes[i].word : "other";
 }
 
 /* The clock auto's order uses for each class (indexed by type_rank): the
@@ -161,7 +173,7 @@ static int type_rank(cl_device_type type)
    transitive. Without any reported clock in the class the stand-in is 1, so
    compute units alone decide. */
 typedef struct clock_fill {
-    cl_uint class_clock[4];
+    cl_uint class_clock[CLASS_COUNT + 1]; /* the last: other */
 } clock_fill;
 
 static clock_fill clock_fill_make(const device_desc *devs, size_t n)
@@ -169,7 +181,7 @@ static clock_fill clock_fill_make(const device_desc *devs, size_t n)
     clock_fill f = {{1, 1, 1, 1}};
     for (size_t i = 0; i < n; ++i) {
         const device_desc *d = &devs[i];
-        int r = type_rank(d->type);
+        size_t r = type_rank(d->type);
         if (d->clock_mhz > f.class_clock[r])
             f.class_clock[r] = d->clock_mhz;
     }
@@ -187,7 +199,7 @@ static unsigned long long throughput(const clock_fill *f, const device_desc *d)
 static int auto_compare(const clock_fill *f, const device_desc *a,
                         const device_desc *b)
 {
-    int ra = type_rank(a->type), rb = type_rank(b->type);
+    int ra = (int)type_rank(a->type), rb = (int)type_rank(b->type);
     if (ra != rb)
         return ra - rb;
     unsigned long long pa = throughput(f, a), pb = throughput(f, b);
@@ -244,14 +256,11 @@ static selector parse_selector(const char *text)
     selector s = {SEL_NAME, 0, 0, 0, text};
     if (!text || !*text || strcasecmp(text, "auto") == 0)
         s.kind = SEL_AUTO;
-    else if (strcasecmp(text, "gpu") == 0)
-        s.kind = SEL_TYPE, s.type = CL_DEVICE_TYPE_GPU;
-    else if (strcasecmp(text, "cpu") == 0)
-        s.kind = SEL_TYPE, s.type = CL_DEVICE_TYPE_CPU;
-    else if (strcasecmp(text, "accelerator") == 0)
-        s.kind = SEL_TYPE, s.type = CL_DEVICE_TYPE_ACCELERATOR;
     else if (parse_index_pair(text, &s.platform_index, &s.device_index))
         s.kind = SEL_INDEX;
+    for (size_t i = 0; s.kind == SEL_NAME && i < CLASS_COUNT; ++i)
+        if (strcasecmp(text, classes[i].word) == 0)
+            s.kind = SEL_TYPE, s.type = classes[i].type;
     return s;
 }
 

@@ -61,6 +61,9 @@ cl_device_type device_class(cl_device_type type);
 /* "GPU", "CPU", "accelerator" or "other", by class. */
 const char *device_type_name(cl_device_type type);
 
+/* The class's selector word: "gpu", "cpu", "accelerator", or "other". */
+const char *device_class_word(cl_device_type type);
+
 /* Nonzero when needle occurs in haystack, ignoring ASCII case (an empty
    needle occurs everywhere): the selector's name match, and the CLBlast
    tuning sections' identity keys. */
