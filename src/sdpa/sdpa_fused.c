@@ -132,6 +132,48 @@ static size_t gpu_local_bytes(const gpu_tiles *t)
                             (size_t)t->bm * t->bn + (size_t)t->bm * t->lanes);
 }
 
+/* The rule, as a pure function of the device's limits: the index of the
+   first configuration from `from` on whose head dim is the smallest that
+   holds `width` and that the device's work-group and local memory
+   allow; the table's count when none is left. */
+static size_t gpu_config_next(size_t width, size_t max_work_group,
+                              cl_ulong local_mem, size_t from)
+{
+    const size_t count = sizeof gpu_configs / sizeof gpu_configs[0];
+    unsigned pad = 0; /* the smallest padded head dim that holds both */
+    for (size_t i = count; i-- > 0;)
+        if (gpu_configs[i].d >= width)
+            pad = gpu_configs[i].d;
+    for (size_t i = from; i < count; ++i) {
+        const gpu_tiles *t = &gpu_configs[i];
+        if (t->d == pad && gpu_wg(t) <= max_work_group &&
+            gpu_local_bytes(t) <= local_mem)
+            return i;
+    }
+    return count;
+}
+
+/* The configuration's build options (the program variant's extras). */
+static void gpu_config_options(const gpu_tiles *t, char *buf, size_t cap)
+{
+    snprintf(buf, cap,
+             "-DFG_D=%u -DFG_BM=%u -DFG_TM=%u -DFG_LANES=%u -DFG_BN=%u", t->d,
+             t->bm, t->tm, t->lanes, t->bn);
+}
+
+int sdpa_fused_gpu_options(size_t width, size_t max_work_group,
+                           cl_ulong local_mem, char *buf, size_t cap)
+{
+    const size_t count = sizeof gpu_configs / sizeof gpu_configs[0];
+    const size_t i = gpu_config_next(width, max_work_group, local_mem, 0);
+    if (cap)
+        buf[0] = '\0';
+    if (i == count)
+        return -1;
+    gpu_config_options(&gpu_configs[i], buf, cap);
+    return 0;
+}
+
 /* GPU kernel: the configuration, its program variant and kernel. The
    kernel's own limits (work-group size, local memory) are asked of the
    built kernel, and a configuration the kernel cannot run at is passed
@@ -141,22 +183,15 @@ static clattn_status plan_gpu(clattn_context *ctx, const sdpa_problem *p,
 {
     const size_t width =
         p->head_dim > p->head_dim_v ? p->head_dim : p->head_dim_v;
+    const size_t max_wg = ctx->info.max_work_group_size;
     const cl_ulong local = ctx->info.local_mem_bytes;
     const size_t count = sizeof gpu_configs / sizeof gpu_configs[0];
-    unsigned pad = 0; /* the smallest padded head dim that holds both */
-    for (size_t i = count; i-- > 0;)
-        if (gpu_configs[i].d >= width)
-            pad = gpu_configs[i].d;
-    for (size_t i = 0; i < count; ++i) {
+    for (size_t i = gpu_config_next(width, max_wg, local, 0); i < count;
+         i = gpu_config_next(width, max_wg, local, i + 1)) {
         const gpu_tiles *t = &gpu_configs[i];
         const size_t wg = gpu_wg(t);
-        if (t->d != pad || wg > ctx->info.max_work_group_size ||
-            gpu_local_bytes(t) > local)
-            continue;
         char options[128];
-        snprintf(options, sizeof options,
-                 "-DFG_D=%u -DFG_BM=%u -DFG_TM=%u -DFG_LANES=%u -DFG_BN=%u",
-                 t->d, t->bm, t->tm, t->lanes, t->bn);
+        gpu_config_options(t, options, sizeof options);
         cl_kernel kernel = NULL;
         clattn_status s = program_kernel_variant(
             ctx, PROGRAM_SDPA_FUSED_GPU, options, "fused_gpu_flash", &kernel);
@@ -189,8 +224,7 @@ static clattn_status plan_gpu(clattn_context *ctx, const sdpa_problem *p,
                      "fused-gpu: no tile configuration for head dim %zu fits "
                      "the device (work-groups up to %zu, %llu bytes of local "
                      "memory)",
-                     width, ctx->info.max_work_group_size,
-                     (unsigned long long)local);
+                     width, max_wg, (unsigned long long)local);
 }
 
 static void release_plan(clattn_context *ctx, fused_plan *plan)
