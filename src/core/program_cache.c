@@ -14,6 +14,7 @@
 #include "kernel_params.h"
 #include "kernel_sources.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,41 @@ static int build_options(program_id id, size_t softmax_wg, const char *extra,
         if (n < 0 || (size_t)n >= cap - used)
             return -1;
     }
+    return 0;
+}
+
+const char *program_name(program_id id)
+{
+    return program_specs[id].name;
+}
+
+int program_offline_inputs(program_id id, const char *extra_options,
+                           char **source, char *options, size_t cap)
+{
+    const program_spec *spec = &program_specs[id];
+    *source = NULL;
+    if (build_options(id, softmax_work_group(SIZE_MAX), extra_options, options,
+                      cap))
+        return -1;
+    size_t total = 0;
+    for (size_t i = 0; spec->sources[i]; ++i) {
+        const char *text = embedded_source(spec->sources[i]);
+        if (!text)
+            return -1;
+        total += strlen(text);
+    }
+    char *joined = malloc(total + 1);
+    if (!joined)
+        return -1;
+    size_t used = 0;
+    for (size_t i = 0; spec->sources[i]; ++i) {
+        const char *text = embedded_source(spec->sources[i]);
+        const size_t n = strlen(text);
+        memcpy(joined + used, text, n);
+        used += n;
+    }
+    joined[used] = '\0';
+    *source = joined;
     return 0;
 }
 

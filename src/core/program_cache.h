@@ -90,4 +90,17 @@ clattn_status program_kernel_variant(struct clattn_context *ctx, program_id id,
                                      const char *extra_options,
                                      const char *name, cl_kernel *out);
 
+/* For the offline GPU compile check (tests/gpu_compile), no device
+   needed: the name of program id ("sdpa_unfused"), and what the library
+   would hand a GPU-class device's compiler for its build with extra
+   options (NULL or "" = the default build): in *source the embedded
+   texts in program order, concatenated as clCreateProgramWithSource
+   joins them (malloc'ed, the caller frees), and in options the whole
+   option string, with the softmax work-group of a device that allows 256
+   work-items or more (256, the cap). 0, or -1 when a source is missing,
+   the options do not fit in cap or memory runs out (*source NULL). */
+const char *program_name(program_id id);
+int program_offline_inputs(program_id id, const char *extra_options,
+                           char **source, char *options, size_t cap);
+
 #endif
