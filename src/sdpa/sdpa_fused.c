@@ -153,9 +153,18 @@ static size_t gpu_config_next(size_t width, size_t max_work_group,
     return count;
 }
 
-/* The configuration's build options (the program variant's extras). */
+/* The configuration's build options (the program variant's extras). The
+   one the kernel file's defaults describe (cl/sdpa/sdpa_fused_params.clh)
+   has none: it is the program's default build, made at context creation,
+   so a device it fits never compiles during a call. */
 static void gpu_config_options(const gpu_tiles *t, char *buf, size_t cap)
 {
+    if (t->d == FG_D && t->bm == FG_BM && t->tm == FG_TM &&
+        t->lanes == FG_LANES && t->bn == FG_BN) {
+        if (cap)
+            buf[0] = '\0';
+        return;
+    }
     snprintf(buf, cap,
              "-DFG_D=%u -DFG_BM=%u -DFG_TM=%u -DFG_LANES=%u -DFG_BN=%u", t->d,
              t->bm, t->tm, t->lanes, t->bn);
