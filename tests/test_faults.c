@@ -123,6 +123,16 @@ static void allocation_failures(clattn_context *ctx, int with_probs,
     d.mask_dims[3] = 11;
     sdpa_inputs in;
     sdpa_inputs_make(&in, &d, 1, 11);
+    /* One call that succeeds first: a program variant built on first use
+       (the GPU-class kernel's build for this head dim) belongs to the
+       context from then on, as the layers' programs do. A failed call
+       must keep nothing beyond what a successful one does. */
+    float *warm_out = guarded_alloc(in.n_out);
+    float *warm_probs = with_probs ? guarded_alloc(in.n_probs) : NULL;
+    CHECK(clattn_sdpa_host(ctx, &in.desc, in.q, in.k, in.v, in.mask,
+                           warm_out, warm_probs) == CLATTN_SUCCESS,
+          "the call before the failures: %s", clattn_context_last_error(ctx));
+    guarded_free(warm_out), guarded_free(warm_probs);
     clFinish(info.queue);
     const unsigned baseline = context_refcount(info.cl_ctx);
     int failures = 0;

@@ -105,17 +105,23 @@ static void choose_splits(const clattn_context *ctx, const sdpa_problem *p,
    memory (the first of each head dim fits NVIDIA's and AMD's 48-64 KiB,
    the second 32 KiB, as Intel's CPU runtime and Oclgrind have; the third,
    of 16 work-items, is for small devices and simulators, and keeps wide
-   rows in fewer lanes at the cost of registers). The first two of head
-   dims 64 and 128 compile with no stack and no spill for NVIDIA sm_90
-   (docs/kernel-notes.md). */
+   rows in fewer lanes at the cost of registers; head dims 16 and 32 have
+   a large and a small one; the last of each, 4 rows, is for decode). The first
+   two of head dims 64 and 128 compile with no stack and no spill for NVIDIA
+   sm_90 (docs/kernel-notes.md). Few query rows (decode) take the fitting
+   configuration with the fewest rows that still holds them all, since
+   a group's rows past seq_q compute on zeros (gpu_config_pick). */
 typedef struct gpu_tiles {
     unsigned d, bm, tm, lanes, bn;
 } gpu_tiles;
 
 static const gpu_tiles gpu_configs[] = {
-    {64, 64, 4, 8, 32},   {64, 32, 2, 8, 32},   {64, 16, 4, 4, 16},
-    {128, 32, 2, 16, 16}, {128, 16, 1, 16, 16}, {128, 8, 2, 4, 8},
-    {256, 16, 1, 8, 8},   {256, 8, 1, 8, 8},    {256, 4, 1, 4, 4},
+    {16, 32, 2, 4, 16}, {16, 16, 4, 4, 16},   {16, 4, 1, 4, 16},
+    {32, 64, 4, 8, 32}, {32, 16, 4, 4, 16},   {32, 4, 1, 4, 16},
+    {64, 64, 4, 8, 32}, {64, 32, 2, 8, 32},   {64, 16, 4, 4, 16},
+    {64, 4, 1, 4, 16},  {128, 32, 2, 16, 16}, {128, 16, 1, 16, 16},
+    {128, 8, 2, 4, 8},  {128, 4, 1, 4, 8},    {256, 16, 1, 8, 8},
+    {256, 8, 1, 8, 8},  {256, 4, 1, 4, 4},
 };
 
 static size_t gpu_wg(const gpu_tiles *t)
@@ -183,10 +189,66 @@ int sdpa_fused_gpu_options(size_t width, size_t max_work_group,
     return 0;
 }
 
-/* GPU kernel: the configuration, its program variant and kernel. The
-   kernel's own limits (work-group size, local memory) are asked of the
-   built kernel, and a configuration the kernel cannot run at is passed
-   over for the next. */
+/* The configuration plan_gpu tries first: the first that fits, or, when
+   seq_q is below its BM, the fitting one with the fewest rows that still
+   holds all seq_q (the table lists each head dim's largest first); the
+   table's count when none fits. */
+static size_t gpu_config_pick(size_t width, size_t max_work_group,
+                              cl_ulong local_mem, size_t seq_q)
+{
+    const size_t count = sizeof gpu_configs / sizeof gpu_configs[0];
+    size_t pick = gpu_config_next(width, max_work_group, local_mem, 0);
+    for (size_t i = pick; i < count;
+         i = gpu_config_next(width, max_work_group, local_mem, i + 1))
+        if (gpu_configs[i].bm >= seq_q &&
+            gpu_configs[i].bm < gpu_configs[pick].bm)
+            pick = i;
+    return pick;
+}
+
+/* Configuration i's program variant and kernel into plan, when the
+   built kernel's own limits (work-group size, local memory) allow it;
+   *fits 0 and nothing held when they do not. */
+static clattn_status gpu_try_config(clattn_context *ctx, size_t i,
+                                    fused_plan *plan, int *fits)
+{
+    const gpu_tiles *t = &gpu_configs[i];
+    const size_t wg = gpu_wg(t);
+    char options[128];
+    gpu_config_options(t, options, sizeof options);
+    cl_kernel kernel = NULL;
+    *fits = 0;
+    clattn_status s = program_kernel_variant(
+        ctx, PROGRAM_SDPA_FUSED_GPU, options, "fused_gpu_flash", &kernel);
+    if (s != CLATTN_SUCCESS)
+        return s;
+    size_t kernel_wg = 0;
+    cl_ulong kernel_local = 0;
+    cl_int err =
+        clGetKernelWorkGroupInfo(kernel, ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
+                                 sizeof kernel_wg, &kernel_wg, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetKernelWorkGroupInfo(
+            kernel, ctx->device, CL_KERNEL_LOCAL_MEM_SIZE, sizeof kernel_local,
+            &kernel_local, NULL);
+    if (err != CL_SUCCESS || kernel_wg < wg ||
+        kernel_local > ctx->info.local_mem_bytes) {
+        clReleaseKernel(kernel);
+        return err == CL_SUCCESS
+                   ? CLATTN_SUCCESS
+                   : ctx_cl_error(ctx,
+                                  "clGetKernelWorkGroupInfo (fused_gpu_flash)",
+                                  err);
+    }
+    *fits = 1;
+    plan->attention = kernel;
+    plan->wg = wg;
+    plan->rows_per_unit = t->bm;
+    return CLATTN_SUCCESS;
+}
+
+/* GPU kernel: the configuration gpu_config_pick names, else the next
+   that the built kernel can run at, in table order. */
 static clattn_status plan_gpu(clattn_context *ctx, const sdpa_problem *p,
                               fused_plan *plan)
 {
@@ -195,40 +257,18 @@ static clattn_status plan_gpu(clattn_context *ctx, const sdpa_problem *p,
     const size_t max_wg = ctx->info.max_work_group_size;
     const cl_ulong local = ctx->info.local_mem_bytes;
     const size_t count = sizeof gpu_configs / sizeof gpu_configs[0];
-    for (size_t i = gpu_config_next(width, max_wg, local, 0); i < count;
-         i = gpu_config_next(width, max_wg, local, i + 1)) {
-        const gpu_tiles *t = &gpu_configs[i];
-        const size_t wg = gpu_wg(t);
-        char options[128];
-        gpu_config_options(t, options, sizeof options);
-        cl_kernel kernel = NULL;
-        clattn_status s = program_kernel_variant(
-            ctx, PROGRAM_SDPA_FUSED_GPU, options, "fused_gpu_flash", &kernel);
-        if (s != CLATTN_SUCCESS)
-            return s;
-        size_t kernel_wg = 0;
-        cl_ulong kernel_local = 0;
-        cl_int err = clGetKernelWorkGroupInfo(
-            kernel, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kernel_wg,
-            &kernel_wg, NULL);
-        if (err == CL_SUCCESS)
-            err = clGetKernelWorkGroupInfo(
-                kernel, ctx->device, CL_KERNEL_LOCAL_MEM_SIZE,
-                sizeof kernel_local, &kernel_local, NULL);
-        if (err != CL_SUCCESS) {
-            clReleaseKernel(kernel);
-            return ctx_cl_error(
-                ctx, "clGetKernelWorkGroupInfo (fused_gpu_flash)", err);
-        }
-        if (kernel_wg < wg || kernel_local > local) {
-            clReleaseKernel(kernel);
-            continue;
-        }
-        plan->attention = kernel;
-        plan->wg = wg;
-        plan->rows_per_unit = t->bm;
-        return CLATTN_SUCCESS;
-    }
+    const size_t pick = gpu_config_pick(width, max_wg, local, p->seq_q);
+    int fits = 0;
+    clattn_status s = CLATTN_SUCCESS;
+    if (pick < count)
+        s = gpu_try_config(ctx, pick, plan, &fits);
+    for (size_t i = gpu_config_next(width, max_wg, local, 0);
+         !s && !fits && i < count;
+         i = gpu_config_next(width, max_wg, local, i + 1))
+        if (i != pick)
+            s = gpu_try_config(ctx, i, plan, &fits);
+    if (s || fits)
+        return s;
     return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
                      "fused-gpu: no tile configuration for head dim %zu fits "
                      "the device (work-groups up to %zu, %llu bytes of local "
