@@ -6,7 +6,10 @@
    path: without probabilities one row of seq_kv scores must fit the
    limit, so a 64-byte limit refuses 17 keys (68 bytes) with UNSUPPORTED.
    Also: $CLATTN_SDPA_PATH pins what AUTO runs only among the paths AUTO
-   may take, so head dims over the fused limit still run (unfused). */
+   may take, so head dims over the fused limit still run (unfused); and
+   $CLATTN_KERNEL_CLASS forces the kernel class (the fused variant FUSED
+   picks, a selection-log line), while a value it does not know fails
+   context creation with INVALID_ARGUMENT. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 
 #include "reference.h"
@@ -116,9 +119,77 @@ static void pin_never_refuses(void)
     }
 }
 
+/* CLATTN_KERNEL_CLASS: gpu and cpu force the class (and so the fused
+   variant), auto and empty leave it to the device, anything else fails
+   context creation and names the variable. The SDPA call checks that the
+   forced class's programs run. */
+static void kernel_class_setting(void)
+{
+    clattn_context *plain = test_context();
+    const clattn_sdpa_path own = clattn_sdpa_fused_variant(plain);
+    clattn_context_destroy(plain);
+    static const struct {
+        const char *value;
+        clattn_status status;
+        clattn_sdpa_path variant; /* AUTO: the device's own */
+        const char *log;          /* in selection_log, or NULL */
+    } cases[] = {
+        {"gpu", CLATTN_SUCCESS, CLATTN_SDPA_PATH_FUSED_GPU,
+         "CLATTN_KERNEL_CLASS=gpu"},
+        {"cpu", CLATTN_SUCCESS, CLATTN_SDPA_PATH_FUSED_CPU,
+         "CLATTN_KERNEL_CLASS=cpu"},
+        {"auto", CLATTN_SUCCESS, CLATTN_SDPA_PATH_AUTO, NULL},
+        {"", CLATTN_SUCCESS, CLATTN_SDPA_PATH_AUTO, NULL},
+        {"GPU", CLATTN_ERROR_INVALID_ARGUMENT, CLATTN_SDPA_PATH_AUTO, NULL},
+        {"gpu ", CLATTN_ERROR_INVALID_ARGUMENT, CLATTN_SDPA_PATH_AUTO, NULL},
+        {"fused-gpu", CLATTN_ERROR_INVALID_ARGUMENT, CLATTN_SDPA_PATH_AUTO,
+         NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+        setenv("CLATTN_KERNEL_CLASS", cases[i].value, 1);
+        clattn_context *ctx = NULL;
+        clattn_status s = clattn_context_create(NULL, &ctx);
+        unsetenv("CLATTN_KERNEL_CLASS");
+        CHECK(s == cases[i].status, "CLATTN_KERNEL_CLASS='%s': got %s, want %s",
+              cases[i].value, clattn_status_string(s),
+              clattn_status_string(cases[i].status));
+        if (s != CLATTN_SUCCESS) {
+            CHECK(strstr(clattn_context_last_error(ctx),
+                         "CLATTN_KERNEL_CLASS") != NULL,
+                  "CLATTN_KERNEL_CLASS='%s': the error names the variable "
+                  "(%s)",
+                  cases[i].value, clattn_context_last_error(ctx));
+            clattn_context_destroy(ctx);
+            continue;
+        }
+        const clattn_sdpa_path want =
+            cases[i].variant == CLATTN_SDPA_PATH_AUTO ? own : cases[i].variant;
+        CHECK(clattn_sdpa_fused_variant(ctx) == want,
+              "CLATTN_KERNEL_CLASS='%s': FUSED runs %s, want %s",
+              cases[i].value,
+              clattn_sdpa_path_name(clattn_sdpa_fused_variant(ctx)),
+              clattn_sdpa_path_name(want));
+        clattn_info info;
+        clattn_context_info(ctx, &info);
+        const int logged =
+            strstr(info.selection_log, "CLATTN_KERNEL_CLASS") != NULL;
+        CHECK(logged == (cases[i].log != NULL),
+              "CLATTN_KERNEL_CLASS='%s': selection log %s the class",
+              cases[i].value, logged ? "mentions" : "does not mention");
+        sdpa_inputs in;
+        sdpa_inputs_plain(&in, 1, 2, 5, 7, 64, 17);
+        char name[64];
+        snprintf(name, sizeof name, "CLATTN_KERNEL_CLASS=%s", cases[i].value);
+        sdpa_case_check(ctx, name, &in);
+        sdpa_inputs_free(&in);
+        clattn_context_destroy(ctx);
+    }
+}
+
 int main(void)
 {
     scratch_bytes_parsing();
     pin_never_refuses();
+    kernel_class_setting();
     return test_finish("test_env_settings");
 }

@@ -24,6 +24,7 @@ float16 add_load16(__global const float *p, ulong n)
     if (n >= 16)
         return vload16(0, p);
     float t[16];
+#pragma unroll
     for (ulong l = 0; l < 16; ++l)
         t[l] = p[min(l, n - 1)];
     return vload16(0, t);
@@ -36,10 +37,15 @@ void add_store16(__global float *dst, float16 v, ulong n)
         vstore16(v, 0, dst);
         return;
     }
+    /* All 16 lanes, each guarded: with a constant trip count the loop
+       unrolls and t stays in registers (a loop to n kept it, and the
+       callers' tiles, in private memory on GPU compilers). */
     float t[16];
     vstore16(v, 0, t);
-    for (ulong l = 0; l < n; ++l)
-        dst[l] = t[l];
+#pragma unroll
+    for (ulong l = 0; l < 16; ++l)
+        if (l < n)
+            dst[l] = t[l];
 }
 
 /* Range (ceil(Skv / 16), B * i_tiles). qp: [B*Sq][A], the query
@@ -79,12 +85,16 @@ __kernel void additive_scores(__global const float *qp,
     if (has_mask) {
         __global const uchar *m = mask + b * skv + j0;
         float t[16] = {0.0f};
-        for (ulong l = 0; l < nj; ++l)
-            t[l] = m[l] ? -INFINITY : 0.0f;
+#pragma unroll
+        for (ulong l = 0; l < 16; ++l)
+            if (l < nj)
+                t[l] = m[l] ? -INFINITY : 0.0f;
         add = vload16(0, t);
     }
-    for (ulong r = 0; r < ni; ++r)
-        add_store16(scores + (b * sq + i0 + r) * skv + j0, s[r] + add, nj);
+#pragma unroll
+    for (ulong r = 0; r < ADD_TI; ++r)
+        if (r < ni)
+            add_store16(scores + (b * sq + i0 + r) * skv + j0, s[r] + add, nj);
 }
 
 /* Range (rows): each work-item normalizes one row of n scores in place.
@@ -115,9 +125,9 @@ __kernel void add_softmax_rows(__global float *s, ulong n)
    v[b][j][d] for ADD_TI rows i x 16 features d. w: [B][Sq][Skv], v:
    [B][Skv][Dv], out: [B][Sq][Dv]. Each 16-feature value vector is read
    once for the ADD_TI rows. */
-__kernel void add_weighted_sum(__global const float *w,
-                               __global const float *v, __global float *out,
-                               ulong sq, ulong skv, ulong dv, ulong i_tiles)
+__kernel void add_weighted_sum(__global const float *w, __global const float *v,
+                               __global float *out, ulong sq, ulong skv,
+                               ulong dv, ulong i_tiles)
 {
     ulong d0 = get_global_id(0) * ADD_TJ, g1 = get_global_id(1);
     ulong b = g1 / i_tiles, i0 = (g1 % i_tiles) * ADD_TI;
@@ -136,8 +146,10 @@ __kernel void add_weighted_sum(__global const float *w,
         o3 += w3[j] * x;
     }
     float16 o[ADD_TI] = {o0, o1, o2, o3};
-    for (ulong r = 0; r < ni; ++r)
-        add_store16(out + (b * sq + i0 + r) * dv + d0, o[r], nd);
+#pragma unroll
+    for (ulong r = 0; r < ADD_TI; ++r)
+        if (r < ni)
+            add_store16(out + (b * sq + i0 + r) * dv + d0, o[r], nd);
 }
 
 /* Range (tokens): m = mean of the token's E features, then

@@ -55,11 +55,18 @@ float th_hmax16(float16 v)
 }
 
 /* Dropout of 16 consecutive elements of one row, the first at flat index
-   idx0: one Philox call per 4 elements (cl/core/philox.clh's contract). Kept
-   values are scaled by `scale`. */
+   idx0, kept values scaled by `scale`. The CPU form makes one Philox call
+   per 4 elements (cl/core/philox.clh's contract) into an array indexed at
+   run time; GPU-class builds (TH_DROPOUT_PER_ELEMENT) make one call per
+   element instead, as the fused SDPA kernels do, since the array would
+   live in private memory there (and the five blocks shifted into place
+   in registers make AMD's compiler spill scalar registers). */
 float16 th_dropout16(float16 y, ulong idx0, uint threshold, float scale,
                      ulong seed, ulong offset)
 {
+#if TH_DROPOUT_PER_ELEMENT
+    return fused_dropout16(y, idx0, 0, threshold, scale, seed, offset);
+#else
     uint words[20];
     const ulong first = idx0 >> 2;
     const uint2 key = (uint2)((uint)seed, (uint)(seed >> 32));
@@ -76,6 +83,7 @@ float16 th_dropout16(float16 y, ulong idx0, uint threshold, float scale,
     for (uint t = 0; t < 16; ++t)
         tmp[t] = (words[lane0 + t] >> 8) >= threshold ? tmp[t] * scale : 0.0f;
     return vload16(0, tmp);
+#endif
 }
 
 /* ---- Packing (both paths) ------------------------------------------- */
@@ -94,9 +102,9 @@ __kernel void th_pack_kv(__global const float *restrict qkv,
     const uint bh = (uint)get_global_id(1);
     const uint b = bh / heads, h = bh % heads;
     const int valid = j < seq;
-    __global const float *k =
-        qkv + ((ulong)b * seq + (valid ? j : 0)) * 3 * dim + dim +
-        (ulong)h * head_dim;
+    __global const float *k = qkv +
+                              ((ulong)b * seq + (valid ? j : 0)) * 3 * dim +
+                              dim + (ulong)h * head_dim;
     __global const float *v = k + dim;
     __global float *kb =
         kt +
@@ -139,9 +147,8 @@ __kernel void th_logits(__global const float *restrict qkv,
     for (uint t = 0; t < TH_UNFUSED_ROWS; ++t)
         qr[t] = qkv + ((ulong)b * seq + i0 + min(t, rows - 1)) * 3 * dim +
                 (ulong)h * head_dim;
-    __global const float *kb =
-        kt + ((ulong)bh * (npad / TH_KEY_BLOCK) + jb0) * head_dim *
-                 TH_KEY_BLOCK;
+    __global const float *kb = kt + ((ulong)bh * (npad / TH_KEY_BLOCK) + jb0) *
+                                        head_dim * TH_KEY_BLOCK;
     /* between key blocks */
     const ulong kstride = (ulong)head_dim * TH_KEY_BLOCK;
 
@@ -163,8 +170,13 @@ __kernel void th_logits(__global const float *restrict qkv,
             acc[t][3] = fma(qv, k3, acc[t][3]);
         }
     }
-    for (uint t = 0; t < rows; ++t) {
+    /* Guarded, not bounded by rows: acc stays in registers. */
+#pragma unroll
+    for (uint t = 0; t < TH_UNFUSED_ROWS; ++t) {
+        if (t >= rows)
+            continue;
         __global float *row = s + s_off + b * s_sb + h * s_sh + (i0 + t) * s_ss;
+#pragma unroll
         for (uint c = 0; c < TH_LB; ++c) {
             const uint j = (jb0 + c) * TH_KEY_BLOCK;
             if (j < seq)
@@ -251,27 +263,35 @@ __kernel void th_mix_dropout(__global const float *restrict p, ulong p_off,
 }
 
 /* acc[t][c] += sum_k y(t, k) * v[k][16 c ..] for ROWS rows t and NC
-   16-feature chunks from chunk c0, over keys k < n: NC and ROWS are
+   16-feature chunks from chunk c0, over keys k < NK: NC and ROWS are
    constants, so the NC x ROWS accumulators stay in registers and no lane
    is spent on chunks past dpad. acc rows: ACC(t) (a float pointer), V
-   rows: vb + k*dpad, y(t, k) a scalar expression. Used by th_pv and
-   th_fused. */
-#define TH_PV_GROUP(NC, ROWS, ACC, Y)                                          \
+   rows: vb + k*dpad. The weights come from a float16 state per row,
+   ys_[t] = YINIT(t), read as Y(t, k, ys_[t]) and advanced by
+   ys_[t] = YNEXT(ys_[t]) after each key: th_fused keeps a block's 16
+   weights in one vector and rotates it, so no array is indexed by the
+   key at run time (GPU compilers put such arrays in private memory);
+   th_pv reads its weights from memory and leaves the state unused. */
+#define TH_PV_GROUP(NC, ROWS, NK, ACC, YINIT, Y, YNEXT)                        \
     {                                                                          \
-        float16 a_[ROWS][NC];                                                  \
+        float16 a_[ROWS][NC], ys_[ROWS];                                       \
         _Pragma("unroll") for (uint t = 0; t < ROWS; ++t)                      \
-            _Pragma("unroll") for (uint c = 0; c < NC; ++c)                    \
-                a_[t][c] = vload16(c0 + c, ACC(t));                            \
-        for (uint k = 0; k < n; ++k) {                                         \
+        {                                                                      \
+            ys_[t] = YINIT(t);                                                 \
+            _Pragma("unroll") for (uint c = 0; c < NC; ++c) a_[t][c] =         \
+                vload16(c0 + c, ACC(t));                                       \
+        }                                                                      \
+        for (uint k = 0; k < (NK); ++k) {                                      \
             __global const float *vr = vb + (ulong)k * dpad + c0 * 16;         \
             float16 v_[NC];                                                    \
-            _Pragma("unroll") for (uint c = 0; c < NC; ++c)                    \
-                v_[c] = vload16(c, vr);                                        \
+            _Pragma("unroll") for (uint c = 0; c < NC; ++c) v_[c] =            \
+                vload16(c, vr);                                                \
             _Pragma("unroll") for (uint t = 0; t < ROWS; ++t)                  \
             {                                                                  \
-                const float16 yv = (float16)(Y(t, k));                         \
-                _Pragma("unroll") for (uint c = 0; c < NC; ++c)                \
-                    a_[t][c] = fma(yv, v_[c], a_[t][c]);                       \
+                const float16 yv = (float16)(Y(t, k, ys_[t]));                 \
+                _Pragma("unroll") for (uint c = 0; c < NC; ++c) a_[t][c] =     \
+                    fma(yv, v_[c], a_[t][c]);                                  \
+                ys_[t] = YNEXT(ys_[t]);                                        \
             }                                                                  \
         }                                                                      \
         _Pragma("unroll") for (uint t = 0; t < ROWS; ++t)                      \
@@ -280,18 +300,18 @@ __kernel void th_mix_dropout(__global const float *restrict p, ulong p_off,
     }
 
 /* Every chunk of dpad, four at a time, then the 3, 2 or 1 left. */
-#define TH_PV_ALL(ROWS, ACC, Y)                                                \
+#define TH_PV_ALL(ROWS, NK, ACC, YINIT, Y, YNEXT)                              \
     {                                                                          \
         const uint nch = dpad / 16;                                            \
         uint c0 = 0;                                                           \
         for (; c0 + 4 <= nch; c0 += 4)                                         \
-            TH_PV_GROUP(4, ROWS, ACC, Y)                                       \
+            TH_PV_GROUP(4, ROWS, NK, ACC, YINIT, Y, YNEXT)                     \
         if (nch - c0 == 3)                                                     \
-            TH_PV_GROUP(3, ROWS, ACC, Y)                                       \
+            TH_PV_GROUP(3, ROWS, NK, ACC, YINIT, Y, YNEXT)                     \
         else if (nch - c0 == 2)                                                \
-            TH_PV_GROUP(2, ROWS, ACC, Y)                                       \
+            TH_PV_GROUP(2, ROWS, NK, ACC, YINIT, Y, YNEXT)                     \
         else if (nch - c0 == 1)                                                \
-            TH_PV_GROUP(1, ROWS, ACC, Y)                                       \
+            TH_PV_GROUP(1, ROWS, NK, ACC, YINIT, Y, YNEXT)                     \
     }
 
 /* Range (ceil(rows/TH_UNFUSED_ROWS), nb * heads): TH_UNFUSED_ROWS rows of
@@ -299,13 +319,11 @@ __kernel void th_mix_dropout(__global const float *restrict p, ulong p_off,
    the padded rows of pv_acc (dpad floats per row) and then written in the
    [B][N][C] layout the output projection reads. pv_acc holds
    TH_UNFUSED_ROWS * dpad floats per work-item. */
-__kernel void th_pv(__global const float *restrict a, ulong a_off,
-                    ulong a_sb, ulong a_sh, ulong a_ss,
-                    __global const float *restrict vp,
-                    __global float *restrict pv_acc,
-                    __global float *restrict o, uint heads, uint seq,
-                    uint head_dim, uint dim, uint npad, uint dpad,
-                    uint b_begin, uint i_begin, uint i_end)
+__kernel void th_pv(__global const float *restrict a, ulong a_off, ulong a_sb,
+                    ulong a_sh, ulong a_ss, __global const float *restrict vp,
+                    __global float *restrict pv_acc, __global float *restrict o,
+                    uint heads, uint seq, uint head_dim, uint dim, uint npad,
+                    uint dpad, uint b_begin, uint i_begin, uint i_end)
 {
     const uint i0 = i_begin + (uint)get_global_id(0) * TH_UNFUSED_ROWS;
     if (i0 >= i_end)
@@ -316,21 +334,25 @@ __kernel void th_pv(__global const float *restrict a, ulong a_off,
 
     __global const float *ar[TH_UNFUSED_ROWS];
     for (uint t = 0; t < TH_UNFUSED_ROWS; ++t)
-        ar[t] = a + a_off + b * a_sb + g * a_sh +
-                (i0 + min(t, rows - 1)) * a_ss;
+        ar[t] =
+            a + a_off + b * a_sb + g * a_sh + (i0 + min(t, rows - 1)) * a_ss;
     __global const float *vb = vp + (ulong)bg * npad * dpad;
     __global float *acc =
-        pv_acc + ((ulong)get_global_id(1) * get_global_size(0) +
-                  get_global_id(0)) *
-                     TH_UNFUSED_ROWS * dpad;
+        pv_acc +
+        ((ulong)get_global_id(1) * get_global_size(0) + get_global_id(0)) *
+            TH_UNFUSED_ROWS * dpad;
     for (uint e = 0; e < TH_UNFUSED_ROWS * dpad; ++e)
         acc[e] = 0.0f;
-    const uint n = seq;
-#define TH_PV_ACC(t) (acc + (t) * dpad)
-#define TH_PV_Y(t, k) (ar[t][k])
-    TH_PV_ALL(TH_UNFUSED_ROWS, TH_PV_ACC, TH_PV_Y)
+#define TH_PV_ACC(t) (acc + (t)*dpad)
+#define TH_PV_YINIT(t) ((float16)0.0f)
+#define TH_PV_Y(t, k, state) (ar[t][k])
+#define TH_PV_YNEXT(state) (state)
+    TH_PV_ALL(TH_UNFUSED_ROWS, seq, TH_PV_ACC, TH_PV_YINIT, TH_PV_Y,
+              TH_PV_YNEXT)
 #undef TH_PV_ACC
+#undef TH_PV_YINIT
 #undef TH_PV_Y
+#undef TH_PV_YNEXT
     for (uint t = 0; t < rows; ++t) {
         __global float *orow =
             o + ((ulong)b * seq + i0 + t) * dim + (ulong)g * head_dim;
@@ -398,20 +420,31 @@ void th_mix4(__global const float *restrict src,
     }
 }
 
+/* y_u for u in 0..3, chosen in two halving steps. */
+float16 th_pick4(float16 y0, float16 y1, float16 y2, float16 y3, uint u)
+{
+    const float16 lo = (u & 1) ? y1 : y0, hi = (u & 1) ? y3 : y2;
+    return (u & 2) ? hi : lo;
+}
+
 /* th_mix4 of the logits tile st with proj_l, in log2 units, keys at or
-   past n (the block's valid keys) at -inf: the mixed logits both passes
-   of th_fused start from. */
+   past the block's valid ones at -inf: the mixed logits both passes of
+   th_fused start from. tail_inf is 0 for a valid key and -inf past them
+   (th_tail of zeros, once per block): added, not selected per tile, so
+   the lane compares are made once (AMD's compiler kept a mask per tile
+   and lane in scalar registers, and spilled them). A padded key's mixed
+   logit is bl[g] (its K is zeros), finite for finite weights. */
 void th_mixed_logits(__global const float *restrict st,
                      __global const float *restrict wl,
                      __global const float *restrict bl, uint heads, uint g0,
-                     uint n, float16 x[4][TH_FUSED_ROWS])
+                     float16 tail_inf, float16 x[4][TH_FUSED_ROWS])
 {
     th_mix4(st, wl, bl, heads, g0, x);
 #pragma unroll
     for (uint u = 0; u < 4; ++u)
 #pragma unroll
         for (uint t = 0; t < TH_FUSED_ROWS; ++t)
-            x[u][t] = th_tail(x[u][t] * FUSED_LOG2E, n, -INFINITY);
+            x[u][t] = x[u][t] * FUSED_LOG2E + tail_inf;
 }
 
 /* Range (ceil(seq/TH_FUSED_ROWS), batch). Work-item scratch (`per` floats at
@@ -420,18 +453,14 @@ void th_mixed_logits(__global const float *restrict st,
    ms, ls [heads][TH_FUSED_ROWS] (row max in log2 units, row sum then its
    inverse),
    acc [TH_FUSED_ROWS][heads][dpad] (the P'.V accumulators). */
-__kernel void th_fused(__global const float *restrict qkv,
-                       __global const float *restrict kt,
-                       __global const float *restrict vp,
-                       __global const float *restrict wl,
-                       __global const float *restrict bl,
-                       __global const float *restrict ww,
-                       __global const float *restrict bw,
-                       __global float *restrict scratch, ulong per,
-                       __global float *restrict o, uint heads, uint seq,
-                       uint head_dim, uint dim, uint npad, uint dpad,
-                       uint threshold, float drop_scale, ulong seed,
-                       ulong drop_offset)
+__kernel void
+th_fused(__global const float *restrict qkv, __global const float *restrict kt,
+         __global const float *restrict vp, __global const float *restrict wl,
+         __global const float *restrict bl, __global const float *restrict ww,
+         __global const float *restrict bw, __global float *restrict scratch,
+         ulong per, __global float *restrict o, uint heads, uint seq,
+         uint head_dim, uint dim, uint npad, uint dpad, uint threshold,
+         float drop_scale, ulong seed, ulong drop_offset)
 {
     const uint i0 = (uint)get_global_id(0) * TH_FUSED_ROWS;
     const uint b = (uint)get_global_id(1);
@@ -464,12 +493,21 @@ __kernel void th_fused(__global const float *restrict qkv,
        valid key, so the max is finite after the first. */
     for (uint jb = 0; jb < nblk; ++jb) {
         const uint n = min((uint)TH_KEY_BLOCK, seq - jb * TH_KEY_BLOCK);
+        const float16 tail_inf = th_tail((float16)0.0f, n, -INFINITY);
         th_fused_logits(qr, kt, st, heads, head_dim, nblk_pad, bh0, jb);
         for (uint g0 = 0; g0 < heads; g0 += 4) {
             float16 x[4][TH_FUSED_ROWS];
-            th_mixed_logits(st, wl, bl, heads, g0, n, x);
-            for (uint u = 0; u < min(4u, heads - g0); ++u)
+            th_mixed_logits(st, wl, bl, heads, g0, tail_inf, x);
+            /* Loops over the 4 heads with a guard, not a bound of
+               min(4, heads - g0): a constant trip count unrolls, and x
+               stays in registers (indexed at run time it was a stack
+               array on GPU compilers). */
+#pragma unroll
+            for (uint u = 0; u < 4; ++u)
+#pragma unroll
                 for (uint t = 0; t < TH_FUSED_ROWS; ++t) {
+                    if (u >= heads - g0)
+                        continue;
                     const uint r = (g0 + u) * TH_FUSED_ROWS + t;
                     const float16 xv = x[u][t];
                     /* The max rarely moves after the first blocks: the
@@ -491,12 +529,18 @@ __kernel void th_fused(__global const float *restrict qkv,
     /* Pass 2: probabilities, the second mix, dropout, P'.V. */
     for (uint jb = 0; jb < nblk; ++jb) {
         const uint n = min((uint)TH_KEY_BLOCK, seq - jb * TH_KEY_BLOCK);
+        const float16 tail_inf = th_tail((float16)0.0f, n, -INFINITY);
+        const float16 tail_one = th_tail((float16)1.0f, n, 0.0f);
         th_fused_logits(qr, kt, st, heads, head_dim, nblk_pad, bh0, jb);
         for (uint g0 = 0; g0 < heads; g0 += 4) {
             float16 x[4][TH_FUSED_ROWS];
-            th_mixed_logits(st, wl, bl, heads, g0, n, x);
-            for (uint u = 0; u < min(4u, heads - g0); ++u)
+            th_mixed_logits(st, wl, bl, heads, g0, tail_inf, x);
+#pragma unroll
+            for (uint u = 0; u < 4; ++u)
+#pragma unroll
                 for (uint t = 0; t < TH_FUSED_ROWS; ++t) {
+                    if (u >= heads - g0)
+                        continue;
                     const uint r = (g0 + u) * TH_FUSED_ROWS + t;
                     vstore16(fused_exp2_neg16(x[u][t] - ms[r]) * ls[r], r, pt);
                 }
@@ -504,31 +548,43 @@ __kernel void th_fused(__global const float *restrict qkv,
         for (uint g0 = 0; g0 < heads; g0 += 4) {
             float16 y[4][TH_FUSED_ROWS];
             th_mix4(pt, ww, bw, heads, g0, y);
+            /* Not unrolled: four copies of the P'.V loops made AMD's
+               compiler spill scalar registers. Head u's tile is picked
+               by selects (th_pick4), not by a run-time index, which
+               would put y in private memory. */
+#pragma unroll 1
             for (uint u = 0; u < min(4u, heads - g0); ++u) {
                 const uint g = g0 + u;
-                /* keys past n are never accumulated: their weight would
-                   be bw[g] alone */
-                float yt[TH_FUSED_ROWS][16];
+                /* Keys past n get weight 0 (tail_one), not bw[g]: their
+                   packed V rows are zeros, so all 16 keys are
+                   accumulated. */
+                float16 yt[TH_FUSED_ROWS];
+#pragma unroll
                 for (uint t = 0; t < TH_FUSED_ROWS; ++t) {
-                    float16 v = y[u][t];
+                    yt[t] = th_pick4(y[0][t], y[1][t], y[2][t], y[3][t], u) *
+                            tail_one;
                     if (threshold) {
                         const uint i = i0 + min(t, rows - 1);
-                        v = th_dropout16(
-                            v,
+                        yt[t] = th_dropout16(
+                            yt[t],
                             (((ulong)(bh0 + g)) * seq + i) * seq +
                                 jb * TH_KEY_BLOCK,
                             threshold, drop_scale, seed, drop_offset);
                     }
-                    vstore16(v, 0, yt[t]);
                 }
                 __global float *ag = acc + (ulong)g * dpad;
                 __global const float *vb =
                     vp + ((ulong)(bh0 + g) * npad + jb * TH_KEY_BLOCK) * dpad;
-#define TH_FPV_ACC(t) (ag + (t) * acc_ss)
-#define TH_FPV_Y(t, k) (yt[t][k])
-                TH_PV_ALL(TH_FUSED_ROWS, TH_FPV_ACC, TH_FPV_Y)
+#define TH_FPV_ACC(t) (ag + (t)*acc_ss)
+#define TH_FPV_YINIT(t) (yt[t])
+#define TH_FPV_Y(t, k, state) ((state).s0)
+#define TH_FPV_YNEXT(state) ((state).s123456789abcdef0)
+                TH_PV_ALL(TH_FUSED_ROWS, TH_KEY_BLOCK, TH_FPV_ACC, TH_FPV_YINIT,
+                          TH_FPV_Y, TH_FPV_YNEXT)
 #undef TH_FPV_ACC
+#undef TH_FPV_YINIT
 #undef TH_FPV_Y
+#undef TH_FPV_YNEXT
             }
         }
     }

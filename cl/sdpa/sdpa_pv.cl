@@ -70,9 +70,10 @@ __kernel void sdpa_pv(__global const float *p, long p_off, ulong p_sb,
             }
     }
 
+    /* A guard, not a break (see sdpa_scores): acc stays in registers. */
     for (int r = 0; r < PV_TILE_Q; ++r) {
         if (r0 + r >= q_count)
-            break;
+            continue;
         const uint i = q_begin + r0 + r;
         __global float *orow = o + o_off + b * o_sb + h * o_sh + i * o_ss;
         for (int c = 0; c < PV_TILE_DV; ++c)

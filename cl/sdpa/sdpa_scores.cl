@@ -12,15 +12,15 @@
 #include "sdpa_unfused_params.clh" /* TILE_Q, TILE_K */
 #endif
 
-__kernel void sdpa_scores(
-    __global const float *q, ulong q_off, ulong q_sb, ulong q_sh, ulong q_ss,
-    __global const float *k, ulong k_off, ulong k_sb, ulong k_sh, ulong k_ss,
-    __global float *s, long s_off, ulong s_sb, ulong s_sh, ulong s_ss,
-    __global const uchar *mask_bool, __global const float *mask_add,
-    ulong m_off, ulong m_sb, ulong m_sh, ulong m_ss,
-    __global const int *key_len, uint heads_q, uint group, uint seq_kv,
-    uint head_dim, float scale, int causal, long causal_shift, uint q_begin,
-    uint q_count, uint bh_begin)
+__kernel void
+sdpa_scores(__global const float *q, ulong q_off, ulong q_sb, ulong q_sh,
+            ulong q_ss, __global const float *k, ulong k_off, ulong k_sb,
+            ulong k_sh, ulong k_ss, __global float *s, long s_off, ulong s_sb,
+            ulong s_sh, ulong s_ss, __global const uchar *mask_bool,
+            __global const float *mask_add, ulong m_off, ulong m_sb, ulong m_sh,
+            ulong m_ss, __global const int *key_len, uint heads_q, uint group,
+            uint seq_kv, uint head_dim, float scale, int causal,
+            long causal_shift, uint q_begin, uint q_count, uint bh_begin)
 {
     const uint j0 = (uint)get_global_id(0) * TILE_K;
     const uint r0 = (uint)get_global_id(1) * TILE_Q;
@@ -58,16 +58,20 @@ __kernel void sdpa_scores(
     }
 
     const long valid_keys = key_len ? (long)key_len[b] : (long)seq_kv;
+    /* Guards, not breaks, around the stores: loops with a constant trip
+       count unroll whole, so acc stays in registers (with a break, AMD's
+       compiler kept acc in 68 bytes of private memory). */
     for (int r = 0; r < TILE_Q; ++r) {
         if (r0 + r >= q_count)
-            break;
+            continue;
         const uint i = q_begin + r0 + r;
         const ulong m_row = m_off + b * m_sb + h * m_sh + i * m_ss;
-        __global float *srow = s + (s_off + (long)(b * s_sb + h * s_sh + i * s_ss));
+        __global float *srow =
+            s + (s_off + (long)(b * s_sb + h * s_sh + i * s_ss));
         for (int c = 0; c < TILE_K; ++c) {
             const uint j = j0 + c;
             if (j >= seq_kv)
-                break;
+                continue;
             float x = acc[r][c] * scale;
             if (mask_add)
                 x += mask_add[m_row + j];

@@ -627,8 +627,11 @@ CLATTN_API clattn_status clattn_se_gate_forward_host(
      unfused, fused, fused-cpu, fused-gpu; the test suites run once per
      value), CLATTN_UNFUSED_SCRATCH_BYTES (lowers the unfused path's score
      scratch limit), CLATTN_KERNEL_DIR (kernel sources read from a
-     directory instead of the embedded copies) and CLATTN_CACHE_DIR (where
-     compiled programs are kept; "off" turns the cache off).
+     directory instead of the embedded copies), CLATTN_CACHE_DIR (where
+     compiled programs are kept; "off" turns the cache off) and
+     CLATTN_KERNEL_CLASS (auto, gpu, cpu: build every kernel family's
+     GPU-class or CPU-class forms whatever the device, and let FUSED pick
+     the fused variant of that class).
      CLATTN_DEVICE, the selector when the options give none, is stable. */
 
 /* The variant FUSED (and AUTO) runs on this context's device, chosen from

@@ -32,6 +32,7 @@ static clattn_context *context_alloc(void)
     }
     ctx_errors_init(ctx);
     ctx->info.platform_index = -1;
+    ctx->class_pin = -1;
     ctx->info.device_index = -1;
     return ctx;
 }
@@ -190,6 +191,34 @@ static void fill_device_info(clattn_context *ctx)
     cl_device_local_mem_type local = CL_GLOBAL;
     clGetDeviceInfo(dev, CL_DEVICE_LOCAL_MEM_TYPE, sizeof local, &local, NULL);
     ctx->local_mem_dedicated = local == CL_LOCAL;
+    ctx->gpu_class = ctx->class_pin >= 0 ? ctx->class_pin
+                                         : device_class(in->device_type) !=
+                                                   CL_DEVICE_TYPE_CPU &&
+                                               ctx->local_mem_dedicated;
+}
+
+/* $CLATTN_KERNEL_CLASS: "gpu" builds and picks the GPU-class forms of
+   every kernel family on any device, "cpu" the others, "auto" (or unset)
+   decides by the device. It is how the GPU-class kernels are tested on
+   CPU runtimes. Read once per context, before a device is opened; an
+   unknown value fails creation, as a bad $CLATTN_DEVICE does. */
+static clattn_status kernel_class_read(clattn_context *ctx)
+{
+    const char *v = getenv("CLATTN_KERNEL_CLASS");
+    ctx->class_pin = -1;
+    if (!v || !*v || strcmp(v, "auto") == 0)
+        return CLATTN_SUCCESS;
+    if (strcmp(v, "gpu") == 0 || strcmp(v, "cpu") == 0) {
+        ctx->class_pin = v[0] == 'g';
+        return CLATTN_SUCCESS;
+    }
+    return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                     "CLATTN_KERNEL_CLASS=%.40s: expected auto, gpu or cpu", v);
+}
+
+int context_gpu_class(const clattn_context *ctx)
+{
+    return ctx->gpu_class;
 }
 
 /* Context, queue and kernels on one device; on failure the reason is in
@@ -242,6 +271,16 @@ static void log_note(clattn_info *info, const char *note)
     size_t used = strlen(info->selection_log);
     snprintf(info->selection_log + used, sizeof info->selection_log - used,
              "%s", note);
+}
+
+/* The selection log's line for a pinned kernel class. */
+static void kernel_class_note(clattn_context *ctx)
+{
+    if (ctx->class_pin >= 0)
+        log_note(&ctx->info,
+                 ctx->class_pin
+                     ? "CLATTN_KERNEL_CLASS=gpu: GPU-class kernels\n"
+                     : "CLATTN_KERNEL_CLASS=cpu: CPU-class kernels\n");
 }
 
 /* Lists the devices in the error text when a selector matched none. */
@@ -338,9 +377,12 @@ clattn_status clattn_context_create(const clattn_context_options *opts,
     copy_string(ctx->info.selector, sizeof ctx->info.selector, selector);
     clattn_status status = op_settings_read(ctx, &ctx->op_settings);
     if (status == CLATTN_SUCCESS)
+        status = kernel_class_read(ctx);
+    if (status == CLATTN_SUCCESS)
         status = select_and_open(ctx, selector, !opts->no_fallback);
     if (status == CLATTN_SUCCESS) {
         log_note(&ctx->info, ctx->env_note);
+        kernel_class_note(ctx);
         ctx->usable = 1;
         ctx_clear_error(ctx);
     }
@@ -379,8 +421,10 @@ clattn_status clattn_context_create_from_queue(cl_command_queue queue,
     clRetainContext(ctx->cl_ctx);
     clRetainCommandQueue(queue);
     ctx->queue = queue;
+    clattn_status status = kernel_class_read(ctx);
     fill_device_info(ctx);
-    clattn_status status = op_settings_read(ctx, &ctx->op_settings);
+    if (status == CLATTN_SUCCESS)
+        status = op_settings_read(ctx, &ctx->op_settings);
     if (status == CLATTN_SUCCESS)
         status = programs_build(ctx);
     if (status != CLATTN_SUCCESS) {
@@ -390,6 +434,7 @@ clattn_status clattn_context_create_from_queue(cl_command_queue queue,
     snprintf(ctx->info.selection_log, sizeof ctx->info.selection_log,
              "%s: given by the caller's queue\n", ctx->info.device_name);
     log_note(&ctx->info, ctx->env_note);
+    kernel_class_note(ctx);
     ctx->usable = 1;
     return CLATTN_SUCCESS;
 }

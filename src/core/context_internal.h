@@ -22,7 +22,12 @@ struct clattn_context {
     size_t scratch_limit;    /* bytes of score scratch per call (unfused) */
     char env_note[160];      /* why an environment setting was ignored */
     int local_mem_dedicated; /* CL_DEVICE_LOCAL_MEM_TYPE is CL_LOCAL */
-    op_settings op_settings; /* the ops' environment settings */
+    /* A GPU-class device (context_gpu_class), fixed before the programs
+       are built: it picks the kernels' GPU-class parameter values.
+       class_pin: $CLATTN_KERNEL_CLASS, -1 (auto: from the device), 0
+       (cpu) or 1 (gpu). */
+    int gpu_class, class_pin;
+    op_settings op_settings;             /* the ops' environment settings */
     atomic_size_t mem_current, mem_peak; /* see device_memory.h */
     /* Guards the programs built on first use (the layers'). */
     pthread_mutex_t build_lock;
@@ -69,5 +74,11 @@ void ctx_errors_release(clattn_context *ctx);
 
 /* Name of an OpenCL error code ("CL_OUT_OF_RESOURCES"), or "unknown". */
 const char *cl_error_name(cl_int code);
+
+/* Whether the context's device is GPU-class: not a CPU, and its local
+   memory dedicated (CL_LOCAL), not carved out of global memory. Decided
+   by capabilities, never by names; picks the fused SDPA variant and the
+   kernel families' GPU-class parameters (kernel_params.c). */
+int context_gpu_class(const clattn_context *ctx);
 
 #endif

@@ -8,12 +8,21 @@
 
 typedef struct kernel_param {
     const char *name;
-    long value;
+    long value;     /* other devices */
+    long gpu_value; /* GPU-class devices */
 } kernel_param;
 
+/* A parameter with one value for every device. */
 #define PARAM(name)                                                            \
     {                                                                          \
-#name, (long)(name)                                                    \
+#name, (long)(name), (long)(name)                                      \
+    }
+
+/* A parameter whose GPU-class value is NAME_GPU, next to NAME in the
+   family's header. */
+#define PARAM_BY_CLASS(name)                                                   \
+    {                                                                          \
+#name, (long)(name), (long)(name##_GPU)                                \
     }
 
 static const kernel_param sdpa_fused[] = {
@@ -33,8 +42,12 @@ static const kernel_param sdpa_unfused[] = {
 };
 
 static const kernel_param talking_heads[] = {
-    PARAM(TH_KEY_BLOCK),  PARAM(TH_KEY_PAD),      PARAM(TH_FEATURE_PAD),
-    PARAM(TH_FUSED_ROWS), PARAM(TH_UNFUSED_ROWS),
+    PARAM(TH_KEY_BLOCK),
+    PARAM(TH_KEY_PAD),
+    PARAM(TH_FEATURE_PAD),
+    PARAM_BY_CLASS(TH_FUSED_ROWS),
+    PARAM_BY_CLASS(TH_UNFUSED_ROWS),
+    PARAM_BY_CLASS(TH_DROPOUT_PER_ELEMENT),
 };
 
 static const kernel_param additive[] = {PARAM(ADD_TI), PARAM(ADD_TJ)};
@@ -55,14 +68,15 @@ static const struct {
     [PROGRAM_ADDITIVE] = FAMILY(additive),
 };
 
-int kernel_params_append_options(program_id id, char *buf, size_t cap)
+int kernel_params_append_options(program_id id, int gpu_class, char *buf,
+                                 size_t cap)
 {
     const size_t start = strlen(buf);
     size_t used = start;
     for (size_t i = 0; i < families[id].count; ++i) {
         const kernel_param *p = &families[id].params[i];
-        int n =
-            snprintf(buf + used, cap - used, " -D%s=%ld", p->name, p->value);
+        int n = snprintf(buf + used, cap - used, " -D%s=%ld", p->name,
+                         gpu_class ? p->gpu_value : p->value);
         if (n < 0 || (size_t)n >= cap - used) {
             buf[start] = '\0';
             return -1;

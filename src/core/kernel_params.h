@@ -19,8 +19,15 @@
 #include "../../cl/sdpa/sdpa_unfused_params.clh"
 
 /* The program's family parameters as " -DNAME=value" options, appended to
-   buf at its terminating NUL; 0, or -1 when they do not fit in cap (buf
-   is then unchanged). Programs of no family append nothing. */
-int kernel_params_append_options(program_id id, char *buf, size_t cap);
+   buf at its terminating NUL, with their GPU-class values (NAME_GPU in
+   the header) when gpu_class is nonzero; 0, or -1 when they do not fit
+   in cap (buf is then unchanged). Programs of no family append nothing. */
+int kernel_params_append_options(program_id id, int gpu_class, char *buf,
+                                 size_t cap);
+
+/* The value of a by-class parameter for a context's device: the one its
+   programs were built with. */
+#define KERNEL_PARAM_FOR(ctx, name)                                            \
+    (context_gpu_class(ctx) ? (name##_GPU) : (name))
 
 #endif

@@ -204,13 +204,15 @@ static void store_binary(clattn_context *ctx, cl_program program,
 }
 
 /* The whole option string of a build of id: embedded-source mode, the
-   family's parameters, the device's softmax work-group (unfused only),
+   family's parameters (their GPU-class values for a GPU-class device),
+   the device's softmax work-group (unfused only),
    then the variant's extras. -1 when it does not fit. */
-static int build_options(program_id id, size_t softmax_wg, const char *extra,
-                         char *buf, size_t cap)
+static int build_options(program_id id, int gpu_class, size_t softmax_wg,
+                         const char *extra, char *buf, size_t cap)
 {
     int n = snprintf(buf, cap, "-DCLATTN_EMBEDDED=1");
-    if (n < 0 || (size_t)n >= cap || kernel_params_append_options(id, buf, cap))
+    if (n < 0 || (size_t)n >= cap ||
+        kernel_params_append_options(id, gpu_class, buf, cap))
         return -1;
     size_t used = strlen(buf);
     if (id == PROGRAM_SDPA_UNFUSED) {
@@ -237,8 +239,8 @@ int program_offline_inputs(program_id id, const char *extra_options,
 {
     const program_spec *spec = &program_specs[id];
     *source = NULL;
-    if (build_options(id, softmax_work_group(SIZE_MAX), extra_options, options,
-                      cap))
+    if (build_options(id, 1, softmax_work_group(SIZE_MAX), extra_options,
+                      options, cap))
         return -1;
     size_t total = 0;
     for (size_t i = 0; spec->sources[i]; ++i) {
@@ -403,8 +405,8 @@ clattn_status programs_build(clattn_context *ctx)
     clattn_status status = CLATTN_SUCCESS;
     for (;;) {
         cl_program program = NULL;
-        if (build_options(PROGRAM_SDPA_UNFUSED, wg, NULL, options,
-                          sizeof options)) {
+        if (build_options(PROGRAM_SDPA_UNFUSED, context_gpu_class(ctx), wg,
+                          NULL, options, sizeof options)) {
             status = options_error(ctx, PROGRAM_SDPA_UNFUSED);
             break;
         }
@@ -425,8 +427,8 @@ clattn_status programs_build(clattn_context *ctx)
         if (id == PROGRAM_SDPA_UNFUSED)
             continue;
         cl_program program = NULL;
-        if (build_options((program_id)id, p->softmax_wg, NULL, options,
-                          sizeof options))
+        if (build_options((program_id)id, context_gpu_class(ctx), p->softmax_wg,
+                          NULL, options, sizeof options))
             status = options_error(ctx, (program_id)id);
         else if ((status = build_one(ctx, (program_id)id, options, &program)) ==
                  CLATTN_SUCCESS)
@@ -468,8 +470,8 @@ clattn_status program_get(clattn_context *ctx, program_id id,
             return CLATTN_SUCCESS;
     }
     char options[OPTIONS_MAX];
-    if (build_options(id, p->softmax_wg, extra_options, options,
-                      sizeof options))
+    if (build_options(id, context_gpu_class(ctx), p->softmax_wg, extra_options,
+                      options, sizeof options))
         return options_error(ctx, id);
     clattn_status status = CLATTN_SUCCESS;
     pthread_mutex_lock(&ctx->build_lock);

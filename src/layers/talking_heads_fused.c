@@ -17,9 +17,15 @@ void th_fused_release(clattn_context *ctx, th_fused_plan *plan)
     plan->fused = NULL;
 }
 
-static size_t work_items_x(const th_run *run)
+/* th_fused's rows per work-item on this device. */
+static size_t fused_rows(const clattn_context *ctx)
 {
-    return (run->seq + TH_FUSED_ROWS - 1) / TH_FUSED_ROWS;
+    return KERNEL_PARAM_FOR(ctx, TH_FUSED_ROWS);
+}
+
+static size_t work_items_x(const clattn_context *ctx, const th_run *run)
+{
+    return (run->seq + fused_rows(ctx) - 1) / fused_rows(ctx);
 }
 
 clattn_status th_fused_prepare(clattn_context *ctx, const th_run *run,
@@ -29,10 +35,10 @@ clattn_status th_fused_prepare(clattn_context *ctx, const th_run *run,
     /* st, pt: H x rows x 16; ms, ls: H x rows; acc: rows x H x dpad (the
        layout th_fused documents). H and dpad are below 2^26 (check_desc):
        per cannot overflow; the whole buffer is checked. */
-    size_t per = H * TH_FUSED_ROWS * (2 * TH_KEY_BLOCK + 2) +
-                 TH_FUSED_ROWS * H * run->dpad;
+    const size_t rows = fused_rows(ctx);
+    size_t per = H * rows * (2 * TH_KEY_BLOCK + 2) + rows * H * run->dpad;
     size_t bytes;
-    const size_t factors[3] = {per * sizeof(float), work_items_x(run),
+    const size_t factors[3] = {per * sizeof(float), work_items_x(ctx, run),
                                run->batch};
     clattn_status s = layer_size_buffer(
         ctx, "talking_heads", "the fused path's scratch", factors, 3, &bytes);
@@ -64,7 +70,7 @@ clattn_status th_fused_enqueue(clattn_context *ctx, const th_run *run,
     arg_float(&k, L->drop_scale);
     arg_ulong(&k, L->drop_seed);
     arg_ulong(&k, run->drop_offset);
-    size_t global[2] = {work_items_x(run), run->batch};
+    size_t global[2] = {work_items_x(ctx, run), run->batch};
     return layer_launch(ctx, run->queue, &k, "th_fused", 2, global, run->timer,
                         LAYER_STAGE_ATTENTION);
 }

@@ -110,8 +110,8 @@ clattn_status th_unfused_prepare(clattn_context *ctx, const th_run *run,
        max_alloc_bytes), so this cannot overflow. */
     size_t bytes = plan->nb * plan->nr * (row_bytes / 2);
     /* th_pv: TH_UNFUSED_ROWS padded rows per work-item */
-    size_t acc_bytes, tiles = (plan->nr + TH_UNFUSED_ROWS - 1) /
-                              TH_UNFUSED_ROWS * TH_UNFUSED_ROWS;
+    const size_t rows = KERNEL_PARAM_FOR(ctx, TH_UNFUSED_ROWS);
+    size_t acc_bytes, tiles = (plan->nr + rows - 1) / rows * rows;
     const size_t acc[5] = {plan->nb, H, tiles, run->dpad, sizeof(float)};
     if ((s = layer_size_buffer(ctx, "talking_heads", "the P.V accumulators",
                                acc, 5, &acc_bytes)))
@@ -151,7 +151,8 @@ static clattn_status run_chunk(clattn_context *ctx, const th_run *run,
     /* The mixed weights go to the caller's attn, else back into s (the
        logits are dead by then). */
     const th_scores a = run->attn ? attn_scores(run) : s;
-    const size_t rows_global = (nr + TH_UNFUSED_ROWS - 1) / TH_UNFUSED_ROWS;
+    const size_t rows = KERNEL_PARAM_FOR(ctx, TH_UNFUSED_ROWS);
+    const size_t rows_global = (nr + rows - 1) / rows;
     clattn_status st;
 
     kernel_args k = args_begin(plan->logits);

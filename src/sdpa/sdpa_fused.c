@@ -78,8 +78,7 @@ int sdpa_fused_cpu_suits(const clattn_context *ctx)
 
 int sdpa_fused_gpu_suits(const clattn_context *ctx)
 {
-    return device_class(ctx->info.device_type) != CL_DEVICE_TYPE_CPU &&
-           ctx->local_mem_dedicated;
+    return context_gpu_class(ctx);
 }
 
 /* Slices per row so that units * nsplit work-items (CPU) or groups (GPU)

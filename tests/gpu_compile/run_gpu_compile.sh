@@ -15,7 +15,9 @@
 # Environment: CLANG, PTXAS, READELF, OCLOC (the tools), LIBCLC_DIR
 # (default /usr/lib/clc), JOBS (parallel compiles, default nproc).
 #
-# Exit: 0 pass; 1 a program failed to compile on an available target, or
+# Exit: 0 pass; 1 a program failed to compile on an available target, a
+# kernel of a program other than sdpa_fused_cpu spills to memory on
+# NVIDIA or AMD (stack, private segment, VGPR spill), or
 # a kernel whose name contains "gpu" at head dim <= 128 (or the default
 # build) has a stack frame, private segment or spill on NVIDIA or AMD
 # (gfx90a and the RDNA target); 77 no target's tools are installed (CTest:
@@ -120,8 +122,10 @@ common=(-cl-std=CL1.2 -O3 -Xclang -finclude-default-header -Xclang
 # target, registers (NVIDIA) or VGPRs, SGPRs, stack / private bytes,
 # spills (NVIDIA: store/load bytes; AMD: VGPR/SGPR counts), local memory
 # bytes, work-group size (AMD's max_flat_workgroup_size: the
-# reqd_work_group_size, or 256* where the kernel has none), spilled (0/1). Compiler failures go to
-# NAME.TARGET.fail.
+# reqd_work_group_size, or 256* where the kernel has none), spilled (0/1:
+# a stack, private segment or any spill), spilled to memory (0/1: the
+# same less AMD's SGPR spills, which go to VGPR lanes). Compiler failures
+# go to NAME.TARGET.fail.
 parse_ptxas() { # program dim target < ptxas -v output
   awk -v P="$1" -v D="$2" -v T="$3" '
     /Compiling entry function/ { split($0, a, "'\''"); cur = a[2];
@@ -136,8 +140,8 @@ parse_ptxas() { # program dim target < ptxas -v output
         if ($(i + 1) == "bytes" && $(i + 2) ~ /^smem/) smem = $i
       }
       spilled = stack + st + ld > 0 ? 1 : 0
-      printf "%s\t%s\t%s\t%s\t%s\t-\t%s\t%s/%s B\t%s\t-\t%d\n", P, D, cur, T,
-        regs, stack, st, ld, smem, spilled
+      printf "%s\t%s\t%s\t%s\t%s\t-\t%s\t%s/%s B\t%s\t-\t%d\t%d\n", P, D, cur,
+        T, regs, stack, st, ld, smem, spilled, spilled
       cur = ""
     }'
 }
@@ -150,13 +154,16 @@ parse_notes() { # program dim target < llvm-readelf --notes output
       # compiler default bound (256), marked as assumed
       wg = k[".max_flat_workgroup_size"]
       if (!(".reqd_workgroup_size" in k)) wg = wg "*"
-      spilled = k[".private_segment_fixed_size"] + k[".vgpr_spill_count"]
-      spilled = spilled + k[".sgpr_spill_count"] > 0 ? 1 : 0
-      printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s/%s\t%s\t%s\t%d\n", P, D, name,
-        T, k[".vgpr_count"], k[".sgpr_count"],
+      # memory: the private segment and VGPR spills; SGPRs spill into
+      # lanes of a VGPR, not to memory
+      memory = k[".private_segment_fixed_size"] + k[".vgpr_spill_count"]
+      spilled = memory + k[".sgpr_spill_count"] > 0 ? 1 : 0
+      memory = memory > 0 ? 1 : 0
+      printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s/%s\t%s\t%s\t%d\t%d\n", P, D,
+        name, T, k[".vgpr_count"], k[".sgpr_count"],
         k[".private_segment_fixed_size"], k[".vgpr_spill_count"],
         k[".sgpr_spill_count"], k[".group_segment_fixed_size"],
-        wg, spilled
+        wg, spilled, memory
       name = ""
       for (key in k) delete k[key]
     }
@@ -202,7 +209,7 @@ compile_one() { # name (program or program@dDIM)
       if (cd "$out/obj" && "$OCLOC" compile -file "$src" -device "$t" \
         -options "${opts[*]}" -output "$name.$t" -q) >"$obj.$t.log" 2>&1
       then
-        printf '%s\t%s\t(all kernels)\t%s\t-\t-\t-\t-\t-\t-\t0\n' \
+        printf '%s\t%s\t(all kernels)\t%s\t-\t-\t-\t-\t-\t-\t0\t0\n' \
           "$prog" "$dim" "$t" >>"$obj.records"
       else
         cp "$obj.$t.log" "$obj.$t.fail"
@@ -258,6 +265,28 @@ if [[ -n $bad ]]; then
   echo "gpu_compile: FAIL: GPU kernels with a stack or spills:"
   echo "$bad"
   status=1
+fi
+# Every other kernel a GPU-class device runs (the programs other than
+# sdpa_fused_cpu, built with the GPU-class parameters) must not spill to
+# memory: no stack or spill on NVIDIA, no private segment or VGPR spill
+# on AMD. AMD's SGPR spills (to VGPR lanes) are reported below.
+bad=$(awk -F'\t' '$3 !~ /gpu/ && $1 != "sdpa_fused_cpu" &&
+  ($4 == "sm_90" || $4 ~ /^gfx/) && $12 == 1 {
+  printf "  %s (%s) on %s: stack/private %s, spills %s\n",
+    $3, $1, $4, $7, $8 }' "$records")
+if [[ -n $bad ]]; then
+  echo "gpu_compile: FAIL: kernels a GPU-class device runs that spill to" \
+    "memory:"
+  echo "$bad"
+  status=1
+fi
+notes=$(awk -F'\t' '$3 !~ /gpu/ && $1 != "sdpa_fused_cpu" && $11 == 1 &&
+  $12 == 0 { printf "  %s (%s) on %s: SGPR spills %s\n", $3, $1, $4, $8 }' \
+  "$records")
+if [[ -n $notes ]]; then
+  echo "gpu_compile: note (reported, not failed on): scalar-register" \
+    "spills into VGPR lanes:"
+  echo "$notes"
 fi
 # The same at D = 256 and on Intel's targets, reported only.
 notes=$(awk -F'\t' '$3 ~ /gpu/ && $11 == 1 && !(($4 == "sm_90" ||
