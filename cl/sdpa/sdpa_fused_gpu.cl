@@ -30,7 +30,18 @@
    and the LSE are those of the other fused kernels. Causal: the group
    stops at the last key its last row may see. Split keys (decode): the
    group covers one slice of the keys and writes unnormalized partials for
-   fused_merge. */
+   fused_merge.
+
+   Two kernels share the body (fg_attend), differing in which query rows
+   a work-group owns:
+   - fused_gpu_flash: FG_BM consecutive rows of one (batch, query head);
+   - fused_gpu_decode: FG_BM rows of the group * seq_q rows of one
+     (batch, K/V head), head-major (row R is query head hk * group +
+     R / seq_q, row R % seq_q). Every query head of a grouped-query
+     (GQA) group shares the work-group's K/V tiles, so K and V are read
+     once per K/V head, not once per query head, and a decode step
+     (seq_q of 1 to a few) still fills the group's rows. The host takes it
+     when group > 1 and seq_q is below the configuration's FG_BM. */
 #ifndef CLATTN_EMBEDDED
 #include "../core/sdpa_fused_common.clh"
 #include "sdpa_fused_params.clh" /* FG_* */
@@ -84,209 +95,279 @@ void fg_store4(__global float *row, uint d0, uint width, float4 x)
         row[d0 + 2] = x.s2;
 }
 
-__attribute__((reqd_work_group_size(FG_WG, 1, 1))) __kernel void
-fused_gpu_flash(FUSED_INPLACE_KERNEL_PARAMS)
+/* Query row r of a work-group whose first row is i0 (fused_gpu_decode:
+   of its K/V head's group * seq_q rows; fused_gpu_flash: of head h0's
+   rows): its query head and row, clamped to the last row that exists,
+   and whether it exists. */
+typedef struct fg_row {
+    uint h, i;
+    int valid;
+} fg_row;
+
+fg_row fg_row_of(int gqa, uint h0, uint i0, uint r, uint group, uint seq_q,
+                 uint last_row)
 {
-    __local float qt[FG_BM * FG_DS], kt[FG_BN * FG_DS], vt[FG_BN * FG_DS];
-    __local float pt[FG_BM * FG_BN], red[FG_BM * FG_LANES];
-
-    const uint lid = (uint)get_local_id(0);
-    const uint c = lid % FG_LANES, rg = lid / FG_LANES;
-    const uint i0 = (uint)get_group_id(0) * FG_BM;
-    const uint bh = bh_begin + (uint)get_global_id(1);
-    const uint split = (uint)get_global_id(2);
-    const uint nsplit = (uint)get_global_size(2);
-    const uint b = bh / heads_q, h = bh % heads_q, hk = h / group;
-    /* Every work-item runs the same loop (barriers), so the key range is
-       the group's: up to its last row's causal limit. */
-    const uint last_row = min(i0 + FG_BM, seq_q) - 1;
-    const uint kv_valid = fused_kv_valid(key_len, b, seq_kv);
-    const uint key_begin = split * split_keys;
-    const uint key_end =
-        min(key_begin + split_keys,
-            fused_key_end(kv_valid, causal,
-                          fused_causal_last(last_row, causal_shift)));
-    __global const float *kh = k + k_off + b * k_sb + hk * k_sh;
-    __global const float *vh = v + v_off + b * v_sb + hk * v_sh;
-
-    fg_stage(qt, q + q_off + b * q_sb + h * q_sh + i0 * q_ss, q_ss, FG_BM,
-             last_row + 1 - i0, head_dim, lid);
-
-    /* This work-item's rows (rows past seq_q compute on zeros, clamped to
-       the last row for their mask reads, and write nothing). */
-    fused_masks mk[FG_TM];
-    ulong drop_first[FG_TM];
-    float m[FG_TM], l[FG_TM], lc[FG_TM];
-    float4 acc[FG_TM][FG_TD4], comp[FG_TM][FG_TD4];
-#pragma unroll
-    for (uint t = 0; t < FG_TM; ++t) {
-        const uint row = min(i0 + rg * FG_TM + t, last_row);
-        mk[t] = fused_masks_make(mask_bool, mask_add, seq_kv, kv_valid, causal);
-        mk[t].m_row = m_off + b * m_sb + h * m_sh + row * m_ss;
-        mk[t].causal_last = fused_causal_last(row, causal_shift);
-        drop_first[t] = (((ulong)b * heads_q + h) * seq_q + row) * seq_kv;
-        m[t] = -INFINITY;
-        l[t] = lc[t] = 0.0f;
-#pragma unroll
-        for (uint f = 0; f < FG_TD4; ++f)
-            acc[t][f] = comp[t][f] = (float4)0.0f;
+    fg_row x;
+    const uint at = i0 + r;
+    if (!gqa) {
+        x.h = h0;
+        x.i = min(at, last_row);
+        x.valid = at < seq_q;
+        return x;
     }
+    const uint rows = group * seq_q, rc = min(at, rows - 1);
+    x.valid = at < rows;
+    x.h = h0 + rc / seq_q;
+    x.i = rc % seq_q;
+    return x;
+}
 
-    for (uint j0 = key_begin; j0 < key_end; j0 += FG_BN) {
-        const uint n = min((uint)FG_BN, key_end - j0);
-        barrier(CLK_LOCAL_MEM_FENCE); /* the previous tile is consumed */
-        fg_stage(kt, kh + j0 * k_ss, k_ss, FG_BN, n, head_dim, lid);
-        fg_stage(vt, vh + j0 * v_ss, v_ss, FG_BN, n, head_dim_v, lid);
-        barrier(CLK_LOCAL_MEM_FENCE);
-
-        float s[FG_TM][FG_TN];
-#pragma unroll
-        for (uint t = 0; t < FG_TM; ++t)
-#pragma unroll
-            for (uint u = 0; u < FG_TN; ++u)
-                s[t][u] = 0.0f;
-/* Past 16 steps a whole unroll lets AMD's compiler hoist every load of
-   the loop: 491 VGPRs at D=128 on gfx90a, spills on RDNA; 4 steps at a
-   time keep it at 168, and NVIDIA's count does not move. At D=64 the whole
-   unroll is NVIDIA's best (4 steps spill there). */
-#if FG_D > 64
-#pragma unroll 4
-#endif
-        for (uint d = 0; d < FG_D; d += 4) {
-            float4 qv[FG_TM];
-#pragma unroll
-            for (uint t = 0; t < FG_TM; ++t)
-                qv[t] = vload4(0, qt + (rg * FG_TM + t) * FG_DS + d);
-#pragma unroll
-            for (uint u = 0; u < FG_TN; ++u) {
-                const float4 kv =
-                    vload4(0, kt + (c + u * FG_LANES) * FG_DS + d);
-#pragma unroll
-                for (uint t = 0; t < FG_TM; ++t)
-                    s[t][u] += dot(qv[t], kv);
-            }
-        }
-
-/* Masked, scaled scores and each row's max over this lane's keys,
-   then over the row group's lanes. */
-#pragma unroll
-        for (uint t = 0; t < FG_TM; ++t) {
-            float mx = -INFINITY;
-#pragma unroll
-            for (uint u = 0; u < FG_TN; ++u) {
-                const uint jj = c + u * FG_LANES;
-                s[t][u] = jj < n ? fused_mask1(s[t][u] * scale, j0 + jj, &mk[t])
-                                 : -INFINITY;
-                mx = fg_max(mx, s[t][u]);
-            }
-            red[(rg * FG_TM + t) * FG_LANES + c] = mx;
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-#pragma unroll
-        for (uint t = 0; t < FG_TM; ++t) {
-            const uint r = rg * FG_TM + t;
-            float mx = m[t];
-            for (uint o = 0; o < FG_LANES; ++o)
-                mx = fg_max(mx, red[r * FG_LANES + o]);
-            if (mx > m[t]) {
-                const float corr = fused_weight1(m[t], mx); /* m = -inf: 0 */
-                l[t] *= corr;
-                lc[t] *= corr;
-#pragma unroll
-                for (uint f = 0; f < FG_TD4; ++f) {
-                    acc[t][f] *= corr;
-                    comp[t][f] *= corr;
-                }
-                m[t] = mx;
-            }
-            /* A masked key weighs 0 even while the max is still -inf; a
-               NaN score gives a NaN weight, and a NaN row. */
-            float tl = 0.0f;
-#pragma unroll
-            for (uint u = 0; u < FG_TN; ++u) {
-                const uint jj = c + u * FG_LANES;
-                float p =
-                    s[t][u] == -INFINITY ? 0.0f : fused_weight1(s[t][u], m[t]);
-                tl += p;
-                if (drop_threshold)
-                    p = dropout_keep(drop_seed, drop_offset,
-                                     drop_first[t] + j0 + jj, drop_threshold)
-                            ? p * drop_scale
-                            : 0.0f;
-                pt[r * FG_BN + jj] = p;
-            }
-            fused_kahan1(&l[t], &lc[t], tl);
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-
-        /* P.V of this tile for this work-item's rows and features; keys
-           past n have weight 0 and zero V rows. */
-        float4 tacc[FG_TM][FG_TD4];
-#pragma unroll
-        for (uint t = 0; t < FG_TM; ++t)
-#pragma unroll
-            for (uint f = 0; f < FG_TD4; ++f)
-                tacc[t][f] = (float4)0.0f;
-        for (uint jj = 0; jj < FG_BN; ++jj) {
-            float4 vv[FG_TD4];
-#pragma unroll
-            for (uint f = 0; f < FG_TD4; ++f)
-                vv[f] = vload4(0, vt + jj * FG_DS + (c + f * FG_LANES) * 4);
-#pragma unroll
-            for (uint t = 0; t < FG_TM; ++t) {
-                const float p = pt[(rg * FG_TM + t) * FG_BN + jj];
-#pragma unroll
-                for (uint f = 0; f < FG_TD4; ++f)
-                    tacc[t][f] = fma((float4)p, vv[f], tacc[t][f]);
-            }
-        }
-#pragma unroll
-        for (uint t = 0; t < FG_TM; ++t)
-#pragma unroll
-            for (uint f = 0; f < FG_TD4; ++f) {
-                const float4 y = tacc[t][f] - comp[t][f];
-                const float4 sum = acc[t][f] + y;
-                comp[t][f] = (sum - acc[t][f]) - y;
-                acc[t][f] = sum;
-            }
-    }
-
-    /* The row sums: this lane's partial, then the row group's total. */
-    barrier(CLK_LOCAL_MEM_FENCE);
-#pragma unroll
-    for (uint t = 0; t < FG_TM; ++t)
-        red[(rg * FG_TM + t) * FG_LANES + c] = l[t];
-    barrier(CLK_LOCAL_MEM_FENCE);
-#pragma unroll
-    for (uint t = 0; t < FG_TM; ++t) {
-        const uint r = rg * FG_TM + t, i = i0 + r;
-        if (i >= seq_q)
-            continue;
-        float lsum = 0.0f;
-        for (uint o = 0; o < FG_LANES; ++o)
-            lsum += red[r * FG_LANES + o];
-        if (part) {
-            __global float *pr =
-                part +
-                (((ulong)bh * nsplit + split) * seq_q + i) * (head_dim_v + 2);
-#pragma unroll
-            for (uint f = 0; f < FG_TD4; ++f)
-                fg_store4(pr, (c + f * FG_LANES) * 4, head_dim_v, acc[t][f]);
-            if (c == 0) {
-                pr[head_dim_v] = m[t];
-                pr[head_dim_v + 1] = lsum;
-            }
-            continue;
-        }
-        /* lsum == 0: every key masked; the row is zeros. */
-        __global float *orow = o + o_off + b * o_sb + h * o_sh + i * o_ss;
-        const float inv = 1.0f / lsum;
-#pragma unroll
-        for (uint f = 0; f < FG_TD4; ++f)
-            fg_store4(orow, (c + f * FG_LANES) * 4, head_dim_v,
-                      lsum == 0.0f ? (float4)0.0f : acc[t][f] * inv);
-        if (lse && c == 0)
-            lse[l_off + b * l_sb + h * l_sh + i * l_ss] =
-                lsum == 0.0f ? -INFINITY : m[t] + log(lsum);
+/* fused_gpu_decode's Q tile: row t from row t of the work-group (zeros
+   past the rows that exist and past head_dim). */
+void fg_stage_q(__local float *tile, __global const float *qb, ulong q_sh,
+                ulong q_ss, uint h0, uint i0, uint group, uint seq_q,
+                uint head_dim, uint lid)
+{
+    for (uint e = lid; e < FG_BM * FG_D; e += FG_WG) {
+        const uint t = e / FG_D, d = e % FG_D;
+        const fg_row row = fg_row_of(1, h0, i0, t, group, seq_q, 0);
+        tile[t * FG_DS + d] = row.valid && d < head_dim
+                                  ? qb[row.h * q_sh + row.i * q_ss + d]
+                                  : 0.0f;
     }
 }
+
+/* The body of both kernels, GQA 0 (fused_gpu_flash) or 1
+   (fused_gpu_decode). A macro, not a function, so that each kernel is
+   optimized with GQA known: an always-inline function is simplified once
+   for both calls before it is inlined, and AMD's compiler then spilled a
+   scalar register in fused_gpu_flash. */
+/* Past 16 steps a whole unroll of the scores' loop over features lets
+   AMD's compiler hoist every load of the loop: 491 VGPRs at D=128 on
+   gfx90a, spills on RDNA; 4 steps at a time keep it at 168, and NVIDIA's
+   count does not move. At D=64 the whole unroll is NVIDIA's best (4 steps
+   spill there). */
+#if FG_D > 64
+#define FG_SCORES_UNROLL _Pragma("unroll 4")
+#else
+#define FG_SCORES_UNROLL
+#endif
+#define FG_ATTEND_KERNEL(NAME, GQA)                                            \
+    __attribute__((reqd_work_group_size(FG_WG, 1, 1))) __kernel void NAME(     \
+        FUSED_INPLACE_KERNEL_PARAMS)                                           \
+    {                                                                          \
+        __local float qt[FG_BM * FG_DS], kt[FG_BN * FG_DS], vt[FG_BN * FG_DS]; \
+        __local float pt[FG_BM * FG_BN], red[FG_BM * FG_LANES];                \
+                                                                               \
+        const uint lid = (uint)get_local_id(0);                                \
+        const uint c = lid % FG_LANES, rg = lid / FG_LANES;                    \
+        const uint i0 = (uint)get_group_id(0) * FG_BM;                         \
+        const uint unit = bh_begin + (uint)get_global_id(1);                   \
+        const uint split = (uint)get_global_id(2);                             \
+        const uint nsplit = (uint)get_global_size(2);                          \
+        /* unit: (batch, K/V head) for decode, (batch, query head) for flash;  \
+           h0 the first query head of the group's rows. */                     \
+        const uint heads_kv = heads_q / group;                                 \
+        const uint b = (GQA) ? unit / heads_kv : unit / heads_q;               \
+        const uint hk = (GQA) ? unit % heads_kv : unit % heads_q / group;      \
+        const uint h0 = (GQA) ? hk * group : unit % heads_q;                   \
+        /* Every work-item runs the same loop (barriers), so the key range is  \
+           the group's: up to the causal limit of its rows' last query row. */ \
+        const uint rows_all = (GQA) ? group * seq_q : seq_q;                   \
+        const uint last_at = min(i0 + FG_BM, rows_all) - 1;                    \
+        const uint last_row = !(GQA) ? last_at                                 \
+                              : last_at / seq_q != i0 / seq_q                  \
+                                  ? seq_q - 1                                  \
+                                  : last_at % seq_q;                           \
+        const uint kv_valid = fused_kv_valid(key_len, b, seq_kv);              \
+        const uint key_begin = split * split_keys;                             \
+        const uint key_end =                                                   \
+            min(key_begin + split_keys,                                        \
+                fused_key_end(kv_valid, causal,                                \
+                              fused_causal_last(last_row, causal_shift)));     \
+        __global const float *kh = k + k_off + b * k_sb + hk * k_sh;           \
+        __global const float *vh = v + v_off + b * v_sb + hk * v_sh;           \
+                                                                               \
+        if ((GQA))                                                             \
+            fg_stage_q(qt, q + q_off + b * q_sb, q_sh, q_ss, h0, i0, group,    \
+                       seq_q, head_dim, lid);                                  \
+        else                                                                   \
+            fg_stage(qt, q + q_off + b * q_sb + h0 * q_sh + i0 * q_ss, q_ss,   \
+                     FG_BM, last_row + 1 - i0, head_dim, lid);                 \
+                                                                               \
+        /* This work-item's rows (rows that do not exist compute on zeros,     \
+           clamped to the last row for their mask reads, and write nothing).   \
+         */                                                                    \
+        fused_masks mk[FG_TM];                                                 \
+        ulong drop_first[FG_TM];                                               \
+        float m[FG_TM], l[FG_TM], lc[FG_TM];                                   \
+        float4 acc[FG_TM][FG_TD4], comp[FG_TM][FG_TD4];                        \
+        _Pragma("unroll") for (uint t = 0; t < FG_TM; ++t)                     \
+        {                                                                      \
+            const fg_row row = fg_row_of((GQA), h0, i0, rg * FG_TM + t, group, \
+                                         seq_q, last_row);                     \
+            mk[t] = fused_masks_make(mask_bool, mask_add, seq_kv, kv_valid,    \
+                                     causal);                                  \
+            mk[t].m_row = m_off + b * m_sb + row.h * m_sh + row.i * m_ss;      \
+            mk[t].causal_last = fused_causal_last(row.i, causal_shift);        \
+            drop_first[t] =                                                    \
+                (((ulong)b * heads_q + row.h) * seq_q + row.i) * seq_kv;       \
+            m[t] = -INFINITY;                                                  \
+            l[t] = lc[t] = 0.0f;                                               \
+            _Pragma("unroll") for (uint f = 0; f < FG_TD4; ++f) acc[t][f] =    \
+                comp[t][f] = (float4)0.0f;                                     \
+        }                                                                      \
+                                                                               \
+        for (uint j0 = key_begin; j0 < key_end; j0 += FG_BN) {                 \
+            const uint n = min((uint)FG_BN, key_end - j0);                     \
+            barrier(CLK_LOCAL_MEM_FENCE); /* the previous tile is consumed */  \
+            fg_stage(kt, kh + j0 * k_ss, k_ss, FG_BN, n, head_dim, lid);       \
+            fg_stage(vt, vh + j0 * v_ss, v_ss, FG_BN, n, head_dim_v, lid);     \
+            barrier(CLK_LOCAL_MEM_FENCE);                                      \
+                                                                               \
+            float s[FG_TM][FG_TN];                                             \
+            _Pragma("unroll") for (uint t = 0; t < FG_TM; ++t)                 \
+                _Pragma("unroll") for (uint u = 0; u < FG_TN; ++u) s[t][u] =   \
+                    0.0f;                                                      \
+            /* FG_SCORES_UNROLL: see its definition */                         \
+            FG_SCORES_UNROLL                                                   \
+            for (uint d = 0; d < FG_D; d += 4) {                               \
+                float4 qv[FG_TM];                                              \
+                _Pragma("unroll") for (uint t = 0; t < FG_TM; ++t) qv[t] =     \
+                    vload4(0, qt + (rg * FG_TM + t) * FG_DS + d);              \
+                _Pragma("unroll") for (uint u = 0; u < FG_TN; ++u)             \
+                {                                                              \
+                    const float4 kv =                                          \
+                        vload4(0, kt + (c + u * FG_LANES) * FG_DS + d);        \
+                    _Pragma("unroll") for (uint t = 0; t < FG_TM; ++t)         \
+                        s[t][u] += dot(qv[t], kv);                             \
+                }                                                              \
+            }                                                                  \
+                                                                               \
+            /* Masked, scaled scores and each row's max over this lane's keys, \
+               then over the row group's lanes. */                             \
+            _Pragma("unroll") for (uint t = 0; t < FG_TM; ++t)                 \
+            {                                                                  \
+                float mx = -INFINITY;                                          \
+                _Pragma("unroll") for (uint u = 0; u < FG_TN; ++u)             \
+                {                                                              \
+                    const uint jj = c + u * FG_LANES;                          \
+                    s[t][u] =                                                  \
+                        jj < n ? fused_mask1(s[t][u] * scale, j0 + jj, &mk[t]) \
+                               : -INFINITY;                                    \
+                    mx = fg_max(mx, s[t][u]);                                  \
+                }                                                              \
+                red[(rg * FG_TM + t) * FG_LANES + c] = mx;                     \
+            }                                                                  \
+            barrier(CLK_LOCAL_MEM_FENCE);                                      \
+            _Pragma("unroll") for (uint t = 0; t < FG_TM; ++t)                 \
+            {                                                                  \
+                const uint r = rg * FG_TM + t;                                 \
+                float mx = m[t];                                               \
+                for (uint o = 0; o < FG_LANES; ++o)                            \
+                    mx = fg_max(mx, red[r * FG_LANES + o]);                    \
+                if (mx > m[t]) {                                               \
+                    const float corr =                                         \
+                        fused_weight1(m[t], mx); /* m = -inf: 0 */             \
+                    l[t] *= corr;                                              \
+                    lc[t] *= corr;                                             \
+                    _Pragma("unroll") for (uint f = 0; f < FG_TD4; ++f)        \
+                    {                                                          \
+                        acc[t][f] *= corr;                                     \
+                        comp[t][f] *= corr;                                    \
+                    }                                                          \
+                    m[t] = mx;                                                 \
+                }                                                              \
+                /* A masked key weighs 0 even while the max is still -inf; a   \
+                   NaN score gives a NaN weight, and a NaN row. */             \
+                float tl = 0.0f;                                               \
+                _Pragma("unroll") for (uint u = 0; u < FG_TN; ++u)             \
+                {                                                              \
+                    const uint jj = c + u * FG_LANES;                          \
+                    float p = s[t][u] == -INFINITY                             \
+                                  ? 0.0f                                       \
+                                  : fused_weight1(s[t][u], m[t]);              \
+                    tl += p;                                                   \
+                    if (drop_threshold)                                        \
+                        p = dropout_keep(drop_seed, drop_offset,               \
+                                         drop_first[t] + j0 + jj,              \
+                                         drop_threshold)                       \
+                                ? p * drop_scale                               \
+                                : 0.0f;                                        \
+                    pt[r * FG_BN + jj] = p;                                    \
+                }                                                              \
+                fused_kahan1(&l[t], &lc[t], tl);                               \
+            }                                                                  \
+            barrier(CLK_LOCAL_MEM_FENCE);                                      \
+                                                                               \
+            /* P.V of this tile for this work-item's rows and features; keys   \
+               past n have weight 0 and zero V rows. */                        \
+            float4 tacc[FG_TM][FG_TD4];                                        \
+            _Pragma("unroll") for (uint t = 0; t < FG_TM; ++t)                 \
+                _Pragma("unroll") for (uint f = 0; f < FG_TD4; ++f)            \
+                    tacc[t][f] = (float4)0.0f;                                 \
+            for (uint jj = 0; jj < FG_BN; ++jj) {                              \
+                float4 vv[FG_TD4];                                             \
+                _Pragma("unroll") for (uint f = 0; f < FG_TD4; ++f) vv[f] =    \
+                    vload4(0, vt + jj * FG_DS + (c + f * FG_LANES) * 4);       \
+                _Pragma("unroll") for (uint t = 0; t < FG_TM; ++t)             \
+                {                                                              \
+                    const float p = pt[(rg * FG_TM + t) * FG_BN + jj];         \
+                    _Pragma("unroll") for (uint f = 0; f < FG_TD4; ++f)        \
+                        tacc[t][f] = fma((float4)p, vv[f], tacc[t][f]);        \
+                }                                                              \
+            }                                                                  \
+            _Pragma("unroll") for (uint t = 0; t < FG_TM; ++t)                 \
+                _Pragma("unroll") for (uint f = 0; f < FG_TD4; ++f)            \
+            {                                                                  \
+                const float4 y = tacc[t][f] - comp[t][f];                      \
+                const float4 sum = acc[t][f] + y;                              \
+                comp[t][f] = (sum - acc[t][f]) - y;                            \
+                acc[t][f] = sum;                                               \
+            }                                                                  \
+        }                                                                      \
+                                                                               \
+        /* The row sums: this lane's partial, then the row group's total. */   \
+        barrier(CLK_LOCAL_MEM_FENCE);                                          \
+        _Pragma("unroll") for (uint t = 0; t < FG_TM; ++t)                     \
+            red[(rg * FG_TM + t) * FG_LANES + c] = l[t];                       \
+        barrier(CLK_LOCAL_MEM_FENCE);                                          \
+        _Pragma("unroll") for (uint t = 0; t < FG_TM; ++t)                     \
+        {                                                                      \
+            const uint r = rg * FG_TM + t;                                     \
+            const fg_row row =                                                 \
+                fg_row_of((GQA), h0, i0, r, group, seq_q, last_row);           \
+            if (!row.valid)                                                    \
+                continue;                                                      \
+            /* flash: i0 + r and the group's unit, as the row has them */      \
+            const uint h = row.h, i = (GQA) ? row.i : i0 + r;                  \
+            const uint bh = (GQA) ? b * heads_q + h : unit;                    \
+            float lsum = 0.0f;                                                 \
+            for (uint o = 0; o < FG_LANES; ++o)                                \
+                lsum += red[r * FG_LANES + o];                                 \
+            if (part) {                                                        \
+                __global float *pr =                                           \
+                    part + (((ulong)bh * nsplit + split) * seq_q + i) *        \
+                               (head_dim_v + 2);                               \
+                _Pragma("unroll") for (uint f = 0; f < FG_TD4; ++f) fg_store4( \
+                    pr, (c + f * FG_LANES) * 4, head_dim_v, acc[t][f]);        \
+                if (c == 0) {                                                  \
+                    pr[head_dim_v] = m[t];                                     \
+                    pr[head_dim_v + 1] = lsum;                                 \
+                }                                                              \
+                continue;                                                      \
+            }                                                                  \
+            /* lsum == 0: every key masked; the row is zeros. */               \
+            __global float *orow = o + o_off + b * o_sb + h * o_sh + i * o_ss; \
+            const float inv = 1.0f / lsum;                                     \
+            _Pragma("unroll") for (uint f = 0; f < FG_TD4; ++f)                \
+                fg_store4(orow, (c + f * FG_LANES) * 4, head_dim_v,            \
+                          lsum == 0.0f ? (float4)0.0f : acc[t][f] * inv);      \
+            if (lse && c == 0)                                                 \
+                lse[l_off + b * l_sb + h * l_sh + i * l_ss] =                  \
+                    lsum == 0.0f ? -INFINITY : m[t] + log(lsum);               \
+        }                                                                      \
+    }
+
+FG_ATTEND_KERNEL(fused_gpu_flash, 0)
+FG_ATTEND_KERNEL(fused_gpu_decode, 1)

@@ -213,12 +213,13 @@ static clattn_status gpu_try_config(clattn_context *ctx, size_t i,
 {
     const gpu_tiles *t = &gpu_configs[i];
     const size_t wg = gpu_wg(t);
+    const char *name = plan->gqa_rows ? "fused_gpu_decode" : "fused_gpu_flash";
     char options[128];
     gpu_config_options(t, options, sizeof options);
     cl_kernel kernel = NULL;
     *fits = 0;
-    clattn_status s = program_kernel_variant(
-        ctx, PROGRAM_SDPA_FUSED_GPU, options, "fused_gpu_flash", &kernel);
+    clattn_status s = program_kernel_variant(ctx, PROGRAM_SDPA_FUSED_GPU,
+                                             options, name, &kernel);
     if (s != CLATTN_SUCCESS)
         return s;
     size_t kernel_wg = 0;
@@ -235,8 +236,7 @@ static clattn_status gpu_try_config(clattn_context *ctx, size_t i,
         clReleaseKernel(kernel);
         return err == CL_SUCCESS
                    ? CLATTN_SUCCESS
-                   : ctx_cl_error(ctx,
-                                  "clGetKernelWorkGroupInfo (fused_gpu_flash)",
+                   : ctx_cl_error(ctx, "clGetKernelWorkGroupInfo (fused_gpu)",
                                   err);
     }
     *fits = 1;
@@ -246,8 +246,27 @@ static clattn_status gpu_try_config(clattn_context *ctx, size_t i,
     return CLATTN_SUCCESS;
 }
 
+/* The query rows of one work-group's unit: seq_q (fused_gpu_flash, per
+   query head) or group * seq_q (fused_gpu_decode, per K/V head). */
+static size_t gpu_unit_rows(const sdpa_problem *p, const fused_plan *plan)
+{
+    return plan->gqa_rows ? p->group * p->seq_q : p->seq_q;
+}
+
+/* The units the GPU kernel's grid spans in dimension 1: (batch, K/V
+   head) pairs for fused_gpu_decode, (batch, query head) pairs for
+   fused_gpu_flash. */
+static size_t gpu_units(const sdpa_problem *p, const fused_plan *plan)
+{
+    return p->batch * (plan->gqa_rows ? p->heads_kv : p->heads_q);
+}
+
 /* GPU kernel: the configuration gpu_config_pick names, else the next
-   that the built kernel can run at, in table order. */
+   that the built kernel can run at, in table order. Grouped-query
+   attention whose seq_q leaves that configuration's rows partly idle
+   (decode, short prompts) takes fused_gpu_decode, which fills them with
+   the group's other query heads and reads each K/V tile once for all of
+   them; its configuration is picked for group * seq_q rows. */
 static clattn_status plan_gpu(clattn_context *ctx, const sdpa_problem *p,
                               fused_plan *plan)
 {
@@ -256,7 +275,11 @@ static clattn_status plan_gpu(clattn_context *ctx, const sdpa_problem *p,
     const size_t max_wg = ctx->info.max_work_group_size;
     const cl_ulong local = ctx->info.local_mem_bytes;
     const size_t count = sizeof gpu_configs / sizeof gpu_configs[0];
-    const size_t pick = gpu_config_pick(width, max_wg, local, p->seq_q);
+    size_t pick = gpu_config_pick(width, max_wg, local, p->seq_q);
+    plan->gqa_rows =
+        p->group > 1 && pick < count && p->seq_q < gpu_configs[pick].bm;
+    if (plan->gqa_rows)
+        pick = gpu_config_pick(width, max_wg, local, gpu_unit_rows(p, plan));
     int fits = 0;
     clattn_status s = CLATTN_SUCCESS;
     if (pick < count)
@@ -373,7 +396,10 @@ static clattn_status plan_geometry(clattn_context *ctx, const sdpa_problem *p,
         plan->dv_pad = div_up(p->head_dim_v, FC_BK) * FC_BK;
     }
     const size_t units =
-        p->batch * p->heads_q * div_up(p->seq_q, plan->rows_per_unit);
+        plan->kind == FUSED_GPU_TILES
+            ? gpu_units(p, plan) *
+                  div_up(gpu_unit_rows(p, plan), plan->rows_per_unit)
+            : p->batch * p->heads_q * div_up(p->seq_q, plan->rows_per_unit);
     /* Slices start on a packed block (rows) or a 16-key step (decode); the
        GPU kernel takes any start, 64 keeps tiles whole. */
     choose_splits(ctx, p, units, plan->kind == FUSED_CPU_DECODE ? 16 : FC_BK,
@@ -585,11 +611,12 @@ static clattn_status enqueue_all(clattn_context *ctx, cl_command_queue queue,
         if (s)
             return s;
     }
-    const size_t units0 = div_up(p->seq_q, plan->rows_per_unit);
-    const size_t dim0 =
-        plan->kind == FUSED_GPU_TILES ? units0 * plan->wg : units0;
+    const int gpu = plan->kind == FUSED_GPU_TILES;
+    const size_t units0 =
+        div_up(gpu ? gpu_unit_rows(p, plan) : p->seq_q, plan->rows_per_unit);
+    const size_t dim0 = gpu ? units0 * plan->wg : units0;
     s = enqueue_chunks(ctx, queue, k->attention, "fused attention", bh_arg,
-                       p->batch * p->heads_q, dim0,
+                       gpu ? gpu_units(p, plan) : p->batch * p->heads_q, dim0,
                        plan->kind == FUSED_GPU_TILES ? plan->wg : 1,
                        plan->nsplit, packed ? 1 : num_wait,
                        packed ? &packed : wait, &attended);
