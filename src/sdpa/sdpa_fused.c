@@ -263,10 +263,12 @@ static size_t gpu_units(const sdpa_problem *p, const fused_plan *plan)
 
 /* GPU kernel: the configuration gpu_config_pick names, else the next
    that the built kernel can run at, in table order. Grouped-query
-   attention whose seq_q leaves that configuration's rows partly idle
-   (decode, short prompts) takes fused_gpu_decode, which fills them with
-   the group's other query heads and reads each K/V tile once for all of
-   them; its configuration is picked for group * seq_q rows. */
+   attention with fewer query rows than the widest fitting configuration
+   holds (decode, short prompts) takes fused_gpu_decode, which fills a
+   work-group with the group's other query heads and reads each K/V tile
+   once for all of them (the flash kernel would take a narrower
+   configuration, or idle rows, and read K/V once per query head); its
+   configuration is picked for group * seq_q rows. */
 static clattn_status plan_gpu(clattn_context *ctx, const sdpa_problem *p,
                               fused_plan *plan)
 {
@@ -276,8 +278,9 @@ static clattn_status plan_gpu(clattn_context *ctx, const sdpa_problem *p,
     const cl_ulong local = ctx->info.local_mem_bytes;
     const size_t count = sizeof gpu_configs / sizeof gpu_configs[0];
     size_t pick = gpu_config_pick(width, max_wg, local, p->seq_q);
+    const size_t widest = gpu_config_next(width, max_wg, local, 0);
     plan->gqa_rows =
-        p->group > 1 && pick < count && p->seq_q < gpu_configs[pick].bm;
+        p->group > 1 && widest < count && p->seq_q < gpu_configs[widest].bm;
     if (plan->gqa_rows)
         pick = gpu_config_pick(width, max_wg, local, gpu_unit_rows(p, plan));
     int fits = 0;
