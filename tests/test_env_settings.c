@@ -121,8 +121,10 @@ static void pin_never_refuses(void)
 
 /* CLATTN_KERNEL_CLASS: gpu and cpu force the class (and so the fused
    variant), auto and empty leave it to the device, anything else fails
-   context creation and names the variable. The SDPA call checks that the
-   forced class's programs run. */
+   context creation and names the variable. The forced classes' kernels
+   are run by the *@gpu-class and *@fused-gpu suites: a fused-gpu call
+   here, its kernel compiled cold under LSan's slow unwinder, took this
+   suite to 448 s in .ci/sanitize's first pass. */
 static void kernel_class_setting(void)
 {
     clattn_context *plain = test_context();
@@ -176,12 +178,6 @@ static void kernel_class_setting(void)
         CHECK(logged == (cases[i].log != NULL),
               "CLATTN_KERNEL_CLASS='%s': selection log %s the class",
               cases[i].value, logged ? "mentions" : "does not mention");
-        sdpa_inputs in;
-        sdpa_inputs_plain(&in, 1, 2, 5, 7, 64, 17);
-        char name[64];
-        snprintf(name, sizeof name, "CLATTN_KERNEL_CLASS=%s", cases[i].value);
-        sdpa_case_check(ctx, name, &in);
-        sdpa_inputs_free(&in);
         clattn_context_destroy(ctx);
     }
 }
