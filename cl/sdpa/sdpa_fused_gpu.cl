@@ -369,5 +369,9 @@ void fg_stage_q(__local float *tile, __global const float *qb, ulong q_sh,
         }                                                                      \
     }
 
-FG_ATTEND_KERNEL(fused_gpu_flash, 0)
+/* One of the two per build (FG_DECODE, sdpa_fused_params.clh). */
+#if FG_DECODE
 FG_ATTEND_KERNEL(fused_gpu_decode, 1)
+#else
+FG_ATTEND_KERNEL(fused_gpu_flash, 0)
+#endif

@@ -162,21 +162,23 @@ static size_t gpu_config_next(size_t width, size_t max_work_group,
    one the kernel file's defaults describe (cl/sdpa/sdpa_fused_params.clh)
    has none: it is the program's default build, made at context creation,
    so a device it fits never compiles during a call. */
-static void gpu_config_options(const gpu_tiles *t, char *buf, size_t cap)
+static void gpu_config_options(const gpu_tiles *t, int decode, char *buf,
+                               size_t cap)
 {
+    const char *kernel = decode ? "-DFG_DECODE=1" : "";
     if (t->d == FG_D && t->bm == FG_BM && t->tm == FG_TM &&
         t->lanes == FG_LANES && t->bn == FG_BN) {
-        if (cap)
-            buf[0] = '\0';
+        snprintf(buf, cap, "%s", kernel);
         return;
     }
     snprintf(buf, cap,
-             "-DFG_D=%u -DFG_BM=%u -DFG_TM=%u -DFG_LANES=%u -DFG_BN=%u", t->d,
-             t->bm, t->tm, t->lanes, t->bn);
+             "-DFG_D=%u -DFG_BM=%u -DFG_TM=%u -DFG_LANES=%u -DFG_BN=%u%s%s",
+             t->d, t->bm, t->tm, t->lanes, t->bn, decode ? " " : "", kernel);
 }
 
 int sdpa_fused_gpu_options(size_t width, size_t max_work_group,
-                           cl_ulong local_mem, char *buf, size_t cap)
+                           cl_ulong local_mem, int decode, char *buf,
+                           size_t cap)
 {
     const size_t count = sizeof gpu_configs / sizeof gpu_configs[0];
     const size_t i = gpu_config_next(width, max_work_group, local_mem, 0);
@@ -184,7 +186,7 @@ int sdpa_fused_gpu_options(size_t width, size_t max_work_group,
         buf[0] = '\0';
     if (i == count)
         return -1;
-    gpu_config_options(&gpu_configs[i], buf, cap);
+    gpu_config_options(&gpu_configs[i], decode, buf, cap);
     return 0;
 }
 
@@ -215,7 +217,7 @@ static clattn_status gpu_try_config(clattn_context *ctx, size_t i,
     const size_t wg = gpu_wg(t);
     const char *name = plan->gqa_rows ? "fused_gpu_decode" : "fused_gpu_flash";
     char options[128];
-    gpu_config_options(t, options, sizeof options);
+    gpu_config_options(t, plan->gqa_rows, options, sizeof options);
     cl_kernel kernel = NULL;
     *fits = 0;
     clattn_status s = program_kernel_variant(ctx, PROGRAM_SDPA_FUSED_GPU,

@@ -43,9 +43,12 @@ int sdpa_fused_gpu_suits(const clattn_context *ctx);
    max_work_group and local_mem bytes of local memory gets for head dims
    up to width (max of head_dim and head_dim_v): the first the plan tries,
    before the built kernel's own limits are asked (for the offline compile
-   check, tests/gpu_compile). 0, or -1 when none fits (buf ""). */
+   check, tests/gpu_compile); decode nonzero: the build of fused_gpu_decode
+   (-DFG_DECODE=1) instead of fused_gpu_flash. 0, or -1 when none fits
+   (buf ""). */
 int sdpa_fused_gpu_options(size_t width, size_t max_work_group,
-                           cl_ulong local_mem, char *buf, size_t cap);
+                           cl_ulong local_mem, int decode, char *buf,
+                           size_t cap);
 
 clattn_status sdpa_fused_prepare(clattn_context *ctx, struct sdpa_plan *plan);
 clattn_status sdpa_fused_launch(clattn_context *ctx,

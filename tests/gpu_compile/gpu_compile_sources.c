@@ -32,16 +32,19 @@ static int write_file(const char *dir, const char *name, const char *ext,
     return bad ? -1 : 0;
 }
 
-/* NAME is program[@dDIM]: run_gpu_compile.sh reads the head dim from it. */
-static int emit(const char *dir, program_id id, unsigned head_dim,
+/* NAME is program[_decode][@dDIM]: run_gpu_compile.sh reads the head dim
+   from it; _decode marks the fused_gpu_decode build. */
+static int emit(const char *dir, program_id id, unsigned head_dim, int decode,
                 const char *extra)
 {
     char name[128], options[1024];
     char *source = NULL;
+    const char *suffix = decode ? "_decode" : "";
     if (head_dim)
-        snprintf(name, sizeof name, "%s@d%u", program_name(id), head_dim);
+        snprintf(name, sizeof name, "%s%s@d%u", program_name(id), suffix,
+                 head_dim);
     else
-        snprintf(name, sizeof name, "%s", program_name(id));
+        snprintf(name, sizeof name, "%s%s", program_name(id), suffix);
     if (program_offline_inputs(id, extra, &source, options, sizeof options)) {
         fprintf(stderr, "gpu_compile_sources: no sources or options for %s\n",
                 name);
@@ -65,20 +68,23 @@ int main(int argc, char **argv)
     const char *dir = argv[1];
     int rc = 0;
     for (int id = 0; id < PROGRAM_COUNT; ++id)
-        rc |= emit(dir, (program_id)id, 0, NULL);
+        rc |= emit(dir, (program_id)id, 0, 0, NULL);
     static const unsigned head_dims[] = {64, 128, 256};
-    for (size_t i = 0; i < sizeof head_dims / sizeof head_dims[0]; ++i) {
-        char extra[128];
-        if (sdpa_fused_gpu_options(head_dims[i], GPU_MAX_WORK_GROUP,
-                                   GPU_LOCAL_MEM, extra, sizeof extra)) {
-            fprintf(stderr,
-                    "gpu_compile_sources: no fused-gpu configuration for "
-                    "head dim %u\n",
-                    head_dims[i]);
-            rc = -1;
-            continue;
+    for (int decode = 0; decode <= 1; ++decode)
+        for (size_t i = 0; i < sizeof head_dims / sizeof head_dims[0]; ++i) {
+            char extra[128];
+            if (sdpa_fused_gpu_options(head_dims[i], GPU_MAX_WORK_GROUP,
+                                       GPU_LOCAL_MEM, decode, extra,
+                                       sizeof extra)) {
+                fprintf(stderr,
+                        "gpu_compile_sources: no fused-gpu configuration for "
+                        "head dim %u\n",
+                        head_dims[i]);
+                rc = -1;
+                continue;
+            }
+            rc |=
+                emit(dir, PROGRAM_SDPA_FUSED_GPU, head_dims[i], decode, extra);
         }
-        rc |= emit(dir, PROGRAM_SDPA_FUSED_GPU, head_dims[i], extra);
-    }
     return rc ? 1 : 0;
 }
