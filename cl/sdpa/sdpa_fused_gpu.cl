@@ -47,6 +47,21 @@
 #include "sdpa_fused_params.clh" /* FG_* */
 #endif
 
+/* FG_SUBGROUPS 1 (the host sets it where the device has
+   cl_intel_subgroups): a row group's lanes reduce the row max and sum by
+   shuffles within their sub-group instead of through __local memory and a
+   barrier. Intel's extension works in OpenCL C 1.2, the language the
+   library builds; cl_khr_subgroup_shuffle's functions need OpenCL C 2.0 or
+   3.0's sub-group feature, so devices with only that take the __local
+   form. */
+#if FG_SUBGROUPS
+#if FG_LANES & (FG_LANES - 1)
+#error "FG_SUBGROUPS: the butterfly needs FG_LANES a power of two"
+#endif
+#pragma OPENCL EXTENSION cl_intel_subgroups : enable
+#define fg_shuffle_xor intel_sub_group_shuffle_xor
+#endif
+
 #define FG_ROW_GROUPS (FG_BM / FG_TM)
 #define FG_WG (FG_ROW_GROUPS * FG_LANES)
 #define FG_TN (FG_BN / FG_LANES) /* keys per work-item in a tile */
@@ -64,6 +79,49 @@ float fg_max(float a, float b)
 {
     return a > b ? a : b;
 }
+
+#if FG_SUBGROUPS
+/* 1 when this launch's sub-groups hold whole row groups: FG_LANES divides
+   the sub-group size and the sub-group size the work-group, so every
+   sub-group is full (a work-group's sub-groups all have the maximum size
+   but maybe the last, OpenCL C 6.15.1) and FG_LANES consecutive
+   sub-group lanes can be one row group. The same for every work-item of
+   the group (a uniform branch around the barriers); 0 on an
+   implementation whose sub-groups are too small, which then takes the
+   __local reductions of the same build. */
+int fg_by_subgroup(void)
+{
+    const uint sg = get_max_sub_group_size();
+    return sg % FG_LANES == 0 && FG_WG % sg == 0;
+}
+
+/* The work-item's role (row group * FG_LANES + lane) in sub-group order,
+   so that a row group's lanes are FG_LANES consecutive lanes of one
+   sub-group, whatever the implementation's mapping of local ids. */
+uint fg_subgroup_role(void)
+{
+    return get_sub_group_id() * get_max_sub_group_size() +
+           get_sub_group_local_id();
+}
+
+/* The max and the sum over the FG_LANES lanes of a row group by a
+   butterfly of shuffles (lane ^ 1, ^ 2, ...): every lane gets the same
+   value, bit for bit, since each step adds or compares the same two
+   operands on both lanes. */
+float fg_lanes_max(float x)
+{
+    for (uint o = 1; o < FG_LANES; o <<= 1)
+        x = fg_max(x, fg_shuffle_xor(x, o));
+    return x;
+}
+
+float fg_lanes_sum(float x)
+{
+    for (uint o = 1; o < FG_LANES; o <<= 1)
+        x += fg_shuffle_xor(x, o);
+    return x;
+}
+#endif
 
 /* Rows [row0, row0 + rows) of a [rows][FG_DS] tile from a strided
    tensor: element (t, d) from src[t * stride + d] for d < width, else 0
@@ -152,6 +210,42 @@ void fg_stage_q(__local float *tile, __global const float *qb, ulong q_sh,
 #else
 #define FG_SCORES_UNROLL
 #endif
+#if FG_SUBGROUPS
+#define FG_BY_SUBGROUP fg_by_subgroup()
+#define FG_SUBGROUP_ROLE fg_subgroup_role()
+#define FG_LANES_MAX(x) fg_lanes_max(x)
+#define FG_LANES_SUM(x) fg_lanes_sum(x)
+#else
+#define FG_BY_SUBGROUP 0
+#define FG_SUBGROUP_ROLE lid
+#define FG_LANES_MAX(x) (x)
+#define FG_LANES_SUM(x) (x)
+#endif
+
+/* X[t] (t < FG_TM, this lane's max for row rg * FG_TM + t) becomes the
+   max over the row group's FG_LANES lanes: by sub-group shuffles when
+   by_sg, else through red[] and a barrier. Every work-item of the group
+   runs it. red[] is written again (the next tile's max, the row sums)
+   only after the P tile's barrier, so no barrier is needed after the
+   reads. */
+#define FG_ROWS_MAX(X)                                                         \
+    if (by_sg) {                                                               \
+        _Pragma("unroll") for (uint t = 0; t < FG_TM; ++t) X[t] =              \
+            FG_LANES_MAX(X[t]);                                                \
+    } else {                                                                   \
+        _Pragma("unroll") for (uint t = 0; t < FG_TM; ++t)                     \
+            red[(rg * FG_TM + t) * FG_LANES + c] = X[t];                       \
+        barrier(CLK_LOCAL_MEM_FENCE);                                          \
+        _Pragma("unroll") for (uint t = 0; t < FG_TM; ++t)                     \
+        {                                                                      \
+            const uint r_ = (rg * FG_TM + t) * FG_LANES;                       \
+            float x_ = red[r_];                                                \
+            for (uint o = 1; o < FG_LANES; ++o)                                \
+                x_ = fg_max(x_, red[r_ + o]);                                  \
+            X[t] = x_;                                                         \
+        }                                                                      \
+    }
+
 #define FG_ATTEND_KERNEL(NAME, GQA)                                            \
     __attribute__((reqd_work_group_size(FG_WG, 1, 1))) __kernel void NAME(     \
         FUSED_INPLACE_KERNEL_PARAMS)                                           \
@@ -160,7 +254,12 @@ void fg_stage_q(__local float *tile, __global const float *qb, ulong q_sh,
         __local float pt[FG_BM * FG_BN], red[FG_BM * FG_LANES];                \
                                                                                \
         const uint lid = (uint)get_local_id(0);                                \
-        const uint c = lid % FG_LANES, rg = lid / FG_LANES;                    \
+        /* by_sg: reduce across lanes by sub-group shuffles (FG_SUBGROUPS);    \
+           role: the work-item's row group and lane, in sub-group order then.  \
+           Staging uses lid. */                                                \
+        const int by_sg = FG_BY_SUBGROUP;                                      \
+        const uint role = by_sg ? FG_SUBGROUP_ROLE : lid;                      \
+        const uint c = role % FG_LANES, rg = role / FG_LANES;                  \
         const uint i0 = (uint)get_group_id(0) * FG_BM;                         \
         const uint unit = bh_begin + (uint)get_global_id(1);                   \
         const uint split = (uint)get_global_id(2);                             \
@@ -246,26 +345,24 @@ void fg_stage_q(__local float *tile, __global const float *qb, ulong q_sh,
                                                                                \
             /* Masked, scaled scores and each row's max over this lane's keys, \
                then over the row group's lanes. */                             \
+            float tmx[FG_TM];                                                  \
             _Pragma("unroll") for (uint t = 0; t < FG_TM; ++t)                 \
             {                                                                  \
-                float mx = -INFINITY;                                          \
+                tmx[t] = -INFINITY;                                            \
                 _Pragma("unroll") for (uint u = 0; u < FG_TN; ++u)             \
                 {                                                              \
                     const uint jj = c + u * FG_LANES;                          \
                     s[t][u] =                                                  \
                         jj < n ? fused_mask1(s[t][u] * scale, j0 + jj, &mk[t]) \
                                : -INFINITY;                                    \
-                    mx = fg_max(mx, s[t][u]);                                  \
+                    tmx[t] = fg_max(tmx[t], s[t][u]);                          \
                 }                                                              \
-                red[(rg * FG_TM + t) * FG_LANES + c] = mx;                     \
             }                                                                  \
-            barrier(CLK_LOCAL_MEM_FENCE);                                      \
+            FG_ROWS_MAX(tmx)                                                   \
             _Pragma("unroll") for (uint t = 0; t < FG_TM; ++t)                 \
             {                                                                  \
                 const uint r = rg * FG_TM + t;                                 \
-                float mx = m[t];                                               \
-                for (uint o = 0; o < FG_LANES; ++o)                            \
-                    mx = fg_max(mx, red[r * FG_LANES + o]);                    \
+                const float mx = fg_max(m[t], tmx[t]);                         \
                 if (mx > m[t]) {                                               \
                     const float corr =                                         \
                         fused_weight1(m[t], mx); /* m = -inf: 0 */             \
@@ -328,23 +425,27 @@ void fg_stage_q(__local float *tile, __global const float *qb, ulong q_sh,
         }                                                                      \
                                                                                \
         /* The row sums: this lane's partial, then the row group's total. */   \
-        barrier(CLK_LOCAL_MEM_FENCE);                                          \
-        _Pragma("unroll") for (uint t = 0; t < FG_TM; ++t)                     \
-            red[(rg * FG_TM + t) * FG_LANES + c] = l[t];                       \
-        barrier(CLK_LOCAL_MEM_FENCE);                                          \
+        if (!by_sg) {                                                          \
+            barrier(CLK_LOCAL_MEM_FENCE);                                      \
+            _Pragma("unroll") for (uint t = 0; t < FG_TM; ++t)                 \
+                red[(rg * FG_TM + t) * FG_LANES + c] = l[t];                   \
+            barrier(CLK_LOCAL_MEM_FENCE);                                      \
+        }                                                                      \
         _Pragma("unroll") for (uint t = 0; t < FG_TM; ++t)                     \
         {                                                                      \
             const uint r = rg * FG_TM + t;                                     \
             const fg_row row =                                                 \
                 fg_row_of((GQA), h0, i0, r, group, seq_q, last_row);           \
+            /* before the branch: every lane of a sub-group shuffles */        \
+            float lsum = by_sg ? FG_LANES_SUM(l[t]) : 0.0f;                    \
             if (!row.valid)                                                    \
                 continue;                                                      \
+            if (!by_sg)                                                        \
+                for (uint o = 0; o < FG_LANES; ++o)                            \
+                    lsum += red[r * FG_LANES + o];                             \
             /* flash: i0 + r and the group's unit, as the row has them */      \
             const uint h = row.h, i = (GQA) ? row.i : i0 + r;                  \
             const uint bh = (GQA) ? b * heads_q + h : unit;                    \
-            float lsum = 0.0f;                                                 \
-            for (uint o = 0; o < FG_LANES; ++o)                                \
-                lsum += red[r * FG_LANES + o];                                 \
             if (part) {                                                        \
                 __global float *pr =                                           \
                     part + (((ulong)bh * nsplit + split) * seq_q + i) *        \

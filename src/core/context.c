@@ -187,6 +187,7 @@ static void fill_device_info(clattn_context *ctx)
                     NULL);
     in->has_fp16 = has_extension(dev, "cl_khr_fp16");
     in->has_fp64 = has_extension(dev, "cl_khr_fp64");
+    ctx->intel_subgroups = has_extension(dev, "cl_intel_subgroups");
     ctx->scratch_limit = scratch_limit(ctx, in);
     cl_device_local_mem_type local = CL_GLOBAL;
     clGetDeviceInfo(dev, CL_DEVICE_LOCAL_MEM_TYPE, sizeof local, &local, NULL);

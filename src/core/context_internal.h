@@ -27,6 +27,9 @@ struct clattn_context {
        class_pin: $CLATTN_KERNEL_CLASS, -1 (auto: from the device), 0
        (cpu) or 1 (gpu). */
     int gpu_class, class_pin;
+    /* The device has cl_intel_subgroups: the GPU-class fused kernel
+       reduces across lanes by sub-group shuffles (FG_SUBGROUPS). */
+    int intel_subgroups;
     op_settings op_settings;             /* the ops' environment settings */
     atomic_size_t mem_current, mem_peak; /* see device_memory.h */
     /* Guards the programs built on first use (the layers'). */

@@ -203,24 +203,40 @@ static void store_binary(clattn_context *ctx, cl_program program,
     free(devices);
 }
 
+/* What a build's options take from the device. */
+typedef struct build_device {
+    int gpu_class;       /* the families' GPU-class parameter values */
+    size_t softmax_wg;   /* the unfused softmax's work-group */
+    int intel_subgroups; /* fused-gpu: FG_SUBGROUPS=1 */
+} build_device;
+
+static build_device device_of(const clattn_context *ctx, size_t softmax_wg)
+{
+    build_device d = {context_gpu_class(ctx), softmax_wg, ctx->intel_subgroups};
+    return d;
+}
+
 /* The whole option string of a build of id: embedded-source mode, the
    family's parameters (their GPU-class values for a GPU-class device),
-   the device's softmax work-group (unfused only),
-   then the variant's extras. -1 when it does not fit. */
-static int build_options(program_id id, int gpu_class, size_t softmax_wg,
+   the device's softmax work-group (unfused only) and sub-group support
+   (fused-gpu only), then the variant's extras. -1 when it does not fit. */
+static int build_options(program_id id, const build_device *dev,
                          const char *extra, char *buf, size_t cap)
 {
     int n = snprintf(buf, cap, "-DCLATTN_EMBEDDED=1");
     if (n < 0 || (size_t)n >= cap ||
-        kernel_params_append_options(id, gpu_class, buf, cap))
+        kernel_params_append_options(id, dev->gpu_class, buf, cap))
         return -1;
     size_t used = strlen(buf);
-    if (id == PROGRAM_SDPA_UNFUSED) {
-        n = snprintf(buf + used, cap - used, " -DSOFTMAX_WG=%zu", softmax_wg);
-        if (n < 0 || (size_t)n >= cap - used)
-            return -1;
-        used += (size_t)n;
-    }
+    n = 0;
+    if (id == PROGRAM_SDPA_UNFUSED)
+        n = snprintf(buf + used, cap - used, " -DSOFTMAX_WG=%zu",
+                     dev->softmax_wg);
+    else if (id == PROGRAM_SDPA_FUSED_GPU && dev->intel_subgroups)
+        n = snprintf(buf + used, cap - used, " -DFG_SUBGROUPS=1");
+    if (n < 0 || (size_t)n >= cap - used)
+        return -1;
+    used += (size_t)n;
     if (extra && *extra) {
         n = snprintf(buf + used, cap - used, " %s", extra);
         if (n < 0 || (size_t)n >= cap - used)
@@ -239,8 +255,8 @@ int program_offline_inputs(program_id id, const char *extra_options,
 {
     const program_spec *spec = &program_specs[id];
     *source = NULL;
-    if (build_options(id, 1, softmax_work_group(SIZE_MAX), extra_options,
-                      options, cap))
+    const build_device gpu = {1, softmax_work_group(SIZE_MAX), 0};
+    if (build_options(id, &gpu, extra_options, options, cap))
         return -1;
     size_t total = 0;
     for (size_t i = 0; spec->sources[i]; ++i) {
@@ -405,8 +421,9 @@ clattn_status programs_build(clattn_context *ctx)
     clattn_status status = CLATTN_SUCCESS;
     for (;;) {
         cl_program program = NULL;
-        if (build_options(PROGRAM_SDPA_UNFUSED, context_gpu_class(ctx), wg,
-                          NULL, options, sizeof options)) {
+        const build_device dev = device_of(ctx, wg);
+        if (build_options(PROGRAM_SDPA_UNFUSED, &dev, NULL, options,
+                          sizeof options)) {
             status = options_error(ctx, PROGRAM_SDPA_UNFUSED);
             break;
         }
@@ -427,8 +444,8 @@ clattn_status programs_build(clattn_context *ctx)
         if (id == PROGRAM_SDPA_UNFUSED)
             continue;
         cl_program program = NULL;
-        if (build_options((program_id)id, context_gpu_class(ctx), p->softmax_wg,
-                          NULL, options, sizeof options))
+        const build_device dev = device_of(ctx, p->softmax_wg);
+        if (build_options((program_id)id, &dev, NULL, options, sizeof options))
             status = options_error(ctx, (program_id)id);
         else if ((status = build_one(ctx, (program_id)id, options, &program)) ==
                  CLATTN_SUCCESS)
@@ -470,8 +487,8 @@ clattn_status program_get(clattn_context *ctx, program_id id,
             return CLATTN_SUCCESS;
     }
     char options[OPTIONS_MAX];
-    if (build_options(id, context_gpu_class(ctx), p->softmax_wg, extra_options,
-                      options, sizeof options))
+    const build_device dev = device_of(ctx, p->softmax_wg);
+    if (build_options(id, &dev, extra_options, options, sizeof options))
         return options_error(ctx, id);
     clattn_status status = CLATTN_SUCCESS;
     pthread_mutex_lock(&ctx->build_lock);

@@ -206,8 +206,12 @@ compile_one() { # name (program or program@dDIM)
       fi
       ;;
     dg2 | pvc)
+      # Intel GPUs have cl_intel_subgroups: the library builds fused-gpu
+      # with its sub-group reductions there.
+      local intel_opts="${opts[*]}"
+      [[ $prog == sdpa_fused_gpu* ]] && intel_opts+=" -DFG_SUBGROUPS=1"
       if (cd "$out/obj" && "$OCLOC" compile -file "$src" -device "$t" \
-        -options "${opts[*]}" -output "$name.$t" -q) >"$obj.$t.log" 2>&1
+        -options "$intel_opts" -output "$name.$t" -q) >"$obj.$t.log" 2>&1
       then
         printf '%s\t%s\t(all kernels)\t%s\t-\t-\t-\t-\t-\t-\t0\t0\n' \
           "$prog" "$dim" "$t" >>"$obj.records"
