@@ -69,7 +69,7 @@ int main(int argc, char **argv)
     int rc = 0;
     for (int id = 0; id < PROGRAM_COUNT; ++id)
         rc |= emit(dir, (program_id)id, 0, 0, NULL);
-    static const unsigned head_dims[] = {64, 128, 256};
+    static const unsigned head_dims[] = {64, 80, 96, 128, 256};
     for (int decode = 0; decode <= 1; ++decode)
         for (size_t i = 0; i < sizeof head_dims / sizeof head_dims[0]; ++i) {
             char extra[128];
