@@ -13,6 +13,9 @@ typedef struct op_settings {
     /* What AUTO runs for requests without probs, among the paths AUTO may
        take (AUTO = its own choice). */
     clattn_sdpa_path sdpa_pin;
+    /* $CLATTN_FUSED_GPU_TILES as given ("" when unset), validated by the
+       SDPA op's parser; the fused-gpu plan reads its tiles from it. */
+    char fused_gpu_tiles[128];
 } op_settings;
 
 /* Fills *out from the environment; INVALID_ARGUMENT with the reason on

@@ -10,6 +10,7 @@
 #include "device_memory.h"
 #include "device_select.h"
 #include "kernel_args.h"
+#include "sdpa_fused_tiles.h"
 #include "sdpa_plan.h"
 
 #include <stdio.h>
@@ -97,134 +98,16 @@ static void choose_splits(const clattn_context *ctx, const sdpa_problem *p,
     plan->nsplit = div_up(p->seq_kv, keys);
 }
 
-/* The GPU-class kernel's configurations (cl/sdpa/sdpa_fused_gpu.cl): per
-   padded head dim, largest first. The rule: the smallest padded head dim
-   that holds head_dim and head_dim_v, then the first configuration whose
-   work-group the device allows and whose __local tiles fit its local
-   memory (the first of each head dim fits NVIDIA's and AMD's 48-64 KiB,
-   the second 32 KiB, as Intel's CPU runtime and Oclgrind have; the third,
-   of 16 work-items, is for small devices and simulators, and keeps wide
-   rows in fewer lanes at the cost of registers; the last, of 4 rows, is
-   for decode). Head dims 80 and 96 have their own builds, so that they
-   do not pad to 128 (60% and 33% more work), with 8-key tiles: their
-   16-key ones spilled scalar registers on AMD; the first of 80 already
-   fits 32 KiB, so its second is a narrower one, and the 4-row one
-   serves small devices too. The first two of head dims 64 and 128
-   compile with no stack and no spill for NVIDIA sm_90, all three of 80
-   and 96 for sm_90 and AMD gfx90a (docs/gpu.md). Few query
-   rows (decode) take the fitting configuration with the fewest rows that
-   still holds them all, since a group's rows past seq_q compute on zeros
-   (gpu_config_pick). Few builds on purpose: each configuration is a
-   program compiled on first use (seconds on PoCL, a minute or more under
-   the sanitizers). */
-typedef struct gpu_tiles {
-    unsigned d, bm, tm, lanes, bn;
-} gpu_tiles;
-
-static const gpu_tiles gpu_configs[] = {
-    {64, 64, 4, 8, 32}, {64, 32, 2, 8, 32},   {64, 16, 4, 4, 16},
-    {64, 4, 1, 4, 16},  {80, 32, 2, 4, 8},    {80, 16, 1, 4, 8},
-    {80, 4, 1, 4, 8},   {96, 32, 2, 8, 8},    {96, 16, 1, 8, 8},
-    {96, 4, 1, 4, 8},   {128, 32, 2, 16, 16}, {128, 16, 1, 16, 16},
-    {128, 8, 2, 4, 8},  {128, 4, 1, 4, 8},    {256, 16, 1, 8, 8},
-    {256, 8, 1, 8, 8},  {256, 4, 1, 4, 4},
-};
-
-static size_t gpu_wg(const gpu_tiles *t)
-{
-    return (size_t)t->bm / t->tm * t->lanes;
-}
-
-/* The kernel's static __local arrays: the Q, K and V tiles (rows padded
-   to d + 4 floats), the weights and the row-max exchange. */
-static size_t gpu_local_bytes(const gpu_tiles *t)
-{
-    const size_t ds = t->d + 4;
-    return sizeof(float) * ((size_t)t->bm * ds + 2 * (size_t)t->bn * ds +
-                            (size_t)t->bm * t->bn + (size_t)t->bm * t->lanes);
-}
-
-/* The rule, as a pure function of the device's limits: the index of the
-   first configuration from `from` on whose head dim is the smallest that
-   holds `width` and that the device's work-group and local memory
-   allow; the table's count when none is left. */
-static size_t gpu_config_next(size_t width, size_t max_work_group,
-                              cl_ulong local_mem, size_t from)
-{
-    const size_t count = sizeof gpu_configs / sizeof gpu_configs[0];
-    unsigned pad = 0; /* the smallest padded head dim that holds both */
-    for (size_t i = count; i-- > 0;)
-        if (gpu_configs[i].d >= width)
-            pad = gpu_configs[i].d;
-    for (size_t i = from; i < count; ++i) {
-        const gpu_tiles *t = &gpu_configs[i];
-        if (t->d == pad && gpu_wg(t) <= max_work_group &&
-            gpu_local_bytes(t) <= local_mem)
-            return i;
-    }
-    return count;
-}
-
-/* The configuration's build options (the program variant's extras). The
-   one the kernel file's defaults describe (cl/sdpa/sdpa_fused_params.clh)
-   has none: it is the program's default build, made at context creation,
-   so a device it fits never compiles during a call. */
-static void gpu_config_options(const gpu_tiles *t, int decode, char *buf,
-                               size_t cap)
-{
-    const char *kernel = decode ? "-DFG_DECODE=1" : "";
-    if (t->d == FG_D && t->bm == FG_BM && t->tm == FG_TM &&
-        t->lanes == FG_LANES && t->bn == FG_BN) {
-        snprintf(buf, cap, "%s", kernel);
-        return;
-    }
-    snprintf(buf, cap,
-             "-DFG_D=%u -DFG_BM=%u -DFG_TM=%u -DFG_LANES=%u -DFG_BN=%u%s%s",
-             t->d, t->bm, t->tm, t->lanes, t->bn, decode ? " " : "", kernel);
-}
-
-int sdpa_fused_gpu_options(size_t width, size_t max_work_group,
-                           cl_ulong local_mem, int decode, char *buf,
-                           size_t cap)
-{
-    const size_t count = sizeof gpu_configs / sizeof gpu_configs[0];
-    const size_t i = gpu_config_next(width, max_work_group, local_mem, 0);
-    if (cap)
-        buf[0] = '\0';
-    if (i == count)
-        return -1;
-    gpu_config_options(&gpu_configs[i], decode, buf, cap);
-    return 0;
-}
-
-/* The configuration plan_gpu tries first: the first that fits, or, when
-   seq_q is below its BM, the fitting one with the fewest rows that still
-   holds all seq_q (the table lists each head dim's largest first); the
-   table's count when none fits. */
-static size_t gpu_config_pick(size_t width, size_t max_work_group,
-                              cl_ulong local_mem, size_t seq_q)
-{
-    const size_t count = sizeof gpu_configs / sizeof gpu_configs[0];
-    size_t pick = gpu_config_next(width, max_work_group, local_mem, 0);
-    for (size_t i = pick; i < count;
-         i = gpu_config_next(width, max_work_group, local_mem, i + 1))
-        if (gpu_configs[i].bm >= seq_q &&
-            gpu_configs[i].bm < gpu_configs[pick].bm)
-            pick = i;
-    return pick;
-}
-
-/* Configuration i's program variant and kernel into plan, when the
+/* Configuration t's program variant and kernel into plan, when the
    built kernel's own limits (work-group size, local memory) allow it;
    *fits 0 and nothing held when they do not. */
-static clattn_status gpu_try_config(clattn_context *ctx, size_t i,
+static clattn_status gpu_try_config(clattn_context *ctx, const gpu_tiles *t,
                                     fused_plan *plan, int *fits)
 {
-    const gpu_tiles *t = &gpu_configs[i];
-    const size_t wg = gpu_wg(t);
+    const size_t wg = gpu_tiles_wg(t);
     const char *name = plan->gqa_rows ? "fused_gpu_decode" : "fused_gpu_flash";
     char options[128];
-    gpu_config_options(t, plan->gqa_rows, options, sizeof options);
+    gpu_tiles_options(t, plan->gqa_rows, options, sizeof options);
     cl_kernel kernel = NULL;
     *fits = 0;
     clattn_status s = program_kernel_variant(ctx, PROGRAM_SDPA_FUSED_GPU,
@@ -270,14 +153,41 @@ static size_t gpu_units(const sdpa_problem *p, const fused_plan *plan)
     return p->batch * (plan->gqa_rows ? p->heads_kv : p->heads_q);
 }
 
-/* GPU kernel: the configuration gpu_config_pick names, else the next
-   that the built kernel can run at, in table order. Grouped-query
-   attention with fewer query rows than the widest fitting configuration
-   holds (decode, short prompts) takes fused_gpu_decode, which fills a
-   work-group with the group's other query heads and reads each K/V tile
-   once for all of them (the flash kernel would take a narrower
-   configuration, or idle rows, and read K/V once per query head); its
-   configuration is picked for group * seq_q rows. */
+/* The tiles that override the rule at padded head dim d, and where they
+   come from: $CLATTN_FUSED_GPU_TILES (validated at context creation), else
+   the tuning table's row for this device; NULL when neither has d. */
+static const char *gpu_tiles_override(const clattn_context *ctx, unsigned d,
+                                      gpu_tiles *out)
+{
+    const char *env = ctx->op_settings.fused_gpu_tiles;
+    if (*env) {
+        gpu_tiles list[8];
+        size_t n = 0;
+        char why[8];
+        if (gpu_tiles_parse(env, list, 8, &n, why, sizeof why) == 0)
+            for (size_t i = 0; i < n; ++i)
+                if (list[i].d == d) {
+                    *out = list[i];
+                    return "$CLATTN_FUSED_GPU_TILES";
+                }
+        return NULL;
+    }
+    return gpu_tuning_lookup(gpu_tuning_table, ctx->info.device_vendor,
+                             ctx->info.device_name, d, out)
+               ? "the tuning table"
+               : NULL;
+}
+
+/* GPU kernel: tiles from $CLATTN_FUSED_GPU_TILES or the tuning table when
+   they name the head dim (an error when the device cannot run them: no
+   other tiles are tried behind a setting), else the configuration
+   gpu_tiles_pick names, else the next that the built kernel can run at,
+   in table order. Grouped-query attention with fewer query rows than the
+   widest fitting configuration holds (decode, short prompts) takes
+   fused_gpu_decode, which fills a work-group with the group's other query
+   heads and reads each K/V tile once for all of them (the flash kernel
+   would take a narrower configuration, or idle rows, and read K/V once
+   per query head); its configuration is picked for group * seq_q rows. */
 static clattn_status plan_gpu(clattn_context *ctx, const sdpa_problem *p,
                               fused_plan *plan)
 {
@@ -285,22 +195,41 @@ static clattn_status plan_gpu(clattn_context *ctx, const sdpa_problem *p,
         p->head_dim > p->head_dim_v ? p->head_dim : p->head_dim_v;
     const size_t max_wg = ctx->info.max_work_group_size;
     const cl_ulong local = ctx->info.local_mem_bytes;
-    const size_t count = sizeof gpu_configs / sizeof gpu_configs[0];
-    size_t pick = gpu_config_pick(width, max_wg, local, p->seq_q);
-    const size_t widest = gpu_config_next(width, max_wg, local, 0);
-    plan->gqa_rows =
-        p->group > 1 && widest < count && p->seq_q < gpu_configs[widest].bm;
-    if (plan->gqa_rows)
-        pick = gpu_config_pick(width, max_wg, local, gpu_unit_rows(p, plan));
     int fits = 0;
+    gpu_tiles forced;
+    const char *from = gpu_tiles_override(ctx, gpu_tiles_pad(width), &forced);
+    if (from) {
+        plan->gqa_rows = p->group > 1 && p->seq_q < forced.bm;
+        clattn_status s = CLATTN_SUCCESS;
+        if (gpu_tiles_wg(&forced) <= max_wg &&
+            gpu_tiles_local_bytes(&forced) <= local)
+            s = gpu_try_config(ctx, &forced, plan, &fits);
+        if (s || fits)
+            return s;
+        return ctx_error(
+            ctx, CLATTN_ERROR_UNSUPPORTED,
+            "fused-gpu: tiles %u:%u,%u,%u,%u from %s need %zu work-items "
+            "and %zu bytes of local memory; the device or its build of "
+            "them allows fewer (work-groups up to %zu, %llu bytes)",
+            forced.d, forced.bm, forced.tm, forced.lanes, forced.bn, from,
+            gpu_tiles_wg(&forced), gpu_tiles_local_bytes(&forced), max_wg,
+            (unsigned long long)local);
+    }
+    const size_t count = gpu_tiles_count();
+    size_t pick = gpu_tiles_pick(width, max_wg, local, p->seq_q);
+    const size_t widest = gpu_tiles_next(width, max_wg, local, 0);
+    plan->gqa_rows =
+        p->group > 1 && widest < count && p->seq_q < gpu_tiles_at(widest)->bm;
+    if (plan->gqa_rows)
+        pick = gpu_tiles_pick(width, max_wg, local, gpu_unit_rows(p, plan));
     clattn_status s = CLATTN_SUCCESS;
     if (pick < count)
-        s = gpu_try_config(ctx, pick, plan, &fits);
-    for (size_t i = gpu_config_next(width, max_wg, local, 0);
+        s = gpu_try_config(ctx, gpu_tiles_at(pick), plan, &fits);
+    for (size_t i = gpu_tiles_next(width, max_wg, local, 0);
          !s && !fits && i < count;
-         i = gpu_config_next(width, max_wg, local, i + 1))
+         i = gpu_tiles_next(width, max_wg, local, i + 1))
         if (i != pick)
-            s = gpu_try_config(ctx, i, plan, &fits);
+            s = gpu_try_config(ctx, gpu_tiles_at(i), plan, &fits);
     if (s || fits)
         return s;
     return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
