@@ -2,9 +2,11 @@
    variant forced through clattn_sdpa's path argument: outputs and LSE on
    shapes that reach every kernel (CPU rows, CPU decode, GPU tiles) with and
    without key splitting, masks, key lengths, causal in both alignments,
-   GQA, dropout (same Philox stream, so the same dropped positions);
-   memory that grows linearly with the sequence; and the requests the fused
-   path refuses, with nothing written. */
+   GQA, dropout (same Philox stream, so the same dropped positions); the
+   CPU-class variant's probs (recomputed from the row statistics) on every
+   shape against the unfused path's and the reference's; memory that grows
+   linearly with the sequence; and the requests the fused path refuses,
+   with nothing written. */
 #include "reference.h"
 #include "sdpa_case.h"
 #include "test_util.h"
@@ -108,6 +110,85 @@ static clattn_status case_run_fresh(device_case *c, clattn_sdpa_path path,
     return case_run(c, path, out, lse);
 }
 
+/* Runs path with a probs view (and out, no lse view: the fused path then
+   keeps its own row statistics) on outputs filled with NaN; probs and out
+   (host) get the result. */
+static clattn_status case_run_probs(device_case *c, clattn_sdpa_path path,
+                                    float *out, float *probs)
+{
+    const size_t np = c->in.n_probs;
+    cl_mem pm = upload(NULL, np * 4);
+    const float nan = NAN;
+    clEnqueueFillBuffer(info.queue, c->out, &nan, sizeof nan, 0,
+                        c->in.n_out * 4, 0, NULL, NULL);
+    clEnqueueFillBuffer(info.queue, pm, &nan, sizeof nan, 0, np * 4, 0, NULL,
+                        NULL);
+    const clattn_sdpa_desc *x = &c->in.desc;
+    size_t dp[4] = {x->batch, x->heads_q, x->seq_q, x->seq_kv};
+    clattn_sdpa_tensors t;
+    memset(&t, 0, sizeof t);
+    clattn_tensor_contiguous(&t.q, c->q, 0, c->dq);
+    clattn_tensor_contiguous(&t.k, c->k, 0, c->dk);
+    clattn_tensor_contiguous(&t.v, c->v, 0, c->dv);
+    clattn_tensor_contiguous(&t.out, c->out, 0, c->dout);
+    clattn_tensor_contiguous(&t.probs, pm, 0, dp);
+    if (c->mask)
+        clattn_tensor_contiguous(&t.mask, c->mask, 0, x->mask_dims);
+    clattn_status s = clattn_sdpa(ctx, x, &t, path, 0, NULL, NULL);
+    if (s == CLATTN_SUCCESS) {
+        clEnqueueReadBuffer(info.queue, c->out, CL_TRUE, 0, c->in.n_out * 4,
+                            out, 0, NULL, NULL);
+        clEnqueueReadBuffer(info.queue, pm, CL_TRUE, 0, np * 4, probs, 0, NULL,
+                            NULL);
+    }
+    clReleaseMemObject(pm);
+    return s;
+}
+
+static size_t close_to_float(const char *what, const float *got,
+                             const float *want, size_t n);
+
+/* The fused-cpu path's weights (the recompute plan) against the unfused
+   path's and the reference's: every element of probs, the same dropped
+   positions, and out unchanged by asking for them. */
+static void probs_agree(const char *name, device_case *c, const double *want)
+{
+    const size_t n = c->in.n_out, np = c->in.n_probs;
+    float *u_out = malloc(n * 4), *u_p = malloc(np * 4);
+    float *f_out = malloc(n * 4), *f_p = malloc(np * 4);
+    clattn_status s = case_run_probs(c, CLATTN_SDPA_PATH_UNFUSED, u_out, u_p);
+    CHECK(s == CLATTN_SUCCESS, "%s unfused with probs: %s", name,
+          clattn_status_string(s));
+    if (s == CLATTN_SUCCESS) {
+        s = case_run_probs(c, CLATTN_SDPA_PATH_FUSED_CPU, f_out, f_p);
+        CHECK(s == CLATTN_SUCCESS, "%s fused-cpu with probs: %s (%s)", name,
+              clattn_status_string(s), clattn_context_last_error(ctx));
+    }
+    if (s == CLATTN_SUCCESS) {
+        CHECK(close_to_float("fused-cpu probs vs unfused", f_p, u_p, np) == 0,
+              "%s fused-cpu: probs differ from the unfused path", name);
+        CHECK(close_to_float("fused-cpu out with probs", f_out, u_out, n) == 0,
+              "%s fused-cpu: out with probs differs from the unfused path",
+              name);
+        if (c->in.desc.dropout_p == 0.0f) {
+            double *want_p = malloc(np * sizeof *want_p);
+            double *ref_out = malloc(n * sizeof *ref_out);
+            ref_sdpa(&c->in.desc, c->in.q, c->in.k, c->in.v, c->in.mask,
+                     ref_out, want_p, NULL);
+            free(ref_out);
+            CHECK(compare_close("fused-cpu probs vs reference", f_p, want_p, np,
+                                TOL_ATOL, TOL_RTOL) == 0,
+                  "%s fused-cpu: probs differ from the reference", name);
+            CHECK(compare_close("fused-cpu out with probs vs reference", f_out,
+                                want, n, TOL_ATOL, TOL_RTOL) == 0,
+                  "%s fused-cpu: out with probs differs from the reference",
+                  name);
+            free(want_p);
+        }
+    }
+    free(u_out), free(u_p), free(f_out), free(f_p);
+}
+
 static size_t close_to_float(const char *what, const float *got,
                              const float *want, size_t n)
 {
@@ -125,7 +206,7 @@ static const clattn_sdpa_path fused_paths[2] = {CLATTN_SDPA_PATH_FUSED_CPU,
 /* Each fused variant against the unfused path and the reference; both
    fused variants twice, for identical bits. */
 static void agree(const char *name, const clattn_sdpa_desc *d, int key_lengths,
-                  uint64_t seed)
+                  uint64_t seed, int with_probs)
 {
     device_case c;
     case_make(&c, d, key_lengths, seed);
@@ -164,6 +245,8 @@ static void agree(const char *name, const clattn_sdpa_desc *d, int key_lengths,
         CHECK(s == CLATTN_SUCCESS && memcmp(again, f_out, n * 4) == 0,
               "%s %s: a second run gives other bits", name, path);
     }
+    if (s == CLATTN_SUCCESS && with_probs)
+        probs_agree(name, &c, want);
     free(u_out), free(u_lse), free(f_out), free(f_lse), free(again);
     free(want), free(want_lse);
     case_free(&c);
@@ -244,7 +327,13 @@ static void agreement_suite(void)
                 break;
             }
             snprintf(name, sizeof name, "%s, %s", cases[i].name, what);
-            agree(name, &d, cases[i].key_lengths, 1000 + i * 10 + variant);
+            /* Probs on every variant; on Oclgrind (small) on the first of
+               the two, for score matrices up to 16384 elements (the others
+               tripled the suite's time there). */
+            const size_t scores = d.batch * d.heads_q * d.seq_q * d.seq_kv;
+            const int with_probs = !small || (k == 0 && scores <= 16384);
+            agree(name, &d, cases[i].key_lengths, 1000 + i * 10 + variant,
+                  with_probs);
         }
     }
 }
@@ -318,8 +407,9 @@ static void decode_splits(void)
     case_free(&c);
 }
 
-/* Probs on a fused path, head dims over 256: UNSUPPORTED, nothing
-   written; AUTO runs the unfused path for both and matches the reference. */
+/* Probs on the GPU-class fused path, head dims over 256 on any: UNSUPPORTED,
+   nothing written; AUTO runs the unfused path for head dims over 256 and
+   matches the reference. */
 static void refusals(void)
 {
     clattn_sdpa_desc d = shape(1, 1, 1, 5, 7, 300, 300);
@@ -368,9 +458,13 @@ static void refusals(void)
     clattn_tensor_contiguous(&t.v, c.v, 0, c.dv);
     clattn_tensor_contiguous(&t.out, c.out, 0, c.dout);
     clattn_tensor_contiguous(&t.probs, probs, 0, dprobs);
-    for (int v = 0; v < 3; ++v) {
+    /* fused-gpu, and FUSED where it means fused-gpu (fused-cpu writes
+       probs: agree() checks them) */
+    const int fused_is_gpu =
+        clattn_sdpa_fused_variant(ctx) == CLATTN_SDPA_PATH_FUSED_GPU;
+    for (int v = 0; v < 1 + fused_is_gpu; ++v) {
         clattn_sdpa_path path =
-            v == 2 ? CLATTN_SDPA_PATH_FUSED : fused_paths[v];
+            v == 1 ? CLATTN_SDPA_PATH_FUSED : CLATTN_SDPA_PATH_FUSED_GPU;
         clattn_status st =
             clattn_sdpa(ctx, &c.in.desc, &t, path, 0, NULL, NULL);
         CHECK(st == CLATTN_ERROR_UNSUPPORTED &&

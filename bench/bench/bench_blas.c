@@ -119,8 +119,8 @@ int bench_blas_projections_call(void *arg, double *event_ms)
     /* nn.Linear: y = x W^T, W [out][in], as the layer runs them. */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, 3 * e, e, 1.0f,
                 p->x, e, p->w_qkv, e, 0.0f, p->qkv, 3 * e);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, e, e, 1.0f,
-                p->x, e, p->w_out, e, 0.0f, p->y, e);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, e, e, 1.0f, p->x,
+                e, p->w_out, e, 0.0f, p->y, e);
     *event_ms = -1.0;
     return 0;
 }

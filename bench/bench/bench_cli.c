@@ -25,6 +25,8 @@ void bench_usage(FILE *f)
         "--skv N\n"
         "  --causal       top-left causal mask (decode is always "
         "bottom-right)\n"
+        "  --probs        the call also returns the attention weights "
+        "(SDPA ops)\n"
         "\n"
         "Options:\n"
         "  --device SEL   'all' (default) or selectors as CLATTN_DEVICE,\n"
@@ -117,7 +119,7 @@ static int parse_paths(const char *list, bench_options *o)
 
 /* Case flags given on the command line; zero = not given. */
 typedef struct case_flags {
-    int op_given, causal;
+    int op_given, causal, probs;
     bench_op op;
     size_t b, h, hkv, s, sq, skv, d;
 } case_flags;
@@ -146,6 +148,10 @@ static int build_case(const case_flags *f, bench_case *c, char *err, size_t cap)
     c->causal = decode      ? CLATTN_CAUSAL_BOTTOM_RIGHT
                 : f->causal ? CLATTN_CAUSAL_TOP_LEFT
                             : CLATTN_CAUSAL_NONE;
+    c->probs = f->probs;
+    if (f->probs && bench_op_is_layer(f->op))
+        return fail(err, cap,
+                    "--probs is for the SDPA ops (sdpa, gqa, decode)");
     if (c->heads_q % c->heads_kv)
         return fail(err, cap, "--hkv %zu does not divide --h %zu", c->heads_kv,
                     c->heads_q);
@@ -285,6 +291,8 @@ int bench_parse_args(int argc, char **argv, bench_options *o, char *err,
             return 1;
         } else if (strcmp(a, "--causal") == 0) {
             f.causal = shape_given = 1;
+        } else if (strcmp(a, "--probs") == 0) {
+            f.probs = shape_given = 1;
         } else if (strcmp(a, "--no-peers") == 0) {
             o->peers = 0;
         } else if (strcmp(a, "--list") == 0) {

@@ -57,10 +57,8 @@ void bench_figures_compute(const bench_run *run, const bench_record *r,
         peer_speedup(run, r, BENCH_HOST_DEVICE, "openblas-attention");
     f->vs_reference = peer_speedup(run, r, BENCH_HOST_DEVICE, "reference");
     f->vs_torch = peer_speedup(run, r, BENCH_HOST_DEVICE, "torch");
-    const bench_record *p = bench_run_find(run, BENCH_HOST_DEVICE,
-                                           r->case_index,
-                                           "openblas-projections");
+    const bench_record *p = bench_run_find(
+        run, BENCH_HOST_DEVICE, r->case_index, "openblas-projections");
     if (p && r->has_split)
-        f->projection_vs_openblas =
-            ratio(p->t.min_ms, r->split.projection_ms);
+        f->projection_vs_openblas = ratio(p->t.min_ms, r->split.projection_ms);
 }

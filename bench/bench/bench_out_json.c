@@ -152,9 +152,11 @@ static void write_case(FILE *f, const bench_case *c, size_t i)
     fprintf(f,
             ", \"op\": \"%s\", \"batch\": %zu, \"heads_q\": %zu, "
             "\"heads_kv\": %zu, \"seq_q\": %zu, \"seq_kv\": %zu, "
-            "\"head_dim\": %zu, \"causal\": \"%s\",\n     \"flops\": ",
+            "\"head_dim\": %zu, \"causal\": \"%s\", \"probs\": %s,\n"
+            "     \"flops\": ",
             bench_op_name(c->op), c->batch, c->heads_q, c->heads_kv, c->seq_q,
-            c->seq_kv, c->head_dim, bench_causal_name(c->causal));
+            c->seq_kv, c->head_dim, bench_causal_name(c->causal),
+            c->probs ? "true" : "false");
     jcount(f, bench_case_flops(c));
     fputs(", \"flops_effective\": ", f);
     jcount(f, bench_case_flops_effective(c));

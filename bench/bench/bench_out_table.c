@@ -176,8 +176,9 @@ static void print_splits(FILE *f, const bench_run *run)
         if (r->status != BENCH_OK || !r->has_split)
             continue;
         if (!header) {
-            fprintf(f, "\nLayers, where the time went (fastest call, OpenCL "
-                       "events):\n%-34s %-10s %-10s %10s %10s %10s %12s\n",
+            fprintf(f,
+                    "\nLayers, where the time went (fastest call, OpenCL "
+                    "events):\n%-34s %-10s %-10s %10s %10s %10s %12s\n",
                     "case", "dev", "path", "proj ms", "attn ms", "other ms",
                     "proj vs BLAS");
             header = 1;
@@ -187,9 +188,8 @@ static void print_splits(FILE *f, const bench_run *run)
         bench_figures g;
         bench_figures_compute(run, r, &g);
         fprintf(f, "%-34s %-10s %-10s %10.2f %10.2f %10.2f", label,
-                bench_record_device_id(run, r), r->path,
-                r->split.projection_ms, r->split.attention_ms,
-                r->split.other_ms);
+                bench_record_device_id(run, r), r->path, r->split.projection_ms,
+                r->split.attention_ms, r->split.other_ms);
         cell(f, 12, "%.2fx", g.projection_vs_openblas);
         fputc('\n', f);
     }
@@ -220,16 +220,16 @@ void bench_print_table(FILE *f, const bench_run *run)
     fprintf(f, " %7s\n", "vs unf");
     for (size_t ci = 0; ci < run->ncases; ++ci)
         print_case(f, run, ci, &w);
-    fprintf(f,
-            "\n* the variant 'fused' (and 'auto' without probabilities) runs "
-            "on that device.\n"
-            "GFLOP/s counts 4*B*H*Sq*Skv*D, the whole score matrix, for "
-            "causal cases too (the\n  rate over unmasked pairs only, about "
-            "half of it there, is in the JSON). GB/s: Q, K,\n  V read and O "
-            "written once (for decode, the KV cache read). mem: the four "
-            "buffers\n  plus the library's device-memory high-water. %%peak: "
-            "of the device's measured\n  fp32 peak; %%sgemm: of OpenBLAS "
-            "sgemm; vs X: X's min time / this min time.\n");
+    fprintf(f, "\n* the variant 'fused' (and 'auto', but for probabilities "
+               "on a GPU-class device)\n  runs on that device.\n"
+               "GFLOP/s counts 4*B*H*Sq*Skv*D, the whole score matrix, for "
+               "causal cases too (the\n  rate over unmasked pairs only, about "
+               "half of it there, is in the JSON). GB/s: Q, K,\n  V read and O "
+               "written once (for decode, the KV cache read). mem: the "
+               "caller's buffers\n  plus the library's device-memory "
+               "high-water. %%peak: "
+               "of the device's measured\n  fp32 peak; %%sgemm: of OpenBLAS "
+               "sgemm; vs X: X's min time / this min time.\n");
     print_splits(f, run);
 }
 

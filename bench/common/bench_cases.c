@@ -8,25 +8,30 @@
 
 #define SDPA(s, causal)                                                        \
     {                                                                          \
-        BENCH_OP_SDPA, 1, 8, 8, s, s, 64, causal                               \
+        BENCH_OP_SDPA, 1, 8, 8, s, s, 64, causal, 0                            \
     }
 #define GQA(s, causal)                                                         \
     {                                                                          \
-        BENCH_OP_GQA, 1, 8, 2, s, s, 64, causal                                \
+        BENCH_OP_GQA, 1, 8, 2, s, s, 64, causal, 0                             \
     }
 #define DECODE(q, kv)                                                          \
     {                                                                          \
-        BENCH_OP_DECODE, 1, 32, 8, q, kv, 128, CLATTN_CAUSAL_BOTTOM_RIGHT      \
+        BENCH_OP_DECODE, 1, 32, 8, q, kv, 128, CLATTN_CAUSAL_BOTTOM_RIGHT, 0   \
+    }
+/* SDPA returning its probabilities (the weights): docs/performance.md */
+#define SDPA_PROBS(s)                                                          \
+    {                                                                          \
+        BENCH_OP_SDPA, 1, 8, 8, s, s, 64, CLATTN_CAUSAL_NONE, 1                \
     }
 #define NONE CLATTN_CAUSAL_NONE
 #define CAUSAL CLATTN_CAUSAL_TOP_LEFT
 #define MHA(b, h, s, d)                                                        \
     {                                                                          \
-        BENCH_OP_MHA, b, h, h, s, s, d, NONE                                   \
+        BENCH_OP_MHA, b, h, h, s, s, d, NONE, 0                                \
     }
 #define TALKING(b, h, s, d)                                                    \
     {                                                                          \
-        BENCH_OP_TALKING_HEADS, b, h, h, s, s, d, NONE                         \
+        BENCH_OP_TALKING_HEADS, b, h, h, s, s, d, NONE, 0                      \
     }
 
 /* Sized so that the whole suite, peers and the slow paths included, stays
@@ -36,7 +41,7 @@ static const bench_case quick[] = {
     SDPA(256, NONE),        SDPA(512, NONE),    SDPA(1024, NONE),
     SDPA(512, CAUSAL),      SDPA(1024, CAUSAL), GQA(1024, NONE),
     DECODE(1, 2048),        DECODE(1, 8192),    MHA(1, 12, 256, 64),
-    TALKING(1, 8, 196, 48),
+    TALKING(1, 8, 196, 48), SDPA_PROBS(1024),
 };
 
 static const bench_case full[] = {
@@ -49,9 +54,9 @@ static const bench_case full[] = {
     SDPA(1024, CAUSAL),
     SDPA(2048, CAUSAL),
     SDPA(4096, CAUSAL),
-    {BENCH_OP_SDPA, 1, 8, 8, 1024, 1024, 128, NONE},
-    {BENCH_OP_SDPA, 1, 8, 8, 2048, 2048, 128, NONE},
-    {BENCH_OP_SDPA, 4, 8, 8, 512, 512, 64, NONE},
+    {BENCH_OP_SDPA, 1, 8, 8, 1024, 1024, 128, NONE, 0},
+    {BENCH_OP_SDPA, 1, 8, 8, 2048, 2048, 128, NONE, 0},
+    {BENCH_OP_SDPA, 4, 8, 8, 512, 512, 64, NONE, 0},
     GQA(1024, NONE),
     GQA(2048, NONE),
     GQA(4096, NONE),
@@ -61,6 +66,8 @@ static const bench_case full[] = {
     DECODE(1, 16384),
     DECODE(8, 4096),
     DECODE(8, 16384),
+    SDPA_PROBS(1024),
+    SDPA_PROBS(2048),
 };
 
 /* The layers of docs/performance.md: a BERT-base layer (E=768, H=12) at
@@ -76,9 +83,9 @@ static const bench_case layers[] = {
    S=4096 for head dims 64 and 128, against the bench's peak kernel, and
    decode against long KV caches, against its copy kernel. */
 static const bench_case gpu[] = {
-    {BENCH_OP_SDPA, 1, 16, 16, 4096, 4096, 64, NONE},
-    {BENCH_OP_SDPA, 1, 16, 16, 4096, 4096, 128, NONE},
-    {BENCH_OP_SDPA, 1, 16, 16, 4096, 4096, 64, CAUSAL},
+    {BENCH_OP_SDPA, 1, 16, 16, 4096, 4096, 64, NONE, 0},
+    {BENCH_OP_SDPA, 1, 16, 16, 4096, 4096, 128, NONE, 0},
+    {BENCH_OP_SDPA, 1, 16, 16, 4096, 4096, 64, CAUSAL, 0},
     DECODE(1, 32768),
     DECODE(8, 16384),
 };
@@ -87,10 +94,11 @@ static const bench_case gpu[] = {
 static const bench_case smoke[] = {
     MHA(2, 2, 37, 8),
     TALKING(2, 3, 29, 8),
-    {BENCH_OP_SDPA, 1, 2, 2, 64, 64, 16, NONE},
-    {BENCH_OP_SDPA, 2, 2, 2, 33, 47, 16, CAUSAL},
-    {BENCH_OP_GQA, 1, 4, 2, 64, 64, 16, NONE},
-    {BENCH_OP_DECODE, 2, 4, 2, 1, 256, 16, CLATTN_CAUSAL_BOTTOM_RIGHT},
+    {BENCH_OP_SDPA, 1, 2, 2, 64, 64, 16, NONE, 0},
+    {BENCH_OP_SDPA, 2, 2, 2, 33, 47, 16, CAUSAL, 0},
+    {BENCH_OP_GQA, 1, 4, 2, 64, 64, 16, NONE, 0},
+    {BENCH_OP_DECODE, 2, 4, 2, 1, 256, 16, CLATTN_CAUSAL_BOTTOM_RIGHT, 0},
+    {BENCH_OP_SDPA, 1, 2, 2, 40, 52, 16, CLATTN_CAUSAL_NONE, 1},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -168,8 +176,8 @@ void bench_case_label(const bench_case *c, char *dst, size_t cap)
         snprintf(dst, cap, "%s b%zu %s %s e%zu", bench_op_name(c->op), c->batch,
                  heads, seq, c->heads_q * c->head_dim);
     else
-        snprintf(dst, cap, "%s%s b%zu %s %s d%zu", bench_op_name(c->op), mask,
-                 c->batch, heads, seq, c->head_dim);
+        snprintf(dst, cap, "%s%s%s b%zu %s %s d%zu", bench_op_name(c->op), mask,
+                 c->probs ? "-probs" : "", c->batch, heads, seq, c->head_dim);
 }
 
 void bench_case_desc(const bench_case *c, clattn_sdpa_desc *desc)

@@ -8,13 +8,13 @@
 #include <stddef.h>
 
 typedef enum bench_op {
-    BENCH_OP_SDPA,  /* heads_kv == heads_q */
-    BENCH_OP_GQA,   /* heads_kv divides heads_q, K/V shared by a group */
+    BENCH_OP_SDPA,   /* heads_kv == heads_q */
+    BENCH_OP_GQA,    /* heads_kv divides heads_q, K/V shared by a group */
     BENCH_OP_DECODE, /* a few new queries against a long KV cache */
     /* Whole layers, self-attention on x [batch][seq_q][heads_q*head_dim]
        (seq_kv = seq_q, heads_kv = heads_q): projections included. */
-    BENCH_OP_MHA,           /* torch.nn.MultiheadAttention, with biases */
-    BENCH_OP_TALKING_HEADS  /* timm TalkingHeadAttn, qkv_bias=True */
+    BENCH_OP_MHA,          /* torch.nn.MultiheadAttention, with biases */
+    BENCH_OP_TALKING_HEADS /* timm TalkingHeadAttn, qkv_bias=True */
 } bench_op;
 
 /* Nonzero for the layer ops. */
@@ -24,6 +24,7 @@ typedef struct bench_case {
     bench_op op;
     size_t batch, heads_q, heads_kv, seq_q, seq_kv, head_dim;
     clattn_causal causal;
+    int probs; /* SDPA ops: the call also returns the attention weights */
 } bench_case;
 
 /* "sdpa", "gqa", "decode", "mha", "talking-heads"; bench_op_parse returns
@@ -40,7 +41,8 @@ const char *bench_causal_name(clattn_causal causal);
    Returns a static array and its length, or NULL for an unknown name. */
 const bench_case *bench_suite(const char *name, size_t *count);
 
-/* A short unique label, e.g. "sdpa-causal b1 h8 s1024 d64". */
+/* A short unique label, e.g. "sdpa-causal b1 h8 s1024 d64" ("-probs"
+   after the op when the weights are returned). */
 void bench_case_label(const bench_case *c, char *dst, size_t cap);
 
 /* The library's descriptor for the case (no mask, no dropout). */

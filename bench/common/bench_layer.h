@@ -31,8 +31,7 @@ size_t bench_layer_embed(const bench_case *c);
 
 /* Creates the layer (weights from a fixed seed) and the buffers, input
    filled. Returns 0, or -1 with the reason in b->error. */
-int bench_layer_setup(bench_layer *b, clattn_context *ctx,
-                      const bench_case *c);
+int bench_layer_setup(bench_layer *b, clattn_context *ctx, const bench_case *c);
 void bench_layer_teardown(bench_layer *b);
 
 /* Fills the output with NaN (a path that writes nothing cannot pass on

@@ -63,22 +63,29 @@ int bench_sdpa_setup(bench_sdpa *b, clattn_context *ctx, const bench_case *c,
     size_t nq = bench_case_q_elems(c), nkv = bench_case_kv_elems(c);
     b->out_elems = bench_case_o_elems(c);
     b->caller_bytes = (nq + 2 * nkv + b->out_elems) * sizeof(float);
-    cl_int e[4];
+    cl_int e[5] = {CL_SUCCESS, CL_SUCCESS, CL_SUCCESS, CL_SUCCESS, CL_SUCCESS};
     cl_mem q = make_buffer(info.cl_ctx, nq, in->q, &e[0]);
     cl_mem k = make_buffer(info.cl_ctx, nkv, in->k, &e[1]);
     cl_mem v = make_buffer(info.cl_ctx, nkv, in->v, &e[2]);
     cl_mem o = make_buffer(info.cl_ctx, b->out_elems, NULL, &e[3]);
+    if (c->probs) {
+        const size_t np = c->batch * c->heads_q * c->seq_q * c->seq_kv;
+        size_t dp[4] = {c->batch, c->heads_q, c->seq_q, c->seq_kv};
+        cl_mem pm = make_buffer(info.cl_ctx, np, NULL, &e[4]);
+        clattn_tensor_contiguous(&b->t.probs, pm, 0, dp);
+        b->caller_bytes += np * sizeof(float);
+    }
     size_t dq[4] = {c->batch, c->heads_q, c->seq_q, c->head_dim};
     size_t dkv[4] = {c->batch, c->heads_kv, c->seq_kv, c->head_dim};
     clattn_tensor_contiguous(&b->t.q, q, 0, dq);
     clattn_tensor_contiguous(&b->t.k, k, 0, dkv);
     clattn_tensor_contiguous(&b->t.v, v, 0, dkv);
     clattn_tensor_contiguous(&b->t.out, o, 0, dq);
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < 5; ++i)
         if (e[i] != CL_SUCCESS) {
             snprintf(b->error, sizeof b->error,
-                     "clCreateBuffer failed (%d) for %zu bytes of Q, K, V "
-                     "and O",
+                     "clCreateBuffer failed (%d) for %zu bytes of Q, K, V, "
+                     "O (and the probabilities)",
                      (int)e[i], b->caller_bytes);
             bench_sdpa_teardown(b);
             return -1;
@@ -88,11 +95,11 @@ int bench_sdpa_setup(bench_sdpa *b, clattn_context *ctx, const bench_case *c,
 
 void bench_sdpa_teardown(bench_sdpa *b)
 {
-    cl_mem all[4] = {b->t.q.buffer, b->t.k.buffer, b->t.v.buffer,
-                     b->t.out.buffer};
+    cl_mem all[5] = {b->t.q.buffer, b->t.k.buffer, b->t.v.buffer,
+                     b->t.out.buffer, b->t.probs.buffer};
     if (b->queue)
         clFinish(b->queue);
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < 5; ++i)
         if (all[i])
             clReleaseMemObject(all[i]);
     memset(&b->t, 0, sizeof b->t);

@@ -24,7 +24,7 @@ typedef struct bench_sdpa {
     clattn_sdpa_desc desc;
     clattn_sdpa_tensors t;
     size_t out_elems;
-    size_t caller_bytes; /* the four buffers: Q, K, V, O */
+    size_t caller_bytes; /* the buffers: Q, K, V, O (and probs) */
     clattn_sdpa_path path;
     clattn_status status; /* of the latest call */
     char error[512];      /* its detail, when not CLATTN_SUCCESS */

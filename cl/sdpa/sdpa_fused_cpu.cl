@@ -19,8 +19,8 @@
 /* FC_* and FD_* (tiles, rows per work-item, compensation lengths) and
    FC_DVC come from sdpa_fused_params.clh, which the host reads too. */
 #ifndef CLATTN_EMBEDDED
-#include "sdpa_fused_params.clh"
 #include "../core/sdpa_fused_common.clh"
+#include "sdpa_fused_params.clh"
 #endif
 
 /* One work-item per (padded key j, bhk): K row j to kp[blk][d][j % 64], V
@@ -55,8 +55,8 @@ __kernel void fused_pack_kv(__global const float *k, ulong k_off, ulong k_sb,
 /* Writes one finished row: normalized output and LSE, or (split) the
    unnormalized accumulator with m and l for fused_merge. */
 void fused_write_row(__global float *o, __global float *lse,
-                     __global float *part, const float16 *acc, float m,
-                     float l, uint head_dim_v)
+                     __global float *part, const float16 *acc, float m, float l,
+                     uint head_dim_v)
 {
     const uint chunks = (head_dim_v + 15) / 16;
     if (part) {
@@ -76,18 +76,19 @@ void fused_write_row(__global float *o, __global float *lse,
         *lse = l == 0.0f ? -INFINITY : m + log(l);
 }
 
-__kernel void fused_cpu_rows(
-    __global const float *q, ulong q_off, ulong q_sb, ulong q_sh, ulong q_ss,
-    __global const float *kp, __global const float *vp, __global float *o,
-    ulong o_off, ulong o_sb, ulong o_sh, ulong o_ss, __global float *lse,
-    ulong l_off, ulong l_sb, ulong l_sh, ulong l_ss,
-    __global const uchar *mask_bool, __global const float *mask_add,
-    ulong m_off, ulong m_sb, ulong m_sh, ulong m_ss,
-    __global const int *key_len, uint heads_q, uint group, uint seq_q,
-    uint seq_kv, uint head_dim, uint head_dim_v, uint dv_pad, uint nblk,
-    float scale, int causal, long causal_shift, uint drop_threshold,
-    float drop_scale, ulong drop_seed, ulong drop_offset, uint split_keys,
-    __global float *part, uint bh_begin)
+__kernel void
+fused_cpu_rows(__global const float *q, ulong q_off, ulong q_sb, ulong q_sh,
+               ulong q_ss, __global const float *kp, __global const float *vp,
+               __global float *o, ulong o_off, ulong o_sb, ulong o_sh,
+               ulong o_ss, __global float *lse, ulong l_off, ulong l_sb,
+               ulong l_sh, ulong l_ss, __global const uchar *mask_bool,
+               __global const float *mask_add, ulong m_off, ulong m_sb,
+               ulong m_sh, ulong m_ss, __global const int *key_len,
+               uint heads_q, uint group, uint seq_q, uint seq_kv, uint head_dim,
+               uint head_dim_v, uint dv_pad, uint nblk, float scale, int causal,
+               long causal_shift, uint drop_threshold, float drop_scale,
+               ulong drop_seed, ulong drop_offset, uint split_keys,
+               __global float *part, uint bh_begin)
 {
     const uint i0 = (uint)get_global_id(0) * FC_RW;
     const uint bh = bh_begin + (uint)get_global_id(1);
@@ -240,9 +241,8 @@ __kernel void fused_cpu_rows(
                 } else {
                     for (uint t = 0; t < FC_RT; ++t)
                         for (uint c = 0; c < 4; ++c)
-                            acc[r0 + t][cg + c] = fma(acc[r0 + t][cg + c],
-                                                      (float16)corr[t],
-                                                      a[t][c]);
+                            acc[r0 + t][cg + c] = fma(
+                                acc[r0 + t][cg + c], (float16)corr[t], a[t][c]);
                 }
             }
         }
@@ -257,6 +257,137 @@ __kernel void fused_cpu_rows(
         fused_write_row(o + o_off + b * o_sb + h * o_sh + i * o_ss,
                         lse ? lse + l_off + b * l_sb + h * l_sh + i * l_ss : 0,
                         pr, acc[r], m[r], l[r], head_dim_v);
+    }
+}
+
+/* The attention weights of the recompute plan (probs requested on the
+   fused-cpu path): fused_cpu_rows wrote every row's partials (one key
+   slice or more: max m_s and sum l_s each), and one work-item recomputes
+   the scores of its FC_RW rows block by block, as fused_cpu_rows does
+   (same packed K, same tile, same masks), and writes
+   p = e^(s - M) / L, with M and L combined from the slices as fused_merge
+   does, into the probs view, after dropout at the same Philox positions
+   (probs are after dropout, the LSE before). Not e^(s - lse): with
+   scores near -3e38 the LSE rounds to M and loses log L. Keys a row does
+   not see (masks, causal, past its key length) get 0, and so does every
+   key of a row whose keys are all masked (L = 0). Blocks past a tile's
+   causal limit or the key length are written as zeros without
+   computing. */
+
+/* Row i of bh from its slices' partials, as fused_merge combines them:
+   the base to subtract (the max M, or 0 when every key is masked) and
+   1 / L (0 when L = 0: the row's weights are all 0; NaN stays NaN). */
+void fused_row_stats(__global const float *part, uint nsplit, uint head_dim_v,
+                     uint seq_q, uint bh, uint i, float *base, float *inv)
+{
+    const ulong stride = head_dim_v + 2, step = (ulong)seq_q * stride;
+    __global const float *first =
+        part + ((ulong)bh * nsplit * seq_q + i) * stride;
+    float mx = -INFINITY;
+    for (uint s = 0; s < nsplit; ++s)
+        mx = fmax(mx, first[s * step + head_dim_v]);
+    *base = fused_max_base(mx);
+    float total = 0.0f;
+    for (uint s = 0; s < nsplit; ++s) {
+        __global const float *ps = first + s * step;
+        if (ps[head_dim_v + 1] != 0.0f)
+            total += ps[head_dim_v + 1] * fused_weight1(ps[head_dim_v], *base);
+    }
+    *inv = total == 0.0f ? 0.0f : 1.0f / total;
+}
+
+__kernel void fused_cpu_weights(
+    __global const float *q, ulong q_off, ulong q_sb, ulong q_sh, ulong q_ss,
+    __global const float *kp, __global const float *part, uint nsplit,
+    uint head_dim_v, __global float *probs, ulong p_off, ulong p_sb, ulong p_sh,
+    ulong p_ss, __global const uchar *mask_bool, __global const float *mask_add,
+    ulong m_off, ulong m_sb, ulong m_sh, ulong m_ss,
+    __global const int *key_len, uint heads_q, uint group, uint seq_q,
+    uint seq_kv, uint head_dim, uint nblk, float scale, int causal,
+    long causal_shift, uint drop_threshold, float drop_scale, ulong drop_seed,
+    ulong drop_offset, uint bh_begin)
+{
+    const uint i0 = (uint)get_global_id(0) * FC_RW;
+    const uint bh = bh_begin + (uint)get_global_id(1);
+    if (i0 >= seq_q)
+        return;
+    const uint rows = min((uint)FC_RW, seq_q - i0);
+    const uint b = bh / heads_q, h = bh % heads_q, bhk = bh / group;
+    const uint kv_valid = fused_kv_valid(key_len, b, seq_kv);
+    fused_masks mk =
+        fused_masks_make(mask_bool, mask_add, seq_kv, kv_valid, causal);
+    __global const float *kbase = kp + (ulong)bhk * nblk * FC_BK * head_dim;
+
+    /* Each row's base and 1 / L, once. */
+    float base[FC_RW], inv[FC_RW];
+    for (uint r = 0; r < rows; ++r)
+        fused_row_stats(part, nsplit, head_dim_v, seq_q, bh, i0 + r, &base[r],
+                        &inv[r]);
+
+    /* Key blocks outer, as in fused_cpu_rows: each block of K is reused
+       by all FC_RW rows while it is in cache. */
+    for (uint j0 = 0; j0 < seq_kv; j0 += FC_BK) {
+        const uint width = min((uint)FC_BK, seq_kv - j0);
+        __global const float *kb = kbase + (ulong)j0 * head_dim;
+        for (uint r0 = 0; r0 < rows; r0 += FC_RT) {
+            const uint last_row = min(r0 + FC_RT, rows) - 1;
+            /* A block past the keys the tile's last row may see is zeros
+               for every row of the tile. */
+            const int live =
+                j0 <
+                fused_key_end(kv_valid, causal,
+                              fused_causal_last(i0 + last_row, causal_shift));
+            __global const float *qr[FC_RT];
+            for (uint t = 0; t < FC_RT; ++t)
+                qr[t] = q + q_off + b * q_sb + h * q_sh +
+                        (i0 + min(r0 + t, last_row)) * q_ss;
+            float16 s[FC_RT][4];
+            for (uint t = 0; t < FC_RT; ++t)
+                for (uint c = 0; c < 4; ++c)
+                    s[t][c] = (float16)0.0f;
+            if (live) {
+                for (uint d = 0; d < head_dim; ++d) {
+                    __global const float *kd = kb + d * FC_BK;
+                    const float16 k0 = vload16(0, kd), k1 = vload16(1, kd),
+                                  k2 = vload16(2, kd), k3 = vload16(3, kd);
+#pragma unroll
+                    for (uint t = 0; t < FC_RT; ++t) {
+                        const float16 qv = (float16)qr[t][d];
+                        s[t][0] = fma(qv, k0, s[t][0]);
+                        s[t][1] = fma(qv, k1, s[t][1]);
+                        s[t][2] = fma(qv, k2, s[t][2]);
+                        s[t][3] = fma(qv, k3, s[t][3]);
+                    }
+                }
+            }
+            for (uint t = 0; t < FC_RT; ++t) {
+                if (r0 + t > last_row)
+                    break; /* a repeat of the last row */
+                const uint r = r0 + t, i = i0 + r;
+                __global float *pr =
+                    probs + p_off + b * p_sb + h * p_sh + i * p_ss + j0;
+                mk.m_row = m_off + b * m_sb + h * m_sh + i * m_ss;
+                mk.causal_last = fused_causal_last(i, causal_shift);
+                const int masked =
+                    live && fused_block_needs_mask(j0, FC_BK, &mk);
+                for (uint c = 0; c < 4; ++c) {
+                    float16 p = (float16)0.0f;
+                    if (live) {
+                        float16 x = s[t][c] * scale;
+                        if (masked)
+                            x = fused_mask16(x, j0 + 16 * c, &mk);
+                        p = fused_weights16(x, base[r]) * inv[r];
+                        if (drop_threshold)
+                            p = fused_dropout16(
+                                p,
+                                (((ulong)b * heads_q + h) * seq_q + i) * seq_kv,
+                                j0 + 16 * c, drop_threshold, drop_scale,
+                                drop_seed, drop_offset);
+                    }
+                    fused_store16(pr, c, width, p);
+                }
+            }
+        }
     }
 }
 

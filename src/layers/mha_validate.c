@@ -213,7 +213,8 @@ clattn_status mha_check_call(clattn_mha *layer, const clattn_mha_call *call,
         !sdpa_path_can_write_probs(call->path))
         return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
                          "mha: need_weights needs the attention weights, "
-                         "which only the unfused path writes (path %s)",
+                         "which a layer gets from AUTO or the unfused path "
+                         "only (path %s)",
                          clattn_sdpa_path_name(call->path));
     if ((s = check_scratch(layer, call, sh)))
         return s;

@@ -44,17 +44,16 @@ static size_t min_size(size_t a, size_t b)
     return a < b ? a : b;
 }
 
-clattn_status sdpa_fused_supports(const clattn_context *ctx,
-                                  const sdpa_problem *p, const sdpa_views *v,
-                                  char *why, size_t why_size)
+static clattn_status fused_supports(const sdpa_problem *p, const sdpa_views *v,
+                                    int writes_probs, char *why,
+                                    size_t why_size)
 {
-    (void)ctx;
-    if (v->probs.buffer) {
+    if (v->probs.buffer && !writes_probs) {
         if (why)
             snprintf(why, why_size,
-                     "the fused path does not write probs (it never forms "
-                     "the score matrix): use CLATTN_SDPA_PATH_UNFUSED or "
-                     "AUTO");
+                     "the GPU-class fused path does not write probs: use "
+                     "AUTO, CLATTN_SDPA_PATH_UNFUSED or "
+                     "CLATTN_SDPA_PATH_FUSED_CPU");
         return CLATTN_ERROR_UNSUPPORTED;
     }
     if (p->head_dim > FUSED_HEAD_DIM_MAX ||
@@ -67,6 +66,24 @@ clattn_status sdpa_fused_supports(const clattn_context *ctx,
         return CLATTN_ERROR_UNSUPPORTED;
     }
     return CLATTN_SUCCESS;
+}
+
+clattn_status sdpa_fused_cpu_supports(const clattn_context *ctx,
+                                      const sdpa_problem *p,
+                                      const sdpa_views *v, char *why,
+                                      size_t why_size)
+{
+    (void)ctx;
+    return fused_supports(p, v, 1, why, why_size);
+}
+
+clattn_status sdpa_fused_gpu_supports(const clattn_context *ctx,
+                                      const sdpa_problem *p,
+                                      const sdpa_views *v, char *why,
+                                      size_t why_size)
+{
+    (void)ctx;
+    return fused_supports(p, v, 0, why, why_size);
 }
 
 /* The variant from capabilities, never from names: a CPU, or a device
@@ -288,7 +305,9 @@ static clattn_status plan_sizes(clattn_context *ctx, const sdpa_problem *p,
         if (!(s = size_buffer(ctx, "packed K", kp, 5, &b->kp)))
             s = size_buffer(ctx, "packed V", vp, 5, &b->vp);
     }
-    if (!s && plan->nsplit > 1) {
+    /* With probs the rows always go through the partials (one slice or
+       more): the weights kernel reads each row's max and sum from them. */
+    if (!s && (plan->nsplit > 1 || plan->probs)) {
         const size_t part[6] = {p->batch, p->heads_q,        plan->nsplit,
                                 p->seq_q, p->head_dim_v + 2, f};
         s = size_buffer(ctx, "split partials", part, 6, &b->part);
@@ -319,15 +338,16 @@ static clattn_status plan_buffers(clattn_context *ctx, const sdpa_problem *p,
 /* Which kernel, its geometry, the key splits and the buffer sizes: every
    check, no allocation. */
 static clattn_status plan_geometry(clattn_context *ctx, const sdpa_problem *p,
-                                   clattn_sdpa_path variant, fused_plan *plan,
-                                   fused_bytes *bytes)
+                                   clattn_sdpa_path variant, int probs,
+                                   fused_plan *plan, fused_bytes *bytes)
 {
     clattn_status s; /* plan was zeroed, all but its kernels */
+    plan->probs = probs;
     if (variant == CLATTN_SDPA_PATH_FUSED_GPU) {
         plan->kind = FUSED_GPU_TILES;
         if ((s = plan_gpu(ctx, p, plan)))
             return s;
-    } else if (p->seq_q <= FD_ROWS) {
+    } else if (p->seq_q <= FD_ROWS && !probs) {
         plan->kind = FUSED_CPU_DECODE;
         plan->rows_per_unit = FD_ROWS;
     } else {
@@ -502,9 +522,12 @@ static clattn_status enqueue_merge(clattn_context *ctx, cl_command_queue queue,
                           p->seq_q, 0, 1, wait, done);
 }
 
+/* probs: the CPU rows kernel at any seq_q (fused_cpu_weights reads its
+   packed K), and the weights kernel. */
 static clattn_status create_kernels(clattn_context *ctx,
                                     clattn_sdpa_path variant,
-                                    const sdpa_problem *p, fused_plan *k)
+                                    const sdpa_problem *p, int probs,
+                                    fused_plan *k)
 {
     clattn_status s;
     program_id prog = variant == CLATTN_SDPA_PATH_FUSED_GPU
@@ -513,9 +536,12 @@ static clattn_status create_kernels(clattn_context *ctx,
     /* The GPU kernel is a build variant per head dim: plan_gpu gets it. */
     if (prog == PROGRAM_SDPA_FUSED_CPU &&
         (s = program_kernel(ctx, prog,
-                            p->seq_q <= FD_ROWS ? "fused_cpu_decode"
-                                                : "fused_cpu_rows",
+                            p->seq_q <= FD_ROWS && !probs ? "fused_cpu_decode"
+                                                          : "fused_cpu_rows",
                             &k->attention)))
+        return s;
+    if (prog == PROGRAM_SDPA_FUSED_CPU && probs &&
+        (s = program_kernel(ctx, prog, "fused_cpu_weights", &k->weights)))
         return s;
     if ((s = program_kernel(ctx, prog, "fused_merge", &k->merge)))
         return s;
@@ -527,11 +553,50 @@ static clattn_status create_kernels(clattn_context *ctx,
 
 static void release_kernels(fused_plan *k)
 {
-    cl_kernel all[3] = {k->pack, k->attention, k->merge};
-    for (int i = 0; i < 3; ++i)
+    cl_kernel all[4] = {k->pack, k->attention, k->merge, k->weights};
+    for (int i = 0; i < 4; ++i)
         if (all[i])
             clReleaseKernel(all[i]);
-    k->pack = k->attention = k->merge = NULL;
+    k->pack = k->attention = k->merge = k->weights = NULL;
+}
+
+/* The weights of every row, from the partials' max and sum once the
+   attention (and merge) are done (wait). */
+static clattn_status enqueue_weights(clattn_context *ctx,
+                                     cl_command_queue queue, cl_kernel k,
+                                     const sdpa_problem *p, const sdpa_views *v,
+                                     const fused_plan *plan, cl_event *wait,
+                                     cl_event *done)
+{
+    kernel_args a = args_begin(k);
+    arg_view(&a, &v->q);
+    arg_mem(&a, plan->kp);
+    arg_mem(&a, plan->part);
+    arg_uint(&a, (cl_uint)plan->nsplit);
+    arg_uint(&a, (cl_uint)p->head_dim_v);
+    arg_view(&a, &v->probs);
+    arg_mem(&a, p->mask_type == CLATTN_MASK_BOOL ? v->mask.buffer : NULL);
+    arg_mem(&a, p->mask_type == CLATTN_MASK_ADDITIVE ? v->mask.buffer : NULL);
+    arg_ulong(&a, v->mask.offset);
+    for (int i = 0; i < 3; ++i)
+        arg_ulong(&a, v->mask.strides[i]);
+    arg_mem(&a, plan->key_len);
+    arg_uint(&a, (cl_uint)p->heads_q);
+    arg_uint(&a, (cl_uint)p->group);
+    arg_uint(&a, (cl_uint)p->seq_q);
+    arg_uint(&a, (cl_uint)p->seq_kv);
+    arg_uint(&a, (cl_uint)p->head_dim);
+    arg_uint(&a, (cl_uint)plan->nblk);
+    arg_float(&a, p->scale);
+    arg_int(&a, p->causal != CLATTN_CAUSAL_NONE);
+    arg_long(&a, p->causal_shift);
+    arg_uint(&a, p->drop_threshold);
+    arg_float(&a, p->drop_scale);
+    arg_ulong(&a, p->drop_seed);
+    arg_ulong(&a, p->drop_offset);
+    return launch_chunked(ctx, queue, &a, "fused_cpu_weights",
+                          p->batch * p->heads_q, div_up(p->seq_q, FC_RW), 1, 1,
+                          wait, done);
 }
 
 static clattn_status enqueue_all(clattn_context *ctx, cl_command_queue queue,
@@ -565,8 +630,17 @@ static clattn_status enqueue_all(clattn_context *ctx, cl_command_queue queue,
         clReleaseEvent(packed);
     if (s)
         return s;
-    if (plan->nsplit > 1) {
-        s = enqueue_merge(ctx, queue, k->merge, p, v, plan, &attended, done);
+    if (plan->part) {
+        cl_event merged = NULL;
+        s = enqueue_merge(ctx, queue, k->merge, p, v, plan, &attended, &merged);
+        clReleaseEvent(attended);
+        if (s)
+            return s;
+        attended = merged;
+    }
+    if (plan->probs) {
+        s = enqueue_weights(ctx, queue, k->weights, p, v, plan, &attended,
+                            done);
         clReleaseEvent(attended);
         return s;
     }
@@ -581,8 +655,9 @@ clattn_status sdpa_fused_prepare(clattn_context *ctx, sdpa_plan *plan)
     fused_bytes bytes;
     clattn_status s;
     memset(f, 0, sizeof *f);
-    if (!(s = create_kernels(ctx, plan->variant->path, p, f)) &&
-        !(s = plan_geometry(ctx, p, plan->variant->path, f, &bytes)))
+    const int probs = plan->views.probs.buffer != NULL;
+    if (!(s = create_kernels(ctx, plan->variant->path, p, probs, f)) &&
+        !(s = plan_geometry(ctx, p, plan->variant->path, probs, f, &bytes)))
         s = plan_buffers(ctx, p, &bytes, f);
     if (s)
         sdpa_fused_release(ctx, plan);
@@ -619,9 +694,9 @@ clattn_status sdpa_fused_plan_bytes(clattn_context *ctx, const sdpa_problem *p,
     fused_plan plan;
     fused_bytes b;
     memset(&plan, 0, sizeof plan);
-    clattn_status s = create_kernels(ctx, variant, p, &plan);
+    clattn_status s = create_kernels(ctx, variant, p, 0, &plan);
     if (!s)
-        s = plan_geometry(ctx, p, variant, &plan, &b);
+        s = plan_geometry(ctx, p, variant, 0, &plan, &b);
     release_kernels(&plan);
     size_t sum = 0;
     if (!s && (checked_add(b.key_len, b.kp, &sum) ||

@@ -23,16 +23,25 @@ typedef struct fused_plan {
     int gqa_rows;
     size_t nsplit, split_keys;
     size_t nblk, dv_pad; /* CPU rows: packed K/V geometry */
-    cl_kernel pack, attention, merge;
+    /* probs requested (CPU rows only): the rows write partials (nsplit of
+       1 or more), the merge writes out and lse, and fused_cpu_weights runs
+       last, from the partials' max and sum. */
+    int probs;
+    cl_kernel pack, attention, merge, weights;
     cl_mem key_len, kp, vp, part;
 } fused_plan;
 
-/* Whether the fused variants take the request: no probs, head dims within
-   their limit; the reason recorded otherwise. */
-clattn_status sdpa_fused_supports(const clattn_context *ctx,
-                                  const sdpa_problem *p,
-                                  const sdpa_views *views, char *why,
-                                  size_t why_size);
+/* Whether a fused variant takes the request: head dims within the limit,
+   and (GPU-class) no probs; the reason recorded otherwise. The CPU-class
+   variant writes probs by recomputing the weights from the LSE. */
+clattn_status sdpa_fused_cpu_supports(const clattn_context *ctx,
+                                      const sdpa_problem *p,
+                                      const sdpa_views *views, char *why,
+                                      size_t why_size);
+clattn_status sdpa_fused_gpu_supports(const clattn_context *ctx,
+                                      const sdpa_problem *p,
+                                      const sdpa_views *views, char *why,
+                                      size_t why_size);
 
 /* Which device class suits each variant (capabilities, never names). */
 int sdpa_fused_cpu_suits(const clattn_context *ctx);

@@ -15,10 +15,10 @@ static const sdpa_variant variants[] = {
      sdpa_unfused_supports, sdpa_unfused_prepare, sdpa_unfused_launch,
      sdpa_unfused_release},
     {CLATTN_SDPA_PATH_FUSED_GPU, "fused-gpu", PROGRAM_SDPA_FUSED_GPU, 1,
-     sdpa_fused_gpu_suits, sdpa_fused_supports, sdpa_fused_prepare,
+     sdpa_fused_gpu_suits, sdpa_fused_gpu_supports, sdpa_fused_prepare,
      sdpa_fused_launch, sdpa_fused_release},
     {CLATTN_SDPA_PATH_FUSED_CPU, "fused-cpu", PROGRAM_SDPA_FUSED_CPU, 1,
-     sdpa_fused_cpu_suits, sdpa_fused_supports, sdpa_fused_prepare,
+     sdpa_fused_cpu_suits, sdpa_fused_cpu_supports, sdpa_fused_prepare,
      sdpa_fused_launch, sdpa_fused_release},
 };
 #define VARIANT_COUNT (sizeof variants / sizeof variants[0])
@@ -144,17 +144,21 @@ const sdpa_variant *sdpa_variant_choose(clattn_context *ctx,
 {
     const sdpa_variant *unfused = sdpa_variant_of(CLATTN_SDPA_PATH_UNFUSED);
     if (path == CLATTN_SDPA_PATH_AUTO) {
+        /* The device's fused variant when it takes the call (the CPU-class
+           one also with probs), else unfused; a pin replaces that choice
+           only with a path that takes the call. Asked without recording:
+           a variant's reason for refusing is not this call's error. */
         const sdpa_variant *fused = sdpa_variant_fused_for(ctx);
-        if (views->probs.buffer)
-            return unfused;
-        /* Asked without recording: the fused row's reason for refusing is
-           not this call's error. */
-        if (!supported_quietly(ctx, fused, p, views))
-            return unfused;
+        const sdpa_variant *choice =
+            supported_quietly(ctx, fused, p, views) ? fused : unfused;
         clattn_sdpa_path pin = ctx->op_settings.sdpa_pin;
-        if (pin == CLATTN_SDPA_PATH_AUTO || pin == CLATTN_SDPA_PATH_FUSED)
-            return fused;
-        return sdpa_variant_of(pin);
+        const sdpa_variant *pinned =
+            pin == CLATTN_SDPA_PATH_AUTO || pin == CLATTN_SDPA_PATH_FUSED
+                ? NULL
+                : sdpa_variant_of(pin);
+        if (pinned && supported_quietly(ctx, pinned, p, views))
+            choice = pinned;
+        return choice;
     }
     if (path == CLATTN_SDPA_PATH_FUSED)
         return sdpa_variant_fused_for(ctx);

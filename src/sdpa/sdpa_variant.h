@@ -52,7 +52,10 @@ const sdpa_variant *sdpa_variant_fused_for(const clattn_context *ctx);
 clattn_status sdpa_path_check(clattn_context *ctx, const char *who,
                               clattn_sdpa_path path);
 
-/* Whether path may write probabilities (AUTO and the non-fused rows). */
+/* Whether a layer may ask path for the attention weights: AUTO (which
+   takes the CPU-class fused variant's recompute plan, or the unfused path)
+   and the non-fused rows. The layers keep an explicit fused path to its
+   attention without weights (and talking-heads' fused path has none). */
 int sdpa_path_can_write_probs(clattn_sdpa_path path);
 
 /* The path a name means ("auto", "unfused", "fused", "fused-cpu", ...);

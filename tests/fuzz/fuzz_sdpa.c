@@ -526,17 +526,19 @@ static void problem_shapes(problem *p)
 }
 
 /* docs/api.md section 7a: the CPU-class fused variant packs K and V when
-   seq_q > 8 (K as B*Hkv*ceil(Skv/64)*64*D floats, V with its features
-   padded to 64), and refuses a packed buffer over max_alloc_bytes (or
-   whose size overflows) with UNSUPPORTED. With broadcast (stride-0)
-   inputs these logical sizes are not bounded by any real buffer. */
-static int fused_packs_too_big(const problem *p, unsigned path, int ctx)
+   seq_q > 8 or probs are wanted (K as B*Hkv*ceil(Skv/64)*64*D floats, V
+   with its features padded to 64), and refuses a packed buffer over
+   max_alloc_bytes (or whose size overflows) with UNSUPPORTED. With
+   broadcast (stride-0) inputs these logical sizes are not bounded by any
+   real buffer. */
+static int fused_packs_too_big(const problem *p, unsigned path, int ctx,
+                               int probs)
 {
     clattn_sdpa_path variant =
         path == CLATTN_SDPA_PATH_FUSED_CPU || path == CLATTN_SDPA_PATH_FUSED_GPU
             ? (clattn_sdpa_path)path
             : g_variant[ctx];
-    if (variant != CLATTN_SDPA_PATH_FUSED_CPU || p->d.seq_q <= 8)
+    if (variant != CLATTN_SDPA_PATH_FUSED_CPU || (p->d.seq_q <= 8 && !probs))
         return 0;
     const size_t keys = sat_mul((p->d.seq_kv + 63) / 64, 64);
     const size_t dv_pad = (p->dv + 63) / 64 * 64;
@@ -1236,18 +1238,27 @@ static void run_device(reader *r, const problem *p, data *x, const call_opts *o)
                     ranges_intersect(&c.v[outs[a]], &c.v[t]))
                     want = CLATTN_ERROR_INVALID_ARGUMENT;
         }
-        /* docs/api.md: AUTO takes the fused path without probs when the
-           head dims fit it, else the unfused one; an explicit fused path
-           refuses probs and head dims over 256; only the unfused path has
-           a score scratch limit. */
+        /* docs/api.md: AUTO takes the device's fused variant when it takes
+           the call (head dims up to 256; probs only on the CPU-class one,
+           which recomputes them), else the unfused one; an explicit fused
+           path refuses head dims over 256, and the GPU-class one probs;
+           only the unfused path has a score scratch limit. */
+        const int probs = c.v[T_P].present;
+        const clattn_sdpa_path variant =
+            c.path == CLATTN_SDPA_PATH_FUSED_CPU ||
+                    c.path == CLATTN_SDPA_PATH_FUSED_GPU
+                ? (clattn_sdpa_path)c.path
+                : g_variant[o->ctx_index < 0 ? 0 : o->ctx_index];
+        const int takes =
+            fused_fits(&p->d) &&
+            !(probs && variant == CLATTN_SDPA_PATH_FUSED_GPU);
         const int fused = c.path == CLATTN_SDPA_PATH_AUTO
-                              ? !c.v[T_P].present && fused_fits(&p->d)
+                              ? takes
                               : c.path != CLATTN_SDPA_PATH_UNFUSED;
-        if (want == CLATTN_SUCCESS && fused &&
-            (c.v[T_P].present || !fused_fits(&p->d)))
+        if (want == CLATTN_SUCCESS && fused && !takes)
             want = CLATTN_ERROR_UNSUPPORTED;
         if (want == CLATTN_SUCCESS && fused &&
-            fused_packs_too_big(p, c.path, o->ctx_index))
+            fused_packs_too_big(p, c.path, o->ctx_index, probs))
             want = CLATTN_ERROR_UNSUPPORTED;
         if (want == CLATTN_SUCCESS && !fused && !c.v[T_P].present &&
             sat_mul(p->d.seq_kv, sizeof(float)) > g_scratch[o->ctx_index])
