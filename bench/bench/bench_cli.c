@@ -26,7 +26,8 @@ void bench_usage(FILE *f)
         "  --causal       top-left causal mask (decode is always "
         "bottom-right)\n"
         "  --probs        the call also returns the attention weights "
-        "(SDPA ops)\n"
+        "(layers: MHA's\n"
+        "                 head average, talking-heads' attn)\n"
         "\n"
         "Options:\n"
         "  --device SEL   'all' (default) or selectors as CLATTN_DEVICE,\n"
@@ -149,9 +150,6 @@ static int build_case(const case_flags *f, bench_case *c, char *err, size_t cap)
                 : f->causal ? CLATTN_CAUSAL_TOP_LEFT
                             : CLATTN_CAUSAL_NONE;
     c->probs = f->probs;
-    if (f->probs && bench_op_is_layer(f->op))
-        return fail(err, cap,
-                    "--probs is for the SDPA ops (sdpa, gqa, decode)");
     if (c->heads_q % c->heads_kv)
         return fail(err, cap, "--hkv %zu does not divide --h %zu", c->heads_kv,
                     c->heads_q);

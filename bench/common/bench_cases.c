@@ -75,6 +75,7 @@ static const bench_case full[] = {
    talking-heads at H=16 for the fused/unfused comparison. */
 static const bench_case layers[] = {
     MHA(8, 12, 512, 64),
+    {BENCH_OP_MHA, 8, 12, 12, 512, 512, 64, CLATTN_CAUSAL_NONE, 1},
     TALKING(8, 8, 784, 48),
     TALKING(1, 16, 784, 24),
 };
@@ -99,6 +100,7 @@ static const bench_case smoke[] = {
     {BENCH_OP_GQA, 1, 4, 2, 64, 64, 16, NONE, 0},
     {BENCH_OP_DECODE, 2, 4, 2, 1, 256, 16, CLATTN_CAUSAL_BOTTOM_RIGHT, 0},
     {BENCH_OP_SDPA, 1, 2, 2, 40, 52, 16, CLATTN_CAUSAL_NONE, 1},
+    {BENCH_OP_MHA, 2, 2, 2, 37, 37, 8, CLATTN_CAUSAL_NONE, 1},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -173,8 +175,9 @@ void bench_case_label(const bench_case *c, char *dst, size_t cap)
     /* Decode is always bottom-right causal; only the prefill ops say it. */
     const char *mask = c->op != BENCH_OP_DECODE && c->causal ? "-causal" : "";
     if (bench_op_is_layer(c->op))
-        snprintf(dst, cap, "%s b%zu %s %s e%zu", bench_op_name(c->op), c->batch,
-                 heads, seq, c->heads_q * c->head_dim);
+        snprintf(dst, cap, "%s%s b%zu %s %s e%zu", bench_op_name(c->op),
+                 c->probs ? "-weights" : "", c->batch, heads, seq,
+                 c->heads_q * c->head_dim);
     else
         snprintf(dst, cap, "%s%s%s b%zu %s %s d%zu", bench_op_name(c->op), mask,
                  c->probs ? "-probs" : "", c->batch, heads, seq, c->head_dim);

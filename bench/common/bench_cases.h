@@ -24,7 +24,9 @@ typedef struct bench_case {
     bench_op op;
     size_t batch, heads_q, heads_kv, seq_q, seq_kv, head_dim;
     clattn_causal causal;
-    int probs; /* SDPA ops: the call also returns the attention weights */
+    /* The call also returns the attention weights: SDPA's probs, MHA's
+       head-averaged weights, talking-heads' attn. */
+    int probs;
 } bench_case;
 
 /* "sdpa", "gqa", "decode", "mha", "talking-heads"; bench_op_parse returns

@@ -119,6 +119,20 @@ int bench_layer_setup(bench_layer *b, clattn_context *ctx, const bench_case *c)
         bench_layer_teardown(b);
         return -1;
     }
+    if (c->probs) {
+        const size_t n = c->batch * (c->op == BENCH_OP_MHA ? 1 : c->heads_q) *
+                         c->seq_q * c->seq_q;
+        b->weights = clCreateBuffer(info.cl_ctx, CL_MEM_READ_WRITE,
+                                    n * sizeof(float), NULL, &e1);
+        b->caller_bytes += n * sizeof(float);
+        if (e1 != CL_SUCCESS) {
+            snprintf(b->error, sizeof b->error,
+                     "clCreateBuffer failed (%d) for %zu bytes of weights",
+                     (int)e1, n * sizeof(float));
+            bench_layer_teardown(b);
+            return -1;
+        }
+    }
     int rc = c->op == BENCH_OP_MHA ? make_mha(b, e) : make_talking_heads(b, e);
     if (rc)
         bench_layer_teardown(b);
@@ -141,6 +155,7 @@ void bench_layer_teardown(bench_layer *b)
     b->th = NULL;
     release_buffer(&b->x);
     release_buffer(&b->out);
+    release_buffer(&b->weights);
 }
 
 static cl_command_queue queue_of(bench_layer *b)
@@ -180,14 +195,17 @@ int bench_layer_call(void *arg, double *event_ms)
         call.seq_q = call.seq_kv = c->seq_q;
         call.path = b->path;
         call.timing = &t;
+        call.need_weights =
+            c->probs ? CLATTN_NEED_WEIGHTS_AVERAGE : CLATTN_NEED_WEIGHTS_NONE;
         clattn_mha_buffers io = {0};
         io.query = io.key = io.value = b->x;
         io.out = b->out;
+        io.attn_weights = b->weights;
         b->status = clattn_mha_forward(b->mha, &call, &io);
     } else {
         clattn_talking_heads_call call = {c->batch, c->seq_q, b->path, &t};
-        b->status =
-            clattn_talking_heads_forward(b->th, &call, b->x, b->out, NULL);
+        b->status = clattn_talking_heads_forward(b->th, &call, b->x, b->out,
+                                                 b->weights);
     }
     if (b->status != CLATTN_SUCCESS) {
         snprintf(b->error, sizeof b->error, "%s: %s",

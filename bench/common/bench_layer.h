@@ -17,8 +17,10 @@ typedef struct bench_layer {
     clattn_mha *mha;
     clattn_talking_heads *th;
     cl_mem x, out;
+    cl_mem weights; /* probs: MHA's head-averaged weights [B][S][S], or
+                       talking-heads' attn [B][H][S][S] */
     size_t out_elems;
-    size_t caller_bytes; /* x and out */
+    size_t caller_bytes; /* x and out (and the weights) */
     clattn_sdpa_path path;
     clattn_layer_timing split; /* of the fastest call so far */
     double best_ms;
