@@ -52,6 +52,26 @@ __kernel void fused_pack_kv(__global const float *k, ulong k_off, ulong k_sb,
         vr[c] = valid && c < head_dim_v ? vrow[c] : 0.0f;
 }
 
+/* S[t][c] += the scores of FC_RT query rows (row t at QR[t]) against one
+   packed K block KB ([d][64 keys]) over HEAD_DIM features: FC_RT x 64
+   scores in 16 float16 registers. A macro, written once for
+   fused_cpu_rows and fused_cpu_weights and expanded in place in each, as
+   the hot loop was before it had two users. */
+#define FC_SCORES_TILE(S, QR, KB, HEAD_DIM)                                    \
+    for (uint d = 0; d < (HEAD_DIM); ++d) {                                    \
+        __global const float *kd = (KB) + d * FC_BK;                           \
+        const float16 k0 = vload16(0, kd), k1 = vload16(1, kd),                \
+                      k2 = vload16(2, kd), k3 = vload16(3, kd);                \
+        _Pragma("unroll") for (uint t = 0; t < FC_RT; ++t)                     \
+        {                                                                      \
+            const float16 qv = (float16)((QR)[t][d]);                          \
+            (S)[t][0] = fma(qv, k0, (S)[t][0]);                                \
+            (S)[t][1] = fma(qv, k1, (S)[t][1]);                                \
+            (S)[t][2] = fma(qv, k2, (S)[t][2]);                                \
+            (S)[t][3] = fma(qv, k3, (S)[t][3]);                                \
+        }                                                                      \
+    }
+
 /* Writes one finished row: normalized output and LSE, or (split) the
    unnormalized accumulator with m and l for fused_merge. */
 void fused_write_row(__global float *o, __global float *lse,
@@ -150,19 +170,7 @@ fused_cpu_rows(__global const float *q, ulong q_off, ulong q_sb, ulong q_sh,
             for (uint t = 0; t < FC_RT; ++t)
                 for (uint c = 0; c < 4; ++c)
                     s[t][c] = (float16)0.0f;
-            for (uint d = 0; d < head_dim; ++d) {
-                __global const float *kd = kb + d * FC_BK;
-                const float16 k0 = vload16(0, kd), k1 = vload16(1, kd),
-                              k2 = vload16(2, kd), k3 = vload16(3, kd);
-#pragma unroll
-                for (uint t = 0; t < FC_RT; ++t) {
-                    const float16 qv = (float16)qr[t][d];
-                    s[t][0] = fma(qv, k0, s[t][0]);
-                    s[t][1] = fma(qv, k1, s[t][1]);
-                    s[t][2] = fma(qv, k2, s[t][2]);
-                    s[t][3] = fma(qv, k3, s[t][3]);
-                }
-            }
+            FC_SCORES_TILE(s, qr, kb, head_dim);
 
             /* Masks, then the online softmax update of each row. */
             float pt[FC_RT][FC_BK];
@@ -346,19 +354,7 @@ __kernel void fused_cpu_weights(
                 for (uint c = 0; c < 4; ++c)
                     s[t][c] = (float16)0.0f;
             if (live) {
-                for (uint d = 0; d < head_dim; ++d) {
-                    __global const float *kd = kb + d * FC_BK;
-                    const float16 k0 = vload16(0, kd), k1 = vload16(1, kd),
-                                  k2 = vload16(2, kd), k3 = vload16(3, kd);
-#pragma unroll
-                    for (uint t = 0; t < FC_RT; ++t) {
-                        const float16 qv = (float16)qr[t][d];
-                        s[t][0] = fma(qv, k0, s[t][0]);
-                        s[t][1] = fma(qv, k1, s[t][1]);
-                        s[t][2] = fma(qv, k2, s[t][2]);
-                        s[t][3] = fma(qv, k3, s[t][3]);
-                    }
-                }
+                FC_SCORES_TILE(s, qr, kb, head_dim);
             }
             for (uint t = 0; t < FC_RT; ++t) {
                 if (r0 + t > last_row)
