@@ -420,7 +420,11 @@ static void additive_cases(void)
     g_wa = fill(A * DQ, -0.5, 0.5), g_wab = fill(A, -0.5, 0.5);
     g_ua = fill(A * DK, -0.5, 0.5), g_uab = fill(A, -0.5, 0.5);
     g_va = fill(A, -1, 1), g_vab = fill(1, -0.5, 0.5);
-    g_q = fill(NQ, -1, 1), g_k = fill(NK, -1, 1), g_v = fill(NV, -1, 1);
+    /* values carry NW floats of slack past their NV: the case "weights
+       overlap values" starts weights at values' last float, and the weights'
+       extent must end in memory the test owns, never in another input that
+       the overlap rule would name first (malloc may place query there). */
+    g_q = fill(NQ, -1, 1), g_k = fill(NK, -1, 1), g_v = fill(NV + NW, -1, 1);
     g_q_copy = malloc(NQ * sizeof *g_q_copy);
     memcpy(g_q_copy, g_q, NQ * sizeof *g_q);
     for (size_t i = 0; i < B * SKV; ++i)
