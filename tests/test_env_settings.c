@@ -8,10 +8,14 @@
    Also: $CLATTN_SDPA_PATH pins what AUTO runs only among the paths AUTO
    may take, so head dims over the fused limit still run (unfused); and
    $CLATTN_KERNEL_CLASS forces the kernel class (the fused variant FUSED
-   picks, a selection-log line), while a value it does not know fails
-   context creation with INVALID_ARGUMENT. */
+   picks, a selection-log line) and, for cpu-wide and cpu-narrow, the CPU
+   tiles (the kernel target and the fused-cpu build's rows per tile),
+   while a value it does not know fails context creation with
+   INVALID_ARGUMENT. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 
+#include "context_internal.h"
+#include "kernel_params.h"
 #include "reference.h"
 #include "sdpa_case.h"
 #include "test_util.h"
@@ -119,6 +123,41 @@ static void pin_never_refuses(void)
     }
 }
 
+/* The kernel target a CLATTN_KERNEL_CLASS value gives a context, and the
+   rows per CPU score tile its fused-cpu program is built with: cpu-wide
+   and cpu-narrow pin the tiles, cpu and auto take them from the device's
+   native float vector width (narrow below 16), gpu the GPU-class values. */
+static void kernel_target_check(clattn_context *ctx, const char *value)
+{
+    cl_uint width = 0;
+    clGetDeviceInfo(ctx->device, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT,
+                    sizeof width, &width, NULL);
+    const int pinned_cpu = strncmp(value, "cpu", 3) == 0;
+    kernel_target want =
+        width < 16 ? KERNEL_TARGET_CPU_NARROW : KERNEL_TARGET_CPU_WIDE;
+    if (strcmp(value, "cpu-wide") == 0)
+        want = KERNEL_TARGET_CPU_WIDE;
+    else if (strcmp(value, "cpu-narrow") == 0)
+        want = KERNEL_TARGET_CPU_NARROW;
+    else if (strcmp(value, "gpu") == 0 ||
+             (!pinned_cpu && context_gpu_class(ctx)))
+        want = KERNEL_TARGET_GPU;
+    const kernel_target got = context_kernel_target(ctx);
+    CHECK(got == want, "CLATTN_KERNEL_CLASS='%s': kernel target %d, want %d",
+          value, (int)got, (int)want);
+    char options[512] = "";
+    const char *rows = got == KERNEL_TARGET_CPU_NARROW ? " -DFC_RT=1 "
+                       : got == KERNEL_TARGET_CPU_WIDE ? " -DFC_RT=4 "
+                                                       : NULL;
+    CHECK(kernel_params_append_options(PROGRAM_SDPA_FUSED_CPU, got, options,
+                                       sizeof options) == 0,
+          "fused-cpu options do not fit %zu bytes", sizeof options);
+    strcat(options, " ");
+    CHECK(!rows || strstr(options, rows),
+          "CLATTN_KERNEL_CLASS='%s': fused-cpu options '%s' lack '%s'", value,
+          options, rows ? rows : "");
+}
+
 /* CLATTN_KERNEL_CLASS: gpu and cpu force the class (and so the fused
    variant), auto and empty leave it to the device, anything else fails
    context creation and names the variable. The forced classes' kernels
@@ -139,7 +178,13 @@ static void kernel_class_setting(void)
         {"gpu", CLATTN_SUCCESS, CLATTN_SDPA_PATH_FUSED_GPU,
          "CLATTN_KERNEL_CLASS=gpu"},
         {"cpu", CLATTN_SUCCESS, CLATTN_SDPA_PATH_FUSED_CPU,
-         "CLATTN_KERNEL_CLASS=cpu"},
+         "CLATTN_KERNEL_CLASS=cpu: "},
+        {"cpu-wide", CLATTN_SUCCESS, CLATTN_SDPA_PATH_FUSED_CPU,
+         "CLATTN_KERNEL_CLASS=cpu-wide: "},
+        {"cpu-narrow", CLATTN_SUCCESS, CLATTN_SDPA_PATH_FUSED_CPU,
+         "CLATTN_KERNEL_CLASS=cpu-narrow: "},
+        {"cpu-avx2", CLATTN_ERROR_INVALID_ARGUMENT, CLATTN_SDPA_PATH_AUTO,
+         NULL},
         {"auto", CLATTN_SUCCESS, CLATTN_SDPA_PATH_AUTO, NULL},
         {"", CLATTN_SUCCESS, CLATTN_SDPA_PATH_AUTO, NULL},
         {"GPU", CLATTN_ERROR_INVALID_ARGUMENT, CLATTN_SDPA_PATH_AUTO, NULL},
@@ -175,9 +220,12 @@ static void kernel_class_setting(void)
         clattn_context_info(ctx, &info);
         const int logged =
             strstr(info.selection_log, "CLATTN_KERNEL_CLASS") != NULL;
-        CHECK(logged == (cases[i].log != NULL),
-              "CLATTN_KERNEL_CLASS='%s': selection log %s the class",
-              cases[i].value, logged ? "mentions" : "does not mention");
+        CHECK(logged == (cases[i].log != NULL) &&
+                  (!cases[i].log || strstr(info.selection_log, cases[i].log)),
+              "CLATTN_KERNEL_CLASS='%s': selection log %s the class (%s)",
+              cases[i].value, logged ? "mentions" : "does not mention",
+              info.selection_log);
+        kernel_target_check(ctx, cases[i].value);
         clattn_context_destroy(ctx);
     }
 }

@@ -2,6 +2,7 @@
    queue, and the info query. */
 #include "context_internal.h"
 #include "device_select.h"
+#include "kernel_params.h"
 #include "struct_size.h"
 
 #include <stdio.h>
@@ -32,7 +33,7 @@ static clattn_context *context_alloc(void)
     }
     ctx_errors_init(ctx);
     ctx->info.platform_index = -1;
-    ctx->class_pin = -1;
+    ctx->class_pin = ctx->width_pin = -1;
     ctx->info.device_index = -1;
     return ctx;
 }
@@ -196,30 +197,57 @@ static void fill_device_info(clattn_context *ctx)
                                          : device_class(in->device_type) !=
                                                    CL_DEVICE_TYPE_CPU &&
                                                ctx->local_mem_dedicated;
+    cl_uint width = 0;
+    clGetDeviceInfo(dev, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof width,
+                    &width, NULL);
+    ctx->narrow_vectors = ctx->width_pin >= 0 ? ctx->width_pin : width < 16;
 }
 
 /* $CLATTN_KERNEL_CLASS: "gpu" builds and picks the GPU-class forms of
-   every kernel family on any device, "cpu" the others, "auto" (or unset)
-   decides by the device. It is how the GPU-class kernels are tested on
-   CPU runtimes. Read once per context, before a device is opened; an
-   unknown value fails creation, as a bad $CLATTN_DEVICE does. */
+   every kernel family on any device, "cpu" the others (their tiles by
+   the device's vector width), "cpu-wide" and "cpu-narrow" the CPU-class
+   forms with the tiles of wide-vector (AVX-512) or narrow-vector (AVX2,
+   NEON) CPUs, "auto" (or unset) decides both by the device. It is how
+   each form is tested on any machine. Read once per context, before a
+   device is opened; an unknown value fails creation, as a bad
+   $CLATTN_DEVICE does. */
 static clattn_status kernel_class_read(clattn_context *ctx)
 {
+    static const struct {
+        const char *value;
+        int class_pin, width_pin;
+    } pins[] = {{"auto", -1, -1},
+                {"gpu", 1, -1},
+                {"cpu", 0, -1},
+                {"cpu-wide", 0, 0},
+                {"cpu-narrow", 0, 1}};
     const char *v = getenv("CLATTN_KERNEL_CLASS");
-    ctx->class_pin = -1;
-    if (!v || !*v || strcmp(v, "auto") == 0)
+    ctx->class_pin = ctx->width_pin = -1;
+    if (!v || !*v)
         return CLATTN_SUCCESS;
-    if (strcmp(v, "gpu") == 0 || strcmp(v, "cpu") == 0) {
-        ctx->class_pin = v[0] == 'g';
-        return CLATTN_SUCCESS;
-    }
+    for (size_t i = 0; i < sizeof pins / sizeof pins[0]; ++i)
+        if (strcmp(v, pins[i].value) == 0) {
+            ctx->class_pin = pins[i].class_pin;
+            ctx->width_pin = pins[i].width_pin;
+            return CLATTN_SUCCESS;
+        }
     return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                     "CLATTN_KERNEL_CLASS=%.40s: expected auto, gpu or cpu", v);
+                     "CLATTN_KERNEL_CLASS=%.40s: expected auto, gpu, cpu, "
+                     "cpu-wide or cpu-narrow",
+                     v);
 }
 
 int context_gpu_class(const clattn_context *ctx)
 {
     return ctx->gpu_class;
+}
+
+kernel_target context_kernel_target(const clattn_context *ctx)
+{
+    if (ctx->gpu_class)
+        return KERNEL_TARGET_GPU;
+    return ctx->narrow_vectors ? KERNEL_TARGET_CPU_NARROW
+                               : KERNEL_TARGET_CPU_WIDE;
 }
 
 /* Context, queue and kernels on one device; on failure the reason is in
@@ -277,11 +305,16 @@ static void log_note(clattn_info *info, const char *note)
 /* The selection log's line for a pinned kernel class. */
 static void kernel_class_note(clattn_context *ctx)
 {
-    if (ctx->class_pin >= 0)
-        log_note(&ctx->info,
-                 ctx->class_pin
-                     ? "CLATTN_KERNEL_CLASS=gpu: GPU-class kernels\n"
-                     : "CLATTN_KERNEL_CLASS=cpu: CPU-class kernels\n");
+    if (ctx->class_pin < 0)
+        return;
+    log_note(
+        &ctx->info,
+        ctx->class_pin       ? "CLATTN_KERNEL_CLASS=gpu: GPU-class kernels\n"
+        : ctx->width_pin < 0 ? "CLATTN_KERNEL_CLASS=cpu: CPU-class kernels\n"
+        : ctx->width_pin ? "CLATTN_KERNEL_CLASS=cpu-narrow: CPU-class kernels, "
+                           "narrow-vector tiles\n"
+                         : "CLATTN_KERNEL_CLASS=cpu-wide: CPU-class kernels, "
+                           "wide-vector tiles\n");
 }
 
 /* Lists the devices in the error text when a selector matched none. */

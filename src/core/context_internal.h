@@ -27,6 +27,11 @@ struct clattn_context {
        class_pin: $CLATTN_KERNEL_CLASS, -1 (auto: from the device), 0
        (cpu) or 1 (gpu). */
     int gpu_class, class_pin;
+    /* The device's native float vectors are narrower than 16: CPU-class
+       kernels take their _NARROW tiles (context_kernel_target). width_pin:
+       -1 (from the device), 0 (wide) or 1 (narrow), by the same
+       variable. */
+    int narrow_vectors, width_pin;
     /* The device has cl_intel_subgroups: the GPU-class fused kernel
        reduces across lanes by sub-group shuffles (FG_SUBGROUPS). */
     int intel_subgroups;

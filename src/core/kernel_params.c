@@ -8,26 +8,42 @@
 
 typedef struct kernel_param {
     const char *name;
-    long value;     /* other devices */
-    long gpu_value; /* GPU-class devices */
+    long value[3]; /* by kernel_target */
 } kernel_param;
 
 /* A parameter with one value for every device. */
 #define PARAM(name)                                                            \
     {                                                                          \
-#name, (long)(name), (long)(name)                                      \
+#name,                                                                 \
+        {                                                                      \
+            (long)(name), (long)(name), (long)(name)                           \
+        }                                                                      \
     }
 
-/* A parameter whose GPU-class value is NAME_GPU, next to NAME in the
-   family's header. */
-#define PARAM_BY_CLASS(name)                                                   \
+/* A parameter with a value per target: NAME (wide-vector CPUs),
+   NAME_NARROW and NAME_GPU, next to NAME in the family's header. */
+#define PARAM_BY_TARGET(name)                                                  \
     {                                                                          \
-#name, (long)(name), (long)(name##_GPU)                                \
+#name,                                                                 \
+        {                                                                      \
+            (long)(name), (long)(name##_NARROW), (long)(name##_GPU)            \
+        }                                                                      \
+    }
+
+/* A CPU-class kernel's parameter: NAME_NARROW for narrow-vector CPUs, NAME
+   elsewhere (a GPU-class device runs the kernel only when a path is
+   pinned, and keeps the value it was checked with). */
+#define PARAM_BY_WIDTH(name)                                                   \
+    {                                                                          \
+#name,                                                                 \
+        {                                                                      \
+            (long)(name), (long)(name##_NARROW), (long)(name)                  \
+        }                                                                      \
     }
 
 static const kernel_param sdpa_fused[] = {
     PARAM(FC_BK),
-    PARAM(FC_RT),
+    PARAM_BY_WIDTH(FC_RT),
     PARAM(FC_RW),
     PARAM(FC_PLAIN_KEYS),
     PARAM(FD_ROWS),
@@ -45,9 +61,9 @@ static const kernel_param talking_heads[] = {
     PARAM(TH_KEY_BLOCK),
     PARAM(TH_KEY_PAD),
     PARAM(TH_FEATURE_PAD),
-    PARAM_BY_CLASS(TH_FUSED_ROWS),
-    PARAM_BY_CLASS(TH_UNFUSED_ROWS),
-    PARAM_BY_CLASS(TH_DROPOUT_PER_ELEMENT),
+    PARAM_BY_TARGET(TH_FUSED_ROWS),
+    PARAM_BY_TARGET(TH_UNFUSED_ROWS),
+    PARAM_BY_TARGET(TH_DROPOUT_PER_ELEMENT),
 };
 
 static const kernel_param additive[] = {PARAM(ADD_TI), PARAM(ADD_TJ)};
@@ -68,7 +84,7 @@ static const struct {
     [PROGRAM_ADDITIVE] = FAMILY(additive),
 };
 
-int kernel_params_append_options(program_id id, int gpu_class, char *buf,
+int kernel_params_append_options(program_id id, kernel_target target, char *buf,
                                  size_t cap)
 {
     const size_t start = strlen(buf);
@@ -76,7 +92,7 @@ int kernel_params_append_options(program_id id, int gpu_class, char *buf,
     for (size_t i = 0; i < families[id].count; ++i) {
         const kernel_param *p = &families[id].params[i];
         int n = snprintf(buf + used, cap - used, " -D%s=%ld", p->name,
-                         gpu_class ? p->gpu_value : p->value);
+                         p->value[target]);
         if (n < 0 || (size_t)n >= cap - used) {
             buf[start] = '\0';
             return -1;

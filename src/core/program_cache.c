@@ -205,19 +205,20 @@ static void store_binary(clattn_context *ctx, cl_program program,
 
 /* What a build's options take from the device. */
 typedef struct build_device {
-    int gpu_class;       /* the families' GPU-class parameter values */
-    size_t softmax_wg;   /* the unfused softmax's work-group */
-    int intel_subgroups; /* fused-gpu: FG_SUBGROUPS=1 */
+    kernel_target target; /* which of the families' parameter values */
+    size_t softmax_wg;    /* the unfused softmax's work-group */
+    int intel_subgroups;  /* fused-gpu: FG_SUBGROUPS=1 */
 } build_device;
 
 static build_device device_of(const clattn_context *ctx, size_t softmax_wg)
 {
-    build_device d = {context_gpu_class(ctx), softmax_wg, ctx->intel_subgroups};
+    build_device d = {context_kernel_target(ctx), softmax_wg,
+                      ctx->intel_subgroups};
     return d;
 }
 
 /* The whole option string of a build of id: embedded-source mode, the
-   family's parameters (their GPU-class values for a GPU-class device),
+   family's parameters (the values of the device's kernel_target),
    the device's softmax work-group (unfused only) and sub-group support
    (fused-gpu only), then the variant's extras. -1 when it does not fit. */
 static int build_options(program_id id, const build_device *dev,
@@ -225,7 +226,7 @@ static int build_options(program_id id, const build_device *dev,
 {
     int n = snprintf(buf, cap, "-DCLATTN_EMBEDDED=1");
     if (n < 0 || (size_t)n >= cap ||
-        kernel_params_append_options(id, dev->gpu_class, buf, cap))
+        kernel_params_append_options(id, dev->target, buf, cap))
         return -1;
     size_t used = strlen(buf);
     n = 0;
@@ -255,7 +256,8 @@ int program_offline_inputs(program_id id, const char *extra_options,
 {
     const program_spec *spec = &program_specs[id];
     *source = NULL;
-    const build_device gpu = {1, softmax_work_group(SIZE_MAX), 0};
+    const build_device gpu = {KERNEL_TARGET_GPU, softmax_work_group(SIZE_MAX),
+                              0};
     if (build_options(id, &gpu, extra_options, options, cap))
         return -1;
     size_t total = 0;
