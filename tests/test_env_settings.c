@@ -230,10 +230,45 @@ static void kernel_class_setting(void)
     }
 }
 
+/* CLATTN_SDPA_PROBS_PLAN: materialize, recompute, auto and empty create
+   a context (which plan each call takes is test_sdpa_fused's, through the
+   library's memory), anything else fails creation and names the
+   variable. */
+static void probs_plan_setting(void)
+{
+    static const struct {
+        const char *value;
+        clattn_status status;
+    } cases[] = {
+        {"materialize", CLATTN_SUCCESS},
+        {"recompute", CLATTN_SUCCESS},
+        {"auto", CLATTN_SUCCESS},
+        {"", CLATTN_SUCCESS},
+        {"Materialize", CLATTN_ERROR_INVALID_ARGUMENT},
+        {"recompute ", CLATTN_ERROR_INVALID_ARGUMENT},
+        {"unfused", CLATTN_ERROR_INVALID_ARGUMENT},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+        setenv("CLATTN_SDPA_PROBS_PLAN", cases[i].value, 1);
+        clattn_context *ctx = NULL;
+        clattn_status s = clattn_context_create(NULL, &ctx);
+        unsetenv("CLATTN_SDPA_PROBS_PLAN");
+        CHECK(s == cases[i].status,
+              "CLATTN_SDPA_PROBS_PLAN='%s': got %s, want %s", cases[i].value,
+              clattn_status_string(s), clattn_status_string(cases[i].status));
+        CHECK(s == CLATTN_SUCCESS || strstr(clattn_context_last_error(ctx),
+                                            "CLATTN_SDPA_PROBS_PLAN") != NULL,
+              "CLATTN_SDPA_PROBS_PLAN='%s': the error names the variable (%s)",
+              cases[i].value, clattn_context_last_error(ctx));
+        clattn_context_destroy(ctx);
+    }
+}
+
 int main(void)
 {
     scratch_bytes_parsing();
     pin_never_refuses();
     kernel_class_setting();
+    probs_plan_setting();
     return test_finish("test_env_settings");
 }

@@ -110,12 +110,13 @@ static clattn_status case_run_fresh(device_case *c, clattn_sdpa_path path,
     return case_run(c, path, out, lse);
 }
 
-/* Runs path with a probs view (and out, no lse view: the fused path then
-   keeps its own row statistics) on outputs filled with NaN; probs and out
-   (host) get the result. */
+/* Runs path with a probs view (and out; an lse view when lse is not
+   NULL, else the fused path keeps its own row statistics) on outputs
+   filled with NaN; probs, out and lse (host) get the result. */
 static clattn_status case_run_probs(device_case *c, clattn_sdpa_path path,
-                                    float *out, float *probs)
+                                    float *out, float *probs, float *lse)
 {
+    const size_t rows = c->dlse[0] * c->dlse[1] * c->dlse[2];
     const size_t np = c->in.n_probs;
     cl_mem pm = upload(NULL, np * 4);
     const float nan = NAN;
@@ -123,6 +124,8 @@ static clattn_status case_run_probs(device_case *c, clattn_sdpa_path path,
                         c->in.n_out * 4, 0, NULL, NULL);
     clEnqueueFillBuffer(info.queue, pm, &nan, sizeof nan, 0, np * 4, 0, NULL,
                         NULL);
+    clEnqueueFillBuffer(info.queue, c->lse, &nan, sizeof nan, 0, rows * 4, 0,
+                        NULL, NULL);
     const clattn_sdpa_desc *x = &c->in.desc;
     size_t dp[4] = {x->batch, x->heads_q, x->seq_q, x->seq_kv};
     clattn_sdpa_tensors t;
@@ -132,6 +135,8 @@ static clattn_status case_run_probs(device_case *c, clattn_sdpa_path path,
     clattn_tensor_contiguous(&t.v, c->v, 0, c->dv);
     clattn_tensor_contiguous(&t.out, c->out, 0, c->dout);
     clattn_tensor_contiguous(&t.probs, pm, 0, dp);
+    if (lse)
+        clattn_tensor_contiguous(&t.lse, c->lse, 0, c->dlse);
     if (c->mask)
         clattn_tensor_contiguous(&t.mask, c->mask, 0, x->mask_dims);
     clattn_status s = clattn_sdpa(ctx, x, &t, path, 0, NULL, NULL);
@@ -140,6 +145,9 @@ static clattn_status case_run_probs(device_case *c, clattn_sdpa_path path,
                             out, 0, NULL, NULL);
         clEnqueueReadBuffer(info.queue, pm, CL_TRUE, 0, np * 4, probs, 0, NULL,
                             NULL);
+        if (lse)
+            clEnqueueReadBuffer(info.queue, c->lse, CL_TRUE, 0, rows * 4, lse,
+                                0, NULL, NULL);
     }
     clReleaseMemObject(pm);
     return s;
@@ -148,21 +156,39 @@ static clattn_status case_run_probs(device_case *c, clattn_sdpa_path path,
 static size_t close_to_float(const char *what, const float *got,
                              const float *want, size_t n);
 
-/* The fused-cpu path's weights (the recompute plan) against the unfused
-   path's and the reference's: every element of probs, the same dropped
-   positions, and out unchanged by asking for them. */
+/* The fused-cpu path's weights (the plan AUTO or $CLATTN_SDPA_PROBS_PLAN
+   takes) against the unfused path's and the reference's: every element of
+   probs, the same dropped positions, and out unchanged by asking for
+   them; with an lse view too on the second of two runs (the recompute
+   plan's rows then skip their own statistics). */
 static void probs_agree(const char *name, device_case *c, const double *want)
 {
     const size_t n = c->in.n_out, np = c->in.n_probs;
+    const size_t rows = c->dlse[0] * c->dlse[1] * c->dlse[2];
     float *u_out = malloc(n * 4), *u_p = malloc(np * 4);
     float *f_out = malloc(n * 4), *f_p = malloc(np * 4);
-    clattn_status s = case_run_probs(c, CLATTN_SDPA_PATH_UNFUSED, u_out, u_p);
+    float *u_lse = malloc(rows * 4), *f_lse = malloc(rows * 4);
+    clattn_status s =
+        case_run_probs(c, CLATTN_SDPA_PATH_UNFUSED, u_out, u_p, u_lse);
     CHECK(s == CLATTN_SUCCESS, "%s unfused with probs: %s", name,
           clattn_status_string(s));
     if (s == CLATTN_SUCCESS) {
-        s = case_run_probs(c, CLATTN_SDPA_PATH_FUSED_CPU, f_out, f_p);
+        s = case_run_probs(c, CLATTN_SDPA_PATH_FUSED_CPU, f_out, f_p, NULL);
         CHECK(s == CLATTN_SUCCESS, "%s fused-cpu with probs: %s (%s)", name,
               clattn_status_string(s), clattn_context_last_error(ctx));
+    }
+    if (s == CLATTN_SUCCESS && !test_small()) {
+        float *again = malloc(np * 4);
+        s = case_run_probs(c, CLATTN_SDPA_PATH_FUSED_CPU, f_out, again, f_lse);
+        CHECK(s == CLATTN_SUCCESS, "%s fused-cpu with probs and lse: %s (%s)",
+              name, clattn_status_string(s), clattn_context_last_error(ctx));
+        CHECK(s != CLATTN_SUCCESS || close_to_float("fused-cpu lse with probs",
+                                                    f_lse, u_lse, rows) == 0,
+              "%s fused-cpu: lse with probs differs from the unfused path",
+              name);
+        CHECK(s != CLATTN_SUCCESS || memcmp(again, f_p, np * 4) == 0,
+              "%s fused-cpu: probs with an lse view are other bits", name);
+        free(again);
     }
     if (s == CLATTN_SUCCESS) {
         CHECK(close_to_float("fused-cpu probs vs unfused", f_p, u_p, np) == 0,
@@ -186,7 +212,7 @@ static void probs_agree(const char *name, device_case *c, const double *want)
             free(want_p);
         }
     }
-    free(u_out), free(u_p), free(f_out), free(f_p);
+    free(u_out), free(u_p), free(f_out), free(f_p), free(u_lse), free(f_lse);
 }
 
 static size_t close_to_float(const char *what, const float *got,
@@ -407,6 +433,54 @@ static void decode_splits(void)
     case_free(&c);
 }
 
+/* The fused-cpu path's plan for probs, seen in the library's memory for
+   the call: packed K and V (64-key blocks, V rows padded to 64) on both
+   plans, and on the recompute plan the partials too (B*H*nsplit*Sq*(Dv+2)
+   floats). AUTO materializes one head of 256 rows (its keys never split
+   at 256), and recomputes one head of 32 rows over 4096 keys where the
+   device has more compute units than that one work-item, so that the
+   split keys use them; $CLATTN_SDPA_PROBS_PLAN (the @probs-* runs) pins
+   either plan for both. */
+static void probs_plans(void)
+{
+    const char *pin = getenv("CLATTN_SDPA_PROBS_PLAN");
+    const int pinned = pin && *pin && strcmp(pin, "auto") != 0;
+    const struct {
+        size_t sq, skv;
+        int auto_recomputes;
+    } cases[] = {{256, 256, 0}, {32, 4096, info.compute_units > 1}};
+    for (size_t i = 0; i < 2; ++i) {
+        if (test_small() && cases[i].skv > 256)
+            continue; /* Oclgrind: the short case only */
+        clattn_sdpa_desc d = shape(1, 1, 1, cases[i].sq, cases[i].skv, 64, 64);
+        device_case c;
+        case_make(&c, &d, 0, 20 + i);
+        float *out = malloc(c.in.n_out * 4), *p = malloc(c.in.n_probs * 4);
+        clFinish(info.queue);
+        clattn_memory_stats_reset_peak(ctx);
+        clattn_status s =
+            case_run_probs(&c, CLATTN_SDPA_PATH_FUSED_CPU, out, p, NULL);
+        clattn_memory_stats st;
+        clattn_memory_stats_get(ctx, &st);
+        const size_t packed = 2 * cases[i].skv * 64 * sizeof(float);
+        const size_t per_split = cases[i].sq * (64 + 2) * sizeof(float);
+        const int recomputes =
+            pinned ? strcmp(pin, "recompute") == 0 : cases[i].auto_recomputes;
+        const size_t extra = st.peak_bytes - packed;
+        CHECK(s == CLATTN_SUCCESS && st.peak_bytes >= packed &&
+                  (recomputes ? extra >= per_split && extra % per_split == 0
+                              : extra == 0),
+              "probs, 1 head of %zu rows over %zu keys (%s): %zu bytes, "
+              "want %zu for packed K/V %s",
+              cases[i].sq, cases[i].skv, pinned ? pin : "auto", st.peak_bytes,
+              packed, recomputes ? "and whole slices of partials" : "only");
+        printf("probs %zux%zu (%s): %s plan\n", cases[i].sq, cases[i].skv,
+               pinned ? pin : "auto", extra ? "recompute" : "materialize");
+        free(out), free(p);
+        case_free(&c);
+    }
+}
+
 /* Probs on the GPU-class fused path, head dims over 256 on any: UNSUPPORTED,
    nothing written; AUTO runs the unfused path for head dims over 256 and
    matches the reference. */
@@ -490,6 +564,7 @@ int main(void)
     agreement_suite();
     memory_is_linear();
     decode_splits();
+    probs_plans();
     refusals();
     clattn_context_destroy(ctx);
     return test_finish("test_sdpa_fused");

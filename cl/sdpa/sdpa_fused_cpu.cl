@@ -72,6 +72,29 @@ __kernel void fused_pack_kv(__global const float *k, ulong k_off, ulong k_sb,
         }                                                                      \
     }
 
+/* A[t][c] = the P V of FC_RT rows' weights PT[t][0..64) against one
+   packed V block VB (64 rows of DV_PAD features), for features
+   [16 * CG, 16 * CG + 64): FC_RT x 64 outputs in 16 float16 registers.
+   Written once for fused_cpu_rows and fused_cpu_probs, as
+   FC_SCORES_TILE. */
+#define FC_PV_TILE(A, PT, VB, CG, DV_PAD)                                      \
+    for (uint t = 0; t < FC_RT; ++t)                                           \
+        for (uint c = 0; c < 4; ++c)                                           \
+            (A)[t][c] = (float16)0.0f;                                         \
+    for (uint jj = 0; jj < FC_BK; ++jj) {                                      \
+        __global const float *vr = (VB) + jj * (DV_PAD) + 16 * (CG);           \
+        const float16 v0 = vload16(0, vr), v1 = vload16(1, vr),                \
+                      v2 = vload16(2, vr), v3 = vload16(3, vr);                \
+        _Pragma("unroll") for (uint t = 0; t < FC_RT; ++t)                     \
+        {                                                                      \
+            const float16 pb = (float16)((PT)[t][jj]);                         \
+            (A)[t][0] = fma(pb, v0, (A)[t][0]);                                \
+            (A)[t][1] = fma(pb, v1, (A)[t][1]);                                \
+            (A)[t][2] = fma(pb, v2, (A)[t][2]);                                \
+            (A)[t][3] = fma(pb, v3, (A)[t][3]);                                \
+        }                                                                      \
+    }
+
 /* Writes one finished row: normalized output and LSE, or (split) the
    unnormalized accumulator with m and l for fused_merge. */
 void fused_write_row(__global float *o, __global float *lse,
@@ -221,22 +244,7 @@ fused_cpu_rows(__global const float *q, ulong q_off, ulong q_sb, ulong q_sh,
                block's P V in registers, then a compensated add. */
             for (uint cg = 0; cg < dvc; cg += 4) {
                 float16 a[FC_RT][4];
-                for (uint t = 0; t < FC_RT; ++t)
-                    for (uint c = 0; c < 4; ++c)
-                        a[t][c] = (float16)0.0f;
-                for (uint jj = 0; jj < FC_BK; ++jj) {
-                    __global const float *vr = vb + jj * dv_pad + cg * 16;
-                    const float16 v0 = vload16(0, vr), v1 = vload16(1, vr),
-                                  v2 = vload16(2, vr), v3 = vload16(3, vr);
-#pragma unroll
-                    for (uint t = 0; t < FC_RT; ++t) {
-                        const float16 pb = (float16)pt[t][jj];
-                        a[t][0] = fma(pb, v0, a[t][0]);
-                        a[t][1] = fma(pb, v1, a[t][1]);
-                        a[t][2] = fma(pb, v2, a[t][2]);
-                        a[t][3] = fma(pb, v3, a[t][3]);
-                    }
-                }
+                FC_PV_TILE(a, pt, vb, cg, dv_pad);
                 if (compensate) {
                     for (uint t = 0; t < FC_RT; ++t)
                         for (uint c = 0; c < 4; ++c) {
@@ -384,6 +392,198 @@ __kernel void fused_cpu_weights(
                 }
             }
         }
+    }
+}
+
+/* The attention weights of the materialize plan (probs requested on the
+   fused-cpu path, keys not split): one work-item owns FC_RW rows of one
+   (batch, head), and their rows of probs hold the scores on the way:
+   - pass 1, key blocks outer as in fused_cpu_rows (same packed K, tile
+     and masks): each row's scaled, masked scores go into its probs row,
+     and the row's max is kept;
+   - pass 2, row by row: e = e^(s - M) in place, summed to L (a block's
+     weights in registers, Kahan across blocks, as fused_cpu_rows sums);
+   - pass 3, key blocks outer again: p = e / L, dropout at the same
+     Philox positions, stored, and O += p V from packed V.
+   Each score is computed once (the recompute plan computes Q K^T a
+   second time), and the FC_RW rows of probs are rewritten while they are
+   in cache. O is the sum over the probs returned. Keys a tile never
+   reaches (causal, key lengths) are written as zeros without computing;
+   masked keys give 0 through e^(-inf), and a row whose keys are all
+   masked is zeros, its output zeros and its LSE -inf. */
+
+/* 16 stored scores of row from element 16*c: -inf past n (e^-inf = 0). */
+float16 probs_load16(__global const float *row, uint c, uint n)
+{
+    if (16 * c + 16 <= n)
+        return vload16(c, row);
+    const int16 lane =
+        (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    return select((float16)(-INFINITY), fused_load16(row, c, n),
+                  lane + (int16)(16 * (int)c) < (int16)((int)n));
+}
+
+__kernel void fused_cpu_probs(
+    __global const float *q, ulong q_off, ulong q_sb, ulong q_sh, ulong q_ss,
+    __global const float *kp, __global const float *vp, __global float *o,
+    ulong o_off, ulong o_sb, ulong o_sh, ulong o_ss, __global float *lse,
+    ulong l_off, ulong l_sb, ulong l_sh, ulong l_ss, __global float *probs,
+    ulong p_off, ulong p_sb, ulong p_sh, ulong p_ss,
+    __global const uchar *mask_bool, __global const float *mask_add,
+    ulong m_off, ulong m_sb, ulong m_sh, ulong m_ss,
+    __global const int *key_len, uint heads_q, uint group, uint seq_q,
+    uint seq_kv, uint head_dim, uint head_dim_v, uint dv_pad, uint nblk,
+    float scale, int causal, long causal_shift, uint drop_threshold,
+    float drop_scale, ulong drop_seed, ulong drop_offset, uint bh_begin)
+{
+    const uint i0 = (uint)get_global_id(0) * FC_RW;
+    const uint bh = bh_begin + (uint)get_global_id(1);
+    if (i0 >= seq_q)
+        return;
+    const uint rows = min((uint)FC_RW, seq_q - i0);
+    const uint b = bh / heads_q, h = bh % heads_q, bhk = bh / group;
+    const uint kv_valid = fused_kv_valid(key_len, b, seq_kv);
+    fused_masks mk =
+        fused_masks_make(mask_bool, mask_add, seq_kv, kv_valid, causal);
+    __global const float *kbase = kp + (ulong)bhk * nblk * FC_BK * head_dim;
+    __global const float *vbase = vp + (ulong)bhk * nblk * FC_BK * dv_pad;
+    __global float *prow0 = probs + p_off + b * p_sb + h * p_sh + i0 * p_ss;
+    const uint dvc = dv_pad / 16;
+
+    /* Keys the tile of row r computes: those before the key end of the
+       tile's last row (its causal limit, the key length). */
+    uint tile_end[FC_RW];
+    for (uint r = 0; r < rows; ++r)
+        tile_end[r] = fused_key_end(
+            kv_valid, causal,
+            fused_causal_last(i0 + min((r / FC_RT) * FC_RT + FC_RT, rows) - 1,
+                              causal_shift));
+    const uint key_end = tile_end[rows - 1];
+
+    /* Pass 1: scores into the probs rows, and each row's max. */
+    float m[FC_RW];
+    for (uint r = 0; r < FC_RW; ++r)
+        m[r] = -INFINITY;
+    for (uint j0 = 0; j0 < key_end; j0 += FC_BK) {
+        const uint width = min((uint)FC_BK, seq_kv - j0);
+        __global const float *kb = kbase + (ulong)j0 * head_dim;
+        for (uint r0 = 0; r0 < rows; r0 += FC_RT) {
+            if (j0 >= tile_end[r0])
+                continue;
+            const uint last_row = min(r0 + FC_RT, rows) - 1;
+            __global const float *qr[FC_RT];
+            for (uint t = 0; t < FC_RT; ++t)
+                qr[t] = q + q_off + b * q_sb + h * q_sh +
+                        (i0 + min(r0 + t, last_row)) * q_ss;
+            float16 s[FC_RT][4];
+            for (uint t = 0; t < FC_RT; ++t)
+                for (uint c = 0; c < 4; ++c)
+                    s[t][c] = (float16)0.0f;
+            FC_SCORES_TILE(s, qr, kb, head_dim);
+            for (uint t = 0; t < FC_RT; ++t) {
+                if (r0 + t > last_row)
+                    break; /* a repeat of the last row */
+                const uint r = r0 + t, i = i0 + r;
+                mk.m_row = m_off + b * m_sb + h * m_sh + i * m_ss;
+                mk.causal_last = fused_causal_last(i, causal_shift);
+                const int masked = fused_block_needs_mask(j0, FC_BK, &mk);
+                __global float *pr = prow0 + r * p_ss + j0;
+                float16 mx = (float16)(-INFINITY);
+                for (uint c = 0; c < 4; ++c) {
+                    float16 x = s[t][c] * scale;
+                    if (masked)
+                        x = fused_mask16(x, j0 + 16 * c, &mk);
+                    mx = fused_max16(mx, x);
+                    fused_store16(pr, c, width, x);
+                }
+                m[r] = fmax(m[r], fused_hmax16(mx));
+            }
+        }
+    }
+
+    /* Pass 2: e = e^(s - M) in place, L; zeros past the computed keys. */
+    float inv[FC_RW], l[FC_RW];
+    for (uint r = 0; r < rows; ++r) {
+        __global float *pr = prow0 + r * p_ss;
+        const float base = fused_max_base(m[r]);
+        float sum = 0.0f, comp = 0.0f;
+        uint j0 = 0;
+        for (; j0 < tile_end[r]; j0 += FC_BK) {
+            const uint width = min((uint)FC_BK, seq_kv - j0);
+            float16 psum = (float16)0.0f;
+            for (uint c = 0; c < 4; ++c) {
+                const float16 e =
+                    fused_weights16(probs_load16(pr + j0, c, width), base);
+                psum += e;
+                fused_store16(pr + j0, c, width, e);
+            }
+            fused_kahan1(&sum, &comp, fused_hsum16(psum));
+        }
+        for (; j0 < seq_kv; j0 += 16)
+            fused_store16(pr + j0, 0, seq_kv - j0, (float16)0.0f);
+        l[r] = sum;
+        /* L = 0: every key masked, the row is zeros (NaN stays NaN). */
+        inv[r] = sum == 0.0f ? 0.0f : 1.0f / sum;
+    }
+
+    /* Pass 3: p = e / L with dropout, stored, and O = P V. */
+    const int compensate = key_end > FC_PLAIN_KEYS;
+    float16 acc[FC_RW][FC_DVC], comp[FC_RW][FC_DVC];
+    for (uint r = 0; r < FC_RW; ++r)
+        for (uint c = 0; c < dvc; ++c)
+            acc[r][c] = comp[r][c] = (float16)0.0f;
+    for (uint j0 = 0; j0 < key_end; j0 += FC_BK) {
+        const uint width = min((uint)FC_BK, seq_kv - j0);
+        __global const float *vb = vbase + (ulong)j0 * dv_pad;
+        for (uint r0 = 0; r0 < rows; r0 += FC_RT) {
+            if (j0 >= tile_end[r0])
+                continue;
+            const uint last_row = min(r0 + FC_RT, rows) - 1;
+            float pt[FC_RT][FC_BK];
+            for (uint t = 0; t < FC_RT; ++t) {
+                if (r0 + t > last_row) {
+                    for (uint jj = 0; jj < FC_BK; ++jj)
+                        pt[t][jj] = 0.0f; /* a repeat of the last row */
+                    continue;
+                }
+                const uint r = r0 + t, i = i0 + r;
+                __global float *pr = prow0 + r * p_ss + j0;
+                for (uint c = 0; c < 4; ++c) {
+                    float16 p = fused_load16(pr, c, width) * inv[r];
+                    if (drop_threshold)
+                        p = fused_dropout16(
+                            p, (((ulong)b * heads_q + h) * seq_q + i) * seq_kv,
+                            j0 + 16 * c, drop_threshold, drop_scale, drop_seed,
+                            drop_offset);
+                    fused_store16(pr, c, width, p);
+                    vstore16(p, c, pt[t]);
+                }
+            }
+            for (uint cg = 0; cg < dvc; cg += 4) {
+                float16 a[FC_RT][4];
+                FC_PV_TILE(a, pt, vb, cg, dv_pad);
+                for (uint t = 0; t < FC_RT && r0 + t <= last_row; ++t)
+                    for (uint c = 0; c < 4; ++c) {
+                        if (compensate)
+                            fused_kahan16(&acc[r0 + t][cg + c],
+                                          &comp[r0 + t][cg + c], a[t][c]);
+                        else
+                            acc[r0 + t][cg + c] += a[t][c];
+                    }
+            }
+        }
+    }
+
+    /* l stands in for the row sum: the output is already normalized. */
+    for (uint r = 0; r < rows; ++r) {
+        const uint i = i0 + r;
+        __global float *orow = o + o_off + b * o_sb + h * o_sh + i * o_ss;
+        for (uint c = 0; c < (head_dim_v + 15) / 16; ++c)
+            fused_store16(orow, c, head_dim_v,
+                          l[r] == 0.0f ? (float16)0.0f : acc[r][c]);
+        if (lse)
+            lse[l_off + b * l_sb + h * l_sh + i * l_ss] =
+                l[r] == 0.0f ? -INFINITY : m[r] + log(l[r]);
     }
 }
 

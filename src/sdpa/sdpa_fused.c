@@ -305,9 +305,10 @@ static clattn_status plan_sizes(clattn_context *ctx, const sdpa_problem *p,
         if (!(s = size_buffer(ctx, "packed K", kp, 5, &b->kp)))
             s = size_buffer(ctx, "packed V", vp, 5, &b->vp);
     }
-    /* With probs the rows always go through the partials (one slice or
-       more): the weights kernel reads each row's max and sum from them. */
-    if (!s && (plan->nsplit > 1 || plan->probs)) {
+    /* With probs on the recompute plan the rows always go through the
+       partials (one slice or more): the weights kernel reads each row's
+       max and sum from them. */
+    if (!s && (plan->nsplit > 1 || (plan->probs && !plan->materialize))) {
         const size_t part[6] = {p->batch, p->heads_q,        plan->nsplit,
                                 p->seq_q, p->head_dim_v + 2, f};
         s = size_buffer(ctx, "split partials", part, 6, &b->part);
@@ -333,6 +334,27 @@ static clattn_status plan_buffers(clattn_context *ctx, const sdpa_problem *p,
         s = ctx_buffer_make(ctx, "split partials", CL_MEM_READ_WRITE, b->part,
                             NULL, &plan->part);
     return s;
+}
+
+/* The plan for probs on the CPU rows kernel, given its units (work-items
+   of FC_RW rows) and the key splits the rows would take: materialize
+   (one kernel, each score computed once; measured 1.3-1.5x faster than
+   recompute, docs/performance.md) unless the units are fewer than the
+   compute units and their keys split, so that only the recompute plan,
+   which splits, keeps every unit busy. $CLATTN_SDPA_PROBS_PLAN pins
+   either; a pinned materialize runs unsplit. */
+static void choose_probs_plan(const clattn_context *ctx, size_t units,
+                              fused_plan *plan)
+{
+    const int pin = ctx->op_settings.probs_plan;
+    const size_t cu = ctx->info.compute_units ? ctx->info.compute_units : 1;
+    plan->materialize = pin == FUSED_PROBS_AUTO
+                            ? plan->nsplit == 1 || units >= cu
+                            : pin == FUSED_PROBS_MATERIALIZE;
+    if (plan->materialize) {
+        plan->nsplit = 1;
+        plan->split_keys = plan->nblk * FC_BK;
+    }
 }
 
 /* Which kernel, its geometry, the key splits and the buffer sizes: every
@@ -365,15 +387,17 @@ static clattn_status plan_geometry(clattn_context *ctx, const sdpa_problem *p,
        GPU kernel takes any start, 64 keeps tiles whole. */
     choose_splits(ctx, p, units, plan->kind == FUSED_CPU_DECODE ? 16 : FC_BK,
                   plan);
+    if (probs && plan->kind == FUSED_CPU_ROWS)
+        choose_probs_plan(ctx, units, plan);
     return plan_sizes(ctx, p, plan, bytes);
 }
 
-/* Arguments shared by every attention kernel, after Q (and K, V). */
-static void arg_tail(kernel_args *a, const sdpa_problem *p, const sdpa_views *v,
-                     const fused_plan *plan)
+/* The masks (bool, additive, view), key lengths and the problem's
+   dimensions up to head_dim: the same run of parameters in every kernel
+   that scores (the attention, weights and probs kernels). */
+static void arg_masks_dims(kernel_args *a, const sdpa_problem *p,
+                           const sdpa_views *v, const fused_plan *plan)
 {
-    arg_view(a, &v->out);
-    arg_view(a, &v->lse);
     arg_mem(a, p->mask_type == CLATTN_MASK_BOOL ? v->mask.buffer : NULL);
     arg_mem(a, p->mask_type == CLATTN_MASK_ADDITIVE ? v->mask.buffer : NULL);
     arg_ulong(a, v->mask.offset);
@@ -385,11 +409,11 @@ static void arg_tail(kernel_args *a, const sdpa_problem *p, const sdpa_views *v,
     arg_uint(a, (cl_uint)p->seq_q);
     arg_uint(a, (cl_uint)p->seq_kv);
     arg_uint(a, (cl_uint)p->head_dim);
-    arg_uint(a, (cl_uint)p->head_dim_v);
-    if (plan->kind == FUSED_CPU_ROWS) {
-        arg_uint(a, (cl_uint)plan->dv_pad);
-        arg_uint(a, (cl_uint)plan->nblk);
-    }
+}
+
+/* Scale, causal limit and dropout, the run that follows the dimensions. */
+static void arg_scale_dropout(kernel_args *a, const sdpa_problem *p)
+{
     arg_float(a, p->scale);
     arg_int(a, p->causal != CLATTN_CAUSAL_NONE);
     arg_long(a, p->causal_shift);
@@ -397,6 +421,21 @@ static void arg_tail(kernel_args *a, const sdpa_problem *p, const sdpa_views *v,
     arg_float(a, p->drop_scale);
     arg_ulong(a, p->drop_seed);
     arg_ulong(a, p->drop_offset);
+}
+
+/* Arguments shared by every attention kernel, after Q (and K, V). */
+static void arg_tail(kernel_args *a, const sdpa_problem *p, const sdpa_views *v,
+                     const fused_plan *plan)
+{
+    arg_view(a, &v->out);
+    arg_view(a, &v->lse);
+    arg_masks_dims(a, p, v, plan);
+    arg_uint(a, (cl_uint)p->head_dim_v);
+    if (plan->kind == FUSED_CPU_ROWS) {
+        arg_uint(a, (cl_uint)plan->dv_pad);
+        arg_uint(a, (cl_uint)plan->nblk);
+    }
+    arg_scale_dropout(a, p);
     arg_uint(a, (cl_uint)plan->split_keys);
     arg_mem(a, plan->part);
 }
@@ -541,7 +580,8 @@ static clattn_status create_kernels(clattn_context *ctx,
                             &k->attention)))
         return s;
     if (prog == PROGRAM_SDPA_FUSED_CPU && probs &&
-        (s = program_kernel(ctx, prog, "fused_cpu_weights", &k->weights)))
+        ((s = program_kernel(ctx, prog, "fused_cpu_weights", &k->weights)) ||
+         (s = program_kernel(ctx, prog, "fused_cpu_probs", &k->probs_kernel))))
         return s;
     if ((s = program_kernel(ctx, prog, "fused_merge", &k->merge)))
         return s;
@@ -553,11 +593,12 @@ static clattn_status create_kernels(clattn_context *ctx,
 
 static void release_kernels(fused_plan *k)
 {
-    cl_kernel all[4] = {k->pack, k->attention, k->merge, k->weights};
-    for (int i = 0; i < 4; ++i)
+    cl_kernel all[5] = {k->pack, k->attention, k->merge, k->weights,
+                        k->probs_kernel};
+    for (int i = 0; i < 5; ++i)
         if (all[i])
             clReleaseKernel(all[i]);
-    k->pack = k->attention = k->merge = k->weights = NULL;
+    k->pack = k->attention = k->merge = k->weights = k->probs_kernel = NULL;
 }
 
 /* The weights of every row, from the partials' max and sum once the
@@ -575,26 +616,34 @@ static clattn_status enqueue_weights(clattn_context *ctx,
     arg_uint(&a, (cl_uint)plan->nsplit);
     arg_uint(&a, (cl_uint)p->head_dim_v);
     arg_view(&a, &v->probs);
-    arg_mem(&a, p->mask_type == CLATTN_MASK_BOOL ? v->mask.buffer : NULL);
-    arg_mem(&a, p->mask_type == CLATTN_MASK_ADDITIVE ? v->mask.buffer : NULL);
-    arg_ulong(&a, v->mask.offset);
-    for (int i = 0; i < 3; ++i)
-        arg_ulong(&a, v->mask.strides[i]);
-    arg_mem(&a, plan->key_len);
-    arg_uint(&a, (cl_uint)p->heads_q);
-    arg_uint(&a, (cl_uint)p->group);
-    arg_uint(&a, (cl_uint)p->seq_q);
-    arg_uint(&a, (cl_uint)p->seq_kv);
-    arg_uint(&a, (cl_uint)p->head_dim);
+    arg_masks_dims(&a, p, v, plan);
     arg_uint(&a, (cl_uint)plan->nblk);
-    arg_float(&a, p->scale);
-    arg_int(&a, p->causal != CLATTN_CAUSAL_NONE);
-    arg_long(&a, p->causal_shift);
-    arg_uint(&a, p->drop_threshold);
-    arg_float(&a, p->drop_scale);
-    arg_ulong(&a, p->drop_seed);
-    arg_ulong(&a, p->drop_offset);
+    arg_scale_dropout(&a, p);
     return launch_chunked(ctx, queue, &a, "fused_cpu_weights",
+                          p->batch * p->heads_q, div_up(p->seq_q, FC_RW), 1, 1,
+                          wait, done);
+}
+
+/* The materialize plan: scores, softmax and P V of every row in one
+   kernel, after the pack (wait). */
+static clattn_status enqueue_probs(clattn_context *ctx, cl_command_queue queue,
+                                   cl_kernel k, const sdpa_problem *p,
+                                   const sdpa_views *v, const fused_plan *plan,
+                                   cl_event *wait, cl_event *done)
+{
+    kernel_args a = args_begin(k);
+    arg_view(&a, &v->q);
+    arg_mem(&a, plan->kp);
+    arg_mem(&a, plan->vp);
+    arg_view(&a, &v->out);
+    arg_view(&a, &v->lse);
+    arg_view(&a, &v->probs);
+    arg_masks_dims(&a, p, v, plan);
+    arg_uint(&a, (cl_uint)p->head_dim_v);
+    arg_uint(&a, (cl_uint)plan->dv_pad);
+    arg_uint(&a, (cl_uint)plan->nblk);
+    arg_scale_dropout(&a, p);
+    return launch_chunked(ctx, queue, &a, "fused_cpu_probs",
                           p->batch * p->heads_q, div_up(p->seq_q, FC_RW), 1, 1,
                           wait, done);
 }
@@ -616,6 +665,12 @@ static clattn_status enqueue_all(clattn_context *ctx, cl_command_queue queue,
                          &packed);
         if (s)
             return s;
+    }
+    if (plan->materialize) {
+        s = enqueue_probs(ctx, queue, k->probs_kernel, p, v, plan, &packed,
+                          done);
+        clReleaseEvent(packed);
+        return s;
     }
     const int gpu = plan->kind == FUSED_GPU_TILES;
     const size_t units0 =

@@ -13,6 +13,9 @@ typedef enum fused_kernel_kind {
     FUSED_GPU_TILES
 } fused_kernel_kind;
 
+/* How the fused-cpu path writes probs ($CLATTN_SDPA_PROBS_PLAN). */
+enum { FUSED_PROBS_AUTO, FUSED_PROBS_MATERIALIZE, FUSED_PROBS_RECOMPUTE };
+
 typedef struct fused_plan {
     fused_kernel_kind kind;
     size_t rows_per_unit; /* query rows per work-item (CPU) or group (GPU) */
@@ -23,11 +26,15 @@ typedef struct fused_plan {
     int gqa_rows;
     size_t nsplit, split_keys;
     size_t nblk, dv_pad; /* CPU rows: packed K/V geometry */
-    /* probs requested (CPU rows only): the rows write partials (nsplit of
-       1 or more), the merge writes out and lse, and fused_cpu_weights runs
-       last, from the partials' max and sum. */
-    int probs;
-    cl_kernel pack, attention, merge, weights;
+    /* probs requested (CPU rows only), by one of two plans:
+       - materialize: fused_cpu_probs writes the scores into probs,
+         normalizes them in place and reads them for P V (keys not split);
+       - recompute: the rows write partials (nsplit of 1 or more), the
+         merge writes out and lse, and fused_cpu_weights runs last,
+         recomputing the scores and normalizing by the partials' max and
+         sum. */
+    int probs, materialize;
+    cl_kernel pack, attention, merge, weights, probs_kernel;
     cl_mem key_len, kp, vp, part;
 } fused_plan;
 
