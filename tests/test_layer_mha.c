@@ -699,6 +699,87 @@ static void check_dropout(void)
     arrays_free(&a);
 }
 
+/* Head-averaged weights without per-head weights: where SDPA's fused-cpu
+   path averages them in its kernel (AUTO on a CPU-class device, no
+   unfused/fused-gpu or recompute pin, batch * row blocks of 32 filling
+   the compute units), the call holds a head-mean score scratch of
+   B*Sq*Skv floats beside the host staging of the weights; elsewhere the
+   per-head weights (B*H*Sq*Skv floats) exist. Seen in the library's peak
+   and its growth over the same call without weights. */
+/* A random problem of sp and its layer (NULL, reported, when creation
+   fails). */
+static clattn_mha *layer_for(const spec *sp, uint64_t seed, problem *p,
+                             arrays *a, sizes *s)
+{
+    random_problem(sp, seed, p, a);
+    *s = sizes_of(p);
+    clattn_mha *layer = NULL;
+    clattn_status st = clattn_mha_create(g_ctx, &p->desc, &p->w, &layer);
+    CHECK(st == CLATTN_SUCCESS, "%s: create: %s", sp->name,
+          clattn_status_string(st));
+    return layer;
+}
+
+static size_t peak_of_call(clattn_mha *layer, problem *p,
+                           clattn_need_weights need, float *out, float *w)
+{
+    clattn_memory_stats st;
+    clattn_memory_stats_reset_peak(g_ctx);
+    p->call.need_weights = need;
+    clattn_status s =
+        clattn_mha_forward_host(layer, &p->call, p->query, p->key, p->value,
+                                p->kpm, p->attn_mask, out, w);
+    CHECK(s == CLATTN_SUCCESS, "weights memory call: %s",
+          clattn_status_string(s));
+    clattn_memory_stats_get(g_ctx, &st);
+    return st.peak_bytes;
+}
+
+static void check_weights_memory(void)
+{
+    spec sp = {"weights memory", 64, 8, 0, 0, 4, 64, 64, 1, 1, 0, 0, 1, 0,
+               CLATTN_MASK_NONE, 0,  0, 0, 0, 0, 0};
+    problem p;
+    arrays a;
+    sizes s;
+    clattn_mha *layer = layer_for(&sp, 12, &p, &a, &s);
+    if (!layer)
+        return;
+    float *out = malloc(s.out * 4), *w = malloc(s.avg * 4);
+    const size_t plain =
+        peak_of_call(layer, &p, CLATTN_NEED_WEIGHTS_NONE, out, NULL);
+    const size_t with =
+        peak_of_call(layer, &p, CLATTN_NEED_WEIGHTS_AVERAGE, out, w);
+    const char *path = getenv("CLATTN_SDPA_PATH");
+    const char *plan = getenv("CLATTN_SDPA_PROBS_PLAN");
+    const int in_kernel =
+        clattn_sdpa_fused_variant(g_ctx) == CLATTN_SDPA_PATH_FUSED_CPU &&
+        !(path && (!strcmp(path, "unfused") || !strcmp(path, "fused-gpu"))) &&
+        !(plan && !strcmp(plan, "recompute")) &&
+        p.call.batch * ((p.call.seq_q + 31) / 32) >= g_info.compute_units;
+    const size_t grew = with > plain ? with - plain : 0;
+    /* (per-head: the unfused path's own score scratch, which the call
+       without weights holds, may be about as large, so the peak itself
+       is what must hold the per-head weights) */
+    CHECK(in_kernel ? grew < s.heads * 4 : with >= s.heads * 4,
+          "head-averaged weights: peak %zu bytes, %zu more than without "
+          "weights; per-head weights are %zu (%s expected)",
+          with, grew, s.heads * 4,
+          in_kernel ? "averaged in SDPA's kernel" : "per-head");
+    printf("head-averaged weights %s: peak +%zu bytes (per-head weights %zu)\n",
+           in_kernel ? "in SDPA's kernel" : "through per-head weights", grew,
+           s.heads * 4);
+    double *ref_out = malloc(s.out * 8), *ref_w = malloc(s.avg * 8);
+    ref_mha(&p.desc, &p.w, &p.call, p.query, p.key, p.value, p.kpm, p.attn_mask,
+            0, ref_out, ref_w);
+    CHECK(close_enough("weights memory out", out, ref_out, s.out, REL_TOL) &&
+              close_enough("weights memory weights", w, ref_w, s.avg, REL_TOL),
+          "weights memory: wrong result");
+    clattn_mha_destroy(layer);
+    free(out), free(w), free(ref_out), free(ref_w);
+    arrays_free(&a);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Timing                                                                    */
 /* ------------------------------------------------------------------------ */
@@ -709,10 +790,9 @@ static void check_timing(void)
                CLATTN_MASK_BOOL, 0,  0, 0, 0, 0, 0};
     problem p;
     arrays a;
-    random_problem(&sp, 9, &p, &a);
-    sizes s = sizes_of(&p);
-    clattn_mha *layer = NULL;
-    clattn_status st = clattn_mha_create(g_ctx, &p.desc, &p.w, &layer);
+    sizes s;
+    clattn_mha *layer = layer_for(&sp, 9, &p, &a, &s);
+    clattn_status st = layer ? CLATTN_SUCCESS : CLATTN_ERROR_INVALID_ARGUMENT;
     double *ref_out = malloc(s.out * 8), *ref_w = malloc(s.avg * 8);
     float *out = malloc(s.out * 4), *w = malloc(s.avg * 4);
     clattn_layer_timing t = {-1, -1, -1};
@@ -812,6 +892,7 @@ int main(void)
     check_full_rows();
     check_dropout();
     check_timing();
+    check_weights_memory();
     printf("largest error / magnitude against torch and the reference: "
            "%.3g (bound %.0e)\n",
            g_worst, REL_TOL);

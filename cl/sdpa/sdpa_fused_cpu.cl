@@ -423,23 +423,37 @@ float16 probs_load16(__global const float *row, uint c, uint n)
                   lane + (int16)(16 * (int)c) < (int16)((int)n));
 }
 
-__kernel void fused_cpu_probs(
-    __global const float *q, ulong q_off, ulong q_sb, ulong q_sh, ulong q_ss,
-    __global const float *kp, __global const float *vp, __global float *o,
-    ulong o_off, ulong o_sb, ulong o_sh, ulong o_ss, __global float *lse,
-    ulong l_off, ulong l_sb, ulong l_sh, ulong l_ss, __global float *probs,
-    ulong p_off, ulong p_sb, ulong p_sh, ulong p_ss,
-    __global const uchar *mask_bool, __global const float *mask_add,
-    ulong m_off, ulong m_sb, ulong m_sh, ulong m_ss,
-    __global const int *key_len, uint heads_q, uint group, uint seq_q,
-    uint seq_kv, uint head_dim, uint head_dim_v, uint dv_pad, uint nblk,
-    float scale, int causal, long causal_shift, uint drop_threshold,
-    float drop_scale, ulong drop_seed, ulong drop_offset, uint bh_begin)
+/* The head average (MHA's need_weights): where mean is not NULL, one
+   work-item takes its FC_RW rows through every head of its batch in turn,
+   its probs rows are the library's scratch (head stride 0, so every head
+   reuses the same rows while they are in cache), and pass 3 adds each
+   head's weights (after dropout, as PyTorch averages them) into the
+   [batch][seq_q][seq_kv] view mean: the first head stores, the others
+   add, the last divides the sum by heads (as mha_head_mean). No per-head
+   weights exist. */
+typedef struct probs_mean {
+    __global float *row0; /* the first row's mean (key 0), or NULL */
+    ulong row_stride;
+    int first, last; /* the first or last head of the average */
+    float heads;     /* the divisor of the sum */
+} probs_mean;
+
+/* The weights of one head (bh) for rows [i0, i0 + rows), the three
+   passes; the kernel's parameters as in fused_cpu_probs. */
+void probs_rows(__global const float *q, ulong q_off, ulong q_sb, ulong q_sh,
+                ulong q_ss, __global const float *kp, __global const float *vp,
+                __global float *o, ulong o_off, ulong o_sb, ulong o_sh,
+                ulong o_ss, __global float *lse, ulong l_off, ulong l_sb,
+                ulong l_sh, ulong l_ss, __global float *probs, ulong p_off,
+                ulong p_sb, ulong p_sh, ulong p_ss, const probs_mean *mn,
+                __global const uchar *mask_bool, __global const float *mask_add,
+                ulong m_off, ulong m_sb, ulong m_sh, ulong m_ss,
+                __global const int *key_len, uint heads_q, uint group,
+                uint seq_q, uint seq_kv, uint head_dim, uint head_dim_v,
+                uint dv_pad, uint nblk, float scale, int causal,
+                long causal_shift, uint drop_threshold, float drop_scale,
+                ulong drop_seed, ulong drop_offset, uint bh, uint i0)
 {
-    const uint i0 = (uint)get_global_id(0) * FC_RW;
-    const uint bh = bh_begin + (uint)get_global_id(1);
-    if (i0 >= seq_q)
-        return;
     const uint rows = min((uint)FC_RW, seq_q - i0);
     const uint b = bh / heads_q, h = bh % heads_q, bhk = bh / group;
     const uint kv_valid = fused_kv_valid(key_len, b, seq_kv);
@@ -519,8 +533,12 @@ __kernel void fused_cpu_probs(
             }
             fused_kahan1(&sum, &comp, fused_hsum16(psum));
         }
-        for (; j0 < seq_kv; j0 += 16)
-            fused_store16(pr + j0, 0, seq_kv - j0, (float16)0.0f);
+        /* (the head average: in the mean rows, once; the zeros are the
+           same keys in every head) */
+        __global float *zr = mn->row0 ? mn->row0 + r * mn->row_stride : pr;
+        if (!mn->row0 || mn->first)
+            for (; j0 < seq_kv; j0 += 16)
+                fused_store16(zr + j0, 0, seq_kv - j0, (float16)0.0f);
         l[r] = sum;
         /* L = 0: every key masked, the row is zeros (NaN stays NaN). */
         inv[r] = sum == 0.0f ? 0.0f : 1.0f / sum;
@@ -555,7 +573,16 @@ __kernel void fused_cpu_probs(
                             p, (((ulong)b * heads_q + h) * seq_q + i) * seq_kv,
                             j0 + 16 * c, drop_threshold, drop_scale, drop_seed,
                             drop_offset);
-                    fused_store16(pr, c, width, p);
+                    if (mn->row0) {
+                        __global float *mr = mn->row0 + r * mn->row_stride + j0;
+                        float16 sum = p;
+                        if (!mn->first)
+                            sum += fused_load16(mr, c, width);
+                        fused_store16(mr, c, width,
+                                      mn->last ? sum / mn->heads : sum);
+                    } else {
+                        fused_store16(pr, c, width, p);
+                    }
                     vstore16(p, c, pt[t]);
                 }
             }
@@ -584,6 +611,44 @@ __kernel void fused_cpu_probs(
         if (lse)
             lse[l_off + b * l_sb + h * l_sh + i * l_ss] =
                 l[r] == 0.0f ? -INFINITY : m[r] + log(l[r]);
+    }
+}
+
+/* Grid (row blocks, bh) over the (batch, head) pairs from bh_begin; with
+   mean (the head average) (row blocks, batch) from bh_begin, each
+   work-item looping over the heads. */
+__kernel void fused_cpu_probs(
+    __global const float *q, ulong q_off, ulong q_sb, ulong q_sh, ulong q_ss,
+    __global const float *kp, __global const float *vp, __global float *o,
+    ulong o_off, ulong o_sb, ulong o_sh, ulong o_ss, __global float *lse,
+    ulong l_off, ulong l_sb, ulong l_sh, ulong l_ss, __global float *probs,
+    ulong p_off, ulong p_sb, ulong p_sh, ulong p_ss, __global float *mean,
+    ulong mn_off, ulong mn_sb, ulong mn_ss, __global const uchar *mask_bool,
+    __global const float *mask_add, ulong m_off, ulong m_sb, ulong m_sh,
+    ulong m_ss, __global const int *key_len, uint heads_q, uint group,
+    uint seq_q, uint seq_kv, uint head_dim, uint head_dim_v, uint dv_pad,
+    uint nblk, float scale, int causal, long causal_shift, uint drop_threshold,
+    float drop_scale, ulong drop_seed, ulong drop_offset, uint bh_begin)
+{
+    const uint i0 = (uint)get_global_id(0) * FC_RW;
+    const uint unit = bh_begin + (uint)get_global_id(1);
+    if (i0 >= seq_q)
+        return;
+    probs_mean mn;
+    mn.row0 = mean ? mean + mn_off + unit * mn_sb + i0 * mn_ss : 0;
+    mn.row_stride = mn_ss;
+    mn.heads = (float)heads_q;
+    const uint heads = mean ? heads_q : 1;
+    for (uint h = 0; h < heads; ++h) {
+        mn.first = h == 0;
+        mn.last = h + 1 == heads;
+        probs_rows(q, q_off, q_sb, q_sh, q_ss, kp, vp, o, o_off, o_sb, o_sh,
+                   o_ss, lse, l_off, l_sb, l_sh, l_ss, probs, p_off, p_sb, p_sh,
+                   p_ss, &mn, mask_bool, mask_add, m_off, m_sb, m_sh, m_ss,
+                   key_len, heads_q, group, seq_q, seq_kv, head_dim, head_dim_v,
+                   dv_pad, nblk, scale, causal, causal_shift, drop_threshold,
+                   drop_scale, drop_seed, drop_offset,
+                   mean ? unit * heads_q + h : unit, i0);
     }
 }
 

@@ -93,9 +93,6 @@ static clattn_status alloc_scratch(clattn_mha *layer,
     if (sh->mask_merge &&
         (st = scratch_make(ctx, sh->mask_bytes, &s->mem[S_MASK])))
         return st;
-    if (call->need_weights == CLATTN_NEED_WEIGHTS_AVERAGE &&
-        (st = scratch_make(ctx, sh->per_head_bytes, &s->mem[S_PROBS])))
-        return st;
     return CLATTN_SUCCESS;
 }
 
@@ -133,7 +130,7 @@ static void sdpa_tensors(const clattn_mha *layer, const clattn_mha_call *call,
                                  sh->mask_merge ? s->mem[S_MASK] : b->attn_mask,
                                  0, sh->mask_dims);
     size_t probs_dims[4] = {B, layer->num_heads, Sq, Skv};
-    if (call->need_weights == CLATTN_NEED_WEIGHTS_AVERAGE)
+    if (s->mem[S_PROBS])
         clattn_tensor_contiguous(&t->probs, s->mem[S_PROBS], 0, probs_dims);
     else if (call->need_weights == CLATTN_NEED_WEIGHTS_PER_HEAD)
         clattn_tensor_contiguous(&t->probs, b->attn_weights, 0, probs_dims);
@@ -314,19 +311,31 @@ clattn_status mha_run(clattn_mha *layer, const clattn_mha_call *call,
     clattn_status st = check_gemms(layer, sh, &plan);
     if (!st)
         st = alloc_scratch(layer, call, sh, &plan, &scratch);
-    if (!st)
-        st = mha_kernels_create(
-            ctx, layer->pre_layernorm, sh->mask_merge, sh->mask_type,
-            call->need_weights == CLATTN_NEED_WEIGHTS_AVERAGE, &kernels);
     /* SDPA is prepared (checked, its kernels and buffers made) before the
-       first enqueue, so a request it refuses writes nothing. */
+       first enqueue, so a request it refuses writes nothing. Head-averaged
+       weights: SDPA's kernel averages them where its path can (fused-cpu,
+       materialize), else per-head weights go to a scratch buffer and the
+       layer's head_mean kernel averages them. */
     sdpa_plan attention;
     memset(&attention, 0, sizeof attention);
-    if (!st) {
+    int averaged = 0;
+    if (!st && call->need_weights == CLATTN_NEED_WEIGHTS_AVERAGE) {
+        sdpa_tensors(layer, call, sh, &plan, &scratch, b, &tensors);
+        st = sdpa_prepare_head_mean(ctx, NULL, &desc, &tensors, b->attn_weights,
+                                    0, call->path, 0, NULL, &attention,
+                                    &averaged);
+        if (!st && !averaged)
+            st = scratch_make(ctx, sh->per_head_bytes, &scratch.mem[S_PROBS]);
+    }
+    if (!st && !averaged) {
         sdpa_tensors(layer, call, sh, &plan, &scratch, b, &tensors);
         st = sdpa_prepare(ctx, NULL, &desc, &tensors, call->path, 0, NULL,
                           &attention);
     }
+    if (!st)
+        st = mha_kernels_create(ctx, layer->pre_layernorm, sh->mask_merge,
+                                sh->mask_type, scratch.mem[S_PROBS] != NULL,
+                                &kernels);
     if (!st) {
         mha_enqueue e = {layer,    call, sh,       &plan,
                          &scratch, b,    &kernels, &attention};

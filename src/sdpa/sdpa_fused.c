@@ -31,7 +31,7 @@
 
 /* Bytes of each buffer a plan makes (0 = none). */
 typedef struct fused_bytes {
-    size_t key_len, kp, vp, part;
+    size_t key_len, kp, vp, part, rows;
 } fused_bytes;
 
 static size_t div_up(size_t a, size_t b)
@@ -262,6 +262,7 @@ static void release_plan(clattn_context *ctx, fused_plan *plan)
     ctx_buffer_release(ctx, plan->kp);
     ctx_buffer_release(ctx, plan->vp);
     ctx_buffer_release(ctx, plan->part);
+    ctx_buffer_release(ctx, plan->rows);
 }
 
 /* The byte count of a buffer of n factors, or UNSUPPORTED when it does not
@@ -313,6 +314,10 @@ static clattn_status plan_sizes(clattn_context *ctx, const sdpa_problem *p,
                                 p->seq_q, p->head_dim_v + 2, f};
         s = size_buffer(ctx, "split partials", part, 6, &b->part);
     }
+    if (!s && plan->head_mean) {
+        const size_t rows[4] = {p->batch, p->seq_q, p->seq_kv, f};
+        s = size_buffer(ctx, "head-mean scores", rows, 4, &b->rows);
+    }
     return s;
 }
 
@@ -333,6 +338,9 @@ static clattn_status plan_buffers(clattn_context *ctx, const sdpa_problem *p,
     if (!s && b->part)
         s = ctx_buffer_make(ctx, "split partials", CL_MEM_READ_WRITE, b->part,
                             NULL, &plan->part);
+    if (!s && b->rows)
+        s = ctx_buffer_make(ctx, "head-mean scores", CL_MEM_READ_WRITE, b->rows,
+                            NULL, &plan->rows);
     return s;
 }
 
@@ -343,6 +351,13 @@ static clattn_status plan_buffers(clattn_context *ctx, const sdpa_problem *p,
    compute units and their keys split, so that only the recompute plan,
    which splits, keeps every unit busy. $CLATTN_SDPA_PROBS_PLAN pins
    either; a pinned materialize runs unsplit. */
+int sdpa_fused_head_mean_fits(const clattn_context *ctx, const sdpa_problem *p)
+{
+    const size_t cu = ctx->info.compute_units ? ctx->info.compute_units : 1;
+    return ctx->op_settings.probs_plan != FUSED_PROBS_RECOMPUTE &&
+           p->seq_q > 0 && p->batch * div_up(p->seq_q, FC_RW) >= cu;
+}
+
 static void choose_probs_plan(const clattn_context *ctx, size_t units,
                               fused_plan *plan)
 {
@@ -351,6 +366,8 @@ static void choose_probs_plan(const clattn_context *ctx, size_t units,
     plan->materialize = pin == FUSED_PROBS_AUTO
                             ? plan->nsplit == 1 || units >= cu
                             : pin == FUSED_PROBS_MATERIALIZE;
+    /* (sdpa_fused_head_mean_fits said yes before the plan was made) */
+    plan->materialize |= plan->head_mean;
     if (plan->materialize) {
         plan->nsplit = 1;
         plan->split_keys = plan->nblk * FC_BK;
@@ -637,15 +654,32 @@ static clattn_status enqueue_probs(clattn_context *ctx, cl_command_queue queue,
     arg_mem(&a, plan->vp);
     arg_view(&a, &v->out);
     arg_view(&a, &v->lse);
-    arg_view(&a, &v->probs);
+    if (plan->head_mean) {
+        /* the scores of every head in one scratch row block per (batch,
+           row block): head stride 0; the mean view is [b][i][j] */
+        arg_mem(&a, plan->rows);
+        arg_ulong(&a, 0);
+        arg_ulong(&a, (cl_ulong)(p->seq_q * p->seq_kv));
+        arg_ulong(&a, 0);
+        arg_ulong(&a, (cl_ulong)p->seq_kv);
+        arg_mem(&a, v->probs.buffer);
+        arg_ulong(&a, v->probs.offset);
+        arg_ulong(&a, v->probs.strides[0]);
+        arg_ulong(&a, v->probs.strides[2]);
+    } else {
+        arg_view(&a, &v->probs);
+        arg_mem(&a, NULL);
+        for (int i = 0; i < 3; ++i)
+            arg_ulong(&a, 0);
+    }
     arg_masks_dims(&a, p, v, plan);
     arg_uint(&a, (cl_uint)p->head_dim_v);
     arg_uint(&a, (cl_uint)plan->dv_pad);
     arg_uint(&a, (cl_uint)plan->nblk);
     arg_scale_dropout(&a, p);
     return launch_chunked(ctx, queue, &a, "fused_cpu_probs",
-                          p->batch * p->heads_q, div_up(p->seq_q, FC_RW), 1, 1,
-                          wait, done);
+                          plan->head_mean ? p->batch : p->batch * p->heads_q,
+                          div_up(p->seq_q, FC_RW), 1, 1, wait, done);
 }
 
 static clattn_status enqueue_all(clattn_context *ctx, cl_command_queue queue,
@@ -711,6 +745,7 @@ clattn_status sdpa_fused_prepare(clattn_context *ctx, sdpa_plan *plan)
     clattn_status s;
     memset(f, 0, sizeof *f);
     const int probs = plan->views.probs.buffer != NULL;
+    f->head_mean = plan->views.probs_head_mean;
     if (!(s = create_kernels(ctx, plan->variant->path, p, probs, f)) &&
         !(s = plan_geometry(ctx, p, plan->variant->path, probs, f, &bytes)))
         s = plan_buffers(ctx, p, &bytes, f);
@@ -754,8 +789,9 @@ clattn_status sdpa_fused_plan_bytes(clattn_context *ctx, const sdpa_problem *p,
         s = plan_geometry(ctx, p, variant, 0, &plan, &b);
     release_kernels(&plan);
     size_t sum = 0;
-    if (!s && (checked_add(b.key_len, b.kp, &sum) ||
-               checked_add(sum, b.vp, &sum) || checked_add(sum, b.part, &sum)))
+    if (!s &&
+        (checked_add(b.key_len, b.kp, &sum) || checked_add(sum, b.vp, &sum) ||
+         checked_add(sum, b.part, &sum) || checked_add(sum, b.rows, &sum)))
         s = ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
                       "fused path: its buffers together exceed SIZE_MAX");
     if (!s)

@@ -34,8 +34,12 @@ typedef struct fused_plan {
          recomputing the scores and normalizing by the partials' max and
          sum. */
     int probs, materialize;
+    /* probs is the head average (views.probs_head_mean): materialize with
+       one work-item per (row block, batch) looping over the heads, their
+       scores in the scratch `rows` (batch * seq_q * seq_kv floats). */
+    int head_mean;
     cl_kernel pack, attention, merge, weights, probs_kernel;
-    cl_mem key_len, kp, vp, part;
+    cl_mem key_len, kp, vp, part, rows;
 } fused_plan;
 
 /* Whether a fused variant takes the request: head dims within the limit,
@@ -65,6 +69,11 @@ int sdpa_fused_gpu_suits(const clattn_context *ctx);
 int sdpa_fused_gpu_options(size_t width, size_t max_work_group,
                            cl_ulong local_mem, int decode, char *buf,
                            size_t cap);
+
+/* Whether the fused-cpu path averages p's weights over heads in its
+   kernel (sdpa_prepare_head_mean): the materialize plan's rule with one
+   work-item per (row block, batch), and no recompute pin. */
+int sdpa_fused_head_mean_fits(const clattn_context *ctx, const sdpa_problem *p);
 
 clattn_status sdpa_fused_prepare(clattn_context *ctx, struct sdpa_plan *plan);
 clattn_status sdpa_fused_launch(clattn_context *ctx,

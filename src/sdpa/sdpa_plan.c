@@ -28,31 +28,87 @@ static clattn_status check_queue(clattn_context *ctx, cl_command_queue queue)
     return CLATTN_SUCCESS;
 }
 
-clattn_status sdpa_prepare(clattn_context *ctx, cl_command_queue queue,
-                           const clattn_sdpa_desc *desc,
-                           const clattn_sdpa_tensors *tensors,
-                           clattn_sdpa_path path, cl_uint num_wait,
-                           const cl_event *wait, sdpa_plan *plan)
+/* Every check of the request, into plan's problem and views. */
+static clattn_status check_request(clattn_context *ctx, cl_command_queue queue,
+                                   const clattn_sdpa_desc *desc,
+                                   const clattn_sdpa_tensors *tensors,
+                                   clattn_sdpa_path path, cl_uint num_wait,
+                                   const cl_event *wait, sdpa_plan *plan)
 {
     memset(plan, 0, sizeof *plan);
     clattn_status s;
     if ((s = sdpa_problem_init(ctx, desc, &plan->problem)) ||
         (s = sdpa_path_check(ctx, NULL, path)) ||
         (s = wait_list_check(ctx, num_wait, wait)) ||
-        (queue && (s = check_queue(ctx, queue))) ||
-        (s = sdpa_views_check(ctx, &plan->problem, tensors, &plan->views)))
+        (queue && (s = check_queue(ctx, queue))))
         return s;
-    const sdpa_variant *v =
-        sdpa_variant_choose(ctx, &plan->problem, &plan->views, path);
+    return sdpa_views_check(ctx, &plan->problem, tensors, &plan->views);
+}
+
+/* The chosen variant's checks and prepare step. */
+static clattn_status prepare_variant(clattn_context *ctx,
+                                     cl_command_queue queue,
+                                     const sdpa_variant *v, sdpa_plan *plan)
+{
     /* An explicit variant is never swapped for another: one that cannot
        take the request refuses it. */
-    if ((s = sdpa_variant_check(ctx, v, &plan->problem, &plan->views)))
+    clattn_status s = sdpa_variant_check(ctx, v, &plan->problem, &plan->views);
+    if (s)
         return s;
     plan->variant = v;
     plan->queue = queue ? queue : ctx->queue;
     if ((s = v->prepare(ctx, plan)))
         plan->variant = NULL;
     return s;
+}
+
+clattn_status sdpa_prepare_head_mean(
+    clattn_context *ctx, cl_command_queue queue, const clattn_sdpa_desc *desc,
+    const clattn_sdpa_tensors *tensors, cl_mem mean_buffer, size_t mean_offset,
+    clattn_sdpa_path path, cl_uint num_wait, const cl_event *wait,
+    sdpa_plan *plan, int *taken)
+{
+    *taken = 0;
+    clattn_status s =
+        check_request(ctx, queue, desc, tensors, path, num_wait, wait, plan);
+    if (s)
+        return s;
+    const sdpa_problem *p = &plan->problem;
+    checked_view *mean = &plan->views.probs;
+    mean->buffer = mean_buffer;
+    mean->offset = mean_offset;
+    mean->strides[0] = p->seq_q * p->seq_kv;
+    mean->strides[1] = 0;
+    mean->strides[2] = p->seq_kv;
+    mean->strides[3] = 1;
+    mean->elem_size = sizeof(float);
+    plan->views.probs_head_mean = 1;
+    /* The variant a request with probs gets, asked with the head-mean
+       view: only fused-cpu takes it, and then only where it fits. */
+    const sdpa_variant *v = sdpa_variant_choose(ctx, p, &plan->views, path);
+    if (!v || v->path != CLATTN_SDPA_PATH_FUSED_CPU ||
+        !sdpa_fused_head_mean_fits(ctx, p)) {
+        memset(plan, 0, sizeof *plan);
+        return CLATTN_SUCCESS;
+    }
+    if (!(s = prepare_variant(ctx, queue, v, plan)))
+        *taken = 1;
+    return s;
+}
+
+clattn_status sdpa_prepare(clattn_context *ctx, cl_command_queue queue,
+                           const clattn_sdpa_desc *desc,
+                           const clattn_sdpa_tensors *tensors,
+                           clattn_sdpa_path path, cl_uint num_wait,
+                           const cl_event *wait, sdpa_plan *plan)
+{
+    clattn_status s =
+        check_request(ctx, queue, desc, tensors, path, num_wait, wait, plan);
+    if (s)
+        return s;
+    const sdpa_variant *v =
+        sdpa_variant_choose(ctx, &plan->problem, &plan->views, path);
+    return prepare_variant(ctx, queue, v, plan);
 }
 
 clattn_status sdpa_launch(clattn_context *ctx, const sdpa_plan *plan,

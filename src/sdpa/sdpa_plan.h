@@ -34,6 +34,20 @@ clattn_status sdpa_prepare(clattn_context *ctx, cl_command_queue queue,
                            clattn_sdpa_path path, cl_uint num_wait,
                            const cl_event *wait, sdpa_plan *plan);
 
+/* sdpa_prepare for a layer that wants the attention weights averaged
+   over the heads into mean ([batch][seq_q][seq_kv], contiguous, at
+   element mean_offset of mean_buffer; checked by the layer) instead of
+   per-head probs (tensors->probs empty): the variant AUTO or path takes
+   with probs averages them in its kernel where it can (fused-cpu's
+   materialize plan, sdpa_fused_head_mean_fits). Where it cannot,
+   *taken = 0, CLATTN_SUCCESS, nothing held: the caller asks for per-head
+   probs and averages them itself. */
+clattn_status sdpa_prepare_head_mean(
+    clattn_context *ctx, cl_command_queue queue, const clattn_sdpa_desc *desc,
+    const clattn_sdpa_tensors *tensors, cl_mem mean_buffer, size_t mean_offset,
+    clattn_sdpa_path path, cl_uint num_wait, const cl_event *wait,
+    sdpa_plan *plan, int *taken);
+
 /* Enqueues the plan after the wait list; *done (when not NULL) gets the
    event of its last command. A plan may be launched more than once, on
    the same tensors. */

@@ -39,6 +39,9 @@ size_t sdpa_mask_elem_size(const sdpa_problem *p);
 /* Validated views of every tensor the request names. */
 typedef struct sdpa_views {
     checked_view q, k, v, mask, out, probs, lse; /* buffer NULL = absent */
+    /* probs is the head average, [batch][seq_q][seq_kv] with head stride
+       0 (sdpa_prepare_head_mean, for MHA's need_weights), not per head. */
+    int probs_head_mean;
 } sdpa_views;
 
 clattn_status sdpa_views_check(clattn_context *ctx, const sdpa_problem *p,
