@@ -125,9 +125,11 @@ __kernel void th_pack_kv(__global const float *restrict qkv,
    is modular) to put its first row at element 0. Each kernel covers the
    chunk of batches [b_begin, b_begin + nb) and rows [i_begin, i_end). */
 
-/* Range (ceil(rows/TH_UNFUSED_ROWS), npad/64, nb * heads): logits of
-   TH_UNFUSED_ROWS rows by 64 keys of one (b, h), accumulated over d in 16
-   float16 registers. */
+/* Range (ceil(rows/TH_UNFUSED_ROWS), 1, nb * heads): logits of
+   TH_UNFUSED_ROWS rows of one (b, h) by every key, 64 keys at a time
+   accumulated over d in 16 float16 registers. One work-item per row tile
+   over all keys, not per 64 keys: 3.5x faster on PoCL at N = 784, H = 16
+   (docs/performance.md). */
 __kernel void th_logits(__global const float *restrict qkv,
                         __global const float *restrict kt,
                         __global float *restrict s, ulong s_off, ulong s_sb,
@@ -139,48 +141,47 @@ __kernel void th_logits(__global const float *restrict qkv,
     if (i0 >= i_end)
         return;
     const uint rows = min((uint)TH_UNFUSED_ROWS, i_end - i0);
-    const uint jb0 = (uint)get_global_id(1) * TH_LB;
     const uint bh = b_begin * heads + (uint)get_global_id(2);
     const uint b = bh / heads, h = bh % heads;
-
     __global const float *qr[TH_UNFUSED_ROWS];
     for (uint t = 0; t < TH_UNFUSED_ROWS; ++t)
         qr[t] = qkv + ((ulong)b * seq + i0 + min(t, rows - 1)) * 3 * dim +
                 (ulong)h * head_dim;
-    __global const float *kb = kt + ((ulong)bh * (npad / TH_KEY_BLOCK) + jb0) *
-                                        head_dim * TH_KEY_BLOCK;
-    /* between key blocks */
     const ulong kstride = (ulong)head_dim * TH_KEY_BLOCK;
-
-    float16 acc[TH_UNFUSED_ROWS][TH_LB];
-    for (uint t = 0; t < TH_UNFUSED_ROWS; ++t)
-        for (uint c = 0; c < TH_LB; ++c)
-            acc[t][c] = (float16)0.0f;
-    for (uint d = 0; d < head_dim; ++d) {
-        __global const float *kd = kb + d * TH_KEY_BLOCK;
-        const float16 k0 = vload16(0, kd), k1 = vload16(0, kd + kstride),
-                      k2 = vload16(0, kd + 2 * kstride),
-                      k3 = vload16(0, kd + 3 * kstride);
+    for (uint jb0 = 0; jb0 < npad / TH_KEY_BLOCK; jb0 += TH_LB) {
+        __global const float *kb =
+            kt +
+            ((ulong)bh * (npad / TH_KEY_BLOCK) + jb0) * head_dim * TH_KEY_BLOCK;
+        float16 acc[TH_UNFUSED_ROWS][TH_LB];
+        for (uint t = 0; t < TH_UNFUSED_ROWS; ++t)
+            for (uint c = 0; c < TH_LB; ++c)
+                acc[t][c] = (float16)0.0f;
+        for (uint d = 0; d < head_dim; ++d) {
+            __global const float *kd = kb + d * TH_KEY_BLOCK;
+            const float16 k0 = vload16(0, kd), k1 = vload16(0, kd + kstride),
+                          k2 = vload16(0, kd + 2 * kstride),
+                          k3 = vload16(0, kd + 3 * kstride);
+#pragma unroll
+            for (uint t = 0; t < TH_UNFUSED_ROWS; ++t) {
+                const float16 qv = (float16)qr[t][d];
+                acc[t][0] = fma(qv, k0, acc[t][0]);
+                acc[t][1] = fma(qv, k1, acc[t][1]);
+                acc[t][2] = fma(qv, k2, acc[t][2]);
+                acc[t][3] = fma(qv, k3, acc[t][3]);
+            }
+        }
 #pragma unroll
         for (uint t = 0; t < TH_UNFUSED_ROWS; ++t) {
-            const float16 qv = (float16)qr[t][d];
-            acc[t][0] = fma(qv, k0, acc[t][0]);
-            acc[t][1] = fma(qv, k1, acc[t][1]);
-            acc[t][2] = fma(qv, k2, acc[t][2]);
-            acc[t][3] = fma(qv, k3, acc[t][3]);
-        }
-    }
-    /* Guarded, not bounded by rows: acc stays in registers. */
+            if (t >= rows)
+                continue;
+            __global float *row =
+                s + s_off + b * s_sb + h * s_sh + (i0 + t) * s_ss;
 #pragma unroll
-    for (uint t = 0; t < TH_UNFUSED_ROWS; ++t) {
-        if (t >= rows)
-            continue;
-        __global float *row = s + s_off + b * s_sb + h * s_sh + (i0 + t) * s_ss;
-#pragma unroll
-        for (uint c = 0; c < TH_LB; ++c) {
-            const uint j = (jb0 + c) * TH_KEY_BLOCK;
-            if (j < seq)
-                fused_store16(row + j, 0, seq - j, acc[t][c]);
+            for (uint c = 0; c < TH_LB; ++c) {
+                const uint j = (jb0 + c) * TH_KEY_BLOCK;
+                if (j < seq)
+                    fused_store16(row + j, 0, seq - j, acc[t][c]);
+            }
         }
     }
 }
