@@ -168,7 +168,7 @@ static const char *const tensor_names[T_COUNT] = {"q",   "k",     "v",  "mask",
 /* Process-wide state, created once                                        */
 /* ---------------------------------------------------------------------- */
 
-static clattn_context *g_ctx[2]; /* [1]: score scratch limit 64 bytes */
+static clattn_context *g_ctx[2]; /* [1]: scratch limit 64 B, probs recompute */
 static clattn_info g_info[2];
 static size_t g_scratch[2];
 static clattn_sdpa_path g_variant[2];    /* each context's fused variant */
@@ -203,6 +203,25 @@ static size_t scratch_limit(const clattn_info *in, const char *env)
     return limit;
 }
 
+/* Sets name to value; returns its old value (NULL: unset) for
+   env_restore. */
+static char *env_swap(const char *name, const char *value)
+{
+    const char *old = getenv(name);
+    char *saved = old ? strdup(old) : NULL;
+    setenv(name, value, 1);
+    return saved;
+}
+
+static void env_restore(const char *name, char *saved)
+{
+    if (saved)
+        setenv(name, saved, 1);
+    else
+        unsetenv(name);
+    free(saved);
+}
+
 static void print_stats(void)
 {
     fprintf(stderr,
@@ -228,24 +247,21 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     g_variant[0] = clattn_sdpa_fused_variant(g_ctx[0]);
 
     /* The same device, with a 64-byte scratch limit: one row of more than
-       16 keys is UNSUPPORTED without probs, and shorter rows are chunked. */
+       16 keys is UNSUPPORTED without probs, and shorter rows are chunked;
+       and with the fused-cpu path's recompute plan for probs, where the
+       first context takes AUTO's (materialize nearly always). */
     char dev[32];
     snprintf(dev, sizeof dev, "%d:%d", g_info[0].platform_index,
              g_info[0].device_index);
-    const char *old = getenv("CLATTN_UNFUSED_SCRATCH_BYTES");
-    char *saved = old ? strdup(old) : NULL;
-    setenv("CLATTN_UNFUSED_SCRATCH_BYTES", "64", 1);
+    char *saved = env_swap("CLATTN_UNFUSED_SCRATCH_BYTES", "64");
+    char *saved_plan = env_swap("CLATTN_SDPA_PROBS_PLAN", "recompute");
     clattn_context_options opts;
     clattn_context_options_init(&opts);
     opts.device = dev;
     opts.no_fallback = 1;
     s = clattn_context_create(&opts, &g_ctx[1]);
-    if (saved) {
-        setenv("CLATTN_UNFUSED_SCRATCH_BYTES", saved, 1);
-        free(saved);
-    } else {
-        unsetenv("CLATTN_UNFUSED_SCRATCH_BYTES");
-    }
+    env_restore("CLATTN_UNFUSED_SCRATCH_BYTES", saved);
+    env_restore("CLATTN_SDPA_PROBS_PLAN", saved_plan);
     if (s != CLATTN_SUCCESS) {
         fprintf(stderr, "fuzz_sdpa: second context: %s: %s\n",
                 clattn_status_string(s), clattn_context_last_error(g_ctx[1]));
@@ -1249,9 +1265,8 @@ static void run_device(reader *r, const problem *p, data *x, const call_opts *o)
                     c.path == CLATTN_SDPA_PATH_FUSED_GPU
                 ? (clattn_sdpa_path)c.path
                 : g_variant[o->ctx_index < 0 ? 0 : o->ctx_index];
-        const int takes =
-            fused_fits(&p->d) &&
-            !(probs && variant == CLATTN_SDPA_PATH_FUSED_GPU);
+        const int takes = fused_fits(&p->d) &&
+                          !(probs && variant == CLATTN_SDPA_PATH_FUSED_GPU);
         const int fused = c.path == CLATTN_SDPA_PATH_AUTO
                               ? takes
                               : c.path != CLATTN_SDPA_PATH_UNFUSED;
