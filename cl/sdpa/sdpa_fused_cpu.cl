@@ -15,7 +15,10 @@
      over the feature dim instead, and K/V are read in place (packing would
      triple the memory traffic of a memory-bound kernel).
    Both can cover a slice of the keys (split) and then write unnormalized
-   partial results that fused_merge (sdpa_fused_merge.cl) combines. */
+   partial results that fused_merge (sdpa_fused_merge.cl) combines.
+   - With probs: fused_cpu_probs (the materialize plan, also MHA's head
+     average) or fused_cpu_weights after fused_cpu_rows (the recompute
+     plan), both on the packed K/V (docs/api.md, section 7a). */
 /* FC_* and FD_* (tiles, rows per work-item, compensation lengths) and
    FC_DVC come from sdpa_fused_params.clh, which the host reads too. */
 #ifndef CLATTN_EMBEDDED
