@@ -43,7 +43,8 @@
    problem is valid is only made when its work, batch*heads_q*seq_q*seq_kv
    *(head_dim + head_dim_v), is at most WORK_MAX (and on the context with
    the 64-byte scratch, batch*heads_q*seq_q at most ROWS_SCRATCH_MAX: it
-   enqueues 3 kernels per 2..16 rows) and every host array has at most
+   enqueues 3 kernels per 2..16 rows), the fused-cpu path's packed K and V
+   would take at most PACK_MAX bytes, and every host array has at most
    HOST_CAP elements. Huge descriptors are still passed whenever the
    library must reject them before reading the arrays that are too big to
    allocate (those are then small dummies: e.g. an overflowing shape, or a
@@ -156,6 +157,7 @@
 #define BUF_CAP ((size_t)1 << 18)    /* bytes of any device buffer */
 #define STAGE_CAP ((size_t)64 << 20) /* bytes of a host call's staging */
 #define ROWS_SCRATCH_MAX 512         /* see too_slow */
+#define PACK_MAX ((size_t)1 << 30)   /* see too_slow */
 #define KL_MAX 64                    /* key_lengths only up to this batch */
 #define GUARD 64 /* guard floats each side of host outputs */
 #define DUMMY 64 /* elements of the dummy host arrays */
@@ -547,6 +549,16 @@ static void problem_shapes(problem *p)
    max_alloc_bytes (or whose size overflows) with UNSUPPORTED. With
    broadcast (stride-0) inputs these logical sizes are not bounded by any
    real buffer. */
+/* The bytes of packed K and V (saturated). */
+static void packed_bytes(const problem *p, size_t *k_bytes, size_t *v_bytes)
+{
+    const size_t keys = sat_mul((p->d.seq_kv + 63) / 64, 64);
+    const size_t dv_pad = (p->dv + 63) / 64 * 64;
+    const size_t bhk_keys = sat_mul(sat_mul(p->d.batch, p->hkv), keys);
+    *k_bytes = sat_mul(sat_mul(bhk_keys, p->d.head_dim), 4);
+    *v_bytes = sat_mul(sat_mul(bhk_keys, dv_pad), 4);
+}
+
 static int fused_packs_too_big(const problem *p, unsigned path, int ctx,
                                int probs)
 {
@@ -556,11 +568,8 @@ static int fused_packs_too_big(const problem *p, unsigned path, int ctx,
             : g_variant[ctx];
     if (variant != CLATTN_SDPA_PATH_FUSED_CPU || (p->d.seq_q <= 8 && !probs))
         return 0;
-    const size_t keys = sat_mul((p->d.seq_kv + 63) / 64, 64);
-    const size_t dv_pad = (p->dv + 63) / 64 * 64;
-    const size_t bhk_keys = sat_mul(sat_mul(p->d.batch, p->hkv), keys);
-    const size_t k_bytes = sat_mul(sat_mul(bhk_keys, p->d.head_dim), 4);
-    const size_t v_bytes = sat_mul(sat_mul(bhk_keys, dv_pad), 4);
+    size_t k_bytes, v_bytes;
+    packed_bytes(p, &k_bytes, &v_bytes);
     const cl_ulong max = g_info[ctx].max_alloc_bytes;
     return k_bytes > max || v_bytes > max;
 }
@@ -707,10 +716,20 @@ static void free_data(data *x)
 
 /* A valid problem too slow for a fuzzer iteration: more work than
    WORK_MAX, or, on the context with the 64-byte scratch (a chunk of 2 to 16
-   query rows, 3 kernels each), more than ROWS_SCRATCH_MAX query rows. */
+   query rows, 3 kernels each), more than ROWS_SCRATCH_MAX query rows; or
+   too large: packed K and V (should the fused-cpu path pack them) over
+   PACK_MAX bytes together. That is legal (each under max_alloc_bytes) but
+   can be gigabytes for small tensors, since packing pads every (batch,
+   head) to 64 keys and V's features to 64 (B=46341 H=5 S=1 D=1: a 3.8 GB
+   packed V for a 0.9 MB V, past the harness's 4 GB RSS limit under ASan's
+   quarantine). */
 static int too_slow(const problem *p, int ctx_index, int probs)
 {
     if (p->work > WORK_MAX)
+        return 1;
+    size_t k_bytes, v_bytes;
+    packed_bytes(p, &k_bytes, &v_bytes);
+    if (v_bytes > PACK_MAX || k_bytes > PACK_MAX - v_bytes)
         return 1;
     return ctx_index == 1 && !probs &&
            sat_mul(sat_mul(p->d.batch, p->d.heads_q), p->d.seq_q) >

@@ -189,6 +189,11 @@ def seeds():
         s[f'huge_broadcast_packed_k_{name}'] = seed(
             mode=DEVICE, B=1, Hq=1, Sq=9, Skv='INT32_MAX', D=256, Dv=1,
             path=path, call=0x04, tensors=bcast)
+    # Small tensors, huge packs: 46341 x 5 heads of one key with D = 1
+    # pack to 64 keys x 64 features each (a 3.8 GB packed V for a 0.9 MB
+    # V): valid, but the harness does not run it (PACK_MAX); fuzzing found
+    # it as a 4 GB out-of-memory under ASan.
+    s['huge_packs_tiny_head'] = seed(B=46341, Hq=5, Sq=1, Skv=1, D=1)
     s['huge_broadcast_batch'] = seed(
         mode=DEVICE, B=4096, Hq=1, Sq=9, Skv='2^20', D=64, Dv=1, path=3,
         call=0x04, tensors=bcast)
