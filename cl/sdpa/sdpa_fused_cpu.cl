@@ -55,48 +55,41 @@ __kernel void fused_pack_kv(__global const float *k, ulong k_off, ulong k_sb,
         vr[c] = valid && c < head_dim_v ? vrow[c] : 0.0f;
 }
 
-/* S[t][c] += the scores of FC_RT query rows (row t at QR[t]) against one
-   packed K block KB ([d][64 keys]) over HEAD_DIM features: FC_RT x 64
-   scores in 16 float16 registers. A macro, written once for
-   fused_cpu_rows and fused_cpu_weights and expanded in place in each, as
-   the hot loop was before it had two users. */
-#define FC_SCORES_TILE(S, QR, KB, HEAD_DIM)                                    \
-    for (uint d = 0; d < (HEAD_DIM); ++d) {                                    \
-        __global const float *kd = (KB) + d * FC_BK;                           \
-        const float16 k0 = vload16(0, kd), k1 = vload16(1, kd),                \
-                      k2 = vload16(2, kd), k3 = vload16(3, kd);                \
+/* ACC[t][c] += SCALAR * vload16(c, ROW) for c < 4, over x < N, for
+   FC_RT rows t: FC_RT x 64 results in 16 float16 registers, one row of
+   four vectors loaded per x and reused by every t. ROW and SCALAR are
+   expressions in x (and t). The two tiles below are this loop, written
+   once and expanded in place, as the hot loops were before they had
+   several users. */
+#define FC_OUTER_TILE(ACC, N, ROW, SCALAR)                                     \
+    for (uint x = 0; x < (N); ++x) {                                           \
+        __global const float *r_ = (ROW);                                      \
+        const float16 v0 = vload16(0, r_), v1 = vload16(1, r_),                \
+                      v2 = vload16(2, r_), v3 = vload16(3, r_);                \
         _Pragma("unroll") for (uint t = 0; t < FC_RT; ++t)                     \
         {                                                                      \
-            const float16 qv = (float16)((QR)[t][d]);                          \
-            (S)[t][0] = fma(qv, k0, (S)[t][0]);                                \
-            (S)[t][1] = fma(qv, k1, (S)[t][1]);                                \
-            (S)[t][2] = fma(qv, k2, (S)[t][2]);                                \
-            (S)[t][3] = fma(qv, k3, (S)[t][3]);                                \
+            const float16 b_ = (float16)(SCALAR);                              \
+            (ACC)[t][0] = fma(b_, v0, (ACC)[t][0]);                            \
+            (ACC)[t][1] = fma(b_, v1, (ACC)[t][1]);                            \
+            (ACC)[t][2] = fma(b_, v2, (ACC)[t][2]);                            \
+            (ACC)[t][3] = fma(b_, v3, (ACC)[t][3]);                            \
         }                                                                      \
     }
 
+/* S[t][c] += the scores of FC_RT query rows (row t at QR[t]) against one
+   packed K block KB ([d][64 keys]) over HEAD_DIM features (fused_cpu_rows,
+   fused_cpu_weights, fused_cpu_probs). */
+#define FC_SCORES_TILE(S, QR, KB, HEAD_DIM)                                    \
+    FC_OUTER_TILE(S, HEAD_DIM, (KB) + x * FC_BK, (QR)[t][x])
+
 /* A[t][c] = the P V of FC_RT rows' weights PT[t][0..64) against one
    packed V block VB (64 rows of DV_PAD features), for features
-   [16 * CG, 16 * CG + 64): FC_RT x 64 outputs in 16 float16 registers.
-   Written once for fused_cpu_rows and fused_cpu_probs, as
-   FC_SCORES_TILE. */
+   [16 * CG, 16 * CG + 64) (fused_cpu_rows, fused_cpu_probs). */
 #define FC_PV_TILE(A, PT, VB, CG, DV_PAD)                                      \
     for (uint t = 0; t < FC_RT; ++t)                                           \
         for (uint c = 0; c < 4; ++c)                                           \
             (A)[t][c] = (float16)0.0f;                                         \
-    for (uint jj = 0; jj < FC_BK; ++jj) {                                      \
-        __global const float *vr = (VB) + jj * (DV_PAD) + 16 * (CG);           \
-        const float16 v0 = vload16(0, vr), v1 = vload16(1, vr),                \
-                      v2 = vload16(2, vr), v3 = vload16(3, vr);                \
-        _Pragma("unroll") for (uint t = 0; t < FC_RT; ++t)                     \
-        {                                                                      \
-            const float16 pb = (float16)((PT)[t][jj]);                         \
-            (A)[t][0] = fma(pb, v0, (A)[t][0]);                                \
-            (A)[t][1] = fma(pb, v1, (A)[t][1]);                                \
-            (A)[t][2] = fma(pb, v2, (A)[t][2]);                                \
-            (A)[t][3] = fma(pb, v3, (A)[t][3]);                                \
-        }                                                                      \
-    }
+    FC_OUTER_TILE(A, FC_BK, (VB) + x * (DV_PAD) + 16 * (CG), (PT)[t][x])
 
 /* Writes one finished row: normalized output and LSE, or (split) the
    unnormalized accumulator with m and l for fused_merge. */
