@@ -164,9 +164,16 @@ static void run_problem(const problem *p, const double *ref_out,
         CHECK(memcmp(out_x, out_u, nx * sizeof *out_x) == 0 &&
                   memcmp(attn_x, attn_u, na * sizeof *attn_x) == 0,
               "%s: AUTO with attn is not the unfused result", p->name);
+    /* Without attn AUTO is fused below a head dim of 32 on CPU-class
+       devices, else unfused (these problems fit the scratch limit). */
+    int auto_fused =
+        clattn_sdpa_fused_variant(g_ctx) == CLATTN_SDPA_PATH_FUSED_CPU &&
+        p->desc.dim / p->desc.num_heads < 32;
     if (run_host(layer, p, CLATTN_SDPA_PATH_AUTO, out_x, NULL) == 0)
-        CHECK(memcmp(out_x, out_u, nx * sizeof *out_x) == 0,
-              "%s: AUTO without attn is not the unfused result", p->name);
+        CHECK(memcmp(out_x, auto_fused ? out_f : out_u, nx * sizeof *out_x) ==
+                  0,
+              "%s: AUTO without attn is not the %s result", p->name,
+              auto_fused ? "fused" : "unfused");
     /* Without attn the unfused path must give the same out. */
     if (run_host(layer, p, CLATTN_SDPA_PATH_UNFUSED, out_x, NULL) == 0)
         CHECK(memcmp(out_x, out_u, nx * sizeof *out_x) == 0,
@@ -445,51 +452,70 @@ static void dropout_negligible(void)
 
 /* The fused path must not hold anything N x N: its call's high-water
    stays within a bound linear in N (qkv, packed K/V, the attention output
-   and its per-row scratch), while the unfused one holds two H x N x N
-   score buffers. Device form, so only the library's own buffers count. */
+   and its per-row scratch). The unfused one holds an H x N x N logits
+   buffer without attn; with the caller's attn it works there in place,
+   holding on a CPU-class device only th_mix's slots (1/TH_MIX_ROWS of a
+   score buffer) and on a GPU-class one the second score buffer between
+   its two mixing kernels. Device form, so only the library's own buffers
+   count. */
 static void memory_case(void)
 {
-    size_t B = 1, N = test_small() ? 120 : 200, C = 64, H = 8;
+    size_t B = 1, N = test_small() ? 120 : 200, C = 64, H = 16;
     owned o;
     owned_make(&o, "memory", B, N, C, H, 1, 5);
     clattn_talking_heads *layer = NULL;
     clattn_talking_heads_create(g_ctx, &o.p.desc, &o.p.w, &layer);
     CHECK(layer != NULL, "memory: create");
-    size_t nx = x_count(&o.p);
+    size_t nx = x_count(&o.p), na = attn_count(&o.p);
     cl_mem x = test_buffer(g_info.cl_ctx, o.x, nx * sizeof(float));
     cl_mem out = device_output(g_info.cl_ctx, nx);
-    size_t peak[2] = {0, 0};
-    const clattn_sdpa_path paths[2] = {CLATTN_SDPA_PATH_FUSED,
+    cl_mem attn = device_output(g_info.cl_ctx, na);
+    size_t peak[3] = {0, 0, 0};
+    const clattn_sdpa_path paths[3] = {CLATTN_SDPA_PATH_FUSED,
+                                       CLATTN_SDPA_PATH_UNFUSED,
                                        CLATTN_SDPA_PATH_UNFUSED};
-    for (int i = 0; layer && i < 2; ++i) {
+    const char *names[3] = {"fused", "unfused", "unfused with attn"};
+    for (int i = 0; layer && i < 3; ++i) {
         size_t base = test_mem_now(g_ctx);
         clattn_memory_stats_reset_peak(g_ctx);
         clattn_talking_heads_call call = {B, N, paths[i], NULL};
-        CHECK(clattn_talking_heads_forward(layer, &call, x, out, NULL) == 0,
-              "memory: forward %s", clattn_sdpa_path_name(paths[i]));
+        CHECK(clattn_talking_heads_forward(layer, &call, x, out,
+                                           i == 2 ? attn : NULL) == 0,
+              "memory: forward %s", names[i]);
         clFinish(g_info.queue);
         peak[i] = test_mem_peak(g_ctx) - base;
         CHECK(test_mem_now(g_ctx) == base,
-              "memory: %s call releases its scratch",
-              clattn_sdpa_path_name(paths[i]));
+              "memory: %s call releases its scratch", names[i]);
     }
     /* qkv 3BNC, K/V packed (padding may double a small head dim), the
        attention output BNC, per-row tiles and statistics 34H floats and
        accumulators C (padded): 16BNC + 40BNH is generous, and for these
-       sizes still far below the unfused path's 2BHN^2. */
+       sizes still far below one H x N x N buffer. */
     size_t linear_bound = (16 * B * N * C + 40 * B * N * H) * sizeof(float);
-    size_t scores = 2 * B * H * N * N * sizeof(float);
+    size_t scores = B * H * N * N * sizeof(float);
+    int gpu_class =
+        clattn_sdpa_fused_variant(g_ctx) == CLATTN_SDPA_PATH_FUSED_GPU;
     printf("memory (B=%zu N=%zu C=%zu H=%zu): fused peak %zu bytes, unfused "
-           "%zu\n",
-           B, N, C, H, peak[0], peak[1]);
+           "%zu, unfused with attn %zu\n",
+           B, N, C, H, peak[0], peak[1], peak[2]);
     CHECK(peak[0] > 0 && peak[0] <= linear_bound,
           "memory: fused peak %zu over its linear bound %zu", peak[0],
           linear_bound);
-    CHECK(peak[1] >= scores, "memory: unfused peak %zu under its scores %zu",
+    CHECK(peak[1] >= scores, "memory: unfused peak %zu under its logits %zu",
           peak[1], scores);
+    CHECK(peak[2] > 0 && peak[2] + scores <= peak[1],
+          "memory: unfused with attn (peak %zu) holds logits of its own "
+          "(%zu without attn)",
+          peak[2], peak[1]);
+    /* th_mix's slots, not a second score buffer */
+    if (!gpu_class)
+        CHECK(peak[1] < 2 * scores,
+              "memory: unfused peak %zu holds two score buffers (%zu each)",
+              peak[1], scores);
     CHECK(linear_bound < scores, "memory: the case tells the paths apart");
     clReleaseMemObject(x);
     clReleaseMemObject(out);
+    clReleaseMemObject(attn);
     clattn_talking_heads_destroy(layer);
     owned_free(&o);
 }
@@ -529,13 +555,19 @@ static void chunked_case(clattn_context *small, const char *name, size_t B,
     }
     /* AUTO's choice: unfused while one batch's scores fit the scratch
        limit (the first context), fused when they do not (the small one's,
-       in the rows case); with attn wanted always unfused. (Dropout draws
-       a new offset per call, so only dropout-free cases compare bits.) */
+       in the rows case) and, on a CPU-class device, fused below a head
+       dim of 32 (the head dims here); with attn wanted always unfused.
+       (Dropout draws a new offset per call, so only dropout-free cases
+       compare bits.) */
     size_t batch_scores = 2 * H * N * N * sizeof(float);
+    int small_heads_fused =
+        clattn_sdpa_fused_variant(g_ctx) == CLATTN_SDPA_PATH_FUSED_CPU &&
+        C / H < 32;
     clattn_talking_heads_call path_call = call;
     for (int ctx_i = 0; a && b && dropout_p == 0.0f && ctx_i < 2; ++ctx_i) {
         clattn_talking_heads *layer = ctx_i ? b : a;
-        int fused_expected = ctx_i == 1 && batch_scores > 9000;
+        int fused_expected =
+            small_heads_fused || (ctx_i == 1 && batch_scores > 9000);
         path_call.path =
             fused_expected ? CLATTN_SDPA_PATH_FUSED : CLATTN_SDPA_PATH_UNFUSED;
         clattn_talking_heads_forward_host(layer, &path_call, o.x, oa, NULL);
@@ -570,6 +602,7 @@ static void chunked_cases(void)
           clattn_context_last_error(small));
     if (s == CLATTN_SUCCESS) {
         chunked_case(small, "chunks of batches", 3, 13, 24, 3, 0.0f);
+        chunked_case(small, "chunks of batches, D=32", 3, 13, 96, 3, 0.0f);
         if (!test_small())
             chunked_case(small, "chunks of rows", 2, 29, 36, 6, 0.0f);
         chunked_case(small, "chunks of rows, dropout", 2, 29, 36, 6, 0.3f);

@@ -8,8 +8,9 @@
    - UNFUSED: th_logits writes the scaled logits [b][h][i][j]; th_mix_softmax
      mixes them across heads with proj_l and takes the row softmax;
      th_mix_dropout mixes the probabilities with proj_w and applies dropout
-     (its output is the layer's `attn`); th_pv multiplies by V into the
-     [B][N][C] layout of the output projection's input.
+     (its output is the layer's `attn`); on CPU-class devices th_mix does
+     both mixings a row of every head at a time; th_pv multiplies by V into
+     the [B][N][C] layout of the output projection's input.
    - FUSED: th_fused, one work-item per TH_FUSED_ROWS query rows with all heads,
      never stores N x N: pass 1 streams the key blocks and keeps the online
      max and sum of every mixed head's row; pass 2 recomputes the mixed
@@ -186,32 +187,21 @@ __kernel void th_logits(__global const float *restrict qkv,
     }
 }
 
-/* Range (nb * heads, rows): row i of mixed head g, L'[g] = sum_h Wl[g][h]
-   L[h] + bl[g] (timm's proj_l), then its softmax over the keys. The head
-   is the fastest index, so the work-items reading one row of all heads
-   run together and find it in cache. */
-__kernel void th_mix_softmax(__global const float *restrict s, ulong s_off,
-                             ulong s_sb, ulong s_sh, ulong s_ss,
-                             __global float *restrict p, ulong p_off,
-                             ulong p_sb, ulong p_sh, ulong p_ss,
-                             __global const float *restrict wl,
-                             __global const float *restrict bl, uint heads,
-                             uint seq, uint b_begin, uint i_begin)
+/* Row i of mixed head g: L'[g] = sum_h w[h] L[h] + bias (timm's proj_l,
+   w its row g; head h's logits at in + h*in_sh), then its softmax over the
+   keys, into out. */
+void th_mix_softmax_row(__global const float *restrict in, ulong in_sh,
+                        __global float *restrict out,
+                        __global const float *restrict w, float bias,
+                        uint heads, uint seq)
 {
-    const uint bg = b_begin * heads + (uint)get_global_id(0);
-    const uint i = i_begin + (uint)get_global_id(1);
-    const uint b = bg / heads, g = bg % heads;
-    __global const float *in = s + s_off + b * s_sb + i * s_ss;
-    __global float *out = p + p_off + b * p_sb + g * p_sh + i * p_ss;
-    __global const float *w = wl + (ulong)g * heads;
-
     /* The mixed row in log2 units, and its max. */
     float16 mx = (float16)(-INFINITY);
     for (uint j = 0; j < seq; j += 16) {
         const uint n = seq - j;
-        float16 x = (float16)bl[g];
+        float16 x = (float16)bias;
         for (uint h = 0; h < heads; ++h)
-            x = fma((float16)w[h], fused_load16(in + h * s_sh + j, 0, n), x);
+            x = fma((float16)w[h], fused_load16(in + h * in_sh + j, 0, n), x);
         x = th_tail(x * FUSED_LOG2E, n, -INFINITY);
         mx = fmax(mx, x);
         fused_store16(out + j, 0, n, x);
@@ -232,8 +222,49 @@ __kernel void th_mix_softmax(__global const float *restrict s, ulong s_off,
     }
 }
 
-/* Range (nb * heads, rows): row i of output head g, P'[g] = sum_h Ww[g][h]
-   P[h] + bw[g] (timm's proj_w), then dropout. */
+/* Row i of output head g: P'[g] = sum_h w[h] P[h] + bias (timm's proj_w;
+   head h's probabilities at in + h*in_sh), then dropout, whose first
+   element of the row has flat index row_first; into out. */
+void th_mix_dropout_row(__global const float *restrict in, ulong in_sh,
+                        __global float *restrict out,
+                        __global const float *restrict w, float bias,
+                        uint heads, uint seq, ulong row_first, uint threshold,
+                        float drop_scale, ulong seed, ulong drop_offset)
+{
+    for (uint j = 0; j < seq; j += 16) {
+        const uint n = seq - j;
+        float16 y = (float16)bias;
+        for (uint h = 0; h < heads; ++h)
+            y = fma((float16)w[h], fused_load16(in + h * in_sh + j, 0, n), y);
+        if (threshold)
+            y = th_dropout16(y, row_first + j, threshold, drop_scale, seed,
+                             drop_offset);
+        fused_store16(out + j, 0, n, y);
+    }
+}
+
+/* Range (nb * heads, rows): th_mix_softmax_row for row i of mixed head g.
+   The head is the fastest index, so the work-items reading one row of
+   all heads run together and find it in cache. GPU-class devices run
+   this and th_mix_dropout; CPU-class ones th_mix. */
+__kernel void th_mix_softmax(__global const float *restrict s, ulong s_off,
+                             ulong s_sb, ulong s_sh, ulong s_ss,
+                             __global float *restrict p, ulong p_off,
+                             ulong p_sb, ulong p_sh, ulong p_ss,
+                             __global const float *restrict wl,
+                             __global const float *restrict bl, uint heads,
+                             uint seq, uint b_begin, uint i_begin)
+{
+    const uint bg = b_begin * heads + (uint)get_global_id(0);
+    const uint i = i_begin + (uint)get_global_id(1);
+    const uint b = bg / heads, g = bg % heads;
+    th_mix_softmax_row(s + s_off + b * s_sb + i * s_ss, s_sh,
+                       p + p_off + b * p_sb + g * p_sh + i * p_ss,
+                       wl + (ulong)g * heads, bl[g], heads, seq);
+}
+
+/* Range (nb * heads, rows): th_mix_dropout_row for row i of output
+   head g. */
 __kernel void th_mix_dropout(__global const float *restrict p, ulong p_off,
                              ulong p_sb, ulong p_sh, ulong p_ss,
                              __global float *restrict a, ulong a_off,
@@ -247,19 +278,48 @@ __kernel void th_mix_dropout(__global const float *restrict p, ulong p_off,
     const uint bg = b_begin * heads + (uint)get_global_id(0);
     const uint i = i_begin + (uint)get_global_id(1);
     const uint b = bg / heads, g = bg % heads;
-    __global const float *in = p + p_off + b * p_sb + i * p_ss;
-    __global float *out = a + a_off + b * a_sb + g * a_sh + i * a_ss;
-    __global const float *w = ww + (ulong)g * heads;
-    const ulong row_first = ((ulong)bg * seq + i) * seq;
-    for (uint j = 0; j < seq; j += 16) {
-        const uint n = seq - j;
-        float16 y = (float16)bw[g];
-        for (uint h = 0; h < heads; ++h)
-            y = fma((float16)w[h], fused_load16(in + h * p_sh + j, 0, n), y);
-        if (threshold)
-            y = th_dropout16(y, row_first + j, threshold, drop_scale, seed,
-                             drop_offset);
-        fused_store16(out + j, 0, n, y);
+    th_mix_dropout_row(p + p_off + b * p_sb + i * p_ss, p_sh,
+                       a + a_off + b * a_sb + g * a_sh + i * a_ss,
+                       ww + (ulong)g * heads, bw[g], heads, seq,
+                       ((ulong)bg * seq + i) * seq, threshold, drop_scale, seed,
+                       drop_offset);
+}
+
+/* Range (ceil(rows / TH_MIX_ROWS), nb): both head mixings of
+   TH_MIX_ROWS query rows of batch b, every head, one row after the
+   other. Each row's mixed probabilities (H x N floats) go to the
+   work-item's own slot of mid, which its next row reuses, so they stay in
+   cache between the two mixings: the logits are read from memory once and
+   the weights written once, where th_mix_softmax and th_mix_dropout write
+   and read a second score buffer in between. The same operations per
+   element as that pair, so the same bits. a may be s (not restrict): a row
+   of every head is read whole before any of it is written. */
+__kernel void th_mix(__global const float *s, ulong s_off, ulong s_sb,
+                     ulong s_sh, ulong s_ss, __global float *restrict mid,
+                     __global float *a, ulong a_off, ulong a_sb, ulong a_sh,
+                     ulong a_ss, __global const float *restrict wl,
+                     __global const float *restrict bl,
+                     __global const float *restrict ww,
+                     __global const float *restrict bw, uint heads, uint seq,
+                     uint b_begin, uint i_begin, uint i_end, uint threshold,
+                     float drop_scale, ulong seed, ulong drop_offset)
+{
+    const uint b = b_begin + (uint)get_global_id(1);
+    const uint r0 = i_begin + (uint)get_global_id(0) * TH_MIX_ROWS;
+    __global float *slot = mid + ((ulong)get_global_id(1) * get_global_size(0) +
+                                  get_global_id(0)) *
+                                     heads * seq;
+    for (uint i = r0; i < min(r0 + TH_MIX_ROWS, i_end); ++i) {
+        __global const float *in = s + s_off + b * s_sb + i * s_ss;
+        for (uint g = 0; g < heads; ++g)
+            th_mix_softmax_row(in, s_sh, slot + (ulong)g * seq,
+                               wl + (ulong)g * heads, bl[g], heads, seq);
+        for (uint g = 0; g < heads; ++g)
+            th_mix_dropout_row(slot, seq,
+                               a + a_off + b * a_sb + g * a_sh + i * a_ss,
+                               ww + (ulong)g * heads, bw[g], heads, seq,
+                               ((ulong)(b * heads + g) * seq + i) * seq,
+                               threshold, drop_scale, seed, drop_offset);
     }
 }
 

@@ -465,10 +465,11 @@ CLATTN_API void clattn_talking_heads_destroy(clattn_talking_heads *layer);
 /* path: UNFUSED materializes [B][H][N][N] logits (in chunks under the
    context's scratch limit) and mixes them with a head-mixing kernel (the
    only path that can return attn); FUSED never stores N x N per head
-   (memory O(B.H.N.D)) but computes the logits twice; AUTO = UNFUSED while
-   one batch's scores (2.H.N.N floats) fit the scratch limit (faster there),
-   else FUSED (as fast, far less memory). FUSED_CPU / FUSED_GPU are treated
-   as FUSED. */
+   (memory O(B.H.N.D)) but computes the logits twice; AUTO = UNFUSED when
+   attn is wanted, or while one batch's scores (2.H.N.N floats) fit the
+   scratch limit (faster there), except on CPU-class devices below a head
+   dim of 32 (where FUSED measured faster); else FUSED (as fast, far less
+   memory). FUSED_CPU / FUSED_GPU are treated as FUSED. */
 typedef struct clattn_talking_heads_call {
     size_t batch, seq;
     clattn_sdpa_path path;

@@ -63,6 +63,7 @@ static const kernel_param talking_heads[] = {
     PARAM(TH_FEATURE_PAD),
     PARAM_BY_TARGET(TH_FUSED_ROWS),
     PARAM_BY_TARGET(TH_UNFUSED_ROWS),
+    PARAM(TH_MIX_ROWS),
     PARAM_BY_TARGET(TH_DROPOUT_PER_ELEMENT),
 };
 

@@ -287,12 +287,13 @@ clattn_status layer_check_gemm(clattn_context *ctx, const char *layer,
     return CLATTN_SUCCESS;
 }
 
-clattn_status layer_enqueue(clattn_context *ctx, cl_command_queue queue,
-                            cl_kernel kernel, const char *name, cl_uint dims,
-                            const size_t *global, cl_event *event)
+static clattn_status enqueue_local(clattn_context *ctx, cl_command_queue queue,
+                                   cl_kernel kernel, const char *name,
+                                   cl_uint dims, const size_t *global,
+                                   const size_t *local, cl_event *event)
 {
-    cl_int err = clEnqueueNDRangeKernel(queue, kernel, dims, NULL, global, NULL,
-                                        0, NULL, event);
+    cl_int err = clEnqueueNDRangeKernel(queue, kernel, dims, NULL, global,
+                                        local, 0, NULL, event);
     if (err != CL_SUCCESS)
         return ctx_error(ctx, CLATTN_ERROR_OPENCL,
                          "clEnqueueNDRangeKernel(%s) failed: %s (%d)", name,
@@ -300,20 +301,48 @@ clattn_status layer_enqueue(clattn_context *ctx, cl_command_queue queue,
     return CLATTN_SUCCESS;
 }
 
-clattn_status layer_launch(clattn_context *ctx, cl_command_queue queue,
-                           const kernel_args *args, const char *name,
-                           cl_uint dims, const size_t *global,
-                           layer_timer *timer, layer_stage stage)
+clattn_status layer_enqueue(clattn_context *ctx, cl_command_queue queue,
+                            cl_kernel kernel, const char *name, cl_uint dims,
+                            const size_t *global, cl_event *event)
+{
+    return enqueue_local(ctx, queue, kernel, name, dims, global, NULL, event);
+}
+
+static clattn_status launch_local(clattn_context *ctx, cl_command_queue queue,
+                                  const kernel_args *args, const char *name,
+                                  cl_uint dims, const size_t *global,
+                                  const size_t *local, layer_timer *timer,
+                                  layer_stage stage)
 {
     if (args->err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clSetKernelArg", args->err);
     cl_event scratch;
     cl_event *event = layer_timer_slot(timer, &scratch);
-    clattn_status status =
-        layer_enqueue(ctx, queue, args->kernel, name, dims, global, event);
+    clattn_status status = enqueue_local(ctx, queue, args->kernel, name, dims,
+                                         global, local, event);
     if (status == CLATTN_SUCCESS && event)
         layer_timer_record(timer, stage, *event);
     return status;
+}
+
+clattn_status layer_launch(clattn_context *ctx, cl_command_queue queue,
+                           const kernel_args *args, const char *name,
+                           cl_uint dims, const size_t *global,
+                           layer_timer *timer, layer_stage stage)
+{
+    return launch_local(ctx, queue, args, name, dims, global, NULL, timer,
+                        stage);
+}
+
+clattn_status layer_launch_spread(clattn_context *ctx, cl_command_queue queue,
+                                  const kernel_args *args, const char *name,
+                                  cl_uint dims, const size_t *global,
+                                  layer_timer *timer, layer_stage stage)
+{
+    static const size_t ones[3] = {1, 1, 1};
+    const size_t *local = context_gpu_class(ctx) || dims > 3 ? NULL : ones;
+    return launch_local(ctx, queue, args, name, dims, global, local, timer,
+                        stage);
 }
 
 clattn_status layer_kernel(clattn_context *ctx, program_id program,

@@ -162,4 +162,14 @@ clattn_status layer_launch(clattn_context *ctx, cl_command_queue queue,
                            cl_uint dims, const size_t *global,
                            layer_timer *timer, layer_stage stage);
 
+/* layer_launch for kernels whose every work-item is a register-tiled
+   loop of its own: on CPU-class devices one work-item per work-group, so
+   that the runtime spreads even a small grid over every core (PoCL chose
+   work-groups for th_mix's grid of 196 that ran it 2.4x slower). A
+   GPU-class device chooses for itself. */
+clattn_status layer_launch_spread(clattn_context *ctx, cl_command_queue queue,
+                                  const kernel_args *args, const char *name,
+                                  cl_uint dims, const size_t *global,
+                                  layer_timer *timer, layer_stage stage);
+
 #endif

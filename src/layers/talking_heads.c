@@ -202,13 +202,21 @@ static clattn_status check_call(const clattn_talking_heads *l,
     return check_internal(l, call, sz);
 }
 
+/* Below this head dim AUTO takes the fused path on CPU-class devices
+   even where the unfused one fits: at N = 784 on PoCL the fused path was
+   1.1-1.35x faster at D = 16 and 24, the unfused one 1.2-1.35x faster
+   at D = 32, 48 and 64 (docs/performance.md, "Talking-heads: one mixing
+   kernel"). The fused path's extra cost, the logits computed twice,
+   grows with D; the unfused path's, its N x N traffic, does not. */
+#define TH_AUTO_FUSED_BELOW_HEAD_DIM 32
+
 /* AUTO runs the unfused path while one batch's score buffers (2 H N^2
-   floats) fit the context's scratch limit: there it was 1.4 to 1.8 times
-   faster than the fused form on PoCL, which computes the logits and the
-   pre-softmax mix twice. Past that the unfused path has to split the rows
-   of a batch and was no faster than the fused one (N = 3136, H = 16: 430
-   against 405 ms), which needs a sixth of the memory, so AUTO takes the
-   fused path (docs/performance.md). With attn wanted AUTO is unfused. */
+   floats) fit the context's scratch limit and, on a CPU-class device,
+   the head dim is at least TH_AUTO_FUSED_BELOW_HEAD_DIM. Past that size
+   the unfused path has to split the rows of a batch and was no faster
+   than the fused one (N = 3136, H = 16: 430 against 405 ms), which needs
+   a sixth of the memory, so AUTO takes the fused path
+   (docs/performance.md). With attn wanted AUTO is unfused. */
 static clattn_sdpa_path resolve_path(const clattn_talking_heads *l,
                                      const clattn_talking_heads_call *call,
                                      int want_attn)
@@ -217,11 +225,16 @@ static clattn_sdpa_path resolve_path(const clattn_talking_heads *l,
         return CLATTN_SDPA_PATH_UNFUSED;
     if (call->path != CLATTN_SDPA_PATH_AUTO)
         return CLATTN_SDPA_PATH_FUSED;
+    if (want_attn)
+        return CLATTN_SDPA_PATH_UNFUSED;
+    if (!context_gpu_class(l->ctx) &&
+        l->head_dim < TH_AUTO_FUSED_BELOW_HEAD_DIM)
+        return CLATTN_SDPA_PATH_FUSED;
     /* check_call has bounded seq and heads to 32-bit ranges; the product
        is computed in double so it cannot overflow. */
     double batch_scores = 2.0 * (double)l->heads * (double)call->seq *
                           (double)call->seq * sizeof(float);
-    return want_attn || batch_scores <= (double)l->ctx->scratch_limit
+    return batch_scores <= (double)l->ctx->scratch_limit
                ? CLATTN_SDPA_PATH_UNFUSED
                : CLATTN_SDPA_PATH_FUSED;
 }

@@ -71,6 +71,6 @@ clattn_status th_fused_enqueue(clattn_context *ctx, const th_run *run,
     arg_ulong(&k, L->drop_seed);
     arg_ulong(&k, run->drop_offset);
     size_t global[2] = {work_items_x(ctx, run), run->batch};
-    return layer_launch(ctx, run->queue, &k, "th_fused", 2, global, run->timer,
-                        LAYER_STAGE_ATTENTION);
+    return layer_launch_spread(ctx, run->queue, &k, "th_fused", 2, global,
+                               run->timer, LAYER_STAGE_ATTENTION);
 }

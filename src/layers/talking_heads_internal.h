@@ -9,8 +9,8 @@
 #include "clattn/clattn.h"
 #include "layer_common.h"
 
-/* TH_KEY_BLOCK, TH_KEY_PAD, TH_FEATURE_PAD, TH_FUSED_ROWS and
-   TH_UNFUSED_ROWS: the kernels' own values and names
+/* TH_KEY_BLOCK, TH_KEY_PAD, TH_FEATURE_PAD, TH_FUSED_ROWS,
+   TH_UNFUSED_ROWS and TH_MIX_ROWS: the kernels' own values and names
    (cl/layers/talking_heads_params.clh); th_fused's scratch layout is
    th_fused_scratch_floats(). */
 #include "kernel_params.h"
@@ -46,13 +46,16 @@ typedef struct th_run {
 } th_run;
 
 /* Unfused path: chunks of whole batches, or of rows of one batch when a
-   batch does not fit ctx->scratch_limit; s and p are the chunk's two
-   [nb][H][nr][N] score buffers, pv_acc th_pv's padded accumulator rows
-   (O(B.H.N.D)). */
+   batch does not fit ctx->scratch_limit; s is the chunk's [nb][H][nr][N]
+   logits, pv_acc th_pv's padded accumulator rows (O(B.H.N.D)). p is a
+   second score buffer like s between th_mix_softmax and th_mix_dropout
+   (GPU-class devices); on CPU-class ones th_mix does both mixings and p
+   holds its slots, [nb][ceil(nr / TH_MIX_ROWS)][H][N], mix_softmax and
+   mix_dropout being NULL. */
 typedef struct th_unfused_plan {
     size_t nb, nr;
     cl_mem s, p, pv_acc;
-    cl_kernel logits, mix_softmax, mix_dropout, pv;
+    cl_kernel logits, mix, mix_softmax, mix_dropout, pv;
 } th_unfused_plan;
 
 /* Allocates the scratch and creates the kernels: everything that can fail

@@ -1,6 +1,7 @@
 /* The unfused talking-heads path: logits, the pre-softmax head mix with the
    row softmax, the post-softmax head mix with dropout, and P'.V, as four
-   kernels over [H][N][N] score buffers. Every step is local to a query
+   kernels over [H][N][N] score buffers (three on CPU-class devices, where
+   th_mix does both mixings). Every step is local to a query
    row of all heads, so the work splits into chunks of whole batches, or of
    rows of one batch, that fit the context's unfused scratch limit. */
 #include "context_internal.h"
@@ -74,13 +75,14 @@ void th_unfused_release(clattn_context *ctx, th_unfused_plan *plan)
     ctx_buffer_release(ctx, plan->s);
     ctx_buffer_release(ctx, plan->p);
     ctx_buffer_release(ctx, plan->pv_acc);
-    cl_kernel all[4] = {plan->logits, plan->mix_softmax, plan->mix_dropout,
-                        plan->pv};
-    for (int i = 0; i < 4; ++i)
+    cl_kernel all[5] = {plan->logits, plan->mix, plan->mix_softmax,
+                        plan->mix_dropout, plan->pv};
+    for (int i = 0; i < 5; ++i)
         if (all[i])
             clReleaseKernel(all[i]);
     plan->s = plan->p = plan->pv_acc = NULL;
-    plan->logits = plan->mix_softmax = plan->mix_dropout = plan->pv = NULL;
+    plan->logits = plan->mix = plan->mix_softmax = plan->mix_dropout =
+        plan->pv = NULL;
 }
 
 /* Bytes of score scratch a CPU-class chunk of whole batches stays
@@ -105,7 +107,10 @@ clattn_status th_unfused_prepare(clattn_context *ctx, const th_run *run,
     const size_t H = run->layer->heads, N = run->seq;
     size_t row_bytes, batch_bytes;
     clattn_status s;
-    /* Both buffers hold a row of every head: 2 * H * N floats per row. */
+    /* Chunks are sized as two score buffers, a row of every head each
+       (2 * H * N floats per row): what the GPU-class form holds without
+       attn, and more than any other case (one buffer, or none with attn,
+       and th_mix's slots). */
     if ((s = layer_mul_size(ctx, &row_bytes, 2 * H, N, sizeof(float))) ||
         (s = layer_mul_size(ctx, &batch_bytes, row_bytes, N, 1)))
         return s;
@@ -131,7 +136,13 @@ clattn_status th_unfused_prepare(clattn_context *ctx, const th_run *run,
     }
     /* nb x nr rows of row_bytes fit the budget (itself at most
        max_alloc_bytes), so this cannot overflow. */
-    size_t bytes = plan->nb * plan->nr * (row_bytes / 2);
+    const size_t bytes = plan->nb * plan->nr * (row_bytes / 2);
+    /* CPU-class: th_mix's slots, one per TH_MIX_ROWS rows, else
+       th_mix_dropout's input, a buffer like s. */
+    const int one_mix = !context_gpu_class(ctx);
+    const size_t slots =
+        plan->nb * ((plan->nr + TH_MIX_ROWS - 1) / TH_MIX_ROWS);
+    const size_t p_bytes = one_mix ? slots * (row_bytes / 2) : bytes;
     /* th_pv: TH_UNFUSED_ROWS padded rows per work-item */
     const size_t rows = KERNEL_PARAM_FOR(ctx, TH_UNFUSED_ROWS);
     size_t acc_bytes, tiles = (plan->nr + rows - 1) / rows * rows;
@@ -139,18 +150,32 @@ clattn_status th_unfused_prepare(clattn_context *ctx, const th_run *run,
     if ((s = layer_size_buffer(ctx, "talking_heads", "the P.V accumulators",
                                acc, 5, &acc_bytes)))
         return s;
-    if ((s = layer_buffer(ctx, bytes, NULL, &plan->s)) ||
-        (s = layer_buffer(ctx, bytes, NULL, &plan->p)) ||
+    /* With the caller's attn the logits go there, to be mixed in place. */
+    if ((!run->attn && (s = layer_buffer(ctx, bytes, NULL, &plan->s))) ||
+        (s = layer_buffer(ctx, p_bytes, NULL, &plan->p)) ||
         (s = layer_buffer(ctx, acc_bytes, NULL, &plan->pv_acc)) ||
         (s = program_kernel(ctx, PROGRAM_TALKING_HEADS, "th_logits",
                             &plan->logits)) ||
-        (s = program_kernel(ctx, PROGRAM_TALKING_HEADS, "th_mix_softmax",
-                            &plan->mix_softmax)) ||
-        (s = program_kernel(ctx, PROGRAM_TALKING_HEADS, "th_mix_dropout",
-                            &plan->mix_dropout)) ||
+        (one_mix && (s = program_kernel(ctx, PROGRAM_TALKING_HEADS, "th_mix",
+                                        &plan->mix))) ||
+        (!one_mix &&
+         ((s = program_kernel(ctx, PROGRAM_TALKING_HEADS, "th_mix_softmax",
+                              &plan->mix_softmax)) ||
+          (s = program_kernel(ctx, PROGRAM_TALKING_HEADS, "th_mix_dropout",
+                              &plan->mix_dropout)))) ||
         (s = program_kernel(ctx, PROGRAM_TALKING_HEADS, "th_pv", &plan->pv)))
         th_unfused_release(ctx, plan);
     return s;
+}
+
+/* The dropout arguments both mixing kernels end with. */
+static void arg_dropout(kernel_args *k, const th_run *run)
+{
+    const struct clattn_talking_heads *L = run->layer;
+    arg_uint(k, L->drop_threshold);
+    arg_float(k, L->drop_scale);
+    arg_ulong(k, L->drop_seed);
+    arg_ulong(k, run->drop_offset);
 }
 
 /* Runs a's kernel on global, timing it as attention. */
@@ -158,8 +183,8 @@ static clattn_status launch(clattn_context *ctx, const th_run *run,
                             const char *name, const kernel_args *a,
                             cl_uint dims, const size_t *global)
 {
-    return layer_launch(ctx, run->queue, a, name, dims, global, run->timer,
-                        LAYER_STAGE_ATTENTION);
+    return layer_launch_spread(ctx, run->queue, a, name, dims, global,
+                               run->timer, LAYER_STAGE_ATTENTION);
 }
 
 /* One chunk: batches [b0, b0 + nb), rows [i0, i0 + nr). */
@@ -169,11 +194,11 @@ static clattn_status run_chunk(clattn_context *ctx, const th_run *run,
 {
     const struct clattn_talking_heads *L = run->layer;
     const cl_uint H = th_u32(L->heads), N = th_u32(run->seq);
-    const th_scores s = chunk_scores(run, plan, plan->s, b0, i0);
-    const th_scores p = chunk_scores(run, plan, plan->p, b0, i0);
-    /* The mixed weights go to the caller's attn, else back into s (the
-       logits are dead by then). */
-    const th_scores a = run->attn ? attn_scores(run) : s;
+    /* The logits go to the caller's attn, else to the chunk's scratch,
+       and the mixed weights back to the same place (the logits are dead
+       by then). */
+    const th_scores s =
+        run->attn ? attn_scores(run) : chunk_scores(run, plan, plan->s, b0, i0);
     const size_t rows = KERNEL_PARAM_FOR(ctx, TH_UNFUSED_ROWS);
     const size_t rows_global = (nr + rows - 1) / rows;
     clattn_status st;
@@ -194,23 +219,38 @@ static clattn_status run_chunk(clattn_context *ctx, const th_run *run,
     if ((st = launch(ctx, run, "th_logits", &k, 3, g_logits)))
         return st;
 
-    size_t g_rows[2] = {nb * L->heads, nr};
-    k = arg_mix(plan->mix_softmax, &s, &p, L->proj_l_weight, L->proj_l_bias, H,
-                N, b0, i0);
-    if ((st = launch(ctx, run, "th_mix_softmax", &k, 2, g_rows)))
-        return st;
-
-    k = arg_mix(plan->mix_dropout, &p, &a, L->proj_w_weight, L->proj_w_bias, H,
-                N, b0, i0);
-    arg_uint(&k, L->drop_threshold);
-    arg_float(&k, L->drop_scale);
-    arg_ulong(&k, L->drop_seed);
-    arg_ulong(&k, run->drop_offset);
-    if ((st = launch(ctx, run, "th_mix_dropout", &k, 2, g_rows)))
-        return st;
+    if (plan->mix) {
+        k = args_begin(plan->mix);
+        arg_scores(&k, &s);
+        arg_mem(&k, plan->p);
+        arg_scores(&k, &s);
+        const cl_mem mixing[4] = {L->proj_l_weight, L->proj_l_bias,
+                                  L->proj_w_weight, L->proj_w_bias};
+        for (int i = 0; i < 4; ++i)
+            arg_mem(&k, mixing[i]);
+        const cl_uint ints[5] = {H, N, th_u32(b0), th_u32(i0), th_u32(i0 + nr)};
+        for (int i = 0; i < 5; ++i)
+            arg_uint(&k, ints[i]);
+        arg_dropout(&k, run);
+        size_t g_mix[2] = {(nr + TH_MIX_ROWS - 1) / TH_MIX_ROWS, nb};
+        if ((st = launch(ctx, run, "th_mix", &k, 2, g_mix)))
+            return st;
+    } else {
+        size_t g_rows[2] = {nb * L->heads, nr};
+        const th_scores p = chunk_scores(run, plan, plan->p, b0, i0);
+        k = arg_mix(plan->mix_softmax, &s, &p, L->proj_l_weight, L->proj_l_bias,
+                    H, N, b0, i0);
+        if ((st = launch(ctx, run, "th_mix_softmax", &k, 2, g_rows)))
+            return st;
+        k = arg_mix(plan->mix_dropout, &p, &s, L->proj_w_weight, L->proj_w_bias,
+                    H, N, b0, i0);
+        arg_dropout(&k, run);
+        if ((st = launch(ctx, run, "th_mix_dropout", &k, 2, g_rows)))
+            return st;
+    }
 
     k = args_begin(plan->pv);
-    arg_scores(&k, &a);
+    arg_scores(&k, &s);
     arg_mem(&k, run->vp);
     arg_mem(&k, plan->pv_acc);
     arg_mem(&k, run->ctx_out);
