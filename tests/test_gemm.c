@@ -1,9 +1,11 @@
-/* The CLBlast GEMM wrapper of the projection layers (src/layers/gemm.h): the
-   nn.Linear form with and without bias, accumulation, a column block of a
-   wider weight (the concat layer's case), general transposes, buffer
-   offsets, the stage timer, and CLBlast's errors becoming
-   CLATTN_ERROR_BLAS. Checked against a double-precision product. And the
-   tuning data's keying: PoCL gets its tuned kernels, other devices none. */
+/* The GEMM wrappers of the projection layers (src/layers/gemm.h): the
+   nn.Linear form, through CLBlast and through the CPU-class kernels
+   (both on every device here), with and without bias, accumulation, a
+   column block of a wider weight (the concat layer's case), general
+   transposes, buffer offsets, the stage timer, CLBlast's errors becoming
+   CLATTN_ERROR_BLAS and the CPU kernels' own checks. Checked against a
+   double-precision product. And the tuning data's keying: PoCL gets its tuned
+   kernels, other devices none. */
 #include "context_internal.h"
 #include "device_memory.h"
 #include "gemm.h"
@@ -30,7 +32,21 @@ typedef struct linear_case {
     int bias, accumulate;
 } linear_case;
 
-static void run_linear(clattn_context *ctx, const linear_case *c, test_rng *rng)
+/* gemm_linear and its two implementations take the same arguments. */
+typedef clattn_status (*linear_fn)(clattn_context *, cl_command_queue, size_t,
+                                   size_t, size_t, gemm_matrix, gemm_matrix,
+                                   cl_mem, size_t, int, gemm_matrix,
+                                   layer_timer *);
+static const struct {
+    const char *name;
+    linear_fn run;
+} linear_impls[] = {{"gemm_linear", gemm_linear},
+                    {"gemm_linear_cpu", gemm_linear_cpu},
+                    {"gemm_linear_blas", gemm_linear_blas}};
+enum { LINEAR_IMPLS = sizeof linear_impls / sizeof linear_impls[0] };
+
+static void run_linear(clattn_context *ctx, const linear_case *c, size_t impl,
+                       test_rng *rng)
 {
     size_t xn = c->offset + c->m * c->k, wn = c->n * c->weight_ld,
            yn = c->offset + c->m * c->n;
@@ -55,10 +71,11 @@ static void run_linear(clattn_context *ctx, const linear_case *c, test_rng *rng)
     gemm_matrix mx = {dx, c->offset, c->k},
                 mw = {dw, c->weight_col, c->weight_ld},
                 my = {dy, c->offset, c->n};
+    const char *name = linear_impls[impl].name;
     clattn_status s =
-        gemm_linear(ctx, ctx->queue, c->m, c->n, c->k, mx, mw,
-                    c->bias ? db : NULL, 0, c->accumulate, my, NULL);
-    CHECK(s == CLATTN_SUCCESS, "gemm_linear m=%zu n=%zu k=%zu: %s (%s)", c->m,
+        linear_impls[impl].run(ctx, ctx->queue, c->m, c->n, c->k, mx, mw,
+                               c->bias ? db : NULL, 0, c->accumulate, my, NULL);
+    CHECK(s == CLATTN_SUCCESS, "%s m=%zu n=%zu k=%zu: %s (%s)", name, c->m,
           c->n, c->k, clattn_status_string(s), clattn_context_last_error(ctx));
     if (s == CLATTN_SUCCESS &&
         layer_read(ctx, dy, yn * sizeof *got, got) == CLATTN_SUCCESS) {
@@ -66,7 +83,7 @@ static void run_linear(clattn_context *ctx, const linear_case *c, test_rng *rng)
         double atol = 1e-6 * (double)c->k + TOL_ATOL;
         CHECK(compare_close("linear", got + c->offset, ref, c->m * c->n, atol,
                             TOL_RTOL) == 0,
-              "linear m=%zu n=%zu k=%zu bias=%d acc=%d ld=%zu off=%zu", c->m,
+              "%s m=%zu n=%zu k=%zu bias=%d acc=%d ld=%zu off=%zu", name, c->m,
               c->n, c->k, c->bias, c->accumulate, c->weight_ld, c->offset);
         CHECK(memcmp(got, y, c->offset * sizeof *y) == 0,
               "elements before the offset untouched");
@@ -128,16 +145,23 @@ static void run_timer_and_errors(clattn_context *ctx)
     gemm_matrix mx = {dx, 0, K}, mw = {dw, 0, K}, my = {dy, 0, N};
     layer_timer tb, *timer = NULL;
     clattn_layer_timing timing = {-1, -1, -1};
-    clattn_status s = layer_timer_begin(ctx, ctx->queue, &tb, &timer);
-    if (s == CLATTN_SUCCESS)
-        s = gemm_linear(ctx, ctx->queue, M, N, K, mx, mw, db, 0, 0, my, timer);
-    CHECK(s == CLATTN_SUCCESS && timer && timer->count == 2,
-          "timed linear records GEMM and bias add");
-    s = layer_timer_finish(ctx, ctx->queue, timer, &timing);
-    CHECK(s == CLATTN_SUCCESS && timing.projection_ms > 0 &&
-              timing.attention_ms == 0 && timing.other_ms == 0,
-          "timing: projection %.4f attention %.4f other %.4f ms",
-          timing.projection_ms, timing.attention_ms, timing.other_ms);
+    clattn_status s;
+    /* Two commands each: CLBlast's GEMM and the bias add, or the weight
+       pack and the product. */
+    for (size_t impl = 1; impl < LINEAR_IMPLS; ++impl) {
+        s = layer_timer_begin(ctx, ctx->queue, &tb, &timer);
+        if (s == CLATTN_SUCCESS)
+            s = linear_impls[impl].run(ctx, ctx->queue, M, N, K, mx, mw, db, 0,
+                                       0, my, timer);
+        CHECK(s == CLATTN_SUCCESS && timer && timer->count == 2,
+              "timed %s records both its commands", linear_impls[impl].name);
+        s = layer_timer_finish(ctx, ctx->queue, timer, &timing);
+        CHECK(s == CLATTN_SUCCESS && timing.projection_ms > 0 &&
+                  timing.attention_ms == 0 && timing.other_ms == 0,
+              "%s timing: projection %.4f attention %.4f other %.4f ms",
+              linear_impls[impl].name, timing.projection_ms,
+              timing.attention_ms, timing.other_ms);
+    }
 
     /* More GEMMs than the timer has slots: the total still runs from the
        start marker to the last GEMM's end. */
@@ -175,10 +199,31 @@ static void run_timer_and_errors(clattn_context *ctx)
     }
 
     gemm_matrix bad = {dx, 0, 1}; /* ld 1 < k: CLBlast refuses it */
-    s = gemm_linear(ctx, ctx->queue, M, N, K, bad, mw, NULL, 0, 0, my, NULL);
+    s = gemm_linear_blas(ctx, ctx->queue, M, N, K, bad, mw, NULL, 0, 0, my,
+                         NULL);
     CHECK(s == CLATTN_ERROR_BLAS, "bad ld: %s", clattn_status_string(s));
     CHECK(strstr(clattn_context_last_error(ctx), "CLBlast") != NULL,
           "the error names CLBlast: %s", clattn_context_last_error(ctx));
+    /* The CPU kernels check it themselves, before any command. */
+    float probe[M * N];
+    for (size_t i = 0; i < (size_t)M * N; ++i)
+        probe[i] = (float)i;
+    clEnqueueWriteBuffer(ctx->queue, dy, CL_TRUE, 0, sizeof probe, probe, 0,
+                         NULL, NULL);
+    const gemm_matrix bad_x = {dx, 0, K - 1}, bad_w = {dw, 0, K - 1},
+                      bad_y = {dy, 0, N - 1};
+    const gemm_matrix xs[3] = {bad_x, mx, mx}, ws[3] = {mw, bad_w, mw},
+                      ys[3] = {my, my, bad_y};
+    for (int i = 0; i < 3; ++i) {
+        s = gemm_linear_cpu(ctx, ctx->queue, M, N, K, xs[i], ws[i], NULL, 0, 0,
+                            ys[i], NULL);
+        CHECK(s == CLATTN_ERROR_INVALID_ARGUMENT,
+              "gemm_linear_cpu bad ld %d: %s", i, clattn_status_string(s));
+    }
+    float after[M * N];
+    layer_read(ctx, dy, sizeof after, after);
+    CHECK(memcmp(after, probe, sizeof after) == 0,
+          "gemm_linear_cpu with a bad ld writes nothing");
     ctx_buffer_release(ctx, dx);
     ctx_buffer_release(ctx, dw);
     ctx_buffer_release(ctx, db);
@@ -356,10 +401,12 @@ int main(void)
         {13, 37, 29, 29, 0, 3, 1, 0},  {13, 37, 29, 29, 0, 0, 0, 1},
         {7, 10, 12, 20, 0, 0, 1, 0},   {7, 10, 8, 20, 12, 5, 0, 1},
         {130, 96, 64, 64, 0, 0, 1, 0}, {65, 129, 257, 257, 0, 1, 1, 1},
+        {33, 64, 1, 1, 0, 0, 1, 1},    {35, 200, 96, 100, 4, 2, 1, 0},
     };
     size_t count = test_small() ? 4 : sizeof cases / sizeof cases[0];
-    for (size_t i = 0; i < count; ++i)
-        run_linear(ctx, &cases[i], &rng);
+    for (size_t impl = 0; impl < LINEAR_IMPLS; ++impl)
+        for (size_t i = 0; i < count; ++i)
+            run_linear(ctx, &cases[i], impl, &rng);
     run_transposes(ctx, &rng);
     run_timer_and_errors(ctx);
     clattn_context_destroy(ctx);

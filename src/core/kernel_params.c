@@ -69,6 +69,12 @@ static const kernel_param talking_heads[] = {
 
 static const kernel_param additive[] = {PARAM(ADD_TI), PARAM(ADD_TJ)};
 
+static const kernel_param layer_common[] = {
+    PARAM(LIN_BN),
+    PARAM_BY_TARGET(LIN_RT),
+    PARAM(LIN_RW),
+};
+
 #define FAMILY(table)                                                          \
     {                                                                          \
         table, sizeof table / sizeof table[0]                                  \
@@ -83,6 +89,7 @@ static const struct {
     [PROGRAM_SDPA_FUSED_GPU] = FAMILY(sdpa_fused),
     [PROGRAM_TALKING_HEADS] = FAMILY(talking_heads),
     [PROGRAM_ADDITIVE] = FAMILY(additive),
+    [PROGRAM_LAYER_COMMON] = FAMILY(layer_common),
 };
 
 int kernel_params_append_options(program_id id, kernel_target target, char *buf,

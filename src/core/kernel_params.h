@@ -14,6 +14,7 @@
 
 /* cl/ is not on the include path: the relative path is kept here only. */
 #include "../../cl/layers/additive_params.clh"
+#include "../../cl/layers/linear_params.clh"
 #include "../../cl/layers/talking_heads_params.clh"
 #include "../../cl/sdpa/sdpa_fused_params.clh"
 #include "../../cl/sdpa/sdpa_unfused_params.clh"

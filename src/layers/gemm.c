@@ -118,6 +118,17 @@ clattn_status gemm_linear(clattn_context *ctx, cl_command_queue queue, size_t m,
                           cl_mem bias, size_t bias_offset, int accumulate,
                           gemm_matrix y, layer_timer *timer)
 {
+    return (context_gpu_class(ctx) ? gemm_linear_blas : gemm_linear_cpu)(
+        ctx, queue, m, n, k, x, weight, bias, bias_offset, accumulate, y,
+        timer);
+}
+
+clattn_status gemm_linear_blas(clattn_context *ctx, cl_command_queue queue,
+                               size_t m, size_t n, size_t k, gemm_matrix x,
+                               gemm_matrix weight, cl_mem bias,
+                               size_t bias_offset, int accumulate,
+                               gemm_matrix y, layer_timer *timer)
+{
     clattn_status status = gemm_run(ctx, queue, 0, 1, m, n, k, 1.0f, x, weight,
                                     accumulate ? 1.0f : 0.0f, y, timer);
     if (status != CLATTN_SUCCESS || !bias)
