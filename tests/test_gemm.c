@@ -220,6 +220,23 @@ static void run_timer_and_errors(clattn_context *ctx)
         CHECK(s == CLATTN_ERROR_INVALID_ARGUMENT,
               "gemm_linear_cpu bad ld %d: %s", i, clattn_status_string(s));
     }
+    /* Validation refuses a GEMM whose packed weight would not fit one
+       allocation, before any work (CPU-class devices; CLBlast packs
+       nothing of the library's). 46000 x 46000 stays within CLBlast's
+       int sizes, and packs 8.5 GB. */
+    const size_t big = 46000;
+    const size_t packed = (big + 63) / 64 * 64 * big * sizeof(float);
+    if (!context_gpu_class(ctx) && packed > ctx->info.max_alloc_bytes) {
+        s = layer_check_gemm(ctx, "test", "big", 1, big, big, 0);
+        CHECK(s == CLATTN_ERROR_UNSUPPORTED &&
+                  strstr(clattn_context_last_error(ctx), "packed weight"),
+              "a packed weight over max_alloc_bytes: %s (%s)",
+              clattn_status_string(s), clattn_context_last_error(ctx));
+    } else {
+        printf("packed-weight limit not checked: %zu bytes fit this "
+               "device's allocations\n",
+               packed);
+    }
     float after[M * N];
     layer_read(ctx, dy, sizeof after, after);
     CHECK(memcmp(after, probe, sizeof after) == 0,

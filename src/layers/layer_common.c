@@ -6,6 +6,7 @@
 #include "context_internal.h"
 #include "device_memory.h"
 #include "kernel_args.h"
+#include "kernel_params.h"
 #include "tensor_view.h"
 
 #include <limits.h>
@@ -284,6 +285,19 @@ clattn_status layer_check_gemm(clattn_context *ctx, const char *layer,
                          "element %zu) exceeds CLBlast's int sizes and "
                          "indices (at most %d elements per matrix)",
                          layer, what, m, n, k, extent, INT_MAX);
+    /* CPU-class devices run it on clattn's kernels (gemm_cpu.c), which pack
+       the weight for the call: n rounded up to LIN_BN columns by k. It
+       must fit one allocation, checked here so that a call fails before
+       any work. (a bounds (k rounded up) x (n rounded up): no overflow.) */
+    const size_t packed =
+        (n + LIN_BN - 1) / LIN_BN * LIN_BN * k * sizeof(float);
+    if (!context_gpu_class(ctx) && packed > ctx->info.max_alloc_bytes)
+        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                         "%s: the %s GEMM's packed weight (n %zu rounded up to "
+                         "%d, by k %zu) needs %zu bytes; this device allocates "
+                         "at most %llu",
+                         layer, what, n, LIN_BN, k, packed,
+                         (unsigned long long)ctx->info.max_alloc_bytes);
     return CLATTN_SUCCESS;
 }
 
