@@ -435,20 +435,23 @@ typedef struct probs_mean {
 } probs_mean;
 
 /* The weights of one head (bh) for rows [i0, i0 + rows), the three
-   passes; the kernel's parameters as in fused_cpu_probs. */
-void probs_rows(__global const float *q, ulong q_off, ulong q_sb, ulong q_sh,
-                ulong q_ss, __global const float *kp, __global const float *vp,
-                __global float *o, ulong o_off, ulong o_sb, ulong o_sh,
-                ulong o_ss, __global float *lse, ulong l_off, ulong l_sb,
-                ulong l_sh, ulong l_ss, __global float *probs, ulong p_off,
-                ulong p_sb, ulong p_sh, ulong p_ss, const probs_mean *mn,
-                __global const uchar *mask_bool, __global const float *mask_add,
-                ulong m_off, ulong m_sb, ulong m_sh, ulong m_ss,
-                __global const int *key_len, uint heads_q, uint group,
-                uint seq_q, uint seq_kv, uint head_dim, uint head_dim_v,
-                uint dv_pad, uint nblk, float scale, int causal,
-                long causal_shift, uint drop_threshold, float drop_scale,
-                ulong drop_seed, ulong drop_offset, uint bh, uint i0)
+   passes; the kernel's parameters as in fused_cpu_probs. Static: an
+   external function is also compiled on its own, with the call ABI, and
+   for this one LLVM 14's AMDGPU backend ran out of registers (the
+   program then failed to build for gfx90a, docs/gpu.md). */
+static void
+probs_rows(__global const float *q, ulong q_off, ulong q_sb, ulong q_sh,
+           ulong q_ss, __global const float *kp, __global const float *vp,
+           __global float *o, ulong o_off, ulong o_sb, ulong o_sh, ulong o_ss,
+           __global float *lse, ulong l_off, ulong l_sb, ulong l_sh, ulong l_ss,
+           __global float *probs, ulong p_off, ulong p_sb, ulong p_sh,
+           ulong p_ss, const probs_mean *mn, __global const uchar *mask_bool,
+           __global const float *mask_add, ulong m_off, ulong m_sb, ulong m_sh,
+           ulong m_ss, __global const int *key_len, uint heads_q, uint group,
+           uint seq_q, uint seq_kv, uint head_dim, uint head_dim_v, uint dv_pad,
+           uint nblk, float scale, int causal, long causal_shift,
+           uint drop_threshold, float drop_scale, ulong drop_seed,
+           ulong drop_offset, uint bh, uint i0)
 {
     const uint rows = min((uint)FC_RW, seq_q - i0);
     const uint b = bh / heads_q, h = bh % heads_q, bhk = bh / group;
