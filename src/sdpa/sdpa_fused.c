@@ -534,31 +534,41 @@ static clattn_status launch_chunked(clattn_context *ctx, cl_command_queue queue,
                           dim0, local0, 1, num_wait, wait, done);
 }
 
-static clattn_status enqueue_pack(clattn_context *ctx, cl_command_queue queue,
-                                  cl_kernel k, const sdpa_problem *p,
-                                  const sdpa_views *v, const fused_plan *plan,
-                                  cl_uint num_wait, const cl_event *wait,
-                                  cl_event *done)
+clattn_status sdpa_enqueue_pack_kv(clattn_context *ctx, cl_command_queue queue,
+                                   cl_kernel k, const sdpa_problem *p,
+                                   const sdpa_views *v, cl_mem kp, cl_mem vp,
+                                   size_t nblk, size_t dv_pad, cl_uint num_wait,
+                                   const cl_event *wait, cl_event *done)
 {
     kernel_args a = args_begin(k);
     arg_view(&a, &v->k);
     arg_view(&a, &v->v);
-    arg_mem(&a, plan->kp);
-    arg_mem(&a, plan->vp);
+    arg_mem(&a, kp);
+    arg_mem(&a, vp);
     arg_uint(&a, (cl_uint)p->heads_kv);
     arg_uint(&a, (cl_uint)p->seq_kv);
     arg_uint(&a, (cl_uint)p->head_dim);
     arg_uint(&a, (cl_uint)p->head_dim_v);
-    arg_uint(&a, (cl_uint)plan->dv_pad);
-    arg_uint(&a, (cl_uint)plan->nblk);
+    arg_uint(&a, (cl_uint)dv_pad);
+    arg_uint(&a, (cl_uint)nblk);
     /* Groups of up to a block's 64 keys (PoCL vectorizes across them:
        their stores are contiguous), as the device allows. */
     size_t local = 1;
     while (local * 2 <= min_size(FC_BK, ctx->info.max_work_group_size))
         local *= 2;
     return launch_chunked(ctx, queue, &a, "fused_pack_kv",
-                          p->batch * p->heads_kv, plan->nblk * FC_BK, local,
-                          num_wait, wait, done);
+                          p->batch * p->heads_kv, nblk * FC_BK, local, num_wait,
+                          wait, done);
+}
+
+static clattn_status enqueue_pack(clattn_context *ctx, cl_command_queue queue,
+                                  cl_kernel k, const sdpa_problem *p,
+                                  const sdpa_views *v, const fused_plan *plan,
+                                  cl_uint num_wait, const cl_event *wait,
+                                  cl_event *done)
+{
+    return sdpa_enqueue_pack_kv(ctx, queue, k, p, v, plan->kp, plan->vp,
+                                plan->nblk, plan->dv_pad, num_wait, wait, done);
 }
 
 static clattn_status enqueue_merge(clattn_context *ctx, cl_command_queue queue,

@@ -75,6 +75,16 @@ int sdpa_fused_gpu_options(size_t width, size_t max_work_group,
    work-item per (row block, batch), and no recompute pin. */
 int sdpa_fused_head_mean_fits(const clattn_context *ctx, const sdpa_problem *p);
 
+/* Enqueues fused_pack_kv (kernel k, of the fused-cpu program): K and V of
+   every (batch, K/V head) into kp and vp, nblk blocks of FC_BK keys, V
+   rows of dv_pad features (cl/sdpa/sdpa_fused_cpu.cl). The fused-cpu and
+   the CPU-class unfused paths pack alike. */
+clattn_status sdpa_enqueue_pack_kv(clattn_context *ctx, cl_command_queue queue,
+                                   cl_kernel k, const sdpa_problem *p,
+                                   const sdpa_views *v, cl_mem kp, cl_mem vp,
+                                   size_t nblk, size_t dv_pad, cl_uint num_wait,
+                                   const cl_event *wait, cl_event *done);
+
 clattn_status sdpa_fused_prepare(clattn_context *ctx, struct sdpa_plan *plan);
 clattn_status sdpa_fused_launch(clattn_context *ctx,
                                 const struct sdpa_plan *plan, cl_uint num_wait,

@@ -1,12 +1,17 @@
 /* The unfused SDPA path: scores, masked softmax and P.V as three kernels.
    Without a probabilities output, the scores live in a scratch buffer of
    bounded size, and the rows are processed in chunks that fit it, so any
-   sequence length runs in bounded memory. */
+   sequence length runs in bounded memory. CPU-class devices run the
+   register-tiled forms of the three (cl/sdpa/sdpa_unfused_cpu.cl, in the
+   fused-cpu program) over K and V packed once per call; GPU-class devices
+   the tiles of sdpa_scores.cl, sdpa_softmax.cl and sdpa_pv.cl. */
 #include "sdpa_unfused.h"
+#include "checked_math.h"
 #include "context_internal.h"
 #include "device_memory.h"
 #include "kernel_args.h"
 #include "kernel_params.h"
+#include "sdpa_fused.h"
 #include "sdpa_plan.h"
 
 #include <string.h>
@@ -178,9 +183,115 @@ static clattn_status enqueue_chunk(clattn_context *ctx, cl_command_queue queue,
     return CLATTN_SUCCESS;
 }
 
+/* The CPU-class form of one chunk (cl/sdpa/sdpa_unfused_cpu.cl): the
+   same steps over the same score view, from the packed K and V, in
+   work-groups of one work-item (PoCL otherwise groups small grids so that
+   a core idles, docs/kernel-notes.md). */
+static clattn_status
+enqueue_chunk_cpu(clattn_context *ctx, cl_command_queue queue,
+                  const sdpa_problem *p, const sdpa_views *v,
+                  const unfused_plan *k, const score_view *s, cl_uint bh_begin,
+                  cl_uint bh_count, cl_uint q_begin, cl_uint q_count,
+                  cl_uint num_wait, const cl_event *wait, cl_event *done)
+{
+    kernel_args a = args_begin(k->scores);
+    arg_view(&a, &v->q);
+    arg_mem(&a, k->kp);
+    arg_scores(&a, s);
+    arg_mem(&a, p->mask_type == CLATTN_MASK_BOOL ? v->mask.buffer : NULL);
+    arg_mem(&a, p->mask_type == CLATTN_MASK_ADDITIVE ? v->mask.buffer : NULL);
+    arg_ulong(&a, v->mask.offset);
+    for (int i = 0; i < 3; ++i)
+        arg_ulong(&a, v->mask.strides[i]);
+    arg_mem(&a, k->key_len);
+    arg_uint(&a, (cl_uint)p->heads_q);
+    arg_uint(&a, (cl_uint)p->group);
+    arg_uint(&a, (cl_uint)p->seq_kv);
+    arg_uint(&a, (cl_uint)p->head_dim);
+    arg_uint(&a, (cl_uint)k->nblk);
+    arg_float(&a, p->scale);
+    arg_int(&a, p->causal != CLATTN_CAUSAL_NONE);
+    arg_long(&a, p->causal_shift);
+    arg_uint(&a, q_begin);
+    arg_uint(&a, q_count);
+    arg_uint(&a, bh_begin);
+    if (a.err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clSetKernelArg (unfused_cpu_scores)", a.err);
+
+    a = args_begin(k->softmax);
+    arg_scores(&a, s);
+    arg_view(&a, &v->lse);
+    arg_uint(&a, (cl_uint)p->heads_q);
+    arg_uint(&a, (cl_uint)p->seq_q);
+    arg_uint(&a, (cl_uint)p->seq_kv);
+    arg_uint(&a, q_begin);
+    arg_uint(&a, bh_begin);
+    arg_uint(&a, p->drop_threshold);
+    arg_float(&a, p->drop_scale);
+    arg_ulong(&a, p->drop_seed);
+    arg_ulong(&a, p->drop_offset);
+    if (a.err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clSetKernelArg (unfused_cpu_softmax)", a.err);
+
+    a = args_begin(k->pv);
+    arg_scores(&a, s);
+    arg_mem(&a, k->vp);
+    arg_view(&a, &v->out);
+    arg_mem(&a, k->key_len);
+    arg_uint(&a, (cl_uint)p->heads_q);
+    arg_uint(&a, (cl_uint)p->group);
+    arg_uint(&a, (cl_uint)p->seq_kv);
+    arg_uint(&a, (cl_uint)p->head_dim_v);
+    arg_uint(&a, (cl_uint)k->dv_pad);
+    arg_uint(&a, (cl_uint)k->nblk);
+    arg_int(&a, p->causal != CLATTN_CAUSAL_NONE);
+    arg_long(&a, p->causal_shift);
+    arg_uint(&a, q_begin);
+    arg_uint(&a, q_count);
+    arg_uint(&a, bh_begin);
+    if (a.err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clSetKernelArg (unfused_cpu_pv)", a.err);
+
+    /* The kernels' tiles (cl/sdpa/sdpa_fused_params.clh). */
+    static const size_t one[3] = {1, 1, 1};
+    const size_t row_blocks = round_up(q_count, FC_RW) / FC_RW;
+    const size_t g_scores[3] = {k->nblk, row_blocks, bh_count};
+    const size_t g_softmax[2] = {q_count, bh_count};
+    const size_t g_pv[3] = {k->dv_pad / FC_BK, row_blocks, bh_count};
+    cl_event e1 = NULL, e2 = NULL;
+    cl_int err = clEnqueueNDRangeKernel(queue, k->scores, 3, NULL, g_scores,
+                                        one, num_wait, wait, &e1);
+    if (err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clEnqueueNDRangeKernel (unfused_cpu_scores)",
+                            err);
+    err = clEnqueueNDRangeKernel(queue, k->softmax, 2, NULL, g_softmax, one, 1,
+                                 &e1, &e2);
+    clReleaseEvent(e1);
+    if (err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clEnqueueNDRangeKernel (unfused_cpu_softmax)",
+                            err);
+    err =
+        clEnqueueNDRangeKernel(queue, k->pv, 3, NULL, g_pv, one, 1, &e2, done);
+    clReleaseEvent(e2);
+    if (err != CL_SUCCESS)
+        return ctx_cl_error(ctx, "clEnqueueNDRangeKernel (unfused_cpu_pv)",
+                            err);
+    return CLATTN_SUCCESS;
+}
+
 static clattn_status create_kernels(clattn_context *ctx, unfused_plan *k)
 {
     clattn_status s;
+    if (k->cpu) {
+        const program_id prog = PROGRAM_SDPA_FUSED_CPU;
+        if ((s = program_kernel(ctx, prog, "fused_pack_kv", &k->pack)) ||
+            (s = program_kernel(ctx, prog, "unfused_cpu_scores", &k->scores)) ||
+            (s = program_kernel(ctx, prog, "unfused_cpu_softmax",
+                                &k->softmax)) ||
+            (s = program_kernel(ctx, prog, "unfused_cpu_pv", &k->pv)))
+            return s;
+        return CLATTN_SUCCESS;
+    }
     if ((s = program_kernel(ctx, PROGRAM_SDPA_UNFUSED, "sdpa_scores",
                             &k->scores)) ||
         (s = program_kernel(ctx, PROGRAM_SDPA_UNFUSED, "sdpa_softmax",
@@ -192,6 +303,8 @@ static clattn_status create_kernels(clattn_context *ctx, unfused_plan *k)
 
 static void release_kernels(unfused_plan *k)
 {
+    if (k->pack)
+        clReleaseKernel(k->pack);
     if (k->scores)
         clReleaseKernel(k->scores);
     if (k->softmax)
@@ -210,12 +323,49 @@ clattn_status sdpa_unfused_supports(const clattn_context *ctx,
     return CLATTN_SUCCESS;
 }
 
+/* The bytes of one packed buffer of the CPU-class form, or 0 where it
+   would pass SIZE_MAX or the device's largest allocation. */
+static size_t pack_bytes(const clattn_context *ctx, const size_t dims[5])
+{
+    size_t bytes = 0;
+    if (checked_product(dims, 5, &bytes) || bytes > ctx->info.max_alloc_bytes)
+        return 0;
+    return bytes;
+}
+
+/* The CPU-class form's packed K and V (fused_pack_kv's layout). Where a
+   pack would not fit in one buffer (millions of keys over many heads:
+   the pack pads every key to 64 values of V), the plan keeps the kernels
+   that read K and V in place, which need no copy: *packed says which. */
+static clattn_status plan_packs(clattn_context *ctx, const sdpa_problem *p,
+                                unfused_plan *u, int *packed)
+{
+    u->nblk = round_up(p->seq_kv, FC_BK) / FC_BK;
+    u->dv_pad = round_up(p->head_dim_v, FC_BK);
+    const size_t f = sizeof(float);
+    const size_t kd[5] = {p->batch, p->heads_kv, u->nblk, FC_BK,
+                          p->head_dim * f};
+    const size_t vd[5] = {p->batch, p->heads_kv, u->nblk, FC_BK, u->dv_pad * f};
+    const size_t kb = pack_bytes(ctx, kd), vb = pack_bytes(ctx, vd);
+    *packed = kb && vb;
+    if (!*packed)
+        return CLATTN_SUCCESS;
+    clattn_status s =
+        ctx_buffer_make(ctx, "packed K", CL_MEM_READ_WRITE, kb, NULL, &u->kp);
+    if (s == CLATTN_SUCCESS)
+        s = ctx_buffer_make(ctx, "packed V", CL_MEM_READ_WRITE, vb, NULL,
+                            &u->vp);
+    return s;
+}
+
 clattn_status sdpa_unfused_prepare(clattn_context *ctx, sdpa_plan *plan)
 {
     const sdpa_problem *p = &plan->problem;
     unfused_plan *u = &plan->u.unfused;
     memset(u, 0, sizeof *u);
     clattn_status status = plan_chunks(ctx, p, &plan->views, u);
+    if (status == CLATTN_SUCCESS && !context_gpu_class(ctx))
+        status = plan_packs(ctx, p, u, &u->cpu);
     if (status == CLATTN_SUCCESS)
         status = create_kernels(ctx, u);
     if (status == CLATTN_SUCCESS && p->key_lengths) {
@@ -238,6 +388,13 @@ clattn_status sdpa_unfused_launch(clattn_context *ctx, const sdpa_plan *plan,
     const unfused_plan *u = &plan->u.unfused;
     clattn_status status = CLATTN_SUCCESS;
     cl_event last = NULL;
+    if (u->cpu) {
+        status =
+            sdpa_enqueue_pack_kv(ctx, plan->queue, u->pack, p, v, u->kp, u->vp,
+                                 u->nblk, u->dv_pad, num_wait, wait, &last);
+        if (status != CLATTN_SUCCESS)
+            return status;
+    }
     /* Chunks run in order: each waits on the one before (the queue may be
        out of order), and on the scratch it reuses. */
     const size_t bh_total = p->batch * p->heads_q;
@@ -249,10 +406,16 @@ clattn_status sdpa_unfused_launch(clattn_context *ctx, const sdpa_plan *plan,
             size_t q_count = min_size(u->q_count, p->seq_q - q0);
             score_view s = chunk_scores(p, v, u, bh, q0);
             cl_event next = NULL;
-            status = enqueue_chunk(ctx, plan->queue, p, v, u, u->key_len, &s,
-                                   (cl_uint)bh, (cl_uint)bh_count, (cl_uint)q0,
-                                   (cl_uint)q_count, last ? 1 : num_wait,
-                                   last ? &last : wait, &next);
+            if (u->cpu)
+                status = enqueue_chunk_cpu(ctx, plan->queue, p, v, u, &s,
+                                           (cl_uint)bh, (cl_uint)bh_count,
+                                           (cl_uint)q0, (cl_uint)q_count, 1,
+                                           &last, &next);
+            else
+                status = enqueue_chunk(
+                    ctx, plan->queue, p, v, u, u->key_len, &s, (cl_uint)bh,
+                    (cl_uint)bh_count, (cl_uint)q0, (cl_uint)q_count,
+                    last ? 1 : num_wait, last ? &last : wait, &next);
             if (last)
                 clReleaseEvent(last);
             last = next;
@@ -272,6 +435,8 @@ void sdpa_unfused_release(clattn_context *ctx, sdpa_plan *plan)
     unfused_plan *u = &plan->u.unfused;
     ctx_buffer_release(ctx, u->key_len);
     ctx_buffer_release(ctx, u->scratch);
+    ctx_buffer_release(ctx, u->kp);
+    ctx_buffer_release(ctx, u->vp);
     release_kernels(u);
     memset(u, 0, sizeof *u);
 }

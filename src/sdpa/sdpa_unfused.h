@@ -13,6 +13,13 @@ typedef struct unfused_plan {
     cl_mem scratch;  /* NULL: scores go to the probs output */
     cl_mem key_len;  /* the key lengths on the device, or NULL */
     cl_kernel scores, softmax, pv;
+    /* cpu: CPU-class devices where the packs fit one buffer each
+       (cl/sdpa/sdpa_unfused_cpu.cl): K and V packed as fused_pack_kv
+       lays them out, nblk key blocks, V rows of dv_pad. */
+    int cpu;
+    cl_kernel pack;
+    cl_mem kp, vp;
+    size_t nblk, dv_pad;
 } unfused_plan;
 
 clattn_status sdpa_unfused_supports(const clattn_context *ctx,
