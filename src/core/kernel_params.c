@@ -51,10 +51,10 @@ static const kernel_param sdpa_fused[] = {
     PARAM(FUSED_HEAD_DIM_MAX),
 };
 
-/* SOFTMAX_WG is the device's: program_cache.c adds it. */
+/* SOFTMAX_WG and UT_SIDE are the device's: program_cache.c adds them. */
 static const kernel_param sdpa_unfused[] = {
-    PARAM(TILE_Q),     PARAM(TILE_K),   PARAM(PV_TILE_Q),
-    PARAM(PV_TILE_DV), PARAM(PV_BLOCK),
+    PARAM(UT_MICRO),    PARAM(UT_DEPTH), PARAM(DIRECT_ROWS),
+    PARAM(DIRECT_KEYS), PARAM(PV_BLOCK), PARAM(SOFTMAX_CACHE),
 };
 
 static const kernel_param talking_heads[] = {

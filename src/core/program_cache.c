@@ -116,6 +116,18 @@ static size_t softmax_work_group(size_t device_max)
     return wg;
 }
 
+/* The side of the unfused GEMM steps' square work-group (UT_SIDE,
+   cl/sdpa/sdpa_unfused_params.clh): the largest power of two, up to 16,
+   whose square fits the softmax's work-group, so that one size check
+   covers the three kernels. */
+static size_t unfused_tile_side(size_t softmax_wg)
+{
+    size_t side = 1;
+    while (side * 2 <= 16 && (side * 2) * (side * 2) <= softmax_wg)
+        side *= 2;
+    return side;
+}
+
 static void cache_key(const clattn_context *ctx, const char *const *texts,
                       cl_uint count, const char *options, disk_cache_key *key)
 {
@@ -234,8 +246,8 @@ static int build_options(program_id id, const build_device *dev,
     size_t used = strlen(buf);
     n = 0;
     if (id == PROGRAM_SDPA_UNFUSED)
-        n = snprintf(buf + used, cap - used, " -DSOFTMAX_WG=%zu",
-                     dev->softmax_wg);
+        n = snprintf(buf + used, cap - used, " -DSOFTMAX_WG=%zu -DUT_SIDE=%zu",
+                     dev->softmax_wg, unfused_tile_side(dev->softmax_wg));
     else if (id == PROGRAM_SDPA_FUSED_GPU && dev->intel_subgroups)
         n = snprintf(buf + used, cap - used, " -DFG_SUBGROUPS=1");
     if (n < 0 || (size_t)n >= cap - used)
@@ -360,8 +372,9 @@ done:
     return status;
 }
 
-/* The row-softmax kernel may allow fewer work-items than the device does
-   (registers, local memory): then it is rebuilt for the smaller size. */
+/* A kernel may allow fewer work-items than the device does (registers,
+   local memory): then the unfused program is rebuilt for the smaller
+   size. */
 static size_t kernel_work_group_limit(clattn_context *ctx, cl_program program,
                                       const char *name)
 {
@@ -435,9 +448,19 @@ clattn_status programs_build(clattn_context *ctx)
         status = build_one(ctx, PROGRAM_SDPA_UNFUSED, options, &program);
         if (status != CLATTN_SUCCESS)
             break;
+        /* The softmax runs work-groups of wg, the two GEMM steps squares
+           of unfused_tile_side(wg), at most wg: each must allow its own. */
+        const size_t side = unfused_tile_side(wg);
         size_t limit = kernel_work_group_limit(ctx, program, "sdpa_softmax");
+        const size_t tiles[2] = {
+            kernel_work_group_limit(ctx, program, "sdpa_scores"),
+            kernel_work_group_limit(ctx, program, "sdpa_pv")};
+        for (int t = 0; t < 2; ++t)
+            if (tiles[t] < side * side && tiles[t] < limit)
+                limit = tiles[t];
         if (limit >= wg || wg == 1) {
             p->softmax_wg = wg;
+            p->unfused_side = side;
             status = add_entry(ctx, PROGRAM_SDPA_UNFUSED, options, program, 1);
             break;
         }

@@ -48,7 +48,8 @@ typedef struct clattn_programs {
        stored at creation, before any other thread sees the context; the
        layers' ones under build_lock. Read without the lock. */
     _Atomic(cl_program) defaults[PROGRAM_COUNT];
-    size_t softmax_wg; /* work-group size the softmax kernel was built for */
+    size_t softmax_wg;   /* work-group size the softmax kernel was built for */
+    size_t unfused_side; /* ... and the side of sdpa_scores' and sdpa_pv's */
     disk_cache_state cache_state;
     char cache_dir[DISK_CACHE_DIR_MAX]; /* "" unless cache_state is ON */
     char platform_version[128];         /* part of every key */

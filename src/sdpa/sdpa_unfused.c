@@ -4,7 +4,9 @@
    sequence length runs in bounded memory. CPU-class devices run the
    register-tiled forms of the three (cl/sdpa/sdpa_unfused_cpu.cl, in the
    fused-cpu program) over K and V packed once per call; GPU-class devices
-   the tiles of sdpa_scores.cl, sdpa_softmax.cl and sdpa_pv.cl. */
+   (and CPU-class ones where the packs would not fit) the __local-memory
+   tiles of sdpa_scores.cl, sdpa_softmax.cl and sdpa_pv.cl, or their
+   direct forms for chunks of few rows. */
 #include "sdpa_unfused.h"
 #include "checked_math.h"
 #include "context_internal.h"
@@ -105,7 +107,22 @@ static clattn_status enqueue_chunk(clattn_context *ctx, cl_command_queue queue,
                                    cl_uint q_count, cl_uint num_wait,
                                    const cl_event *wait, cl_event *done)
 {
-    kernel_args a = args_begin(k->scores);
+    /* The kernels' tiles (cl/sdpa/sdpa_unfused_params.clh): squares of
+       side work-items, each owning a block of side * UT_MICRO outputs a
+       side, unless the chunk's rows would fill less than a quarter of a
+       block: then the direct forms, a work-item per DIRECT_ROWS x
+       DIRECT_KEYS outputs (their arguments are the same). A CPU-class
+       device (here only where the packs would not fit) always takes the
+       direct forms: its caches serve their re-reads, and PoCL ran the
+       tiles 1.6x slower (docs/gpu.md, "The unfused kernels"). */
+    const size_t wg = ctx->programs.softmax_wg;
+    const size_t side = ctx->programs.unfused_side;
+    const size_t block = side * UT_MICRO;
+    const int direct = !context_gpu_class(ctx) || (size_t)q_count * 4 < block;
+    cl_kernel scores = direct ? k->scores_direct : k->scores;
+    cl_kernel pv = direct ? k->pv_direct : k->pv;
+
+    kernel_args a = args_begin(scores);
     arg_view(&a, &v->q);
     arg_view(&a, &v->k);
     arg_scores(&a, s);
@@ -143,31 +160,42 @@ static clattn_status enqueue_chunk(clattn_context *ctx, cl_command_queue queue,
     if (a.err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clSetKernelArg (sdpa_softmax)", a.err);
 
-    a = args_begin(k->pv);
+    a = args_begin(pv);
     arg_scores(&a, s);
     arg_view(&a, &v->v);
     arg_view(&a, &v->out);
+    arg_mem(&a, key_len);
     arg_uint(&a, (cl_uint)p->heads_q);
     arg_uint(&a, (cl_uint)p->group);
     arg_uint(&a, (cl_uint)p->seq_kv);
     arg_uint(&a, (cl_uint)p->head_dim_v);
+    arg_int(&a, p->causal != CLATTN_CAUSAL_NONE);
+    arg_long(&a, p->causal_shift);
     arg_uint(&a, q_begin);
     arg_uint(&a, q_count);
     arg_uint(&a, bh_begin);
     if (a.err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clSetKernelArg (sdpa_pv)", a.err);
 
-    /* The kernels' tiles (cl/sdpa/sdpa_unfused_params.clh). */
-    const size_t wg = ctx->programs.softmax_wg;
-    const size_t g_scores[3] = {round_up(p->seq_kv, TILE_K) / TILE_K,
-                                round_up(q_count, TILE_Q) / TILE_Q, bh_count};
+    const size_t row_groups = round_up(q_count, block) / block * side;
+    const size_t g_tiled_scores[3] = {round_up(p->seq_kv, block) / block * side,
+                                      row_groups, bh_count};
+    const size_t g_tiled_pv[3] = {round_up(p->head_dim_v, block) / block * side,
+                                  row_groups, bh_count};
+    const size_t g_direct_scores[3] = {
+        round_up(p->seq_kv, DIRECT_KEYS) / DIRECT_KEYS,
+        round_up(q_count, DIRECT_ROWS) / DIRECT_ROWS, bh_count};
+    const size_t g_direct_pv[3] = {round_up(p->head_dim_v, DIRECT_KEYS) /
+                                       DIRECT_KEYS,
+                                   g_direct_scores[1], bh_count};
+    const size_t l_tile[3] = {side, side, 1};
+    const size_t *l_gemm = direct ? NULL : l_tile;
     const size_t g_softmax[3] = {wg, q_count, bh_count};
     const size_t l_softmax[3] = {wg, 1, 1};
-    const size_t g_pv[3] = {round_up(p->head_dim_v, PV_TILE_DV) / PV_TILE_DV,
-                            round_up(q_count, PV_TILE_Q) / PV_TILE_Q, bh_count};
     cl_event e1 = NULL, e2 = NULL;
-    cl_int err = clEnqueueNDRangeKernel(queue, k->scores, 3, NULL, g_scores,
-                                        NULL, num_wait, wait, &e1);
+    cl_int err = clEnqueueNDRangeKernel(
+        queue, scores, 3, NULL, direct ? g_direct_scores : g_tiled_scores,
+        l_gemm, num_wait, wait, &e1);
     if (err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clEnqueueNDRangeKernel (sdpa_scores)", err);
     err = clEnqueueNDRangeKernel(queue, k->softmax, 3, NULL, g_softmax,
@@ -175,8 +203,9 @@ static clattn_status enqueue_chunk(clattn_context *ctx, cl_command_queue queue,
     clReleaseEvent(e1);
     if (err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clEnqueueNDRangeKernel (sdpa_softmax)", err);
-    err =
-        clEnqueueNDRangeKernel(queue, k->pv, 3, NULL, g_pv, NULL, 1, &e2, done);
+    err = clEnqueueNDRangeKernel(queue, pv, 3, NULL,
+                                 direct ? g_direct_pv : g_tiled_pv, l_gemm, 1,
+                                 &e2, done);
     clReleaseEvent(e2);
     if (err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clEnqueueNDRangeKernel (sdpa_pv)", err);
@@ -292,11 +321,13 @@ static clattn_status create_kernels(clattn_context *ctx, unfused_plan *k)
             return s;
         return CLATTN_SUCCESS;
     }
-    if ((s = program_kernel(ctx, PROGRAM_SDPA_UNFUSED, "sdpa_scores",
-                            &k->scores)) ||
-        (s = program_kernel(ctx, PROGRAM_SDPA_UNFUSED, "sdpa_softmax",
-                            &k->softmax)) ||
-        (s = program_kernel(ctx, PROGRAM_SDPA_UNFUSED, "sdpa_pv", &k->pv)))
+    const program_id prog = PROGRAM_SDPA_UNFUSED;
+    if ((s = program_kernel(ctx, prog, "sdpa_scores", &k->scores)) ||
+        (s = program_kernel(ctx, prog, "sdpa_softmax", &k->softmax)) ||
+        (s = program_kernel(ctx, prog, "sdpa_pv", &k->pv)) ||
+        (s = program_kernel(ctx, prog, "sdpa_scores_direct",
+                            &k->scores_direct)) ||
+        (s = program_kernel(ctx, prog, "sdpa_pv_direct", &k->pv_direct)))
         return s;
     return CLATTN_SUCCESS;
 }
@@ -311,6 +342,10 @@ static void release_kernels(unfused_plan *k)
         clReleaseKernel(k->softmax);
     if (k->pv)
         clReleaseKernel(k->pv);
+    if (k->scores_direct)
+        clReleaseKernel(k->scores_direct);
+    if (k->pv_direct)
+        clReleaseKernel(k->pv_direct);
 }
 
 /* The unfused path takes every request the validation passed. */

@@ -13,6 +13,7 @@ typedef struct unfused_plan {
     cl_mem scratch;  /* NULL: scores go to the probs output */
     cl_mem key_len;  /* the key lengths on the device, or NULL */
     cl_kernel scores, softmax, pv;
+    cl_kernel scores_direct, pv_direct; /* few rows, GPU-class form only */
     /* cpu: CPU-class devices where the packs fit one buffer each
        (cl/sdpa/sdpa_unfused_cpu.cl): K and V packed as fused_pack_kv
        lays them out, nblk key blocks, V rows of dv_pad. */
