@@ -15,6 +15,10 @@
      scores are equal and the weights exactly uniform), V of 2^25 values
      in [1, 2] shared by the 8 heads (head stride 0). Then out is the mean
      of V and lse is log(2^25) + the score, computed here in double.
+   - equal_weights_rows: 2^20 keys over 17 rows (the GPU-class unfused
+     path's tiled sdpa_pv, from 16 rows; fewer take its direct form), the
+     same with V one value, so that the rounding of a plain sum would all
+     go one way.
    Each suite of the path runs (CLATTN_SDPA_PATH, tests/CMakeLists.txt). */
 #include "reference.h"
 #include "test_util.h"
@@ -143,6 +147,56 @@ static void equal_weights(clattn_context *ctx)
     free(v);
 }
 
+/* Equal weights over 2^20 keys for 17 query rows (the GPU-class unfused
+   path's tiled sdpa_pv, the CPU-class row kernels), and V one value
+   broadcast (every stride 0), 4/3: each weight is exactly 2^-20 and every
+   product p * v the same, so a plain running sum's rounding errors all
+   fall the same way (0.0038 off at 2^20 keys with sdpa_pv's fold
+   removed), where with the blocked, compensated sums the output is 4/3
+   to the tolerance. */
+static void equal_weights_rows(clattn_context *ctx)
+{
+    const size_t seq_kv = (size_t)1 << 20, seq_q = 17;
+    clattn_info info;
+    CHECK(clattn_context_info(ctx, &info) == CLATTN_SUCCESS, "context info");
+    clattn_sdpa_desc d;
+    clattn_sdpa_desc_init(&d);
+    d.batch = 1, d.heads_q = 1, d.seq_q = seq_q, d.seq_kv = seq_kv;
+    d.head_dim = 1;
+    const float qk[1] = {0.5f}, v[1] = {4.0f / 3.0f};
+    float got[17];
+    for (size_t i = 0; i < seq_q; ++i)
+        got[i] = -1.0f;
+    cl_mem qbuf = device_copy(&info, qk, 1), vbuf = device_copy(&info, v, 1);
+    cl_mem obuf = device_copy(&info, got, seq_q);
+    clattn_sdpa_tensors t;
+    memset(&t, 0, sizeof t);
+    t.q.buffer = qbuf; /* every stride 0: one value broadcast */
+    t.k.buffer = qbuf;
+    t.v.buffer = vbuf;
+    t.out.buffer = obuf;
+    t.out.strides[2] = 1;
+    cl_event done = NULL;
+    clattn_status s =
+        clattn_sdpa(ctx, &d, &t, CLATTN_SDPA_PATH_AUTO, 0, NULL, &done);
+    CHECK(s == CLATTN_SUCCESS, "2^20 keys, 17 rows: %s: %s",
+          clattn_status_string(s), clattn_context_last_error(ctx));
+    if (s == CLATTN_SUCCESS) {
+        CHECK(clWaitForEvents(1, &done) == CL_SUCCESS, "event completes");
+        clReleaseEvent(done);
+        clEnqueueReadBuffer(info.queue, obuf, CL_TRUE, 0, sizeof got, got, 0,
+                            NULL, NULL);
+    }
+    double want[17];
+    for (size_t i = 0; i < seq_q; ++i)
+        want[i] = (double)v[0];
+    CHECK(compare_close("out, 2^20 equal weights, 17 rows", got, want, seq_q,
+                        TOL_ATOL, TOL_RTOL) == 0,
+          "out is V's value (%.7f; got %.7f)", want[0], (double)got[0]);
+    clReleaseMemObject(qbuf), clReleaseMemObject(vbuf);
+    clReleaseMemObject(obuf);
+}
+
 int main(void)
 {
     clattn_context *ctx = test_context();
@@ -152,6 +206,7 @@ int main(void)
         near_uniform(ctx, lengths[i], 9);
     }
     equal_weights(ctx);
+    equal_weights_rows(ctx);
     clattn_context_destroy(ctx);
     return test_finish("test_sdpa_long");
 }

@@ -65,8 +65,11 @@ static void sweep_shapes(clattn_context *ctx)
 
 static void sweep_options(clattn_context *ctx)
 {
-    static const size_t pairs[][2] = {
-        {7, 61}, {61, 7}, {1, 267}, {267, 61}, {61, 61}};
+    /* (65, 65) and (20, 65): a 64-key block that begins exactly at the
+       causal limit of its row block's last row (top-left and
+       bottom-right), the edge of every path's causal block skipping. */
+    static const size_t pairs[][2] = {{7, 61},  {61, 7},  {1, 267}, {267, 61},
+                                      {61, 61}, {65, 65}, {20, 65}};
     for (size_t p = 0; p < sizeof pairs / sizeof *pairs; ++p) {
         shape s = {2, 4, 2, pairs[p][0], pairs[p][1], 16, 24};
         for (int causal = 0; causal <= 2; ++causal) {
