@@ -322,11 +322,11 @@ clattn_status layer_enqueue(clattn_context *ctx, cl_command_queue queue,
     return enqueue_local(ctx, queue, kernel, name, dims, global, NULL, event);
 }
 
-static clattn_status launch_local(clattn_context *ctx, cl_command_queue queue,
-                                  const kernel_args *args, const char *name,
-                                  cl_uint dims, const size_t *global,
-                                  const size_t *local, layer_timer *timer,
-                                  layer_stage stage)
+clattn_status layer_launch_local(clattn_context *ctx, cl_command_queue queue,
+                                 const kernel_args *args, const char *name,
+                                 cl_uint dims, const size_t *global,
+                                 const size_t *local, layer_timer *timer,
+                                 layer_stage stage)
 {
     if (args->err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clSetKernelArg", args->err);
@@ -344,8 +344,8 @@ clattn_status layer_launch(clattn_context *ctx, cl_command_queue queue,
                            cl_uint dims, const size_t *global,
                            layer_timer *timer, layer_stage stage)
 {
-    return launch_local(ctx, queue, args, name, dims, global, NULL, timer,
-                        stage);
+    return layer_launch_local(ctx, queue, args, name, dims, global, NULL, timer,
+                              stage);
 }
 
 clattn_status layer_launch_spread(clattn_context *ctx, cl_command_queue queue,
@@ -355,8 +355,8 @@ clattn_status layer_launch_spread(clattn_context *ctx, cl_command_queue queue,
 {
     static const size_t ones[3] = {1, 1, 1};
     const size_t *local = context_gpu_class(ctx) || dims > 3 ? NULL : ones;
-    return launch_local(ctx, queue, args, name, dims, global, local, timer,
-                        stage);
+    return layer_launch_local(ctx, queue, args, name, dims, global, local,
+                              timer, stage);
 }
 
 clattn_status layer_kernel(clattn_context *ctx, program_id program,

@@ -162,6 +162,13 @@ clattn_status layer_launch(clattn_context *ctx, cl_command_queue queue,
                            cl_uint dims, const size_t *global,
                            layer_timer *timer, layer_stage stage);
 
+/* layer_launch with a work-group size (NULL: the runtime's choice). */
+clattn_status layer_launch_local(clattn_context *ctx, cl_command_queue queue,
+                                 const kernel_args *args, const char *name,
+                                 cl_uint dims, const size_t *global,
+                                 const size_t *local, layer_timer *timer,
+                                 layer_stage stage);
+
 /* layer_launch for kernels whose every work-item is a register-tiled
    loop of its own: on CPU-class devices one work-item per work-group, so
    that the runtime spreads even a small grid over every core (PoCL chose

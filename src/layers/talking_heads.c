@@ -259,6 +259,13 @@ static void work_release(clattn_context *ctx, th_work *w)
         clReleaseKernel(w->pack);
 }
 
+/* Packed K and V: for the fused path, and the CPU-class unfused one (on
+   GPU-class devices the unfused path reads K and V from qkv). */
+static int uses_packs(const th_work *w)
+{
+    return w->fused || !context_gpu_class(w->run.layer->ctx);
+}
+
 static clattn_status work_prepare(const clattn_talking_heads *l,
                                   const th_sizes *sz, th_work *w)
 {
@@ -267,11 +274,12 @@ static clattn_status work_prepare(const clattn_talking_heads *l,
     clattn_status s;
     /* Every size was checked by check_call (check_internal). */
     if ((s = layer_buffer(ctx, sz->qkv_bytes, NULL, &r->qkv)) ||
-        (s = layer_buffer(ctx, sz->kt_bytes, NULL, &r->kt)) ||
-        (s = layer_buffer(ctx, sz->vp_bytes, NULL, &r->vp)) ||
-        (s = layer_buffer(ctx, sz->x_bytes, NULL, &r->ctx_out)) ||
-        (s = program_kernel(ctx, PROGRAM_TALKING_HEADS, "th_pack_kv",
-                            &w->pack)))
+        (s = layer_buffer(ctx, sz->x_bytes, NULL, &r->ctx_out)))
+        return s;
+    if (uses_packs(w) && ((s = layer_buffer(ctx, sz->kt_bytes, NULL, &r->kt)) ||
+                          (s = layer_buffer(ctx, sz->vp_bytes, NULL, &r->vp)) ||
+                          (s = program_kernel(ctx, PROGRAM_TALKING_HEADS,
+                                              "th_pack_kv", &w->pack))))
         return s;
     return w->fused ? th_fused_prepare(ctx, r, &w->fused_plan)
                     : th_unfused_prepare(ctx, r, &w->unfused);
@@ -322,7 +330,7 @@ static clattn_status forward_run(clattn_talking_heads *l,
         s = gemm_linear(ctx, r->queue, M, 3 * C, C, (gemm_matrix){x, 0, C},
                         (gemm_matrix){l->qkv_weight, 0, C}, l->qkv_bias, 0, 0,
                         (gemm_matrix){r->qkv, 0, 3 * C}, r->timer);
-    if (s == CLATTN_SUCCESS)
+    if (s == CLATTN_SUCCESS && uses_packs(&w))
         s = enqueue_pack(ctx, &w);
     if (s == CLATTN_SUCCESS)
         s = w.fused ? th_fused_enqueue(ctx, r, &w.fused_plan)

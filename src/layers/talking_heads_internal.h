@@ -39,7 +39,7 @@ typedef struct th_run {
     size_t batch, seq;
     size_t npad, dpad; /* padded keys and features of the packed K/V */
     cl_mem qkv;        /* [B*N][3C], read as [B][N][3][H][D] */
-    cl_mem kt, vp;     /* packed K (scaled), V */
+    cl_mem kt, vp;     /* packed K (scaled), V; NULL: GPU-class unfused */
     cl_mem ctx_out;    /* [B*N][C]: the paths' output, proj's input */
     cl_mem attn;       /* the caller's [B][H][N][N], or NULL */
     uint64_t drop_offset;
@@ -56,6 +56,9 @@ typedef struct th_unfused_plan {
     size_t nb, nr;
     cl_mem s, p, pv_acc;
     cl_kernel logits, mix, mix_softmax, mix_dropout, pv;
+    /* GPU-class (pv_acc NULL): logits and pv are sdpa_scores and sdpa_pv,
+       these their direct forms; CPU-class: th_logits, th_pv, unused. */
+    cl_kernel logits_direct, pv_direct;
 } th_unfused_plan;
 
 /* Allocates the scratch and creates the kernels: everything that can fail

@@ -99,6 +99,66 @@ static size_t round_up(size_t x, size_t m)
     return (x + m - 1) / m * m;
 }
 
+/* The masks' arguments of both score kernels: the bool and additive
+   buffers (one NULL or both), the mask view's offset and strides. */
+static void arg_masks(kernel_args *a, const sdpa_problem *p,
+                      const sdpa_views *v)
+{
+    arg_mem(a, p->mask_type == CLATTN_MASK_BOOL ? v->mask.buffer : NULL);
+    arg_mem(a, p->mask_type == CLATTN_MASK_ADDITIVE ? v->mask.buffer : NULL);
+    arg_ulong(a, v->mask.offset);
+    for (int i = 0; i < 3; ++i)
+        arg_ulong(a, v->mask.strides[i]);
+}
+
+/* The arguments of both softmax kernels (the same signature). */
+static kernel_args softmax_args(cl_kernel kernel, const sdpa_problem *p,
+                                const sdpa_views *v, const score_view *s,
+                                cl_uint q_begin, cl_uint bh_begin)
+{
+    kernel_args a = args_begin(kernel);
+    arg_scores(&a, s);
+    arg_view(&a, &v->lse);
+    arg_uint(&a, (cl_uint)p->heads_q);
+    arg_uint(&a, (cl_uint)p->seq_q);
+    arg_uint(&a, (cl_uint)p->seq_kv);
+    arg_uint(&a, q_begin);
+    arg_uint(&a, bh_begin);
+    arg_uint(&a, p->drop_threshold);
+    arg_float(&a, p->drop_scale);
+    arg_ulong(&a, p->drop_seed);
+    arg_ulong(&a, p->drop_offset);
+    return a;
+}
+
+/* The GPU-class GEMM steps' tiles (cl/sdpa/sdpa_unfused_params.clh):
+   squares of side work-items, each owning a block of side * UT_MICRO
+   outputs a side, unless the chunk's rows would fill less than a quarter
+   of a block: then the direct forms, a work-item per DIRECT_ROWS x
+   DIRECT_KEYS outputs (their arguments are the same). A CPU-class device
+   (here only where the packs would not fit) always takes the direct
+   forms: its caches serve their re-reads, and PoCL ran the tiles 1.6x
+   slower (docs/gpu.md, "The unfused kernels"). */
+void sdpa_unfused_gemm_grid(const clattn_context *ctx, size_t cols, size_t rows,
+                            size_t bh_count, unfused_gemm_grid *g)
+{
+    const size_t side = ctx->programs.unfused_side;
+    const size_t block = side * UT_MICRO;
+    g->direct = !context_gpu_class(ctx) || rows * 4 < block;
+    if (g->direct) {
+        g->global[0] = round_up(cols, DIRECT_KEYS) / DIRECT_KEYS;
+        g->global[1] = round_up(rows, DIRECT_ROWS) / DIRECT_ROWS;
+        g->local = NULL;
+    } else {
+        g->global[0] = round_up(cols, block) / block * side;
+        g->global[1] = round_up(rows, block) / block * side;
+        g->square[0] = g->square[1] = side;
+        g->square[2] = 1;
+        g->local = g->square;
+    }
+    g->global[2] = bh_count;
+}
+
 static clattn_status enqueue_chunk(clattn_context *ctx, cl_command_queue queue,
                                    const sdpa_problem *p, const sdpa_views *v,
                                    const unfused_plan *k, cl_mem key_len,
@@ -107,30 +167,18 @@ static clattn_status enqueue_chunk(clattn_context *ctx, cl_command_queue queue,
                                    cl_uint q_count, cl_uint num_wait,
                                    const cl_event *wait, cl_event *done)
 {
-    /* The kernels' tiles (cl/sdpa/sdpa_unfused_params.clh): squares of
-       side work-items, each owning a block of side * UT_MICRO outputs a
-       side, unless the chunk's rows would fill less than a quarter of a
-       block: then the direct forms, a work-item per DIRECT_ROWS x
-       DIRECT_KEYS outputs (their arguments are the same). A CPU-class
-       device (here only where the packs would not fit) always takes the
-       direct forms: its caches serve their re-reads, and PoCL ran the
-       tiles 1.6x slower (docs/gpu.md, "The unfused kernels"). */
     const size_t wg = ctx->programs.softmax_wg;
-    const size_t side = ctx->programs.unfused_side;
-    const size_t block = side * UT_MICRO;
-    const int direct = !context_gpu_class(ctx) || (size_t)q_count * 4 < block;
-    cl_kernel scores = direct ? k->scores_direct : k->scores;
-    cl_kernel pv = direct ? k->pv_direct : k->pv;
+    unfused_gemm_grid g_scores, g_pv;
+    sdpa_unfused_gemm_grid(ctx, p->seq_kv, q_count, bh_count, &g_scores);
+    sdpa_unfused_gemm_grid(ctx, p->head_dim_v, q_count, bh_count, &g_pv);
+    cl_kernel scores = g_scores.direct ? k->scores_direct : k->scores;
+    cl_kernel pv = g_pv.direct ? k->pv_direct : k->pv;
 
     kernel_args a = args_begin(scores);
     arg_view(&a, &v->q);
     arg_view(&a, &v->k);
     arg_scores(&a, s);
-    arg_mem(&a, p->mask_type == CLATTN_MASK_BOOL ? v->mask.buffer : NULL);
-    arg_mem(&a, p->mask_type == CLATTN_MASK_ADDITIVE ? v->mask.buffer : NULL);
-    arg_ulong(&a, v->mask.offset);
-    for (int i = 0; i < 3; ++i)
-        arg_ulong(&a, v->mask.strides[i]);
+    arg_masks(&a, p, v);
     arg_mem(&a, key_len);
     arg_uint(&a, (cl_uint)p->heads_q);
     arg_uint(&a, (cl_uint)p->group);
@@ -145,18 +193,7 @@ static clattn_status enqueue_chunk(clattn_context *ctx, cl_command_queue queue,
     if (a.err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clSetKernelArg (sdpa_scores)", a.err);
 
-    a = args_begin(k->softmax);
-    arg_scores(&a, s);
-    arg_view(&a, &v->lse);
-    arg_uint(&a, (cl_uint)p->heads_q);
-    arg_uint(&a, (cl_uint)p->seq_q);
-    arg_uint(&a, (cl_uint)p->seq_kv);
-    arg_uint(&a, q_begin);
-    arg_uint(&a, bh_begin);
-    arg_uint(&a, p->drop_threshold);
-    arg_float(&a, p->drop_scale);
-    arg_ulong(&a, p->drop_seed);
-    arg_ulong(&a, p->drop_offset);
+    a = softmax_args(k->softmax, p, v, s, q_begin, bh_begin);
     if (a.err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clSetKernelArg (sdpa_softmax)", a.err);
 
@@ -177,25 +214,11 @@ static clattn_status enqueue_chunk(clattn_context *ctx, cl_command_queue queue,
     if (a.err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clSetKernelArg (sdpa_pv)", a.err);
 
-    const size_t row_groups = round_up(q_count, block) / block * side;
-    const size_t g_tiled_scores[3] = {round_up(p->seq_kv, block) / block * side,
-                                      row_groups, bh_count};
-    const size_t g_tiled_pv[3] = {round_up(p->head_dim_v, block) / block * side,
-                                  row_groups, bh_count};
-    const size_t g_direct_scores[3] = {
-        round_up(p->seq_kv, DIRECT_KEYS) / DIRECT_KEYS,
-        round_up(q_count, DIRECT_ROWS) / DIRECT_ROWS, bh_count};
-    const size_t g_direct_pv[3] = {round_up(p->head_dim_v, DIRECT_KEYS) /
-                                       DIRECT_KEYS,
-                                   g_direct_scores[1], bh_count};
-    const size_t l_tile[3] = {side, side, 1};
-    const size_t *l_gemm = direct ? NULL : l_tile;
     const size_t g_softmax[3] = {wg, q_count, bh_count};
     const size_t l_softmax[3] = {wg, 1, 1};
     cl_event e1 = NULL, e2 = NULL;
-    cl_int err = clEnqueueNDRangeKernel(
-        queue, scores, 3, NULL, direct ? g_direct_scores : g_tiled_scores,
-        l_gemm, num_wait, wait, &e1);
+    cl_int err = clEnqueueNDRangeKernel(queue, scores, 3, NULL, g_scores.global,
+                                        g_scores.local, num_wait, wait, &e1);
     if (err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clEnqueueNDRangeKernel (sdpa_scores)", err);
     err = clEnqueueNDRangeKernel(queue, k->softmax, 3, NULL, g_softmax,
@@ -203,8 +226,7 @@ static clattn_status enqueue_chunk(clattn_context *ctx, cl_command_queue queue,
     clReleaseEvent(e1);
     if (err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clEnqueueNDRangeKernel (sdpa_softmax)", err);
-    err = clEnqueueNDRangeKernel(queue, pv, 3, NULL,
-                                 direct ? g_direct_pv : g_tiled_pv, l_gemm, 1,
+    err = clEnqueueNDRangeKernel(queue, pv, 3, NULL, g_pv.global, g_pv.local, 1,
                                  &e2, done);
     clReleaseEvent(e2);
     if (err != CL_SUCCESS)
@@ -227,11 +249,7 @@ enqueue_chunk_cpu(clattn_context *ctx, cl_command_queue queue,
     arg_view(&a, &v->q);
     arg_mem(&a, k->kp);
     arg_scores(&a, s);
-    arg_mem(&a, p->mask_type == CLATTN_MASK_BOOL ? v->mask.buffer : NULL);
-    arg_mem(&a, p->mask_type == CLATTN_MASK_ADDITIVE ? v->mask.buffer : NULL);
-    arg_ulong(&a, v->mask.offset);
-    for (int i = 0; i < 3; ++i)
-        arg_ulong(&a, v->mask.strides[i]);
+    arg_masks(&a, p, v);
     arg_mem(&a, k->key_len);
     arg_uint(&a, (cl_uint)p->heads_q);
     arg_uint(&a, (cl_uint)p->group);
@@ -247,18 +265,7 @@ enqueue_chunk_cpu(clattn_context *ctx, cl_command_queue queue,
     if (a.err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clSetKernelArg (unfused_cpu_scores)", a.err);
 
-    a = args_begin(k->softmax);
-    arg_scores(&a, s);
-    arg_view(&a, &v->lse);
-    arg_uint(&a, (cl_uint)p->heads_q);
-    arg_uint(&a, (cl_uint)p->seq_q);
-    arg_uint(&a, (cl_uint)p->seq_kv);
-    arg_uint(&a, q_begin);
-    arg_uint(&a, bh_begin);
-    arg_uint(&a, p->drop_threshold);
-    arg_float(&a, p->drop_scale);
-    arg_ulong(&a, p->drop_seed);
-    arg_ulong(&a, p->drop_offset);
+    a = softmax_args(k->softmax, p, v, s, q_begin, bh_begin);
     if (a.err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clSetKernelArg (unfused_cpu_softmax)", a.err);
 

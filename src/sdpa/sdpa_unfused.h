@@ -23,6 +23,18 @@ typedef struct unfused_plan {
     size_t nblk, dv_pad;
 } unfused_plan;
 
+/* Where sdpa_scores and sdpa_pv (or their _direct forms) run for a chunk
+   of rows query rows by cols outputs (keys, or value features) over
+   bh_count (batch, head) pairs; local points into square or is NULL. The
+   talking-heads layer launches them too (GPU-class devices). */
+typedef struct unfused_gemm_grid {
+    int direct;
+    size_t global[3], square[3];
+    const size_t *local;
+} unfused_gemm_grid;
+void sdpa_unfused_gemm_grid(const clattn_context *ctx, size_t cols, size_t rows,
+                            size_t bh_count, unfused_gemm_grid *g);
+
 clattn_status sdpa_unfused_supports(const clattn_context *ctx,
                                     const sdpa_problem *p,
                                     const sdpa_views *views, char *why,
