@@ -242,6 +242,16 @@ int context_gpu_class(const clattn_context *ctx)
     return ctx->gpu_class;
 }
 
+size_t context_cpu_cache_bytes(const clattn_context *ctx)
+{
+    cl_ulong cache = 0;
+    if (ctx->gpu_class ||
+        clGetDeviceInfo(ctx->device, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE,
+                        sizeof cache, &cache, NULL) != CL_SUCCESS)
+        return 0;
+    return cache > SIZE_MAX ? SIZE_MAX : (size_t)cache;
+}
+
 kernel_target context_kernel_target(const clattn_context *ctx)
 {
     if (ctx->gpu_class)

@@ -89,4 +89,9 @@ const char *cl_error_name(cl_int code);
    kernel families' GPU-class parameters (kernel_params.c). */
 int context_gpu_class(const clattn_context *ctx);
 
+/* A CPU-class device's global-memory cache in bytes (its last-level
+   cache on CPU runtimes), which the unfused paths size their chunks by;
+   0 on GPU-class devices or when the device reports none. */
+size_t context_cpu_cache_bytes(const clattn_context *ctx);
+
 #endif

@@ -100,13 +100,8 @@ void th_unfused_release(clattn_context *ctx, th_unfused_plan *plan)
    0 (no cap) on GPU-class devices or when the device reports no cache. */
 static size_t cpu_chunk_bytes(const clattn_context *ctx)
 {
-    cl_ulong cache = 0;
-    if (context_gpu_class(ctx) ||
-        clGetDeviceInfo(ctx->device, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE,
-                        sizeof cache, &cache, NULL) != CL_SUCCESS)
-        return 0;
-    const cl_ulong cap = cache / 2 * 5;
-    return cap > SIZE_MAX ? SIZE_MAX : (size_t)cap;
+    const size_t cache = context_cpu_cache_bytes(ctx);
+    return cache > SIZE_MAX / 5 * 2 ? SIZE_MAX : cache / 2 * 5;
 }
 
 /* CPU-class: th_logits and th_pv, and th_pv's accumulators

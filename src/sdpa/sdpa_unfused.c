@@ -26,6 +26,19 @@ static size_t min_size(size_t a, size_t b)
     return a < b ? a : b;
 }
 
+/* Bytes of score scratch a CPU-class chunk stays within: a quarter of
+   the device's global-memory cache (its last-level cache on CPU
+   runtimes), so that the softmax and P.V find the scores the chunk's
+   scores kernel wrote still in cache. On a 2-core EPYC with a 32 MiB L3
+   chunks of 4, 8 and 16 MiB measured the same and 1.1-1.7x faster than
+   one chunk of 32-128 MiB (docs/performance.md, "The unfused path on
+   CPU-class devices"); 0 (no cap) on GPU-class devices or when the
+   device reports no cache. */
+static size_t cpu_chunk_bytes(const clattn_context *ctx)
+{
+    return context_cpu_cache_bytes(ctx) / 4;
+}
+
 static clattn_status plan_chunks(clattn_context *ctx, const sdpa_problem *p,
                                  const sdpa_views *v, unfused_plan *plan)
 {
@@ -38,12 +51,15 @@ static clattn_status plan_chunks(clattn_context *ctx, const sdpa_problem *p,
 
     size_t budget = ctx->scratch_limit; /* see scratch_limit() in context.c */
     size_t row_bytes = p->seq_kv * sizeof(float);
-    size_t max_rows = budget / row_bytes;
-    if (max_rows == 0)
+    if (budget / row_bytes == 0)
         return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
                          "one row of %zu scores (%zu bytes) exceeds the "
                          "unfused path's scratch limit (%zu bytes)",
                          p->seq_kv, row_bytes, budget);
+    const size_t near_cache = cpu_chunk_bytes(ctx);
+    if (near_cache && near_cache < budget)
+        budget = near_cache > row_bytes ? near_cache : row_bytes;
+    size_t max_rows = budget / row_bytes;
     if (plan->q_count > max_rows) {
         plan->bh_count = 1;
         plan->q_count = max_rows;
