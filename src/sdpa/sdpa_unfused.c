@@ -46,18 +46,22 @@ static clattn_status plan_chunks(clattn_context *ctx, const sdpa_problem *p,
     plan->scratch = NULL;
     plan->bh_count = min_size(bh_total, GRID_DIM_MAX);
     plan->q_count = min_size(p->seq_q, GRID_DIM_MAX);
-    if (v->probs.buffer)
+    /* With probs the scores live in the caller's view, without a limit;
+       on a CPU-class device they are still taken in chunks near the
+       cache, as the scratch is. */
+    const int probs = v->probs.buffer != NULL;
+    const size_t near_cache = cpu_chunk_bytes(ctx);
+    if (probs && !near_cache)
         return CLATTN_SUCCESS;
 
     size_t budget = ctx->scratch_limit; /* see scratch_limit() in context.c */
     size_t row_bytes = p->seq_kv * sizeof(float);
-    if (budget / row_bytes == 0)
+    if (!probs && budget / row_bytes == 0)
         return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
                          "one row of %zu scores (%zu bytes) exceeds the "
                          "unfused path's scratch limit (%zu bytes)",
                          p->seq_kv, row_bytes, budget);
-    const size_t near_cache = cpu_chunk_bytes(ctx);
-    if (near_cache && near_cache < budget)
+    if (near_cache && (probs || near_cache < budget))
         budget = near_cache > row_bytes ? near_cache : row_bytes;
     size_t max_rows = budget / row_bytes;
     if (plan->q_count > max_rows) {
@@ -66,6 +70,8 @@ static clattn_status plan_chunks(clattn_context *ctx, const sdpa_problem *p,
     } else {
         plan->bh_count = min_size(plan->bh_count, max_rows / plan->q_count);
     }
+    if (probs)
+        return CLATTN_SUCCESS;
     return ctx_buffer_make(ctx, "score scratch", CL_MEM_READ_WRITE,
                            plan->bh_count * plan->q_count * row_bytes, NULL,
                            &plan->scratch);
