@@ -652,23 +652,45 @@ __kernel void fused_cpu_probs(
 }
 
 /* Decode: up to FD_ROWS query rows per work-item, keys 16 at a time, dot
-   products vectorized over the feature dim; K and V read in place. */
-__kernel void fused_cpu_decode(FUSED_INPLACE_KERNEL_PARAMS)
+   products vectorized over the feature dim; K and V read in place.
+   grouped 0: a unit (dimension 1) is a (batch, query head) pair and its
+   rows are that head's queries. grouped 1 (grouped-query attention): a
+   unit is a (batch, K/V head) pair and its rows are the queries of every
+   query head of the group, head by head (row f: head f / seq_q of the
+   group, query f % seq_q), so each K/V row is read once for all of them
+   instead of once per query head. */
+static inline void decode_rows(FUSED_INPLACE_KERNEL_PARAMS,
+                               const uint grouped)
 {
-    const uint i0 = (uint)get_global_id(0) * FD_ROWS;
-    const uint bh = bh_begin + (uint)get_global_id(1);
+    const uint f0 = (uint)get_global_id(0) * FD_ROWS;
+    const uint unit = bh_begin + (uint)get_global_id(1);
     const uint split = (uint)get_global_id(2);
     const uint nsplit = (uint)get_global_size(2);
-    if (i0 >= seq_q)
+    const uint unit_heads = grouped ? group : 1;
+    const uint unit_rows = unit_heads * seq_q;
+    if (f0 >= unit_rows)
         return;
-    const uint rows = min((uint)FD_ROWS, seq_q - i0);
-    const uint b = bh / heads_q, h = bh % heads_q, hk = h / group;
+    const uint rows = min((uint)FD_ROWS, unit_rows - f0);
+    const uint unit_per_b = heads_q / unit_heads;
+    const uint b = unit / unit_per_b;
+    const uint h_first = (unit % unit_per_b) * unit_heads;
+    const uint hk = h_first / group;
+    /* Each row's query head and query index; rows past `rows` repeat the
+       last one (computed, never written). */
+    uint row_h[FD_ROWS], row_i[FD_ROWS];
+    uint i_last = 0;
+    for (uint r = 0; r < FD_ROWS; ++r) {
+        const uint f = f0 + min(r, rows - 1);
+        row_h[r] = h_first + f / seq_q;
+        row_i[r] = f % seq_q;
+        i_last = max(i_last, row_i[r]);
+    }
     const uint kv_valid = fused_kv_valid(key_len, b, seq_kv);
     const uint key_begin = split * split_keys;
     const uint key_end =
         min(key_begin + split_keys,
             fused_key_end(kv_valid, causal,
-                          fused_causal_last(i0 + rows - 1, causal_shift)));
+                          fused_causal_last(i_last, causal_shift)));
     const uint dc = (head_dim + 15) / 16, dvc = (head_dim_v + 15) / 16;
     __global const float *kh = k + k_off + b * k_sb + hk * k_sh;
     __global const float *vh = v + v_off + b * v_sb + hk * v_sh;
@@ -682,7 +704,7 @@ __kernel void fused_cpu_decode(FUSED_INPLACE_KERNEL_PARAMS)
     float m[FD_ROWS], l[FD_ROWS], lc[FD_ROWS];
     for (uint r = 0; r < FD_ROWS; ++r) {
         __global const float *qrow =
-            q + q_off + b * q_sb + h * q_sh + (i0 + min(r, rows - 1)) * q_ss;
+            q + q_off + b * q_sb + row_h[r] * q_sh + row_i[r] * q_ss;
         for (uint c = 0; c < dc; ++c)
             qv[r][c] = fused_load16(qrow, c, head_dim);
         for (uint c = 0; c < dvc; ++c)
@@ -715,7 +737,7 @@ __kernel void fused_cpu_decode(FUSED_INPLACE_KERNEL_PARAMS)
         }
         float p[FD_ROWS][16], corr[FD_ROWS];
         for (uint r = 0; r < rows; ++r) {
-            const uint i = i0 + r;
+            const uint h = row_h[r], i = row_i[r];
             mk.m_row = m_off + b * m_sb + h * m_sh + i * m_ss;
             mk.causal_last = fused_causal_last(i, causal_shift);
             float16 x = fused_mask16(vload16(0, s[r]), j0, &mk);
@@ -763,13 +785,34 @@ __kernel void fused_cpu_decode(FUSED_INPLACE_KERNEL_PARAMS)
     }
 
     for (uint r = 0; r < rows; ++r) {
-        const uint i = i0 + r;
+        const uint h = row_h[r], i = row_i[r];
+        const ulong bh = (ulong)b * heads_q + h;
         __global float *pr =
-            part ? part + (((ulong)bh * nsplit + split) * seq_q + i) *
+            part ? part + ((bh * nsplit + split) * seq_q + i) *
                               (head_dim_v + 2)
                  : 0;
         fused_write_row(o + o_off + b * o_sb + h * o_sh + i * o_ss,
                         lse ? lse + l_off + b * l_sb + h * l_sh + i * l_ss : 0,
                         pr, outer[r], m[r], l[r], head_dim_v);
     }
+}
+
+#define FUSED_INPLACE_KERNEL_ARGS                                              \
+    q, q_off, q_sb, q_sh, q_ss, k, k_off, k_sb, k_sh, k_ss, v, v_off, v_sb,    \
+        v_sh, v_ss, o, o_off, o_sb, o_sh, o_ss, lse, l_off, l_sb, l_sh, l_ss,  \
+        mask_bool, mask_add, m_off, m_sb, m_sh, m_ss, key_len, heads_q, group, \
+        seq_q, seq_kv, head_dim, head_dim_v, scale, causal, causal_shift,      \
+        drop_threshold, drop_scale, drop_seed, drop_offset, split_keys, part,  \
+        bh_begin
+
+/* One (batch, query head) pair per unit (no grouped K/V heads). */
+__kernel void fused_cpu_decode(FUSED_INPLACE_KERNEL_PARAMS)
+{
+    decode_rows(FUSED_INPLACE_KERNEL_ARGS, 0);
+}
+
+/* One (batch, K/V head) pair per unit: every query head of its group. */
+__kernel void fused_cpu_decode_gqa(FUSED_INPLACE_KERNEL_PARAMS)
+{
+    decode_rows(FUSED_INPLACE_KERNEL_ARGS, 1);
 }

@@ -155,19 +155,26 @@ static clattn_status gpu_try_config(clattn_context *ctx, const gpu_tiles *t,
     return CLATTN_SUCCESS;
 }
 
-/* The query rows of one work-group's unit: seq_q (fused_gpu_flash, per
-   query head) or group * seq_q (fused_gpu_decode, per K/V head). */
-static size_t gpu_unit_rows(const sdpa_problem *p, const fused_plan *plan)
+/* The query rows of one unit: seq_q (per query head) or group * seq_q
+   (gqa_rows: fused_gpu_decode and fused_cpu_decode_gqa, per K/V head). */
+static size_t unit_rows(const sdpa_problem *p, const fused_plan *plan)
 {
     return plan->gqa_rows ? p->group * p->seq_q : p->seq_q;
 }
 
-/* The units the GPU kernel's grid spans in dimension 1: (batch, K/V
-   head) pairs for fused_gpu_decode, (batch, query head) pairs for
-   fused_gpu_flash. */
-static size_t gpu_units(const sdpa_problem *p, const fused_plan *plan)
+/* The units the attention kernel's grid spans in dimension 1: (batch,
+   K/V head) pairs with gqa_rows, else (batch, query head) pairs. */
+static size_t units_of(const sdpa_problem *p, const fused_plan *plan)
 {
     return p->batch * (plan->gqa_rows ? p->heads_kv : p->heads_q);
+}
+
+/* The CPU-class decode kernel takes calls of few query rows without
+   probs; grouped-query ones take its form that reads each K/V head once
+   for the whole group. */
+static int cpu_decode(const sdpa_problem *p, int probs)
+{
+    return p->seq_q <= FD_ROWS && !probs;
 }
 
 /* The tiles that override the rule at padded head dim d, and where they
@@ -238,7 +245,7 @@ static clattn_status plan_gpu(clattn_context *ctx, const sdpa_problem *p,
     plan->gqa_rows =
         p->group > 1 && widest < count && p->seq_q < gpu_tiles_at(widest)->bm;
     if (plan->gqa_rows)
-        pick = gpu_tiles_pick(width, max_wg, local, gpu_unit_rows(p, plan));
+        pick = gpu_tiles_pick(width, max_wg, local, unit_rows(p, plan));
     clattn_status s = CLATTN_SUCCESS;
     if (pick < count)
         s = gpu_try_config(ctx, gpu_tiles_at(pick), plan, &fits);
@@ -386,9 +393,10 @@ static clattn_status plan_geometry(clattn_context *ctx, const sdpa_problem *p,
         plan->kind = FUSED_GPU_TILES;
         if ((s = plan_gpu(ctx, p, plan)))
             return s;
-    } else if (p->seq_q <= FD_ROWS && !probs) {
+    } else if (cpu_decode(p, probs)) {
         plan->kind = FUSED_CPU_DECODE;
         plan->rows_per_unit = FD_ROWS;
+        plan->gqa_rows = p->group > 1;
     } else {
         plan->kind = FUSED_CPU_ROWS;
         plan->rows_per_unit = FC_RW;
@@ -396,10 +404,7 @@ static clattn_status plan_geometry(clattn_context *ctx, const sdpa_problem *p,
         plan->dv_pad = div_up(p->head_dim_v, FC_BK) * FC_BK;
     }
     const size_t units =
-        plan->kind == FUSED_GPU_TILES
-            ? gpu_units(p, plan) *
-                  div_up(gpu_unit_rows(p, plan), plan->rows_per_unit)
-            : p->batch * p->heads_q * div_up(p->seq_q, plan->rows_per_unit);
+        units_of(p, plan) * div_up(unit_rows(p, plan), plan->rows_per_unit);
     /* Slices start on a packed block (rows) or a 16-key step (decode); the
        GPU kernel takes any start, 64 keeps tiles whole. */
     choose_splits(ctx, p, units, plan->kind == FUSED_CPU_DECODE ? 16 : FC_BK,
@@ -600,11 +605,11 @@ static clattn_status create_kernels(clattn_context *ctx,
                           ? PROGRAM_SDPA_FUSED_GPU
                           : PROGRAM_SDPA_FUSED_CPU;
     /* The GPU kernel is a build variant per head dim: plan_gpu gets it. */
+    const char *cpu_name = !cpu_decode(p, probs) ? "fused_cpu_rows"
+                           : p->group > 1        ? "fused_cpu_decode_gqa"
+                                                 : "fused_cpu_decode";
     if (prog == PROGRAM_SDPA_FUSED_CPU &&
-        (s = program_kernel(ctx, prog,
-                            p->seq_q <= FD_ROWS && !probs ? "fused_cpu_decode"
-                                                          : "fused_cpu_rows",
-                            &k->attention)))
+        (s = program_kernel(ctx, prog, cpu_name, &k->attention)))
         return s;
     if (prog == PROGRAM_SDPA_FUSED_CPU && probs &&
         ((s = program_kernel(ctx, prog, "fused_cpu_weights", &k->weights)) ||
@@ -717,11 +722,10 @@ static clattn_status enqueue_all(clattn_context *ctx, cl_command_queue queue,
         return s;
     }
     const int gpu = plan->kind == FUSED_GPU_TILES;
-    const size_t units0 =
-        div_up(gpu ? gpu_unit_rows(p, plan) : p->seq_q, plan->rows_per_unit);
+    const size_t units0 = div_up(unit_rows(p, plan), plan->rows_per_unit);
     const size_t dim0 = gpu ? units0 * plan->wg : units0;
     s = enqueue_chunks(ctx, queue, k->attention, "fused attention", bh_arg,
-                       gpu ? gpu_units(p, plan) : p->batch * p->heads_q, dim0,
+                       units_of(p, plan), dim0,
                        plan->kind == FUSED_GPU_TILES ? plan->wg : 1,
                        plan->nsplit, packed ? 1 : num_wait,
                        packed ? &packed : wait, &attended);

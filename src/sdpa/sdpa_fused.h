@@ -20,9 +20,10 @@ typedef struct fused_plan {
     fused_kernel_kind kind;
     size_t rows_per_unit; /* query rows per work-item (CPU) or group (GPU) */
     size_t wg;            /* GPU: work-group size */
-    /* GPU: fused_gpu_decode, whose groups own rows of every query head of
-       a K/V head (group * seq_q rows per (batch, K/V head)), not
-       fused_gpu_flash's rows of one query head. */
+    /* fused_gpu_decode (GPU) or fused_cpu_decode_gqa (CPU), whose units
+       own the rows of every query head of a K/V head (group * seq_q rows
+       per (batch, K/V head)) and read its K/V once for all of them, not
+       the rows of one query head. */
     int gqa_rows;
     size_t nsplit, split_keys;
     size_t nblk, dv_pad; /* CPU rows: packed K/V geometry */
