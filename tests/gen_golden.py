@@ -148,6 +148,13 @@ CASES = [
     case("d1", "D=Dv=1 (scale 1), Sq=7 Skv=9", Sq=7, Skv=9, D=1),
     case("d_odd", "D=3 Dv=5, Sq=7 Skv=9", Sq=7, Skv=9, D=3, Dv=5),
     case("single", "B=Hq=Hkv=Sq=Skv=1, D=5", B=1, Hq=1, Sq=1, Skv=1, D=5),
+    # A decode step of a grouped-query model: a work-item's rows span the
+    # group's query heads (4 x 3 rows), the keys are split in slices and
+    # merged, the mask differs per head and the key lengths per batch.
+    case("gqa_decode", "GQA decode Hq=8 Hkv=2, Sq=3 Skv=520, D=8, causal bottom-right + bool mask [B,Hq,Sq,Skv] + key lengths [520,301], no probs stored",
+         Hq=8, Hkv=2, Sq=3, Skv=520, D=8, causal=CAUSAL_BOTTOM_RIGHT,
+         mask=("bool", "BHQK", rand_bool(0.3)), key_lengths=[520, 301],
+         has_probs=False),
 ]
 
 
