@@ -25,6 +25,9 @@ void bench_usage(FILE *f)
         "--skv N\n"
         "  --causal       top-left causal mask (decode is always "
         "bottom-right)\n"
+        "  --kv-dtype T   K and V on the device as fp32 (default), fp16 or\n"
+        "                 bf16 (the inputs are rounded to T for the peers "
+        "too)\n"
         "  --probs        the call also returns the attention weights "
         "(layers: MHA's\n"
         "                 head average, talking-heads' attn)\n"
@@ -121,6 +124,7 @@ static int parse_paths(const char *list, bench_options *o)
 /* Case flags given on the command line; zero = not given. */
 typedef struct case_flags {
     int op_given, causal, probs;
+    clattn_dtype kv_dtype;
     bench_op op;
     size_t b, h, hkv, s, sq, skv, d;
 } case_flags;
@@ -150,6 +154,10 @@ static int build_case(const case_flags *f, bench_case *c, char *err, size_t cap)
                 : f->causal ? CLATTN_CAUSAL_TOP_LEFT
                             : CLATTN_CAUSAL_NONE;
     c->probs = f->probs;
+    c->kv_dtype = f->kv_dtype;
+    if (bench_op_is_layer(f->op) && f->kv_dtype != CLATTN_DTYPE_FP32)
+        return fail(err, cap, "--kv-dtype is for the SDPA ops, not --op %s",
+                    bench_op_name(f->op));
     if (c->heads_q % c->heads_kv)
         return fail(err, cap, "--hkv %zu does not divide --h %zu", c->heads_kv,
                     c->heads_q);
@@ -215,6 +223,16 @@ static int parse_option(const char *a, const char *val, bench_options *o,
         if (bench_op_parse(val, &f->op))
             return fail(err, cap, "--op: '%s' is not sdpa, gqa or decode", val);
         f->op_given = 1;
+    } else if (strcmp(a, "--kv-dtype") == 0) {
+        if (strcmp(val, "fp32") == 0)
+            f->kv_dtype = CLATTN_DTYPE_FP32;
+        else if (strcmp(val, "fp16") == 0)
+            f->kv_dtype = CLATTN_DTYPE_FP16;
+        else if (strcmp(val, "bf16") == 0)
+            f->kv_dtype = CLATTN_DTYPE_BF16;
+        else
+            return fail(err, cap, "--kv-dtype: '%s' is not fp32, fp16 or bf16",
+                        val);
     } else if (strcmp(a, "--device") == 0) {
         if (!*val)
             return fail(err, cap, "--device needs a selector");
@@ -297,7 +315,8 @@ int bench_parse_args(int argc, char **argv, bench_options *o, char *err,
             o->list = 1;
         } else if (a[0] == '-') {
             const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-            shape_given |= size_flag(a, &f) != NULL;
+            shape_given |=
+                size_flag(a, &f) != NULL || strcmp(a, "--kv-dtype") == 0;
             if (parse_option(a, val, o, &f, &target, err, cap) < 0)
                 return -1;
             ++i;

@@ -8,30 +8,38 @@
 
 #define SDPA(s, causal)                                                        \
     {                                                                          \
-        BENCH_OP_SDPA, 1, 8, 8, s, s, 64, causal, 0                            \
+        BENCH_OP_SDPA, 1, 8, 8, s, s, 64, causal, 0, CLATTN_DTYPE_FP32         \
     }
 #define GQA(s, causal)                                                         \
     {                                                                          \
-        BENCH_OP_GQA, 1, 8, 2, s, s, 64, causal, 0                             \
+        BENCH_OP_GQA, 1, 8, 2, s, s, 64, causal, 0, CLATTN_DTYPE_FP32          \
     }
 #define DECODE(q, kv)                                                          \
     {                                                                          \
-        BENCH_OP_DECODE, 1, 32, 8, q, kv, 128, CLATTN_CAUSAL_BOTTOM_RIGHT, 0   \
+        BENCH_OP_DECODE, 1, 32, 8, q, kv, 128, CLATTN_CAUSAL_BOTTOM_RIGHT, 0,  \
+            CLATTN_DTYPE_FP32                                                  \
     }
 /* SDPA returning its probabilities (the weights): docs/performance.md */
+/* A decode step over a KV cache held in fp16: half the bytes read. */
+#define DECODE_FP16(q, kv)                                                     \
+    {                                                                          \
+        BENCH_OP_DECODE, 1, 32, 8, q, kv, 128, CLATTN_CAUSAL_BOTTOM_RIGHT, 0,  \
+            CLATTN_DTYPE_FP16                                                  \
+    }
 #define SDPA_PROBS(s)                                                          \
     {                                                                          \
-        BENCH_OP_SDPA, 1, 8, 8, s, s, 64, CLATTN_CAUSAL_NONE, 1                \
+        BENCH_OP_SDPA, 1, 8, 8, s, s, 64, CLATTN_CAUSAL_NONE, 1,               \
+            CLATTN_DTYPE_FP32                                                  \
     }
 #define NONE CLATTN_CAUSAL_NONE
 #define CAUSAL CLATTN_CAUSAL_TOP_LEFT
 #define MHA(b, h, s, d)                                                        \
     {                                                                          \
-        BENCH_OP_MHA, b, h, h, s, s, d, NONE, 0                                \
+        BENCH_OP_MHA, b, h, h, s, s, d, NONE, 0, CLATTN_DTYPE_FP32             \
     }
 #define TALKING(b, h, s, d)                                                    \
     {                                                                          \
-        BENCH_OP_TALKING_HEADS, b, h, h, s, s, d, NONE, 0                      \
+        BENCH_OP_TALKING_HEADS, b, h, h, s, s, d, NONE, 0, CLATTN_DTYPE_FP32   \
     }
 
 /* Sized so that the whole suite, peers and the slow paths included, stays
@@ -41,7 +49,7 @@ static const bench_case quick[] = {
     SDPA(256, NONE),        SDPA(512, NONE),    SDPA(1024, NONE),
     SDPA(512, CAUSAL),      SDPA(1024, CAUSAL), GQA(1024, NONE),
     DECODE(1, 2048),        DECODE(1, 8192),    MHA(1, 12, 256, 64),
-    TALKING(1, 8, 196, 48), SDPA_PROBS(1024),
+    TALKING(1, 8, 196, 48), SDPA_PROBS(1024),   DECODE_FP16(1, 8192),
 };
 
 static const bench_case full[] = {
@@ -54,9 +62,9 @@ static const bench_case full[] = {
     SDPA(1024, CAUSAL),
     SDPA(2048, CAUSAL),
     SDPA(4096, CAUSAL),
-    {BENCH_OP_SDPA, 1, 8, 8, 1024, 1024, 128, NONE, 0},
-    {BENCH_OP_SDPA, 1, 8, 8, 2048, 2048, 128, NONE, 0},
-    {BENCH_OP_SDPA, 4, 8, 8, 512, 512, 64, NONE, 0},
+    {BENCH_OP_SDPA, 1, 8, 8, 1024, 1024, 128, NONE, 0, CLATTN_DTYPE_FP32},
+    {BENCH_OP_SDPA, 1, 8, 8, 2048, 2048, 128, NONE, 0, CLATTN_DTYPE_FP32},
+    {BENCH_OP_SDPA, 4, 8, 8, 512, 512, 64, NONE, 0, CLATTN_DTYPE_FP32},
     GQA(1024, NONE),
     GQA(2048, NONE),
     GQA(4096, NONE),
@@ -66,6 +74,7 @@ static const bench_case full[] = {
     DECODE(1, 16384),
     DECODE(8, 4096),
     DECODE(8, 16384),
+    DECODE_FP16(1, 16384),
     SDPA_PROBS(1024),
     SDPA_PROBS(2048),
 };
@@ -75,7 +84,8 @@ static const bench_case full[] = {
    talking-heads at H=16 for the fused/unfused comparison. */
 static const bench_case layers[] = {
     MHA(8, 12, 512, 64),
-    {BENCH_OP_MHA, 8, 12, 12, 512, 512, 64, CLATTN_CAUSAL_NONE, 1},
+    {BENCH_OP_MHA, 8, 12, 12, 512, 512, 64, CLATTN_CAUSAL_NONE, 1,
+     CLATTN_DTYPE_FP32},
     TALKING(8, 8, 784, 48),
     TALKING(1, 16, 784, 24),
 };
@@ -84,23 +94,29 @@ static const bench_case layers[] = {
    S=4096 for head dims 64 and 128, against the bench's peak kernel, and
    decode against long KV caches, against its copy kernel. */
 static const bench_case gpu[] = {
-    {BENCH_OP_SDPA, 1, 16, 16, 4096, 4096, 64, NONE, 0},
-    {BENCH_OP_SDPA, 1, 16, 16, 4096, 4096, 128, NONE, 0},
-    {BENCH_OP_SDPA, 1, 16, 16, 4096, 4096, 64, CAUSAL, 0},
+    {BENCH_OP_SDPA, 1, 16, 16, 4096, 4096, 64, NONE, 0, CLATTN_DTYPE_FP32},
+    {BENCH_OP_SDPA, 1, 16, 16, 4096, 4096, 128, NONE, 0, CLATTN_DTYPE_FP32},
+    {BENCH_OP_SDPA, 1, 16, 16, 4096, 4096, 64, CAUSAL, 0, CLATTN_DTYPE_FP32},
     DECODE(1, 32768),
     DECODE(8, 16384),
+    DECODE_FP16(1, 32768),
 };
 
 /* Tiny shapes, odd sizes included, one of each op: seconds in CTest. */
 static const bench_case smoke[] = {
     MHA(2, 2, 37, 8),
     TALKING(2, 3, 29, 8),
-    {BENCH_OP_SDPA, 1, 2, 2, 64, 64, 16, NONE, 0},
-    {BENCH_OP_SDPA, 2, 2, 2, 33, 47, 16, CAUSAL, 0},
-    {BENCH_OP_GQA, 1, 4, 2, 64, 64, 16, NONE, 0},
-    {BENCH_OP_DECODE, 2, 4, 2, 1, 256, 16, CLATTN_CAUSAL_BOTTOM_RIGHT, 0},
-    {BENCH_OP_SDPA, 1, 2, 2, 40, 52, 16, CLATTN_CAUSAL_NONE, 1},
-    {BENCH_OP_MHA, 2, 2, 2, 37, 37, 8, CLATTN_CAUSAL_NONE, 1},
+    {BENCH_OP_SDPA, 1, 2, 2, 64, 64, 16, NONE, 0, CLATTN_DTYPE_FP32},
+    {BENCH_OP_SDPA, 2, 2, 2, 33, 47, 16, CAUSAL, 0, CLATTN_DTYPE_FP32},
+    {BENCH_OP_GQA, 1, 4, 2, 64, 64, 16, NONE, 0, CLATTN_DTYPE_FP32},
+    {BENCH_OP_DECODE, 2, 4, 2, 1, 256, 16, CLATTN_CAUSAL_BOTTOM_RIGHT, 0,
+     CLATTN_DTYPE_FP32},
+    {BENCH_OP_DECODE, 2, 4, 2, 1, 256, 16, CLATTN_CAUSAL_BOTTOM_RIGHT, 0,
+     CLATTN_DTYPE_FP16},
+    {BENCH_OP_SDPA, 1, 2, 2, 40, 52, 16, CLATTN_CAUSAL_NONE, 1,
+     CLATTN_DTYPE_FP32},
+    {BENCH_OP_MHA, 2, 2, 2, 37, 37, 8, CLATTN_CAUSAL_NONE, 1,
+     CLATTN_DTYPE_FP32},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -179,8 +195,10 @@ void bench_case_label(const bench_case *c, char *dst, size_t cap)
                  c->probs ? "-weights" : "", c->batch, heads, seq,
                  c->heads_q * c->head_dim);
     else
-        snprintf(dst, cap, "%s%s%s b%zu %s %s d%zu", bench_op_name(c->op), mask,
-                 c->probs ? "-probs" : "", c->batch, heads, seq, c->head_dim);
+        snprintf(dst, cap, "%s%s%s b%zu %s %s d%zu%s%s", bench_op_name(c->op),
+                 mask, c->probs ? "-probs" : "", c->batch, heads, seq,
+                 c->head_dim, c->kv_dtype ? " kv-" : "",
+                 c->kv_dtype ? clattn_dtype_name(c->kv_dtype) : "");
 }
 
 void bench_case_desc(const bench_case *c, clattn_sdpa_desc *desc)
@@ -193,6 +211,7 @@ void bench_case_desc(const bench_case *c, clattn_sdpa_desc *desc)
     desc->seq_kv = c->seq_kv;
     desc->head_dim = c->head_dim;
     desc->causal = c->causal;
+    desc->k_dtype = desc->v_dtype = c->kv_dtype;
 }
 
 /* The projections and head mixings of a layer case (0 for SDPA ops). */
@@ -264,6 +283,7 @@ double bench_case_bytes(const bench_case *c)
         return 4.0 *
                (2.0 * (double)c->batch * (double)c->seq_q * e + 4.0 * e * e);
     }
-    return 4.0 * ((double)bench_case_q_elems(c) * 2.0 +
-                  (double)bench_case_kv_elems(c) * 2.0);
+    const double kv_elem = c->kv_dtype == CLATTN_DTYPE_FP32 ? 4.0 : 2.0;
+    return 4.0 * (double)bench_case_q_elems(c) * 2.0 +
+           kv_elem * (double)bench_case_kv_elems(c) * 2.0;
 }

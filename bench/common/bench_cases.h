@@ -27,6 +27,9 @@ typedef struct bench_case {
     /* The call also returns the attention weights: SDPA's probs, MHA's
        head-averaged weights, talking-heads' attn. */
     int probs;
+    /* The element type of K and V on the device (fp32 unless
+       --kv-dtype; the inputs are rounded to it for every peer too). */
+    clattn_dtype kv_dtype;
 } bench_case;
 
 /* "sdpa", "gqa", "decode", "mha", "talking-heads"; bench_op_parse returns

@@ -15,6 +15,59 @@ static void fill(float *x, size_t n, unsigned seed)
     }
 }
 
+/* fp32 to fp16 (IEEE binary16) or bf16 bits, round to nearest even, for
+   the inputs' range (|x| < 2: no overflow, subnormals flushed to zero
+   would be wrong only below 6e-5, which rounding to fp16 handles too). */
+static uint16_t to_half_bits(float x, clattn_dtype dtype)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if (dtype == CLATTN_DTYPE_BF16)
+        return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+    const uint32_t sign = (u >> 16) & 0x8000u;
+    const int exp = (int)((u >> 23) & 0xff) - 112;
+    const uint32_t mant = u & 0x7fffffu;
+    if (exp <= 0) { /* below fp16's normal range: subnormal or zero */
+        const int shift = 14 - exp;
+        if (shift > 24)
+            return (uint16_t)sign;
+        const uint32_t m = mant | 0x800000u, half = m >> shift,
+                       rest = m & ((1u << shift) - 1), mid = 1u << (shift - 1);
+        return (uint16_t)(sign |
+                          (half + (rest > mid || (rest == mid && (half & 1)))));
+    }
+    const uint32_t half = ((uint32_t)exp << 10) | (mant >> 13),
+                   rest = mant & 0x1fffu;
+    return (uint16_t)(sign | (half + (rest > 0x1000u ||
+                                      (rest == 0x1000u && (half & 1)))));
+}
+
+static float from_half_bits(uint16_t h, clattn_dtype dtype)
+{
+    float f;
+    if (dtype == CLATTN_DTYPE_BF16) {
+        const uint32_t u = (uint32_t)h << 16;
+        memcpy(&f, &u, sizeof f);
+        return f;
+    }
+    const uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ffu;
+    f = exp ? ldexpf((float)(mant | 0x400u), (int)exp - 25)
+            : ldexpf((float)mant, -24);
+    return h & 0x8000u ? -f : f;
+}
+
+/* x rounded to dtype in place (what the device will read), and its bits. */
+static uint16_t *round_to_dtype(float *x, size_t n, clattn_dtype dtype)
+{
+    uint16_t *w = malloc(n * sizeof *w);
+    if (w)
+        for (size_t i = 0; i < n; ++i) {
+            w[i] = to_half_bits(x[i], dtype);
+            x[i] = from_half_bits(w[i], dtype);
+        }
+    return w;
+}
+
 int bench_inputs_make(const bench_case *c, bench_inputs *in)
 {
     size_t nq = bench_case_q_elems(c), nkv = bench_case_kv_elems(c);
@@ -28,6 +81,15 @@ int bench_inputs_make(const bench_case *c, bench_inputs *in)
     fill(in->q, nq, 1);
     fill(in->k, nkv, 2);
     fill(in->v, nkv, 3);
+    in->k16 = in->v16 = NULL;
+    if (c->kv_dtype != CLATTN_DTYPE_FP32) {
+        in->k16 = round_to_dtype(in->k, nkv, c->kv_dtype);
+        in->v16 = round_to_dtype(in->v, nkv, c->kv_dtype);
+        if (!in->k16 || !in->v16) {
+            bench_inputs_free(in);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -36,15 +98,18 @@ void bench_inputs_free(bench_inputs *in)
     free(in->q);
     free(in->k);
     free(in->v);
+    free(in->k16);
+    free(in->v16);
     in->q = in->k = in->v = NULL;
+    in->k16 = in->v16 = NULL;
 }
 
-static cl_mem make_buffer(cl_context cl, size_t elems, const float *src,
+static cl_mem make_buffer(cl_context cl, size_t bytes, const void *src,
                           cl_int *err)
 {
     cl_mem_flags flags =
         src ? CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR : CL_MEM_READ_WRITE;
-    return clCreateBuffer(cl, flags, elems * sizeof(float), (void *)src, err);
+    return clCreateBuffer(cl, flags, bytes, (void *)src, err);
 }
 
 int bench_sdpa_setup(bench_sdpa *b, clattn_context *ctx, const bench_case *c,
@@ -62,16 +127,21 @@ int bench_sdpa_setup(bench_sdpa *b, clattn_context *ctx, const bench_case *c,
     bench_case_desc(c, &b->desc);
     size_t nq = bench_case_q_elems(c), nkv = bench_case_kv_elems(c);
     b->out_elems = bench_case_o_elems(c);
-    b->caller_bytes = (nq + 2 * nkv + b->out_elems) * sizeof(float);
+    const int half = c->kv_dtype != CLATTN_DTYPE_FP32;
+    const size_t kv_bytes = nkv * (half ? sizeof(uint16_t) : sizeof(float));
+    b->caller_bytes = (nq + b->out_elems) * sizeof(float) + 2 * kv_bytes;
     cl_int e[5] = {CL_SUCCESS, CL_SUCCESS, CL_SUCCESS, CL_SUCCESS, CL_SUCCESS};
-    cl_mem q = make_buffer(info.cl_ctx, nq, in->q, &e[0]);
-    cl_mem k = make_buffer(info.cl_ctx, nkv, in->k, &e[1]);
-    cl_mem v = make_buffer(info.cl_ctx, nkv, in->v, &e[2]);
-    cl_mem o = make_buffer(info.cl_ctx, b->out_elems, NULL, &e[3]);
+    cl_mem q = make_buffer(info.cl_ctx, nq * sizeof(float), in->q, &e[0]);
+    cl_mem k = make_buffer(info.cl_ctx, kv_bytes,
+                           half ? (const void *)in->k16 : in->k, &e[1]);
+    cl_mem v = make_buffer(info.cl_ctx, kv_bytes,
+                           half ? (const void *)in->v16 : in->v, &e[2]);
+    cl_mem o =
+        make_buffer(info.cl_ctx, b->out_elems * sizeof(float), NULL, &e[3]);
     if (c->probs) {
         const size_t np = c->batch * c->heads_q * c->seq_q * c->seq_kv;
         size_t dp[4] = {c->batch, c->heads_q, c->seq_q, c->seq_kv};
-        cl_mem pm = make_buffer(info.cl_ctx, np, NULL, &e[4]);
+        cl_mem pm = make_buffer(info.cl_ctx, np * sizeof(float), NULL, &e[4]);
         clattn_tensor_contiguous(&b->t.probs, pm, 0, dp);
         b->caller_bytes += np * sizeof(float);
     }

@@ -6,15 +6,21 @@
 
 #include "bench_cases.h"
 
+#include <stdint.h>
+
 #include <clattn/clattn.h>
 
 /* Q, K, V as contiguous [batch][heads][seq][dim] host arrays. */
 typedef struct bench_inputs {
     float *q, *k, *v;
+    /* K and V as the device reads them when the case's kv_dtype is fp16
+       or bf16 (k and v then hold the same values widened back); NULL
+       for fp32. */
+    uint16_t *k16, *v16;
 } bench_inputs;
 
-/* Uniform in [-2, 2), the same for every run and device. Returns -1 when
-   out of memory. */
+/* Uniform in [-2, 2), the same for every run and device; K and V rounded
+   to the case's kv_dtype. Returns -1 when out of memory. */
 int bench_inputs_make(const bench_case *c, bench_inputs *in);
 void bench_inputs_free(bench_inputs *in);
 

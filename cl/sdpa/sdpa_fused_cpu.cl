@@ -22,6 +22,7 @@
 /* FC_* and FD_* (tiles, rows per work-item, compensation lengths) and
    FC_DVC come from sdpa_fused_params.clh, which the host reads too. */
 #ifndef CLATTN_EMBEDDED
+#include "../core/kv_dtype.clh"
 #include "../core/sdpa_fused_common.clh"
 #include "sdpa_fused_params.clh"
 #endif
@@ -31,8 +32,8 @@
    head_dim_v are zeros. K is copied unscaled: the scale multiplies q.k, as
    on the unfused path, so a large scale cannot overflow k * scale where
    the score itself is finite. */
-__kernel void fused_pack_kv(__global const float *k, ulong k_off, ulong k_sb,
-                            ulong k_sh, ulong k_ss, __global const float *v,
+__kernel void fused_pack_kv(__global const K_ELEM *k, ulong k_off, ulong k_sb,
+                            ulong k_sh, ulong k_ss, __global const V_ELEM *v,
                             ulong v_off, ulong v_sb, ulong v_sh, ulong v_ss,
                             __global float *kp, __global float *vp,
                             uint heads_kv, uint seq_kv, uint head_dim,
@@ -44,15 +45,15 @@ __kernel void fused_pack_kv(__global const float *k, ulong k_off, ulong k_sb,
     const uint b = bhk / heads_kv, hk = bhk % heads_kv;
     const int valid = j < seq_kv;
     const uint jr = valid ? j : 0;
-    __global const float *krow = k + k_off + b * k_sb + hk * k_sh + jr * k_ss;
-    __global const float *vrow = v + v_off + b * v_sb + hk * v_sh + jr * v_ss;
+    __global const K_ELEM *krow = k + k_off + b * k_sb + hk * k_sh + jr * k_ss;
+    __global const V_ELEM *vrow = v + v_off + b * v_sb + hk * v_sh + jr * v_ss;
     __global float *kb =
         kp + ((ulong)bhk * nblk + j / FC_BK) * head_dim * FC_BK + j % FC_BK;
     for (uint d = 0; d < head_dim; ++d)
-        kb[(ulong)d * FC_BK] = valid ? krow[d] : 0.0f;
+        kb[(ulong)d * FC_BK] = valid ? K_LOAD(krow, d) : 0.0f;
     __global float *vr = vp + ((ulong)bhk * nblk * FC_BK + j) * dv_pad;
     for (uint c = 0; c < dv_pad; ++c)
-        vr[c] = valid && c < head_dim_v ? vrow[c] : 0.0f;
+        vr[c] = valid && c < head_dim_v ? V_LOAD(vrow, c) : 0.0f;
 }
 
 /* ACC[t][c] += SCALAR * vload16(c, ROW) for c < 4, over x < N, for
@@ -692,8 +693,8 @@ static inline void decode_rows(FUSED_INPLACE_KERNEL_PARAMS,
             fused_key_end(kv_valid, causal,
                           fused_causal_last(i_last, causal_shift)));
     const uint dc = (head_dim + 15) / 16, dvc = (head_dim_v + 15) / 16;
-    __global const float *kh = k + k_off + b * k_sb + hk * k_sh;
-    __global const float *vh = v + v_off + b * v_sb + hk * v_sh;
+    __global const K_ELEM *kh = k + k_off + b * k_sb + hk * k_sh;
+    __global const V_ELEM *vh = v + v_off + b * v_sb + hk * v_sh;
 
     /* acc: a plain running P V over at most FD_FOLD_KEYS keys, then folded
        into outer with Kahan compensation comp (a plain sum over a whole
@@ -723,12 +724,12 @@ static inline void decode_rows(FUSED_INPLACE_KERNEL_PARAMS,
            are multiples of 16), so they read the last valid key. */
         float s[FD_ROWS][16];
         for (uint t = 0; t < 16; ++t) {
-            __global const float *krow = kh + min(j0 + t, key_end - 1) * k_ss;
+            __global const K_ELEM *krow = kh + min(j0 + t, key_end - 1) * k_ss;
             float16 dot[FD_ROWS];
             for (uint r = 0; r < FD_ROWS; ++r)
                 dot[r] = (float16)0.0f;
             for (uint c = 0; c < dc; ++c) {
-                const float16 kc = fused_load16(krow, c, head_dim);
+                const float16 kc = k_load16(krow, c, head_dim);
                 for (uint r = 0; r < rows; ++r)
                     dot[r] = fma(qv[r][c], kc, dot[r]);
             }
@@ -766,9 +767,9 @@ static inline void decode_rows(FUSED_INPLACE_KERNEL_PARAMS,
         }
         const uint n = min(16u, key_end - j0);
         for (uint t = 0; t < n; ++t) {
-            __global const float *vrow = vh + (j0 + t) * v_ss;
+            __global const V_ELEM *vrow = vh + (j0 + t) * v_ss;
             for (uint c = 0; c < dvc; ++c) {
-                const float16 vc = fused_load16(vrow, c, head_dim_v);
+                const float16 vc = v_load16(vrow, c, head_dim_v);
                 for (uint r = 0; r < rows; ++r)
                     acc[r][c] = fma((float16)p[r][t], vc, acc[r][c]);
             }

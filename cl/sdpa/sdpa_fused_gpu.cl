@@ -43,6 +43,7 @@
      (seq_q of 1 to a few) still fills the group's rows. The host takes it
      when group > 1 and seq_q is below the configuration's FG_BM. */
 #ifndef CLATTN_EMBEDDED
+#include "../core/kv_dtype.clh"
 #include "../core/sdpa_fused_common.clh"
 #include "sdpa_fused_params.clh" /* FG_* */
 #endif
@@ -133,6 +134,27 @@ void fg_stage(__local float *tile, __global const float *src, ulong stride,
         const uint t = e / FG_D, d = e % FG_D;
         tile[t * FG_DS + d] =
             t < count && d < width ? src[t * stride + d] : 0.0f;
+    }
+}
+
+/* The same for K and V in their element types (kv_dtype.clh). */
+void fg_stage_k(__local float *tile, __global const K_ELEM *src, ulong stride,
+                uint rows, uint count, uint width, uint lid)
+{
+    for (uint e = lid; e < rows * FG_D; e += FG_WG) {
+        const uint t = e / FG_D, d = e % FG_D;
+        tile[t * FG_DS + d] =
+            t < count && d < width ? K_LOAD(src, t * stride + d) : 0.0f;
+    }
+}
+
+void fg_stage_v(__local float *tile, __global const V_ELEM *src, ulong stride,
+                uint rows, uint count, uint width, uint lid)
+{
+    for (uint e = lid; e < rows * FG_D; e += FG_WG) {
+        const uint t = e / FG_D, d = e % FG_D;
+        tile[t * FG_DS + d] =
+            t < count && d < width ? V_LOAD(src, t * stride + d) : 0.0f;
     }
 }
 
@@ -284,8 +306,8 @@ void fg_stage_q(__local float *tile, __global const float *qb, ulong q_sh,
             min(key_begin + split_keys,                                        \
                 fused_key_end(kv_valid, causal,                                \
                               fused_causal_last(last_row, causal_shift)));     \
-        __global const float *kh = k + k_off + b * k_sb + hk * k_sh;           \
-        __global const float *vh = v + v_off + b * v_sb + hk * v_sh;           \
+        __global const K_ELEM *kh = k + k_off + b * k_sb + hk * k_sh;          \
+        __global const V_ELEM *vh = v + v_off + b * v_sb + hk * v_sh;          \
                                                                                \
         if ((GQA))                                                             \
             fg_stage_q(qt, q + q_off + b * q_sb, q_sh, q_ss, h0, i0, group,    \
@@ -320,8 +342,8 @@ void fg_stage_q(__local float *tile, __global const float *qb, ulong q_sh,
         for (uint j0 = key_begin; j0 < key_end; j0 += FG_BN) {                 \
             const uint n = min((uint)FG_BN, key_end - j0);                     \
             barrier(CLK_LOCAL_MEM_FENCE); /* the previous tile is consumed */  \
-            fg_stage(kt, kh + j0 * k_ss, k_ss, FG_BN, n, head_dim, lid);       \
-            fg_stage(vt, vh + j0 * v_ss, v_ss, FG_BN, n, head_dim_v, lid);     \
+            fg_stage_k(kt, kh + j0 * k_ss, k_ss, FG_BN, n, head_dim, lid);     \
+            fg_stage_v(vt, vh + j0 * v_ss, v_ss, FG_BN, n, head_dim_v, lid);   \
             barrier(CLK_LOCAL_MEM_FENCE);                                      \
                                                                                \
             float s[FG_TM][FG_TN];                                             \

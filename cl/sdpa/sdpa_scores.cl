@@ -19,6 +19,7 @@
    The score view's offset is signed: for a scratch chunk it is shifted
    back so that the chunk's first row lands at element 0. */
 #ifndef CLATTN_EMBEDDED
+#include "../core/kv_dtype.clh" /* K_ELEM, K_LOAD */
 #include "../core/philox.clh"
 #include "sdpa_unfused_params.clh" /* UT_* */
 #endif
@@ -50,7 +51,7 @@ static float finish_score(float dot, uint i, uint j, int masked, ulong m_row,
 
 __kernel __attribute__((reqd_work_group_size(UT_SIDE, UT_SIDE, 1))) void
 sdpa_scores(__global const float *q, ulong q_off, ulong q_sb, ulong q_sh,
-            ulong q_ss, __global const float *k, ulong k_off, ulong k_sb,
+            ulong q_ss, __global const K_ELEM *k, ulong k_off, ulong k_sb,
             ulong k_sh, ulong k_ss, __global float *s, long s_off, ulong s_sb,
             ulong s_sh, ulong s_ss, __global const uchar *mask_bool,
             __global const float *mask_add, ulong m_off, ulong m_sb, ulong m_sh,
@@ -76,7 +77,7 @@ sdpa_scores(__global const float *q, ulong q_off, ulong q_sb, ulong q_sh,
                              (causal && (long)j0 > last_row + causal_shift);
 
     __global const float *qhead = q + q_off + b * q_sb + h * q_sh;
-    __global const float *khead = k + k_off + b * k_sb + hk * k_sh;
+    __global const K_ELEM *khead = k + k_off + b * k_sb + hk * k_sh;
     float acc[UT_MICRO][UT_MICRO];
     for (int r = 0; r < UT_MICRO; ++r)
         for (int c = 0; c < UT_MICRO; ++c)
@@ -91,8 +92,9 @@ sdpa_scores(__global const float *q, ulong q_off, ulong q_sb, ulong q_sh,
                     ? qhead[(q_begin + r0 + row) * q_ss + d0 + f]
                     : 0.0f;
             k_tile[f * UT_STRIDE + row] =
-                in_f && j0 + row < seq_kv ? khead[(j0 + row) * k_ss + d0 + f]
-                                          : 0.0f;
+                in_f && j0 + row < seq_kv
+                    ? K_LOAD(khead, (j0 + row) * k_ss + d0 + f)
+                    : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int f = 0; f < UT_DEPTH; ++f) {
@@ -143,7 +145,7 @@ sdpa_scores(__global const float *q, ulong q_off, ulong q_sb, ulong q_sh,
    (sdpa_unfused.c). */
 __kernel void sdpa_scores_direct(
     __global const float *q, ulong q_off, ulong q_sb, ulong q_sh, ulong q_ss,
-    __global const float *k, ulong k_off, ulong k_sb, ulong k_sh, ulong k_ss,
+    __global const K_ELEM *k, ulong k_off, ulong k_sb, ulong k_sh, ulong k_ss,
     __global float *s, long s_off, ulong s_sb, ulong s_sh, ulong s_ss,
     __global const uchar *mask_bool, __global const float *mask_add,
     ulong m_off, ulong m_sb, ulong m_sh, ulong m_ss,
@@ -161,7 +163,7 @@ __kernel void sdpa_scores_direct(
     /* Out-of-range rows and keys read the last valid one, and are not
        stored: the loop stays branch-free. */
     __global const float *qrow[DIRECT_ROWS];
-    __global const float *krow[DIRECT_KEYS];
+    __global const K_ELEM *krow[DIRECT_KEYS];
     for (int r = 0; r < DIRECT_ROWS; ++r) {
         uint i = q_begin + min(r0 + r, q_count - 1);
         qrow[r] = q + q_off + b * q_sb + h * q_sh + i * q_ss;
@@ -180,7 +182,7 @@ __kernel void sdpa_scores_direct(
         for (int r = 0; r < DIRECT_ROWS; ++r)
             qv[r] = qrow[r][d];
         for (int c = 0; c < DIRECT_KEYS; ++c)
-            kv[c] = krow[c][d];
+            kv[c] = K_LOAD(krow[c], d);
         for (int r = 0; r < DIRECT_ROWS; ++r)
             for (int c = 0; c < DIRECT_KEYS; ++c)
                 acc[r][c] = fma(qv[r], kv[c], acc[r][c]);

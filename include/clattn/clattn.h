@@ -220,6 +220,18 @@ typedef enum clattn_mask_type {
     CLATTN_MASK_ADDITIVE = 2 /* float, added to the scaled scores */
 } clattn_mask_type;
 
+/* Element types of a tensor in device memory. Arithmetic is fp32 whatever
+   the storage: fp16 (IEEE binary16) and bf16 (the upper half of an fp32)
+   are widened exactly when loaded. */
+typedef enum clattn_dtype {
+    CLATTN_DTYPE_FP32 = 0,
+    CLATTN_DTYPE_FP16 = 1,
+    CLATTN_DTYPE_BF16 = 2
+} clattn_dtype;
+
+/* A static, never-NULL name: "fp32", "fp16", "bf16", or "unknown". */
+CLATTN_API const char *clattn_dtype_name(clattn_dtype dtype);
+
 typedef struct clattn_sdpa_desc {
     size_t struct_size; /* sizeof, set by _init; 0 = this layout */
     size_t batch, heads_q, heads_kv, seq_q, seq_kv, head_dim, head_dim_v;
@@ -235,6 +247,13 @@ typedef struct clattn_sdpa_desc {
        The oldest layout ends before it: a struct_size of
        offsetof(clattn_sdpa_desc, key_lengths) reads it as NULL. */
     const int32_t *key_lengths;
+    /* Added: the element types of the K and V views of clattn_sdpa (a KV
+       cache kept in half precision: half the bytes a decode step reads).
+       0 = fp32, so older layouts read fp32. Q, mask, out, probs and lse
+       stay fp32; the host entry point takes fp32 arrays only (another
+       type there is CLATTN_ERROR_UNSUPPORTED). Strides and offsets of a
+       view count its own elements. */
+    clattn_dtype k_dtype, v_dtype;
 } clattn_sdpa_desc;
 
 /* Zeroes and sets struct_size; heads_kv 0 = heads_q, head_dim_v 0 =

@@ -42,17 +42,17 @@ typedef struct program_spec {
 
 static const program_spec program_specs[PROGRAM_COUNT] = {
     [PROGRAM_SDPA_UNFUSED] = {"sdpa_unfused",
-                              {"core/philox.clh",
+                              {"core/philox.clh", "core/kv_dtype.clh",
                                "sdpa/sdpa_unfused_params.clh",
                                "sdpa/sdpa_scores.cl", "sdpa/sdpa_softmax.cl",
                                "sdpa/sdpa_pv.cl", NULL}},
     [PROGRAM_SDPA_FUSED_CPU] =
         {"sdpa_fused_cpu",
-         {"core/philox.clh", "sdpa/sdpa_fused_params.clh",
+         {"core/philox.clh", "core/kv_dtype.clh", "sdpa/sdpa_fused_params.clh",
           "core/sdpa_fused_common.clh", "sdpa/sdpa_fused_cpu.cl",
           "sdpa/sdpa_fused_merge.cl", "sdpa/sdpa_unfused_cpu.cl", NULL}},
     [PROGRAM_SDPA_FUSED_GPU] = {"sdpa_fused_gpu",
-                                {"core/philox.clh",
+                                {"core/philox.clh", "core/kv_dtype.clh",
                                  "sdpa/sdpa_fused_params.clh",
                                  "core/sdpa_fused_common.clh",
                                  "sdpa/sdpa_fused_gpu.cl",

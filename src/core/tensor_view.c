@@ -121,7 +121,7 @@ clattn_status view_check(clattn_context *ctx, const char *name,
 
 int views_intersect(const checked_view *a, const checked_view *b)
 {
-    /* Byte ranges: a bool mask counts bytes, the others floats. Both ends
+    /* Byte ranges, each view in its own element size. Both ends
        were checked for overflow in view_check. */
     return a->buffer && a->buffer == b->buffer &&
            a->first * a->elem_size < b->end * b->elem_size &&

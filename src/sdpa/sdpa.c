@@ -86,6 +86,13 @@ clattn_status clattn_sdpa_host(clattn_context *ctx,
     clattn_status s = sdpa_problem_init(ctx, desc, &p);
     if (s != CLATTN_SUCCESS)
         return s;
+    if (p.k_dtype != CLATTN_DTYPE_FP32 || p.v_dtype != CLATTN_DTYPE_FP32)
+        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                         "clattn_sdpa_host takes fp32 arrays (k_dtype %s, "
+                         "v_dtype %s): other K/V types run on device "
+                         "buffers, through clattn_sdpa",
+                         clattn_dtype_name(p.k_dtype),
+                         clattn_dtype_name(p.v_dtype));
     if (!q || !k || !v || !out)
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT, "%s is NULL",
                          !q   ? "q"

@@ -123,8 +123,13 @@ static clattn_status gpu_try_config(clattn_context *ctx, const gpu_tiles *t,
 {
     const size_t wg = gpu_tiles_wg(t);
     const char *name = plan->gqa_rows ? "fused_gpu_decode" : "fused_gpu_flash";
-    char options[128];
+    char options[192];
     gpu_tiles_options(t, plan->gqa_rows, options, sizeof options);
+    if (plan->kv_options[0]) {
+        const size_t used = strlen(options);
+        snprintf(options + used, sizeof options - used, " %s",
+                 plan->kv_options);
+    }
     cl_kernel kernel = NULL;
     *fits = 0;
     clattn_status s = program_kernel_variant(ctx, PROGRAM_SDPA_FUSED_GPU,
@@ -604,12 +609,14 @@ static clattn_status create_kernels(clattn_context *ctx,
     program_id prog = variant == CLATTN_SDPA_PATH_FUSED_GPU
                           ? PROGRAM_SDPA_FUSED_GPU
                           : PROGRAM_SDPA_FUSED_CPU;
+    sdpa_kv_options(p, k->kv_options, sizeof k->kv_options);
+    const char *kv = k->kv_options;
     /* The GPU kernel is a build variant per head dim: plan_gpu gets it. */
     const char *cpu_name = !cpu_decode(p, probs) ? "fused_cpu_rows"
                            : p->group > 1        ? "fused_cpu_decode_gqa"
                                                  : "fused_cpu_decode";
     if (prog == PROGRAM_SDPA_FUSED_CPU &&
-        (s = program_kernel(ctx, prog, cpu_name, &k->attention)))
+        (s = program_kernel_variant(ctx, prog, kv, cpu_name, &k->attention)))
         return s;
     if (prog == PROGRAM_SDPA_FUSED_CPU && probs &&
         ((s = program_kernel(ctx, prog, "fused_cpu_weights", &k->weights)) ||
@@ -618,7 +625,7 @@ static clattn_status create_kernels(clattn_context *ctx,
     if ((s = program_kernel(ctx, prog, "fused_merge", &k->merge)))
         return s;
     if (prog == PROGRAM_SDPA_FUSED_CPU &&
-        (s = program_kernel(ctx, prog, "fused_pack_kv", &k->pack)))
+        (s = program_kernel_variant(ctx, prog, kv, "fused_pack_kv", &k->pack)))
         return s;
     return CLATTN_SUCCESS;
 }
@@ -724,11 +731,10 @@ static clattn_status enqueue_all(clattn_context *ctx, cl_command_queue queue,
     const int gpu = plan->kind == FUSED_GPU_TILES;
     const size_t units0 = div_up(unit_rows(p, plan), plan->rows_per_unit);
     const size_t dim0 = gpu ? units0 * plan->wg : units0;
-    s = enqueue_chunks(ctx, queue, k->attention, "fused attention", bh_arg,
-                       units_of(p, plan), dim0,
-                       plan->kind == FUSED_GPU_TILES ? plan->wg : 1,
-                       plan->nsplit, packed ? 1 : num_wait,
-                       packed ? &packed : wait, &attended);
+    s = enqueue_chunks(
+        ctx, queue, k->attention, "fused attention", bh_arg, units_of(p, plan),
+        dim0, plan->kind == FUSED_GPU_TILES ? plan->wg : 1, plan->nsplit,
+        packed ? 1 : num_wait, packed ? &packed : wait, &attended);
     if (packed)
         clReleaseEvent(packed);
     if (s)

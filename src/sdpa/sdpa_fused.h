@@ -25,6 +25,9 @@ typedef struct fused_plan {
        per (batch, K/V head)) and read its K/V once for all of them, not
        the rows of one query head. */
     int gqa_rows;
+    /* The build options of the K/V element types (sdpa_kv_options): every
+       kernel that reads K or V in place, and the pack, comes from it. */
+    char kv_options[64];
     size_t nsplit, split_keys;
     size_t nblk, dv_pad; /* CPU rows: packed K/V geometry */
     /* probs requested (CPU rows only), by one of two plans:

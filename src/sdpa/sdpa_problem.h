@@ -18,7 +18,16 @@ typedef struct sdpa_problem {
     float drop_scale;       /* 1 / (1 - p) */
     uint64_t drop_seed, drop_offset;
     const int32_t *key_lengths;
+    clattn_dtype k_dtype, v_dtype;
 } sdpa_problem;
+
+/* Bytes per element of a dtype (validated: fp32, fp16 or bf16). */
+size_t sdpa_dtype_size(clattn_dtype dtype);
+
+/* The build options of the K/V element types ("" for fp32 K and V, the
+   default build; else "-DK_DTYPE=.. -DV_DTYPE=..", cl/core/kv_dtype.clh)
+   into buf: every kernel that reads K or V is taken from that build. */
+void sdpa_kv_options(const sdpa_problem *p, char *buf, size_t cap);
 
 /* Validates desc (pointers, enums, shapes, overflow, mask broadcast, key
    lengths, dropout p) into p. */

