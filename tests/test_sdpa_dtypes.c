@@ -12,6 +12,7 @@
 #include "test_util.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -487,6 +488,26 @@ static void validation(clattn_context *ctx)
     CHECK(written == 0 && guarded_intact(host_out, in.n_out),
           "host out written by a refused call");
     guarded_free(host_out);
+
+    /* A caller built against the layout before k_dtype and v_dtype: the
+       bytes past its struct_size are not read (they hold garbage here),
+       so K and V are fp32. */
+    {
+        clattn_sdpa_desc old = in.desc;
+        old.struct_size = offsetof(clattn_sdpa_desc, k_dtype);
+        old.k_dtype = old.v_dtype = (clattn_dtype)77;
+        float *o32 = guarded_alloc(in.n_out);
+        s = clattn_sdpa_host(ctx, &old, in.q, in.k, in.v, NULL, o32, NULL);
+        CHECK_SUCCESS(ctx, s, "%s", "the layout before the dtype fields");
+        double *want = malloc(in.n_out * sizeof *want);
+        ref_sdpa(&in.desc, in.q, in.k, in.v, NULL, want, NULL, NULL);
+        CHECK(s != CLATTN_SUCCESS || compare_close("old layout", o32, want,
+                                                   in.n_out, TOL_ATOL,
+                                                   TOL_RTOL) == 0,
+              "the layout before the dtype fields computes in fp32");
+        free(want);
+        guarded_free(o32);
+    }
 
     CHECK(strcmp(clattn_dtype_name(CLATTN_DTYPE_FP16), "fp16") == 0 &&
               strcmp(clattn_dtype_name(CLATTN_DTYPE_BF16), "bf16") == 0 &&
