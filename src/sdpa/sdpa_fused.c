@@ -609,7 +609,10 @@ static clattn_status create_kernels(clattn_context *ctx,
     program_id prog = variant == CLATTN_SDPA_PATH_FUSED_GPU
                           ? PROGRAM_SDPA_FUSED_GPU
                           : PROGRAM_SDPA_FUSED_CPU;
-    sdpa_kv_options(p, k->kv_options, sizeof k->kv_options);
+    if (prog == PROGRAM_SDPA_FUSED_CPU)
+        sdpa_kv_options_cpu(p, k->kv_options, sizeof k->kv_options);
+    else
+        sdpa_kv_options(p, k->kv_options, sizeof k->kv_options);
     const char *kv = k->kv_options;
     /* The GPU kernel is a build variant per head dim: plan_gpu gets it. */
     const char *cpu_name = !cpu_decode(p, probs) ? "fused_cpu_rows"

@@ -29,6 +29,10 @@ size_t sdpa_dtype_size(clattn_dtype dtype);
    into buf: every kernel that reads K or V is taken from that build. */
 void sdpa_kv_options(const sdpa_problem *p, char *buf, size_t cap);
 
+/* The same for the CPU-class program (PROGRAM_SDPA_FUSED_CPU): fp16 loads
+   through vload_half there (-DKV_HALF_NATIVE=1). */
+void sdpa_kv_options_cpu(const sdpa_problem *p, char *buf, size_t cap);
+
 /* Validates desc (pointers, enums, shapes, overflow, mask broadcast, key
    lengths, dropout p) into p. */
 clattn_status sdpa_problem_init(clattn_context *ctx,

@@ -344,7 +344,10 @@ static clattn_status create_kernels(clattn_context *ctx, const sdpa_problem *p,
 {
     clattn_status s;
     char kv[64];
-    sdpa_kv_options(p, kv, sizeof kv);
+    if (k->cpu)
+        sdpa_kv_options_cpu(p, kv, sizeof kv);
+    else
+        sdpa_kv_options(p, kv, sizeof kv);
     if (k->cpu) {
         const program_id prog = PROGRAM_SDPA_FUSED_CPU;
         if ((s = program_kernel_variant(ctx, prog, kv, "fused_pack_kv",

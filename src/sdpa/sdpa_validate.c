@@ -42,6 +42,16 @@ void sdpa_kv_options(const sdpa_problem *p, char *buf, size_t cap)
                  (int)p->v_dtype);
 }
 
+void sdpa_kv_options_cpu(const sdpa_problem *p, char *buf, size_t cap)
+{
+    sdpa_kv_options(p, buf, cap);
+    if (p->k_dtype == CLATTN_DTYPE_FP16 || p->v_dtype == CLATTN_DTYPE_FP16) {
+        const size_t used = strlen(buf);
+        snprintf(buf + used, cap > used ? cap - used : 0, "%s",
+                 " -DKV_HALF_NATIVE=1");
+    }
+}
+
 void sdpa_dims_q(const sdpa_problem *p, size_t d[4])
 {
     d[0] = p->batch, d[1] = p->heads_q, d[2] = p->seq_q, d[3] = p->head_dim;
