@@ -126,37 +126,24 @@ float fg_lanes_sum(float x)
 
 /* Rows [row0, row0 + rows) of a [rows][FG_DS] tile from a strided
    tensor: element (t, d) from src[t * stride + d] for d < width, else 0
-   (rows past count are zero too). Every work-item of the group calls it. */
-void fg_stage(__local float *tile, __global const float *src, ulong stride,
-              uint rows, uint count, uint width, uint lid)
-{
-    for (uint e = lid; e < rows * FG_D; e += FG_WG) {
-        const uint t = e / FG_D, d = e % FG_D;
-        tile[t * FG_DS + d] =
-            t < count && d < width ? src[t * stride + d] : 0.0f;
+   (rows past count are zero too). Every work-item of the group calls it.
+   fg_stage reads floats (Q), fg_stage_k and fg_stage_v K and V in their
+   element types (kv_dtype.clh). */
+#define FG_STAGE_FN(NAME, ELEM, LOAD)                                          \
+    void NAME(__local float *tile, __global const ELEM *src, ulong stride,     \
+              uint rows, uint count, uint width, uint lid)                     \
+    {                                                                          \
+        for (uint e = lid; e < rows * FG_D; e += FG_WG) {                      \
+            const uint t = e / FG_D, d = e % FG_D;                             \
+            tile[t * FG_DS + d] = t < count && d < width                       \
+                                      ? LOAD(src, t * stride + d)              \
+                                      : 0.0f;                                  \
+        }                                                                      \
     }
-}
-
-/* The same for K and V in their element types (kv_dtype.clh). */
-void fg_stage_k(__local float *tile, __global const K_ELEM *src, ulong stride,
-                uint rows, uint count, uint width, uint lid)
-{
-    for (uint e = lid; e < rows * FG_D; e += FG_WG) {
-        const uint t = e / FG_D, d = e % FG_D;
-        tile[t * FG_DS + d] =
-            t < count && d < width ? K_LOAD(src, t * stride + d) : 0.0f;
-    }
-}
-
-void fg_stage_v(__local float *tile, __global const V_ELEM *src, ulong stride,
-                uint rows, uint count, uint width, uint lid)
-{
-    for (uint e = lid; e < rows * FG_D; e += FG_WG) {
-        const uint t = e / FG_D, d = e % FG_D;
-        tile[t * FG_DS + d] =
-            t < count && d < width ? V_LOAD(src, t * stride + d) : 0.0f;
-    }
-}
+#define FG_LOAD_FLOAT(p, i) ((p)[i])
+FG_STAGE_FN(fg_stage, float, FG_LOAD_FLOAT)
+FG_STAGE_FN(fg_stage_k, K_ELEM, K_LOAD)
+FG_STAGE_FN(fg_stage_v, V_ELEM, V_LOAD)
 
 /* Features d0 .. d0 + 3 of a row of width features (those below it). */
 void fg_store4(__global float *row, uint d0, uint width, float4 x)
