@@ -254,8 +254,8 @@ static void put_specials(clattn_dtype dtype, uint16_t *w, float *xf, size_t n,
         /* Spread over the rows: every 7th element. */
         const size_t at = (i * 7 * 131) % n;
         w[at] = dtype == CLATTN_DTYPE_FP16 ? fp16[i] : bf16[i];
-        xf[at] = dtype == CLATTN_DTYPE_FP16 ? from_fp16(w[at])
-                                            : from_bf16(w[at]);
+        xf[at] =
+            dtype == CLATTN_DTYPE_FP16 ? from_fp16(w[at]) : from_bf16(w[at]);
     }
 }
 
@@ -501,9 +501,9 @@ static void validation(clattn_context *ctx)
         CHECK_SUCCESS(ctx, s, "%s", "the layout before the dtype fields");
         double *want = malloc(in.n_out * sizeof *want);
         ref_sdpa(&in.desc, in.q, in.k, in.v, NULL, want, NULL, NULL);
-        CHECK(s != CLATTN_SUCCESS || compare_close("old layout", o32, want,
-                                                   in.n_out, TOL_ATOL,
-                                                   TOL_RTOL) == 0,
+        CHECK(s != CLATTN_SUCCESS ||
+                  compare_close("old layout", o32, want, in.n_out, TOL_ATOL,
+                                TOL_RTOL) == 0,
               "the layout before the dtype fields computes in fp32");
         free(want);
         guarded_free(o32);

@@ -43,8 +43,8 @@ static int emit(const char *dir, program_id id, unsigned head_dim, int decode,
     char *source = NULL;
     const char *suffix = decode ? "_decode" : "";
     if (head_dim)
-        snprintf(name, sizeof name, "%s%s%s@d%u", program_name(id), suffix,
-                 tag, head_dim);
+        snprintf(name, sizeof name, "%s%s%s@d%u", program_name(id), suffix, tag,
+                 head_dim);
     else
         snprintf(name, sizeof name, "%s%s%s", program_name(id), suffix, tag);
     if (program_offline_inputs(id, extra, &source, options, sizeof options)) {
