@@ -7,6 +7,7 @@
    fp32 call itself is checked against the double reference. Then the
    validation: a dtype out of range, views measured in their own element
    size, and the host entry point refusing 16-bit K/V, nothing written. */
+#include "kv_convert.h"
 #include "reference.h"
 #include "sdpa_case.h"
 #include "test_util.h"
@@ -18,84 +19,6 @@
 #include <string.h>
 
 static const float SENTINEL = -12345.0f;
-
-/* fp32 to IEEE binary16, round to nearest even (finite inputs of the
-   tests' range; overflow goes to inf). */
-static uint16_t to_fp16(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    const uint32_t sign = (u >> 16) & 0x8000u;
-    const int exp = (int)((u >> 23) & 0xff) - 127 + 15;
-    uint32_t mant = u & 0x7fffffu;
-    if (exp >= 31)
-        return (uint16_t)(sign | 0x7c00u);
-    if (exp <= 0) { /* subnormal or zero */
-        if (exp < -10)
-            return (uint16_t)sign;
-        mant |= 0x800000u;
-        const int shift = 14 - exp;
-        uint32_t half = mant >> shift;
-        const uint32_t rest = mant & ((1u << shift) - 1),
-                       mid = 1u << (shift - 1);
-        if (rest > mid || (rest == mid && (half & 1)))
-            ++half;
-        return (uint16_t)(sign | half);
-    }
-    uint32_t half = ((uint32_t)exp << 10) | (mant >> 13);
-    const uint32_t rest = mant & 0x1fffu;
-    if (rest > 0x1000u || (rest == 0x1000u && (half & 1)))
-        ++half; /* may carry into the exponent: still correct */
-    return (uint16_t)(sign | half);
-}
-
-static float from_fp16(uint16_t h)
-{
-    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    const uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ffu;
-    float f;
-    if (exp == 0)
-        f = ldexpf((float)mant, -24);
-    else if (exp == 31)
-        f = mant ? NAN : INFINITY;
-    else
-        f = ldexpf((float)(mant | 0x400u), (int)exp - 25);
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    u |= sign;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static uint16_t to_bf16(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    u += 0x7fffu + ((u >> 16) & 1); /* round to nearest even */
-    return (uint16_t)(u >> 16);
-}
-
-static float from_bf16(uint16_t b)
-{
-    const uint32_t u = (uint32_t)b << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-/* Rounds x (n values) to dtype in place, and returns the 16-bit words
-   (NULL for fp32). */
-static uint16_t *round_to(clattn_dtype dtype, float *x, size_t n)
-{
-    if (dtype == CLATTN_DTYPE_FP32)
-        return NULL;
-    uint16_t *w = malloc(n * sizeof *w);
-    for (size_t i = 0; i < n; ++i) {
-        w[i] = dtype == CLATTN_DTYPE_FP16 ? to_fp16(x[i]) : to_bf16(x[i]);
-        x[i] = dtype == CLATTN_DTYPE_FP16 ? from_fp16(w[i]) : from_bf16(w[i]);
-    }
-    return w;
-}
 
 static cl_mem upload(cl_context cl, const void *host, size_t bytes)
 {
@@ -254,8 +177,8 @@ static void put_specials(clattn_dtype dtype, uint16_t *w, float *xf, size_t n,
         /* Spread over the rows: every 7th element. */
         const size_t at = (i * 7 * 131) % n;
         w[at] = dtype == CLATTN_DTYPE_FP16 ? fp16[i] : bf16[i];
-        xf[at] =
-            dtype == CLATTN_DTYPE_FP16 ? from_fp16(w[at]) : from_bf16(w[at]);
+        xf[at] = dtype == CLATTN_DTYPE_FP16 ? test_from_fp16(w[at])
+                                            : test_from_bf16(w[at]);
     }
 }
 
@@ -285,8 +208,8 @@ static void check_case(clattn_context *ctx, const char *name,
         sdpa_inputs in;
         sdpa_inputs_make(&in, base, want_key_lengths, seed + pi);
         clattn_sdpa_desc desc = in.desc;
-        uint16_t *kw = round_to(pairs[pi][0], in.k, in.n_k);
-        uint16_t *vw = round_to(pairs[pi][1], in.v, in.n_v);
+        uint16_t *kw = test_round_to(pairs[pi][0], in.k, in.n_k);
+        uint16_t *vw = test_round_to(pairs[pi][1], in.v, in.n_v);
         if (specials) {
             put_specials(pairs[pi][0], kw, in.k, in.n_k, 0);
             put_specials(pairs[pi][1], vw, in.v, in.n_v, 1);
@@ -403,8 +326,8 @@ static void validation(clattn_context *ctx)
     clattn_context_info(ctx, &info);
     sdpa_inputs in;
     sdpa_inputs_plain(&in, 1, 2, 3, 10, 8, 5);
-    uint16_t *kw = round_to(CLATTN_DTYPE_FP16, in.k, in.n_k);
-    uint16_t *vw = round_to(CLATTN_DTYPE_FP16, in.v, in.n_v);
+    uint16_t *kw = test_round_to(CLATTN_DTYPE_FP16, in.k, in.n_k);
+    uint16_t *vw = test_round_to(CLATTN_DTYPE_FP16, in.v, in.n_v);
     outputs o = {0};
 
     clattn_sdpa_desc d = in.desc;
@@ -522,18 +445,19 @@ static void validation(clattn_context *ctx)
 /* The host conversions the suite relies on, on known values. */
 static void conversions(void)
 {
-    CHECK(to_fp16(1.0f) == 0x3c00 && to_fp16(-2.0f) == 0xc000 &&
-              to_fp16(65504.0f) == 0x7bff && to_fp16(1e6f) == 0x7c00 &&
-              to_fp16(ldexpf(1.0f, -24)) == 0x0001 &&
-              to_fp16(1.0f + ldexpf(1.0f, -11)) == 0x3c00 && /* tie: even */
-              to_fp16(1.0f + 3 * ldexpf(1.0f, -11)) == 0x3c02,
-          "to_fp16");
-    CHECK(from_fp16(0x3c01) == 1.0f + ldexpf(1.0f, -10) &&
-              from_fp16(0x8001) == -ldexpf(1.0f, -24),
+    CHECK(
+        test_to_fp16(1.0f) == 0x3c00 && test_to_fp16(-2.0f) == 0xc000 &&
+            test_to_fp16(65504.0f) == 0x7bff && test_to_fp16(1e6f) == 0x7c00 &&
+            test_to_fp16(ldexpf(1.0f, -24)) == 0x0001 &&
+            test_to_fp16(1.0f + ldexpf(1.0f, -11)) == 0x3c00 && /* tie: even */
+            test_to_fp16(1.0f + 3 * ldexpf(1.0f, -11)) == 0x3c02,
+        "to_fp16");
+    CHECK(test_from_fp16(0x3c01) == 1.0f + ldexpf(1.0f, -10) &&
+              test_from_fp16(0x8001) == -ldexpf(1.0f, -24),
           "from_fp16");
-    CHECK(to_bf16(1.0f) == 0x3f80 && from_bf16(0xbf80) == -1.0f &&
-              to_bf16(1.0f + ldexpf(1.0f, -8)) == 0x3f80 && /* tie: even */
-              to_bf16(1.0f + 3 * ldexpf(1.0f, -8)) == 0x3f82,
+    CHECK(test_to_bf16(1.0f) == 0x3f80 && test_from_bf16(0xbf80) == -1.0f &&
+              test_to_bf16(1.0f + ldexpf(1.0f, -8)) == 0x3f80 && /* tie: even */
+              test_to_bf16(1.0f + 3 * ldexpf(1.0f, -8)) == 0x3f82,
           "bf16");
 }
 

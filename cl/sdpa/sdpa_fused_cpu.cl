@@ -23,6 +23,7 @@
    FC_DVC come from sdpa_fused_params.clh, which the host reads too. */
 #ifndef CLATTN_EMBEDDED
 #include "../core/kv_dtype.clh"
+#include "../core/kv_pages.clh"
 #include "../core/sdpa_fused_common.clh"
 #include "sdpa_fused_params.clh"
 #endif
@@ -34,19 +35,21 @@
    the score itself is finite. */
 __kernel void fused_pack_kv(__global const K_ELEM *k, ulong k_off, ulong k_sb,
                             ulong k_sh, ulong k_ss, __global const V_ELEM *v,
-                            ulong v_off, ulong v_sb, ulong v_sh, ulong v_ss,
-                            __global float *kp, __global float *vp,
-                            uint heads_kv, uint seq_kv, uint head_dim,
-                            uint head_dim_v, uint dv_pad, uint nblk,
-                            uint bhk_begin)
+                            ulong v_off, ulong v_sb, ulong v_sh,
+                            ulong v_ss KV_PAGE_PARAMS, __global float *kp,
+                            __global float *vp, uint heads_kv, uint seq_kv,
+                            uint head_dim, uint head_dim_v, uint dv_pad,
+                            uint nblk, uint bhk_begin)
 {
     const uint j = (uint)get_global_id(0);
     const uint bhk = bhk_begin + (uint)get_global_id(1);
     const uint b = bhk / heads_kv, hk = bhk % heads_kv;
     const int valid = j < seq_kv;
     const uint jr = valid ? j : 0;
-    __global const K_ELEM *krow = k + k_off + b * k_sb + hk * k_sh + jr * k_ss;
-    __global const V_ELEM *vrow = v + v_off + b * v_sb + hk * v_sh + jr * v_ss;
+    __global const K_ELEM *krow =
+        KV_HEAD(k, k_off, b, hk, k_sb, k_sh) + KV_ROW(b, jr, k_sb, k_ss);
+    __global const V_ELEM *vrow =
+        KV_HEAD(v, v_off, b, hk, v_sb, v_sh) + KV_ROW(b, jr, v_sb, v_ss);
     __global float *kb =
         kp + ((ulong)bhk * nblk + j / FC_BK) * head_dim * FC_BK + j % FC_BK;
     for (uint d = 0; d < head_dim; ++d)
@@ -660,8 +663,7 @@ __kernel void fused_cpu_probs(
    query head of the group, head by head (row f: head f / seq_q of the
    group, query f % seq_q), so each K/V row is read once for all of them
    instead of once per query head. */
-static inline void decode_rows(FUSED_INPLACE_KERNEL_PARAMS,
-                               const uint grouped)
+static inline void decode_rows(FUSED_INPLACE_KERNEL_PARAMS, const uint grouped)
 {
     const uint f0 = (uint)get_global_id(0) * FD_ROWS;
     const uint unit = bh_begin + (uint)get_global_id(1);
@@ -693,8 +695,8 @@ static inline void decode_rows(FUSED_INPLACE_KERNEL_PARAMS,
             fused_key_end(kv_valid, causal,
                           fused_causal_last(i_last, causal_shift)));
     const uint dc = (head_dim + 15) / 16, dvc = (head_dim_v + 15) / 16;
-    __global const K_ELEM *kh = k + k_off + b * k_sb + hk * k_sh;
-    __global const V_ELEM *vh = v + v_off + b * v_sb + hk * v_sh;
+    __global const K_ELEM *kh = KV_HEAD(k, k_off, b, hk, k_sb, k_sh);
+    __global const V_ELEM *vh = KV_HEAD(v, v_off, b, hk, v_sb, v_sh);
 
     /* acc: a plain running P V over at most FD_FOLD_KEYS keys, then folded
        into outer with Kahan compensation comp (a plain sum over a whole
@@ -723,8 +725,18 @@ static inline void decode_rows(FUSED_INPLACE_KERNEL_PARAMS,
            below (they lie past kv_valid or the causal limit, since splits
            are multiples of 16), so they read the last valid key. */
         float s[FD_ROWS][16];
+#if KV_PAGED
+        ulong k_rows[16], v_rows[16];
+        kv_tile16_rows(k_rows, b, j0, key_end - 1, k_sb, k_ss KV_PAGE_ARGS);
+        kv_tile16_rows(v_rows, b, j0, key_end - 1, v_sb, v_ss KV_PAGE_ARGS);
+#define FD_K_ROW(t) k_rows[t]
+#define FD_V_ROW(t) v_rows[t]
+#else
+#define FD_K_ROW(t) KV_ROW(b, min(j0 + (t), key_end - 1), k_sb, k_ss)
+#define FD_V_ROW(t) KV_ROW(b, j0 + (t), v_sb, v_ss)
+#endif
         for (uint t = 0; t < 16; ++t) {
-            __global const K_ELEM *krow = kh + min(j0 + t, key_end - 1) * k_ss;
+            __global const K_ELEM *krow = kh + FD_K_ROW(t);
             float16 dot[FD_ROWS];
             for (uint r = 0; r < FD_ROWS; ++r)
                 dot[r] = (float16)0.0f;
@@ -767,7 +779,7 @@ static inline void decode_rows(FUSED_INPLACE_KERNEL_PARAMS,
         }
         const uint n = min(16u, key_end - j0);
         for (uint t = 0; t < n; ++t) {
-            __global const V_ELEM *vrow = vh + (j0 + t) * v_ss;
+            __global const V_ELEM *vrow = vh + FD_V_ROW(t);
             for (uint c = 0; c < dvc; ++c) {
                 const float16 vc = v_load16(vrow, c, head_dim_v);
                 for (uint r = 0; r < rows; ++r)
@@ -789,8 +801,7 @@ static inline void decode_rows(FUSED_INPLACE_KERNEL_PARAMS,
         const uint h = row_h[r], i = row_i[r];
         const ulong bh = (ulong)b * heads_q + h;
         __global float *pr =
-            part ? part + ((bh * nsplit + split) * seq_q + i) *
-                              (head_dim_v + 2)
+            part ? part + ((bh * nsplit + split) * seq_q + i) * (head_dim_v + 2)
                  : 0;
         fused_write_row(o + o_off + b * o_sb + h * o_sh + i * o_ss,
                         lse ? lse + l_off + b * l_sb + h * l_sh + i * l_ss : 0,
@@ -804,7 +815,7 @@ static inline void decode_rows(FUSED_INPLACE_KERNEL_PARAMS,
         mask_bool, mask_add, m_off, m_sb, m_sh, m_ss, key_len, heads_q, group, \
         seq_q, seq_kv, head_dim, head_dim_v, scale, causal, causal_shift,      \
         drop_threshold, drop_scale, drop_seed, drop_offset, split_keys, part,  \
-        bh_begin
+        bh_begin KV_PAGE_ARGS
 
 /* One (batch, query head) pair per unit (no grouped K/V heads). */
 __kernel void fused_cpu_decode(FUSED_INPLACE_KERNEL_PARAMS)

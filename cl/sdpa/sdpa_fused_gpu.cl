@@ -44,6 +44,7 @@
      when group > 1 and seq_q is below the configuration's FG_BM. */
 #ifndef CLATTN_EMBEDDED
 #include "../core/kv_dtype.clh"
+#include "../core/kv_pages.clh"
 #include "../core/sdpa_fused_common.clh"
 #include "sdpa_fused_params.clh" /* FG_* */
 #endif
@@ -135,15 +136,42 @@ float fg_lanes_sum(float x)
     {                                                                          \
         for (uint e = lid; e < rows * FG_D; e += FG_WG) {                      \
             const uint t = e / FG_D, d = e % FG_D;                             \
-            tile[t * FG_DS + d] = t < count && d < width                       \
-                                      ? LOAD(src, t * stride + d)              \
-                                      : 0.0f;                                  \
+            tile[t * FG_DS + d] =                                              \
+                t < count && d < width ? LOAD(src, t * stride + d) : 0.0f;     \
         }                                                                      \
     }
 #define FG_LOAD_FLOAT(p, i) ((p)[i])
 FG_STAGE_FN(fg_stage, float, FG_LOAD_FLOAT)
+
+/* K (V) tiles: rows j0 .. j0 + count of a K/V head. The default build
+   stages them as any strided tile; a paged build (kv_pages.clh) finds each
+   key's row through the block table, so a tile may span blocks. kh and vh
+   are the rows' head: the batch's key 0 in the default build, the pool's
+   head (no batch) in a paged one. */
+#if KV_PAGED
+#define FG_PAGED_STAGE_FN(NAME, ELEM, LOAD)                                    \
+    void NAME(__local float *tile, __global const ELEM *head, ulong sb,        \
+              ulong ss, uint b, uint j0, uint count, uint width,               \
+              uint lid KV_PAGE_PARAMS)                                         \
+    {                                                                          \
+        for (uint e = lid; e < FG_BN * FG_D; e += FG_WG) {                     \
+            const uint t = e / FG_D, d = e % FG_D;                             \
+            tile[t * FG_DS + d] =                                              \
+                t < count && d < width                                         \
+                    ? LOAD(head, KV_ROW(b, j0 + t, sb, ss) + d)                \
+                    : 0.0f;                                                    \
+        }                                                                      \
+    }
+FG_PAGED_STAGE_FN(fg_stage_k, K_ELEM, K_LOAD)
+FG_PAGED_STAGE_FN(fg_stage_v, V_ELEM, V_LOAD)
+#define FG_STAGE_KV(fn, tile, head, sb, ss, j0, count, width)                  \
+    fn(tile, head, sb, ss, b, j0, count, width, lid KV_PAGE_ARGS)
+#else
 FG_STAGE_FN(fg_stage_k, K_ELEM, K_LOAD)
 FG_STAGE_FN(fg_stage_v, V_ELEM, V_LOAD)
+#define FG_STAGE_KV(fn, tile, head, sb, ss, j0, count, width)                  \
+    fn(tile, (head) + (j0) * (ss), ss, FG_BN, count, width, lid)
+#endif
 
 /* Features d0 .. d0 + 3 of a row of width features (those below it). */
 void fg_store4(__global float *row, uint d0, uint width, float4 x)
@@ -293,8 +321,8 @@ void fg_stage_q(__local float *tile, __global const float *qb, ulong q_sh,
             min(key_begin + split_keys,                                        \
                 fused_key_end(kv_valid, causal,                                \
                               fused_causal_last(last_row, causal_shift)));     \
-        __global const K_ELEM *kh = k + k_off + b * k_sb + hk * k_sh;          \
-        __global const V_ELEM *vh = v + v_off + b * v_sb + hk * v_sh;          \
+        __global const K_ELEM *kh = KV_HEAD(k, k_off, b, hk, k_sb, k_sh);      \
+        __global const V_ELEM *vh = KV_HEAD(v, v_off, b, hk, v_sb, v_sh);      \
                                                                                \
         if ((GQA))                                                             \
             fg_stage_q(qt, q + q_off + b * q_sb, q_sh, q_ss, h0, i0, group,    \
@@ -329,8 +357,8 @@ void fg_stage_q(__local float *tile, __global const float *qb, ulong q_sh,
         for (uint j0 = key_begin; j0 < key_end; j0 += FG_BN) {                 \
             const uint n = min((uint)FG_BN, key_end - j0);                     \
             barrier(CLK_LOCAL_MEM_FENCE); /* the previous tile is consumed */  \
-            fg_stage_k(kt, kh + j0 * k_ss, k_ss, FG_BN, n, head_dim, lid);     \
-            fg_stage_v(vt, vh + j0 * v_ss, v_ss, FG_BN, n, head_dim_v, lid);   \
+            FG_STAGE_KV(fg_stage_k, kt, kh, k_sb, k_ss, j0, n, head_dim);      \
+            FG_STAGE_KV(fg_stage_v, vt, vh, v_sb, v_ss, j0, n, head_dim_v);    \
             barrier(CLK_LOCAL_MEM_FENCE);                                      \
                                                                                \
             float s[FG_TM][FG_TN];                                             \

@@ -17,6 +17,7 @@
    zeros even where V holds inf or NaN, which 0 * V would not give. */
 #ifndef CLATTN_EMBEDDED
 #include "../core/kv_dtype.clh"     /* V_ELEM, V_LOAD */
+#include "../core/kv_pages.clh"     /* KV_HEAD, KV_ROW, KV_PAGE_PARAMS */
 #include "sdpa_unfused_params.clh" /* UT_*, PV_BLOCK */
 #endif
 
@@ -44,7 +45,7 @@ static uint pv_key_end(__global const int *key_len, uint b, uint seq_kv,
 __kernel __attribute__((reqd_work_group_size(UT_SIDE, UT_SIDE, 1))) void
 sdpa_pv(__global const float *p, long p_off, ulong p_sb, ulong p_sh, ulong p_ss,
         __global const V_ELEM *v, ulong v_off, ulong v_sb, ulong v_sh,
-        ulong v_ss, __global float *o, ulong o_off, ulong o_sb, ulong o_sh,
+        ulong v_ss KV_PAGE_PARAMS, __global float *o, ulong o_off, ulong o_sb, ulong o_sh,
         ulong o_ss, __global const int *key_len, uint heads_q, uint group,
         uint seq_kv, uint head_dim_v, int causal, long causal_shift,
         uint q_begin, uint q_count, uint bh_begin)
@@ -63,7 +64,7 @@ sdpa_pv(__global const float *p, long p_off, ulong p_sb, ulong p_sh, ulong p_ss,
 
     __global const float *phead =
         p + (p_off + (long)(b * p_sb + h * p_sh + (q_begin + r0) * p_ss));
-    __global const V_ELEM *vhead = v + v_off + b * v_sb + hk * v_sh;
+    __global const V_ELEM *vhead = KV_HEAD(v, v_off, b, hk, v_sb, v_sh);
     float acc[UT_MICRO][UT_MICRO], comp[UT_MICRO][UT_MICRO];
     float blk[UT_MICRO][UT_MICRO];
     int any_weight[UT_MICRO];
@@ -81,7 +82,7 @@ sdpa_pv(__global const float *p, long p_off, ulong p_sb, ulong p_sh, ulong p_ss,
                                                : 0.0f;
             const uint jv = e / UT_BLOCK, f = e % UT_BLOCK;
             v_tile[jv * PV_STRIDE + f] = j0 + jv < keys && c0 + f < head_dim_v
-                                             ? V_LOAD(vhead, (j0 + jv) * v_ss + c0 + f)
+                                             ? V_LOAD(vhead, KV_ROW(b, j0 + jv, v_sb, v_ss) + c0 + f)
                                              : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -131,8 +132,8 @@ sdpa_pv(__global const float *p, long p_off, ulong p_sb, ulong p_sh, ulong p_ss,
    value features), reading P and V directly. */
 __kernel void sdpa_pv_direct(__global const float *p, long p_off, ulong p_sb,
                              ulong p_sh, ulong p_ss, __global const V_ELEM *v,
-                             ulong v_off, ulong v_sb, ulong v_sh, ulong v_ss,
-                             __global float *o, ulong o_off, ulong o_sb,
+                             ulong v_off, ulong v_sb, ulong v_sh,
+                             ulong v_ss KV_PAGE_PARAMS, __global float *o, ulong o_off, ulong o_sb,
                              ulong o_sh, ulong o_ss,
                              __global const int *key_len, uint heads_q,
                              uint group, uint seq_kv, uint head_dim_v,
@@ -156,7 +157,7 @@ __kernel void sdpa_pv_direct(__global const float *p, long p_off, ulong p_sb,
     uint col[DIRECT_KEYS];
     for (int c = 0; c < DIRECT_KEYS; ++c)
         col[c] = min(c0 + c, head_dim_v - 1);
-    __global const V_ELEM *vhead = v + v_off + b * v_sb + hk * v_sh;
+    __global const V_ELEM *vhead = KV_HEAD(v, v_off, b, hk, v_sb, v_sh);
 
     /* Blocks of PV_BLOCK keys are summed plainly into blk, and each block
        added to acc with Kahan compensation: a running sum over all keys
@@ -175,7 +176,7 @@ __kernel void sdpa_pv_direct(__global const float *p, long p_off, ulong p_sb,
             for (int c = 0; c < DIRECT_KEYS; ++c)
                 blk[r][c] = 0.0f;
         for (uint j = j0; j < j_end; ++j) {
-            __global const V_ELEM *vrow = vhead + j * v_ss;
+            __global const V_ELEM *vrow = vhead + KV_ROW(b, j, v_sb, v_ss);
             float pv[DIRECT_ROWS], vv[DIRECT_KEYS];
             for (int r = 0; r < DIRECT_ROWS; ++r) {
                 pv[r] = prow[r][j];

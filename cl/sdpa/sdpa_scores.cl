@@ -20,6 +20,7 @@
    back so that the chunk's first row lands at element 0. */
 #ifndef CLATTN_EMBEDDED
 #include "../core/kv_dtype.clh" /* K_ELEM, K_LOAD */
+#include "../core/kv_pages.clh" /* KV_HEAD, KV_ROW, KV_PAGE_PARAMS */
 #include "../core/philox.clh"
 #include "sdpa_unfused_params.clh" /* UT_* */
 #endif
@@ -52,7 +53,7 @@ static float finish_score(float dot, uint i, uint j, int masked, ulong m_row,
 __kernel __attribute__((reqd_work_group_size(UT_SIDE, UT_SIDE, 1))) void
 sdpa_scores(__global const float *q, ulong q_off, ulong q_sb, ulong q_sh,
             ulong q_ss, __global const K_ELEM *k, ulong k_off, ulong k_sb,
-            ulong k_sh, ulong k_ss, __global float *s, long s_off, ulong s_sb,
+            ulong k_sh, ulong k_ss KV_PAGE_PARAMS, __global float *s, long s_off, ulong s_sb,
             ulong s_sh, ulong s_ss, __global const uchar *mask_bool,
             __global const float *mask_add, ulong m_off, ulong m_sb, ulong m_sh,
             ulong m_ss, __global const int *key_len, uint heads_q, uint group,
@@ -77,7 +78,7 @@ sdpa_scores(__global const float *q, ulong q_off, ulong q_sb, ulong q_sh,
                              (causal && (long)j0 > last_row + causal_shift);
 
     __global const float *qhead = q + q_off + b * q_sb + h * q_sh;
-    __global const K_ELEM *khead = k + k_off + b * k_sb + hk * k_sh;
+    __global const K_ELEM *khead = KV_HEAD(k, k_off, b, hk, k_sb, k_sh);
     float acc[UT_MICRO][UT_MICRO];
     for (int r = 0; r < UT_MICRO; ++r)
         for (int c = 0; c < UT_MICRO; ++c)
@@ -93,7 +94,7 @@ sdpa_scores(__global const float *q, ulong q_off, ulong q_sb, ulong q_sh,
                     : 0.0f;
             k_tile[f * UT_STRIDE + row] =
                 in_f && j0 + row < seq_kv
-                    ? K_LOAD(khead, (j0 + row) * k_ss + d0 + f)
+                    ? K_LOAD(khead, KV_ROW(b, j0 + row, k_sb, k_ss) + d0 + f)
                     : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -145,8 +146,8 @@ sdpa_scores(__global const float *q, ulong q_off, ulong q_sb, ulong q_sh,
    (sdpa_unfused.c). */
 __kernel void sdpa_scores_direct(
     __global const float *q, ulong q_off, ulong q_sb, ulong q_sh, ulong q_ss,
-    __global const K_ELEM *k, ulong k_off, ulong k_sb, ulong k_sh, ulong k_ss,
-    __global float *s, long s_off, ulong s_sb, ulong s_sh, ulong s_ss,
+    __global const K_ELEM *k, ulong k_off, ulong k_sb, ulong k_sh,
+    ulong k_ss KV_PAGE_PARAMS, __global float *s, long s_off, ulong s_sb, ulong s_sh, ulong s_ss,
     __global const uchar *mask_bool, __global const float *mask_add,
     ulong m_off, ulong m_sb, ulong m_sh, ulong m_ss,
     __global const int *key_len, uint heads_q, uint group, uint seq_kv,
@@ -170,7 +171,7 @@ __kernel void sdpa_scores_direct(
     }
     for (int c = 0; c < DIRECT_KEYS; ++c) {
         uint j = min(j0 + c, seq_kv - 1);
-        krow[c] = k + k_off + b * k_sb + hk * k_sh + j * k_ss;
+        krow[c] = KV_HEAD(k, k_off, b, hk, k_sb, k_sh) + KV_ROW(b, j, k_sb, k_ss);
     }
 
     float acc[DIRECT_ROWS][DIRECT_KEYS];

@@ -232,6 +232,27 @@ typedef enum clattn_dtype {
 /* A static, never-NULL name: "fp32", "fp16", "bf16", or "unknown". */
 CLATTN_API const char *clattn_dtype_name(clattn_dtype dtype);
 
+/* A paged K/V cache (the layout of vLLM's and OpenVINO's paged
+   attention, docs/inference.md): a pool of num_blocks blocks of block_size
+   tokens each, and a block table that maps each sequence's logical blocks
+   to physical ones. Key j of batch b lives in physical block
+   block_table[b * blocks_per_seq + j / block_size], at slot
+   j % block_size of it. The K (V) view is then a view of the pool,
+   [num_blocks][heads_kv][block_size][head_dim]: strides[0] steps from
+   block to block, strides[2] from slot to slot, so both
+   [block][head][slot][dim] (OpenVINO) and [block][slot][head][dim]
+   (vLLM's flash layout) are views. The table is a host array, checked on
+   every call: the entries of blocks that hold keys below seq_kv (or
+   key_lengths[b]) must be in [0, num_blocks); the rest are never read
+   (-1 is fine there). Blocks may be shared between sequences (a common
+   prefix). block_size 0 = no paging, and the other fields must be 0. */
+typedef struct clattn_kv_pages {
+    size_t block_size;     /* tokens per block, 1 to 4096 */
+    size_t num_blocks;     /* blocks in the pool, at most INT32_MAX */
+    size_t blocks_per_seq; /* the table's row length */
+    const int32_t *block_table; /* host [batch][blocks_per_seq] */
+} clattn_kv_pages;
+
 typedef struct clattn_sdpa_desc {
     size_t struct_size; /* sizeof, set by _init; 0 = this layout */
     size_t batch, heads_q, heads_kv, seq_q, seq_kv, head_dim, head_dim_v;
@@ -254,6 +275,10 @@ typedef struct clattn_sdpa_desc {
        type there is CLATTN_ERROR_UNSUPPORTED). Strides and offsets of a
        view count its own elements. */
     clattn_dtype k_dtype, v_dtype;
+    /* Added: K and V in a paged cache (kv_pages.block_size nonzero; see
+       clattn_kv_pages). Zero = K and V are the views of
+       clattn_sdpa_tensors as above, and older layouts read zero. */
+    clattn_kv_pages kv_pages;
 } clattn_sdpa_desc;
 
 /* Zeroes and sets struct_size; heads_kv 0 = heads_q, head_dim_v 0 =
@@ -342,6 +367,38 @@ CLATTN_API clattn_status clattn_sdpa_on_queue(
 /* Contiguous strides for a [d0][d1][d2][d3] tensor (a helper for callers). */
 CLATTN_API void clattn_tensor_contiguous(clattn_tensor *t, cl_mem buffer,
                                          size_t offset, const size_t dims[4]);
+
+/* Appending new tokens' K and V to a cache (a decode step's one token, or
+   a prefill chunk): token t of batch b goes to logical position
+   positions[b] + t of sequence b, in a paged cache (pages.block_size
+   nonzero: the pool views of clattn_kv_pages) or a contiguous one
+   (pages zero: views [batch][heads_kv][cache_seq][dim]). The new K and V
+   are fp32 views [batch][heads_kv][new_tokens][dim]; the cache's element
+   types are k_dtype and v_dtype, written rounded to nearest even (NaN
+   stays NaN, overflow becomes infinity). Checked before anything is
+   written: every position + new_tokens within the cache (cache_seq, or
+   blocks_per_seq * block_size), the table entries of the blocks written
+   in [0, num_blocks), and no slot written twice in the call (two
+   sequences appending into one shared block). */
+typedef struct clattn_kv_append_desc {
+    size_t struct_size; /* sizeof, set by _init; 0 = this layout */
+    size_t batch, heads_kv, new_tokens, head_dim, head_dim_v;
+    clattn_dtype k_dtype, v_dtype; /* the cache's; 0 = fp32 */
+    size_t cache_seq;              /* contiguous cache: its positions */
+    clattn_kv_pages pages;         /* paged cache: its table */
+    const int32_t *positions;      /* host [batch], each >= 0 */
+} clattn_kv_append_desc;
+
+/* Zeroes and sets struct_size; head_dim_v 0 = head_dim. */
+CLATTN_API void clattn_kv_append_desc_init(clattn_kv_append_desc *desc);
+
+/* Enqueues the append on the context's queue (events as clattn_sdpa). */
+CLATTN_API clattn_status clattn_kv_append(
+    clattn_context *ctx, const clattn_kv_append_desc *desc,
+    const clattn_tensor *k_new, const clattn_tensor *v_new,
+    const clattn_tensor *k_cache, const clattn_tensor *v_cache,
+    cl_uint num_events_in_wait_list, const cl_event *event_wait_list,
+    cl_event *event);
 
 /* ------------------------------------------------------------------------ */
 /* Layers: PyTorch / timm attention modules, with their state_dict weights  */

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_PROGRAM_SOURCES 8
+#define MAX_PROGRAM_SOURCES 10
 #define OPTIONS_MAX 1024
 
 struct program_entry {
@@ -43,20 +43,21 @@ typedef struct program_spec {
 static const program_spec program_specs[PROGRAM_COUNT] = {
     [PROGRAM_SDPA_UNFUSED] = {"sdpa_unfused",
                               {"core/philox.clh", "core/kv_dtype.clh",
+                               "core/kv_pages.clh",
                                "sdpa/sdpa_unfused_params.clh",
                                "sdpa/sdpa_scores.cl", "sdpa/sdpa_softmax.cl",
                                "sdpa/sdpa_pv.cl", NULL}},
     [PROGRAM_SDPA_FUSED_CPU] =
         {"sdpa_fused_cpu",
-         {"core/philox.clh", "core/kv_dtype.clh", "sdpa/sdpa_fused_params.clh",
-          "core/sdpa_fused_common.clh", "sdpa/sdpa_fused_cpu.cl",
-          "sdpa/sdpa_fused_merge.cl", "sdpa/sdpa_unfused_cpu.cl", NULL}},
-    [PROGRAM_SDPA_FUSED_GPU] = {"sdpa_fused_gpu",
-                                {"core/philox.clh", "core/kv_dtype.clh",
-                                 "sdpa/sdpa_fused_params.clh",
-                                 "core/sdpa_fused_common.clh",
-                                 "sdpa/sdpa_fused_gpu.cl",
-                                 "sdpa/sdpa_fused_merge.cl", NULL}},
+         {"core/philox.clh", "core/kv_dtype.clh", "core/kv_pages.clh",
+          "sdpa/sdpa_fused_params.clh", "core/sdpa_fused_common.clh",
+          "sdpa/sdpa_fused_cpu.cl", "sdpa/sdpa_fused_merge.cl",
+          "sdpa/sdpa_unfused_cpu.cl", NULL}},
+    [PROGRAM_SDPA_FUSED_GPU] =
+        {"sdpa_fused_gpu",
+         {"core/philox.clh", "core/kv_dtype.clh", "core/kv_pages.clh",
+          "sdpa/sdpa_fused_params.clh", "core/sdpa_fused_common.clh",
+          "sdpa/sdpa_fused_gpu.cl", "sdpa/sdpa_fused_merge.cl", NULL}},
     [PROGRAM_LAYER_COMMON] = {"layer_common",
                               {"core/philox.clh", "core/sdpa_fused_common.clh",
                                "layers/linear_params.clh",
@@ -70,6 +71,9 @@ static const program_spec program_specs[PROGRAM_COUNT] = {
     [PROGRAM_ADDITIVE] = {"additive",
                           {"layers/additive_params.clh", "layers/additive.cl",
                            NULL}},
+    [PROGRAM_KV_APPEND] = {"kv_append",
+                           {"core/kv_dtype.clh", "core/kv_pages.clh",
+                            "sdpa/kv_append.cl", NULL}},
 };
 
 static const char *embedded_source(const char *name)

@@ -15,13 +15,14 @@ typedef enum program_id {
     PROGRAM_SDPA_UNFUSED = 0,
     PROGRAM_SDPA_FUSED_CPU,
     PROGRAM_SDPA_FUSED_GPU,
-    /* The layers' programs, built on first use so that a context that
-       only runs SDPA never compiles them. */
+    /* The layers' programs and the cache appends, built on first use so
+       that a context that only runs SDPA never compiles them. */
     PROGRAM_FIRST_ON_DEMAND,
     PROGRAM_LAYER_COMMON = PROGRAM_FIRST_ON_DEMAND,
     PROGRAM_MHA,
     PROGRAM_TALKING_HEADS,
     PROGRAM_ADDITIVE,
+    PROGRAM_KV_APPEND, /* clattn_kv_append */
     PROGRAM_COUNT
 } program_id;
 

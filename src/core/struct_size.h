@@ -21,6 +21,7 @@
 #define TALKING_HEADS_DESC_OLDEST_SIZE sizeof(clattn_talking_heads_desc)
 #define ADDITIVE_DESC_OLDEST_SIZE sizeof(clattn_additive_desc)
 #define CONCAT_DESC_OLDEST_SIZE sizeof(clattn_concat_desc)
+#define KV_APPEND_DESC_OLDEST_SIZE sizeof(clattn_kv_append_desc)
 /* clattn_info, which the library writes: the first layout, what
    clattn_context_info's exported symbol fills. */
 #define CLATTN_INFO_FIRST_LAYOUT_SIZE sizeof(clattn_info)

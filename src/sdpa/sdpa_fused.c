@@ -11,6 +11,7 @@
 #include "device_select.h"
 #include "kernel_args.h"
 #include "sdpa_fused_tiles.h"
+#include "sdpa_pages.h"
 #include "sdpa_plan.h"
 
 #include <stdio.h>
@@ -487,6 +488,8 @@ static clattn_status set_attention_args(clattn_context *ctx, cl_kernel k,
     arg_tail(&a, p, v, plan);
     *bh_arg = a.index;
     arg_uint(&a, 0);
+    if (plan->kind != FUSED_CPU_ROWS) /* reads K and V in place */
+        arg_kv_pages(&a, &p->pages, v->kv_table);
     if (a.err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clSetKernelArg (fused attention)", a.err);
     return CLATTN_SUCCESS;
@@ -553,6 +556,7 @@ clattn_status sdpa_enqueue_pack_kv(clattn_context *ctx, cl_command_queue queue,
     kernel_args a = args_begin(k);
     arg_view(&a, &v->k);
     arg_view(&a, &v->v);
+    arg_kv_pages(&a, &p->pages, v->kv_table);
     arg_mem(&a, kp);
     arg_mem(&a, vp);
     arg_uint(&a, (cl_uint)p->heads_kv);

@@ -27,7 +27,7 @@ typedef struct fused_plan {
     int gqa_rows;
     /* The build options of the K/V element types (sdpa_kv_options): every
        kernel that reads K or V in place, and the pack, comes from it. */
-    char kv_options[64];
+    char kv_options[96];
     size_t nsplit, split_keys;
     size_t nblk, dv_pad; /* CPU rows: packed K/V geometry */
     /* probs requested (CPU rows only), by one of two plans:

@@ -2,6 +2,8 @@
    variant, then the variant's own plan and launch. */
 #include "sdpa_plan.h"
 #include "context_internal.h"
+#include "device_memory.h"
+#include "sdpa_pages.h"
 #include "wait_list.h"
 
 #include <string.h>
@@ -57,8 +59,18 @@ static clattn_status prepare_variant(clattn_context *ctx,
         return s;
     plan->variant = v;
     plan->queue = queue ? queue : ctx->queue;
-    if ((s = v->prepare(ctx, plan)))
+    const sdpa_problem *p = &plan->problem;
+    if (p->pages.block_size &&
+        (s = sdpa_pages_upload(ctx, &p->pages, p->batch, p->seq_kv,
+                               p->key_lengths, &plan->views.kv_table))) {
         plan->variant = NULL;
+        return s;
+    }
+    if ((s = v->prepare(ctx, plan))) {
+        plan->variant = NULL;
+        ctx_buffer_release(ctx, plan->views.kv_table);
+        plan->views.kv_table = NULL;
+    }
     return s;
 }
 
@@ -123,4 +135,6 @@ void sdpa_plan_release(clattn_context *ctx, sdpa_plan *plan)
     if (plan->variant)
         plan->variant->release(ctx, plan);
     plan->variant = NULL;
+    ctx_buffer_release(ctx, plan->views.kv_table);
+    plan->views.kv_table = NULL;
 }

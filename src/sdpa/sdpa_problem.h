@@ -19,6 +19,9 @@ typedef struct sdpa_problem {
     uint64_t drop_seed, drop_offset;
     const int32_t *key_lengths;
     clattn_dtype k_dtype, v_dtype;
+    /* A paged K/V cache (block_size 0 = none), checked (sdpa_pages.h):
+       the K and V views are views of the pool. */
+    clattn_kv_pages pages;
 } sdpa_problem;
 
 /* Bytes per element of a dtype (validated: fp32, fp16 or bf16). */
@@ -52,6 +55,9 @@ size_t sdpa_mask_elem_size(const sdpa_problem *p);
 /* Validated views of every tensor the request names. */
 typedef struct sdpa_views {
     checked_view q, k, v, mask, out, probs, lse; /* buffer NULL = absent */
+    /* The block table of a paged cache on the device (sdpa_pages_upload),
+       made by sdpa_prepare after every check; NULL when not paged. */
+    cl_mem kv_table;
     /* probs is the head average, [batch][seq_q][seq_kv] with head stride
        0 (sdpa_prepare_head_mean, for MHA's need_weights), not per head. */
     int probs_head_mean;

@@ -14,6 +14,7 @@
 #include "kernel_args.h"
 #include "kernel_params.h"
 #include "sdpa_fused.h"
+#include "sdpa_pages.h"
 #include "sdpa_plan.h"
 
 #include <string.h>
@@ -199,6 +200,7 @@ static clattn_status enqueue_chunk(clattn_context *ctx, cl_command_queue queue,
     kernel_args a = args_begin(scores);
     arg_view(&a, &v->q);
     arg_view(&a, &v->k);
+    arg_kv_pages(&a, &p->pages, v->kv_table);
     arg_scores(&a, s);
     arg_masks(&a, p, v);
     arg_mem(&a, key_len);
@@ -222,6 +224,7 @@ static clattn_status enqueue_chunk(clattn_context *ctx, cl_command_queue queue,
     a = args_begin(pv);
     arg_scores(&a, s);
     arg_view(&a, &v->v);
+    arg_kv_pages(&a, &p->pages, v->kv_table);
     arg_view(&a, &v->out);
     arg_mem(&a, key_len);
     arg_uint(&a, (cl_uint)p->heads_q);
@@ -343,7 +346,7 @@ static clattn_status create_kernels(clattn_context *ctx, const sdpa_problem *p,
                                     unfused_plan *k)
 {
     clattn_status s;
-    char kv[64];
+    char kv[96];
     if (k->cpu)
         sdpa_kv_options_cpu(p, kv, sizeof kv);
     else

@@ -2,6 +2,7 @@
    touched, so a rejected call writes nothing. */
 #include "checked_math.h"
 #include "context_internal.h"
+#include "sdpa_pages.h"
 #include "sdpa_problem.h"
 #include "struct_size.h"
 
@@ -40,6 +41,7 @@ void sdpa_kv_options(const sdpa_problem *p, char *buf, size_t cap)
     else
         snprintf(buf, cap, "-DK_DTYPE=%d -DV_DTYPE=%d", (int)p->k_dtype,
                  (int)p->v_dtype);
+    sdpa_pages_options(&p->pages, buf, cap);
 }
 
 void sdpa_kv_options_cpu(const sdpa_problem *p, char *buf, size_t cap)
@@ -56,13 +58,23 @@ void sdpa_dims_q(const sdpa_problem *p, size_t d[4])
 {
     d[0] = p->batch, d[1] = p->heads_q, d[2] = p->seq_q, d[3] = p->head_dim;
 }
+/* K and V: [batch][heads_kv][seq_kv][dim], or the pool of a paged cache,
+   [num_blocks][heads_kv][block_size][dim]. */
+static void dims_kv(const sdpa_problem *p, size_t dim, size_t d[4])
+{
+    const int paged = p->pages.block_size != 0;
+    d[0] = paged ? p->pages.num_blocks : p->batch;
+    d[1] = p->heads_kv;
+    d[2] = paged ? p->pages.block_size : p->seq_kv;
+    d[3] = dim;
+}
 void sdpa_dims_k(const sdpa_problem *p, size_t d[4])
 {
-    d[0] = p->batch, d[1] = p->heads_kv, d[2] = p->seq_kv, d[3] = p->head_dim;
+    dims_kv(p, p->head_dim, d);
 }
 void sdpa_dims_v(const sdpa_problem *p, size_t d[4])
 {
-    d[0] = p->batch, d[1] = p->heads_kv, d[2] = p->seq_kv, d[3] = p->head_dim_v;
+    dims_kv(p, p->head_dim_v, d);
 }
 void sdpa_dims_out(const sdpa_problem *p, size_t d[4])
 {
@@ -200,6 +212,10 @@ clattn_status sdpa_problem_init(clattn_context *ctx, const clattn_sdpa_desc *d,
                                  "key_lengths[%zu] is %d: must be in [0, %zu]",
                                  b, (int)d->key_lengths[b], p->seq_kv);
     p->key_lengths = d->key_lengths;
+    if ((s = sdpa_pages_check(ctx, &d->kv_pages, p->batch, p->seq_kv,
+                              d->key_lengths, "kv_pages")))
+        return s;
+    p->pages = d->kv_pages;
     const clattn_dtype dtypes[2] = {d->k_dtype, d->v_dtype};
     for (int i = 0; i < 2; ++i)
         if (dtypes[i] != CLATTN_DTYPE_FP32 && dtypes[i] != CLATTN_DTYPE_FP16 &&
