@@ -28,6 +28,9 @@ void bench_usage(FILE *f)
         "  --kv-dtype T   K and V on the device as fp32 (default), fp16 or\n"
         "                 bf16 (the inputs are rounded to T for the peers "
         "too)\n"
+        "  --kv-block N   K and V in a paged cache of N-token blocks "
+        "(clattn only;\n"
+        "                 the peers read them contiguous)\n"
         "  --probs        the call also returns the attention weights "
         "(layers: MHA's\n"
         "                 head average, talking-heads' attn)\n"
@@ -126,7 +129,7 @@ typedef struct case_flags {
     int op_given, causal, probs;
     clattn_dtype kv_dtype;
     bench_op op;
-    size_t b, h, hkv, s, sq, skv, d;
+    size_t b, h, hkv, s, sq, skv, d, kv_block;
 } case_flags;
 
 static size_t pick(size_t given, size_t fallback)
@@ -155,6 +158,10 @@ static int build_case(const case_flags *f, bench_case *c, char *err, size_t cap)
                             : CLATTN_CAUSAL_NONE;
     c->probs = f->probs;
     c->kv_dtype = f->kv_dtype;
+    c->kv_block = f->kv_block;
+    if (bench_op_is_layer(f->op) && f->kv_block)
+        return fail(err, cap, "--kv-block is for the SDPA ops, not --op %s",
+                    bench_op_name(f->op));
     if (bench_op_is_layer(f->op) && f->kv_dtype != CLATTN_DTYPE_FP32)
         return fail(err, cap, "--kv-dtype is for the SDPA ops, not --op %s",
                     bench_op_name(f->op));
@@ -197,8 +204,9 @@ static void set_defaults(bench_options *o)
 static size_t *size_flag(const char *name, case_flags *f)
 {
     static const char *names[] = {"--b",  "--h",   "--hkv", "--s",
-                                  "--sq", "--skv", "--d"};
-    size_t *slots[] = {&f->b, &f->h, &f->hkv, &f->s, &f->sq, &f->skv, &f->d};
+                                  "--sq", "--skv", "--d",   "--kv-block"};
+    size_t *slots[] = {&f->b,  &f->h,   &f->hkv, &f->s,
+                       &f->sq, &f->skv, &f->d,   &f->kv_block};
     for (size_t i = 0; i < sizeof names / sizeof *names; ++i)
         if (strcmp(name, names[i]) == 0)
             return slots[i];

@@ -8,38 +8,45 @@
 
 #define SDPA(s, causal)                                                        \
     {                                                                          \
-        BENCH_OP_SDPA, 1, 8, 8, s, s, 64, causal, 0, CLATTN_DTYPE_FP32         \
+        BENCH_OP_SDPA, 1, 8, 8, s, s, 64, causal, 0, CLATTN_DTYPE_FP32, 0      \
     }
 #define GQA(s, causal)                                                         \
     {                                                                          \
-        BENCH_OP_GQA, 1, 8, 2, s, s, 64, causal, 0, CLATTN_DTYPE_FP32          \
+        BENCH_OP_GQA, 1, 8, 2, s, s, 64, causal, 0, CLATTN_DTYPE_FP32, 0       \
     }
 #define DECODE(q, kv)                                                          \
     {                                                                          \
         BENCH_OP_DECODE, 1, 32, 8, q, kv, 128, CLATTN_CAUSAL_BOTTOM_RIGHT, 0,  \
-            CLATTN_DTYPE_FP32                                                  \
+            CLATTN_DTYPE_FP32, 0                                               \
     }
 /* SDPA returning its probabilities (the weights): docs/performance.md */
 /* A decode step over a KV cache held in fp16: half the bytes read. */
 #define DECODE_FP16(q, kv)                                                     \
     {                                                                          \
         BENCH_OP_DECODE, 1, 32, 8, q, kv, 128, CLATTN_CAUSAL_BOTTOM_RIGHT, 0,  \
-            CLATTN_DTYPE_FP16                                                  \
+            CLATTN_DTYPE_FP16, 0                                               \
+    }
+/* The same step reading a paged cache of blocks of bs tokens. */
+#define DECODE_PAGED(kv, bs)                                                   \
+    {                                                                          \
+        BENCH_OP_DECODE, 1, 32, 8, 1, kv, 128, CLATTN_CAUSAL_BOTTOM_RIGHT, 0,  \
+            CLATTN_DTYPE_FP32, bs                                              \
     }
 #define SDPA_PROBS(s)                                                          \
     {                                                                          \
         BENCH_OP_SDPA, 1, 8, 8, s, s, 64, CLATTN_CAUSAL_NONE, 1,               \
-            CLATTN_DTYPE_FP32                                                  \
+            CLATTN_DTYPE_FP32, 0                                               \
     }
 #define NONE CLATTN_CAUSAL_NONE
 #define CAUSAL CLATTN_CAUSAL_TOP_LEFT
 #define MHA(b, h, s, d)                                                        \
     {                                                                          \
-        BENCH_OP_MHA, b, h, h, s, s, d, NONE, 0, CLATTN_DTYPE_FP32             \
+        BENCH_OP_MHA, b, h, h, s, s, d, NONE, 0, CLATTN_DTYPE_FP32, 0          \
     }
 #define TALKING(b, h, s, d)                                                    \
     {                                                                          \
-        BENCH_OP_TALKING_HEADS, b, h, h, s, s, d, NONE, 0, CLATTN_DTYPE_FP32   \
+        BENCH_OP_TALKING_HEADS, b, h, h, s, s, d, NONE, 0, CLATTN_DTYPE_FP32,  \
+            0                                                                  \
     }
 
 /* Sized so that the whole suite, peers and the slow paths included, stays
@@ -50,6 +57,7 @@ static const bench_case quick[] = {
     SDPA(512, CAUSAL),      SDPA(1024, CAUSAL), GQA(1024, NONE),
     DECODE(1, 2048),        DECODE(1, 8192),    MHA(1, 12, 256, 64),
     TALKING(1, 8, 196, 48), SDPA_PROBS(1024),   DECODE_FP16(1, 8192),
+    DECODE_PAGED(8192, 16),
 };
 
 static const bench_case full[] = {
@@ -62,9 +70,9 @@ static const bench_case full[] = {
     SDPA(1024, CAUSAL),
     SDPA(2048, CAUSAL),
     SDPA(4096, CAUSAL),
-    {BENCH_OP_SDPA, 1, 8, 8, 1024, 1024, 128, NONE, 0, CLATTN_DTYPE_FP32},
-    {BENCH_OP_SDPA, 1, 8, 8, 2048, 2048, 128, NONE, 0, CLATTN_DTYPE_FP32},
-    {BENCH_OP_SDPA, 4, 8, 8, 512, 512, 64, NONE, 0, CLATTN_DTYPE_FP32},
+    {BENCH_OP_SDPA, 1, 8, 8, 1024, 1024, 128, NONE, 0, CLATTN_DTYPE_FP32, 0},
+    {BENCH_OP_SDPA, 1, 8, 8, 2048, 2048, 128, NONE, 0, CLATTN_DTYPE_FP32, 0},
+    {BENCH_OP_SDPA, 4, 8, 8, 512, 512, 64, NONE, 0, CLATTN_DTYPE_FP32, 0},
     GQA(1024, NONE),
     GQA(2048, NONE),
     GQA(4096, NONE),
@@ -75,6 +83,8 @@ static const bench_case full[] = {
     DECODE(8, 4096),
     DECODE(8, 16384),
     DECODE_FP16(1, 16384),
+    DECODE_PAGED(16384, 16),
+    DECODE_PAGED(16384, 64),
     SDPA_PROBS(1024),
     SDPA_PROBS(2048),
 };
@@ -85,7 +95,7 @@ static const bench_case full[] = {
 static const bench_case layers[] = {
     MHA(8, 12, 512, 64),
     {BENCH_OP_MHA, 8, 12, 12, 512, 512, 64, CLATTN_CAUSAL_NONE, 1,
-     CLATTN_DTYPE_FP32},
+     CLATTN_DTYPE_FP32, 0},
     TALKING(8, 8, 784, 48),
     TALKING(1, 16, 784, 24),
 };
@@ -94,9 +104,9 @@ static const bench_case layers[] = {
    S=4096 for head dims 64 and 128, against the bench's peak kernel, and
    decode against long KV caches, against its copy kernel. */
 static const bench_case gpu[] = {
-    {BENCH_OP_SDPA, 1, 16, 16, 4096, 4096, 64, NONE, 0, CLATTN_DTYPE_FP32},
-    {BENCH_OP_SDPA, 1, 16, 16, 4096, 4096, 128, NONE, 0, CLATTN_DTYPE_FP32},
-    {BENCH_OP_SDPA, 1, 16, 16, 4096, 4096, 64, CAUSAL, 0, CLATTN_DTYPE_FP32},
+    {BENCH_OP_SDPA, 1, 16, 16, 4096, 4096, 64, NONE, 0, CLATTN_DTYPE_FP32, 0},
+    {BENCH_OP_SDPA, 1, 16, 16, 4096, 4096, 128, NONE, 0, CLATTN_DTYPE_FP32, 0},
+    {BENCH_OP_SDPA, 1, 16, 16, 4096, 4096, 64, CAUSAL, 0, CLATTN_DTYPE_FP32, 0},
     DECODE(1, 32768),
     DECODE(8, 16384),
     DECODE_FP16(1, 32768),
@@ -106,17 +116,17 @@ static const bench_case gpu[] = {
 static const bench_case smoke[] = {
     MHA(2, 2, 37, 8),
     TALKING(2, 3, 29, 8),
-    {BENCH_OP_SDPA, 1, 2, 2, 64, 64, 16, NONE, 0, CLATTN_DTYPE_FP32},
-    {BENCH_OP_SDPA, 2, 2, 2, 33, 47, 16, CAUSAL, 0, CLATTN_DTYPE_FP32},
-    {BENCH_OP_GQA, 1, 4, 2, 64, 64, 16, NONE, 0, CLATTN_DTYPE_FP32},
+    {BENCH_OP_SDPA, 1, 2, 2, 64, 64, 16, NONE, 0, CLATTN_DTYPE_FP32, 0},
+    {BENCH_OP_SDPA, 2, 2, 2, 33, 47, 16, CAUSAL, 0, CLATTN_DTYPE_FP32, 0},
+    {BENCH_OP_GQA, 1, 4, 2, 64, 64, 16, NONE, 0, CLATTN_DTYPE_FP32, 0},
     {BENCH_OP_DECODE, 2, 4, 2, 1, 256, 16, CLATTN_CAUSAL_BOTTOM_RIGHT, 0,
-     CLATTN_DTYPE_FP32},
+     CLATTN_DTYPE_FP32, 0},
     {BENCH_OP_DECODE, 2, 4, 2, 1, 256, 16, CLATTN_CAUSAL_BOTTOM_RIGHT, 0,
-     CLATTN_DTYPE_FP16},
+     CLATTN_DTYPE_FP16, 0},
     {BENCH_OP_SDPA, 1, 2, 2, 40, 52, 16, CLATTN_CAUSAL_NONE, 1,
-     CLATTN_DTYPE_FP32},
-    {BENCH_OP_MHA, 2, 2, 2, 37, 37, 8, CLATTN_CAUSAL_NONE, 1,
-     CLATTN_DTYPE_FP32},
+     CLATTN_DTYPE_FP32, 0},
+    {BENCH_OP_MHA, 2, 2, 2, 37, 37, 8, CLATTN_CAUSAL_NONE, 1, CLATTN_DTYPE_FP32,
+     0},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -194,11 +204,15 @@ void bench_case_label(const bench_case *c, char *dst, size_t cap)
         snprintf(dst, cap, "%s%s b%zu %s %s e%zu", bench_op_name(c->op),
                  c->probs ? "-weights" : "", c->batch, heads, seq,
                  c->heads_q * c->head_dim);
-    else
-        snprintf(dst, cap, "%s%s%s b%zu %s %s d%zu%s%s", bench_op_name(c->op),
+    else {
+        char paged[32] = "";
+        if (c->kv_block)
+            snprintf(paged, sizeof paged, " paged-%zu", c->kv_block);
+        snprintf(dst, cap, "%s%s%s b%zu %s %s d%zu%s%s%s", bench_op_name(c->op),
                  mask, c->probs ? "-probs" : "", c->batch, heads, seq,
                  c->head_dim, c->kv_dtype ? " kv-" : "",
-                 c->kv_dtype ? clattn_dtype_name(c->kv_dtype) : "");
+                 c->kv_dtype ? clattn_dtype_name(c->kv_dtype) : "", paged);
+    }
 }
 
 void bench_case_desc(const bench_case *c, clattn_sdpa_desc *desc)

@@ -30,6 +30,10 @@ typedef struct bench_case {
     /* The element type of K and V on the device (fp32 unless
        --kv-dtype; the inputs are rounded to it for every peer too). */
     clattn_dtype kv_dtype;
+    /* K and V in a paged cache of blocks of this many tokens (--kv-block;
+       0 = contiguous): the blocks scattered over the pool in a fixed
+       shuffled order, as a serving engine's pool ends up. */
+    size_t kv_block;
 } bench_case;
 
 /* "sdpa", "gqa", "decode", "mha", "talking-heads"; bench_op_parse returns

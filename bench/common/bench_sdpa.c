@@ -112,6 +112,49 @@ static cl_mem make_buffer(cl_context cl, size_t bytes, const void *src,
     return clCreateBuffer(cl, flags, bytes, (void *)src, err);
 }
 
+static size_t gcd(size_t a, size_t b)
+{
+    while (b) {
+        const size_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* A paged case's table ([batch][blocks per sequence]) and its pool of K
+   or V (src [batch][heads_kv][seq_kv][dim] of esize-byte elements) laid
+   out [block][head][slot][dim]: logical block l is physical block
+   l * stride mod the block count, a stride coprime with it, so
+   neighbouring blocks of a sequence lie far apart as in a serving
+   engine's pool. */
+static void *paged_pool(const bench_case *c, const void *src, size_t esize,
+                        int32_t *table)
+{
+    const size_t bs = c->kv_block, per_seq = (c->seq_kv + bs - 1) / bs;
+    const size_t nb = c->batch * per_seq, H = c->heads_kv, D = c->head_dim;
+    size_t stride = nb / 2 + 1;
+    while (gcd(stride, nb) != 1)
+        ++stride;
+    unsigned char *pool = calloc(nb * H * bs * D, esize);
+    if (!pool)
+        return NULL;
+    const unsigned char *s = src;
+    for (size_t l = 0; l < nb; ++l) {
+        const size_t blk = (l * stride) % nb, b = l / per_seq;
+        table[l] = (int32_t)blk;
+        for (size_t h = 0; h < H; ++h)
+            for (size_t t = 0; t < bs; ++t) {
+                const size_t j = (l % per_seq) * bs + t;
+                if (j < c->seq_kv)
+                    memcpy(pool + ((blk * H + h) * bs + t) * D * esize,
+                           s + ((b * H + h) * c->seq_kv + j) * D * esize,
+                           D * esize);
+            }
+    }
+    return pool;
+}
+
 int bench_sdpa_setup(bench_sdpa *b, clattn_context *ctx, const bench_case *c,
                      const bench_inputs *in)
 {
@@ -128,14 +171,43 @@ int bench_sdpa_setup(bench_sdpa *b, clattn_context *ctx, const bench_case *c,
     size_t nq = bench_case_q_elems(c), nkv = bench_case_kv_elems(c);
     b->out_elems = bench_case_o_elems(c);
     const int half = c->kv_dtype != CLATTN_DTYPE_FP32;
-    const size_t kv_bytes = nkv * (half ? sizeof(uint16_t) : sizeof(float));
+    const size_t esize = half ? sizeof(uint16_t) : sizeof(float);
+    const void *k_src = half ? (const void *)in->k16 : in->k;
+    const void *v_src = half ? (const void *)in->v16 : in->v;
+    void *k_pool = NULL, *v_pool = NULL;
+    size_t kv_bytes = nkv * esize;
+    const size_t per_seq =
+        c->kv_block ? (c->seq_kv + c->kv_block - 1) / c->kv_block : 0;
+    if (c->kv_block) {
+        b->kv_table = malloc(c->batch * per_seq * sizeof *b->kv_table);
+        if (b->kv_table) {
+            k_pool = paged_pool(c, k_src, esize, b->kv_table);
+            v_pool = paged_pool(c, v_src, esize, b->kv_table);
+        }
+        if (!k_pool || !v_pool) {
+            free(k_pool);
+            free(v_pool);
+            snprintf(b->error, sizeof b->error,
+                     "out of host memory for the paged cache");
+            bench_sdpa_teardown(b);
+            return -1;
+        }
+        kv_bytes = c->batch * per_seq * c->kv_block * c->heads_kv *
+                   c->head_dim * esize;
+        k_src = k_pool;
+        v_src = v_pool;
+        b->desc.kv_pages.block_size = c->kv_block;
+        b->desc.kv_pages.num_blocks = c->batch * per_seq;
+        b->desc.kv_pages.blocks_per_seq = per_seq;
+        b->desc.kv_pages.block_table = b->kv_table;
+    }
     b->caller_bytes = (nq + b->out_elems) * sizeof(float) + 2 * kv_bytes;
     cl_int e[5] = {CL_SUCCESS, CL_SUCCESS, CL_SUCCESS, CL_SUCCESS, CL_SUCCESS};
     cl_mem q = make_buffer(info.cl_ctx, nq * sizeof(float), in->q, &e[0]);
-    cl_mem k = make_buffer(info.cl_ctx, kv_bytes,
-                           half ? (const void *)in->k16 : in->k, &e[1]);
-    cl_mem v = make_buffer(info.cl_ctx, kv_bytes,
-                           half ? (const void *)in->v16 : in->v, &e[2]);
+    cl_mem k = make_buffer(info.cl_ctx, kv_bytes, k_src, &e[1]);
+    cl_mem v = make_buffer(info.cl_ctx, kv_bytes, v_src, &e[2]);
+    free(k_pool);
+    free(v_pool);
     cl_mem o =
         make_buffer(info.cl_ctx, b->out_elems * sizeof(float), NULL, &e[3]);
     if (c->probs) {
@@ -147,6 +219,10 @@ int bench_sdpa_setup(bench_sdpa *b, clattn_context *ctx, const bench_case *c,
     }
     size_t dq[4] = {c->batch, c->heads_q, c->seq_q, c->head_dim};
     size_t dkv[4] = {c->batch, c->heads_kv, c->seq_kv, c->head_dim};
+    if (c->kv_block) { /* the pool: [block][head][slot][dim] */
+        dkv[0] = c->batch * per_seq;
+        dkv[2] = c->kv_block;
+    }
     clattn_tensor_contiguous(&b->t.q, q, 0, dq);
     clattn_tensor_contiguous(&b->t.k, k, 0, dkv);
     clattn_tensor_contiguous(&b->t.v, v, 0, dkv);
@@ -173,6 +249,8 @@ void bench_sdpa_teardown(bench_sdpa *b)
         if (all[i])
             clReleaseMemObject(all[i]);
     memset(&b->t, 0, sizeof b->t);
+    free(b->kv_table);
+    b->kv_table = NULL;
 }
 
 int bench_sdpa_poison_output(bench_sdpa *b)

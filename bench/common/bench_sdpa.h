@@ -31,6 +31,7 @@ typedef struct bench_sdpa {
     clattn_sdpa_tensors t;
     size_t out_elems;
     size_t caller_bytes; /* the buffers: Q, K, V, O (and probs) */
+    int32_t *kv_table;   /* the block table of a paged case (desc's) */
     clattn_sdpa_path path;
     clattn_status status; /* of the latest call */
     char error[512];      /* its detail, when not CLATTN_SUCCESS */

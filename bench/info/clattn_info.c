@@ -51,8 +51,8 @@ static void print_device(const bench_cl_device *d)
 /* A small problem that still crosses tile edges: odd lengths, GQA, and a
    bottom-right causal mask with fewer queries than keys. */
 static const bench_case check_case = {
-    BENCH_OP_GQA,     1, 4, 2, 33, 47, 16, CLATTN_CAUSAL_BOTTOM_RIGHT, 0,
-    CLATTN_DTYPE_FP32};
+    BENCH_OP_GQA,      1, 4, 2, 33, 47, 16, CLATTN_CAUSAL_BOTTOM_RIGHT, 0,
+    CLATTN_DTYPE_FP32, 0};
 
 /* Runs one path; prints its line. Returns 1 when it failed (unsupported
    is not a failure: the path is not on this device or not built yet). */
