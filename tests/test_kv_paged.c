@@ -12,8 +12,10 @@
    prefill chunks with bottom-right causal, probs, fp16 and bf16 K/V, and
    the host entry point. Appends are compared bit for bit with the host's
    rounding (kv_convert.h), specials included, and a decode loop (prefill
-   appends, then a token at a time) against a contiguous cache. Then the
-   refusals, with nothing written. */
+   appends, then a token at a time) against a contiguous cache. Goldens
+   from PyTorch (tests/gen_golden_paged.py): torch's pool bits and its
+   float64 output on them. Then the refusals, with nothing written. */
+#include "golden_bundle.h"
 #include "kv_convert.h"
 #include "sdpa_case.h"
 #include "test_util.h"
@@ -680,6 +682,116 @@ static void decode_loop(void)
     free(pool.table);
 }
 
+/* An int32 tensor of a golden bundle, or NULL. */
+static const int32_t *bundle_i32(const golden_bundle *g, const char *name)
+{
+    const bundle_tensor *t = bundle_get(g, name);
+    return t && t->dtype == BUNDLE_I32 ? t->data : NULL;
+}
+
+/* A golden from PyTorch (tests/gen_golden_paged.py): the fp32 K and V
+   appended into an empty pool must give torch's pool bits (its .half()
+   or .bfloat16() rounding), and attention over that pool torch's
+   float64 output. */
+static void paged_golden(const char *file, const golden_bundle *g)
+{
+    const size_t B = (size_t)bundle_int(g, "batch", 0),
+                 Hq = (size_t)bundle_int(g, "heads_q", 0),
+                 Hkv = (size_t)bundle_int(g, "heads_kv", 0),
+                 Sq = (size_t)bundle_int(g, "seq_q", 0),
+                 T = (size_t)bundle_int(g, "tokens", 0),
+                 D = (size_t)bundle_int(g, "head_dim", 0),
+                 bs = (size_t)bundle_int(g, "block_size", 0),
+                 per_seq = (size_t)bundle_int(g, "blocks_per_seq", 0),
+                 nb = (size_t)bundle_int(g, "num_blocks", 0),
+                 Skv = (size_t)bundle_int(g, "seq_kv", 0);
+    const clattn_dtype dtype = (clattn_dtype)bundle_int(g, "dtype", 0);
+    const float *q = bundle_f32(g, "q"), *k = bundle_f32(g, "k"),
+                *v = bundle_f32(g, "v");
+    const int32_t *table = bundle_i32(g, "block_table"),
+                  *lengths = bundle_i32(g, "key_lengths"),
+                  *kbits = bundle_i32(g, "k_pool_bits"),
+                  *vbits = bundle_i32(g, "v_pool_bits");
+    const double *want = test_bundle_f64(g, "out");
+    const int complete = B && Hq && Hkv && Sq && T && D && bs && per_seq &&
+                         nb && q && k && v && table && lengths && kbits &&
+                         vbits && want;
+    CHECK(complete, "%s: a field is missing", file);
+    if (!complete)
+        return;
+    paged_pool pool;
+    memset(&pool, 0, sizeof pool);
+    pool.vllm = (int)bundle_int(g, "vllm", 0);
+    pool.heads = Hkv;
+    pool.dim = D;
+    pool.pages.block_size = bs;
+    pool.pages.num_blocks = nb;
+    pool.pages.blocks_per_seq = per_seq;
+    pool.pages.block_table = table;
+    const size_t n_pool = nb * bs * Hkv * D;
+    uint16_t *zeros = calloc(n_pool, 2);
+    cl_mem kc = upload(zeros, n_pool * 2), vc = upload(zeros, n_pool * 2);
+    free(zeros);
+    const clattn_tensor ck = pool_view(&pool, kc), cv = pool_view(&pool, vc);
+    const size_t nd[4] = {B, Hkv, T, D};
+    clattn_tensor tk = contiguous(upload(k, B * Hkv * T * D * 4), nd);
+    clattn_tensor tv = contiguous(upload(v, B * Hkv * T * D * 4), nd);
+    int32_t *positions = calloc(B, sizeof *positions);
+    clattn_kv_append_desc a;
+    clattn_kv_append_desc_init(&a);
+    a.batch = B;
+    a.heads_kv = Hkv;
+    a.new_tokens = T;
+    a.head_dim = D;
+    a.k_dtype = a.v_dtype = dtype;
+    a.pages = pool.pages;
+    a.positions = positions;
+    clattn_status s =
+        clattn_kv_append(ctx, &a, &tk, &tv, &ck, &cv, 0, NULL, NULL);
+    free(positions);
+    CHECK(clFinish(queue) == CL_SUCCESS, "clFinish");
+    if (CHECK_SUCCESS(ctx, s, "%s: append", file)) {
+        uint16_t *gk = download(kc, n_pool * 2), *gv = download(vc, n_pool * 2);
+        size_t bad = 0;
+        for (size_t i = 0; i < n_pool; ++i)
+            bad += gk[i] != (uint16_t)kbits[i] || gv[i] != (uint16_t)vbits[i];
+        CHECK(bad == 0, "%s: %zu pool elements differ from torch's rounding",
+              file, bad);
+        free(gk);
+        free(gv);
+    }
+    clattn_sdpa_desc d = desc_of(B, Hq, Hkv, Sq, Skv, D);
+    d.causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+    d.key_lengths = lengths;
+    d.k_dtype = d.v_dtype = dtype;
+    d.kv_pages = pool.pages;
+    const size_t qd[4] = {B, Hq, Sq, D};
+    clattn_sdpa_tensors t;
+    memset(&t, 0, sizeof t);
+    t.q = contiguous(upload(q, B * Hq * Sq * D * 4), qd);
+    t.k = ck;
+    t.v = cv;
+    static const clattn_sdpa_path paths[] = {
+        CLATTN_SDPA_PATH_AUTO, CLATTN_SDPA_PATH_UNFUSED,
+        CLATTN_SDPA_PATH_FUSED_CPU, CLATTN_SDPA_PATH_FUSED_GPU};
+    const size_t npaths = test_small() ? 1 : sizeof paths / sizeof paths[0];
+    for (size_t i = 0; i < npaths; ++i) {
+        char label[160];
+        snprintf(label, sizeof label, "%s %s", file,
+                 clattn_sdpa_path_name(paths[i]));
+        float *got = run_sdpa(&d, &t, paths[i], 0, NULL, label);
+        if (got)
+            test_compare(label, "out", got, want, B * Hq * Sq * D, TOL_ATOL,
+                         TOL_RTOL);
+        free(got);
+    }
+    clReleaseMemObject(t.q.buffer);
+    clReleaseMemObject(kc);
+    clReleaseMemObject(vc);
+    clReleaseMemObject(tk.buffer);
+    clReleaseMemObject(tv.buffer);
+}
+
 /* A refused SDPA call: the status, the text names what is wrong, and
    out keeps its sentinel. */
 static void expect_sdpa_refused(const char *label, const clattn_sdpa_desc *d,
@@ -905,6 +1017,8 @@ int main(void)
     host_entry();
     append_cases();
     decode_loop();
+    test_golden_run("paged_fp16_decode.bin", paged_golden);
+    test_golden_run("paged_bf16_chunk.bin", paged_golden);
     sdpa_refusals();
     append_refusals();
     clattn_context_destroy(ctx);
