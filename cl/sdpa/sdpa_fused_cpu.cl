@@ -655,6 +655,32 @@ __kernel void fused_cpu_probs(
     }
 }
 
+#if KV_PAGED
+/* A paged cache's next block, read ahead: the K and V rows of the 16-key
+   tile from key j (clamped to last), one load per 64-byte line, issued a
+   tile before they are used. The CPU's stream prefetchers restart at
+   every block (a head's rows of a 16-token block are 8 KiB at fp32 and
+   D = 128, the next block anywhere in the pool) and do not fill the lines
+   between touched ones: touching every other line measured slower than
+   touching none. Volatile, so that the loads stay. */
+static inline void fd_read_ahead(__global const K_ELEM *kh,
+                                 __global const V_ELEM *vh, uint b, uint j,
+                                 uint last, ulong k_sb, ulong k_ss, ulong v_sb,
+                                 ulong v_ss, uint head_dim,
+                                 uint head_dim_v KV_PAGE_PARAMS)
+{
+    ulong kn[16], vn[16];
+    kv_tile16_rows(kn, b, j, last, k_sb, k_ss KV_PAGE_ARGS);
+    kv_tile16_rows(vn, b, j, last, v_sb, v_ss KV_PAGE_ARGS);
+    for (uint t = 0; t < 16; ++t) {
+        for (uint d = 0; d < head_dim; d += 64 / sizeof(K_ELEM))
+            (void)*(volatile __global const K_ELEM *)(kh + kn[t] + d);
+        for (uint d = 0; d < head_dim_v; d += 64 / sizeof(V_ELEM))
+            (void)*(volatile __global const V_ELEM *)(vh + vn[t] + d);
+    }
+}
+#endif
+
 /* Decode: up to FD_ROWS query rows per work-item, keys 16 at a time, dot
    products vectorized over the feature dim; K and V read in place.
    grouped 0: a unit (dimension 1) is a (batch, query head) pair and its
@@ -731,6 +757,12 @@ static inline void decode_rows(FUSED_INPLACE_KERNEL_PARAMS, const uint grouped)
         kv_tile16_rows(v_rows, b, j0, key_end - 1, v_sb, v_ss KV_PAGE_ARGS);
 #define FD_K_ROW(t) k_rows[t]
 #define FD_V_ROW(t) v_rows[t]
+        /* The next tile's rows when it starts a new block, for blocks
+           below 64 tokens (measured 1.2x faster at 16; from 64 up no
+           difference stood out of the machine's noise). */
+        if (block_size < 64 && j0 + 16 < key_end && (j0 + 16) % block_size < 16)
+            fd_read_ahead(kh, vh, b, j0 + 16, key_end - 1, k_sb, k_ss, v_sb,
+                          v_ss, head_dim, head_dim_v KV_PAGE_ARGS);
 #else
 #define FD_K_ROW(t) KV_ROW(b, min(j0 + (t), key_end - 1), k_sb, k_ss)
 #define FD_V_ROW(t) KV_ROW(b, j0 + (t), v_sb, v_ss)
