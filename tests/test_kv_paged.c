@@ -315,6 +315,26 @@ static clattn_sdpa_desc desc_of(size_t batch, size_t hq, size_t hkv, size_t sq,
     return desc;
 }
 
+/* An append of new_tokens fp32 tokens per sequence into a paged cache of
+   dtype at positions. */
+static clattn_kv_append_desc append_desc(size_t batch, size_t heads_kv,
+                                         size_t new_tokens, size_t head_dim,
+                                         clattn_dtype dtype,
+                                         const clattn_kv_pages *pages,
+                                         const int32_t *positions)
+{
+    clattn_kv_append_desc a;
+    clattn_kv_append_desc_init(&a);
+    a.batch = batch;
+    a.heads_kv = heads_kv;
+    a.new_tokens = new_tokens;
+    a.head_dim = head_dim;
+    a.k_dtype = a.v_dtype = dtype;
+    a.pages = *pages;
+    a.positions = positions;
+    return a;
+}
+
 static void paged_cases(void)
 {
     const int small = test_small();
@@ -617,15 +637,8 @@ static void decode_loop(void)
         const size_t nd[4] = {B, Hkv, count, D};
         clattn_tensor tk = contiguous(upload(kn, B * Hkv * count * D * 4), nd);
         clattn_tensor tv = contiguous(upload(vn, B * Hkv * count * D * 4), nd);
-        clattn_kv_append_desc a;
-        clattn_kv_append_desc_init(&a);
-        a.batch = B;
-        a.heads_kv = Hkv;
-        a.new_tokens = count;
-        a.head_dim = D;
-        a.k_dtype = a.v_dtype = CLATTN_DTYPE_FP16;
-        a.pages = pool.pages;
-        a.positions = lengths;
+        const clattn_kv_append_desc a = append_desc(
+            B, Hkv, count, D, CLATTN_DTYPE_FP16, &pool.pages, lengths);
         s = clattn_kv_append(ctx, &a, &tk, &tv, &ck, &cv, 0, NULL, NULL);
         CHECK_SUCCESS(ctx, s, "decode loop: append at step %zu", step);
         clReleaseMemObject(tk.buffer);
@@ -737,15 +750,8 @@ static void paged_golden(const char *file, const golden_bundle *g)
     clattn_tensor tk = contiguous(upload(k, B * Hkv * T * D * 4), nd);
     clattn_tensor tv = contiguous(upload(v, B * Hkv * T * D * 4), nd);
     int32_t *positions = calloc(B, sizeof *positions);
-    clattn_kv_append_desc a;
-    clattn_kv_append_desc_init(&a);
-    a.batch = B;
-    a.heads_kv = Hkv;
-    a.new_tokens = T;
-    a.head_dim = D;
-    a.k_dtype = a.v_dtype = dtype;
-    a.pages = pool.pages;
-    a.positions = positions;
+    const clattn_kv_append_desc a =
+        append_desc(B, Hkv, T, D, dtype, &pool.pages, positions);
     clattn_status s =
         clattn_kv_append(ctx, &a, &tk, &tv, &ck, &cv, 0, NULL, NULL);
     free(positions);

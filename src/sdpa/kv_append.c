@@ -44,14 +44,7 @@ static clattn_status check_shape(clattn_context *ctx,
         return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
                          "batch * heads_kv * new_tokens exceeds %zu",
                          APPEND_INDEX_MAX);
-    const clattn_dtype dtypes[2] = {d->k_dtype, d->v_dtype};
-    for (int i = 0; i < 2; ++i)
-        if (dtypes[i] != CLATTN_DTYPE_FP32 && dtypes[i] != CLATTN_DTYPE_FP16 &&
-            dtypes[i] != CLATTN_DTYPE_BF16)
-            return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                             "%s_dtype (%d) is not a clattn_dtype",
-                             i ? "v" : "k", (int)dtypes[i]);
-    return CLATTN_SUCCESS;
+    return sdpa_check_kv_dtypes(ctx, d->k_dtype, d->v_dtype);
 }
 
 /* Positions in range; *end gets the largest position + new_tokens. */

@@ -24,6 +24,11 @@ typedef struct sdpa_problem {
     clattn_kv_pages pages;
 } sdpa_problem;
 
+/* k_dtype and v_dtype each fp32, fp16 or bf16 (INVALID_ARGUMENT naming
+   the field otherwise). */
+clattn_status sdpa_check_kv_dtypes(clattn_context *ctx, clattn_dtype k_dtype,
+                                   clattn_dtype v_dtype);
+
 /* Bytes per element of a dtype (validated: fp32, fp16 or bf16). */
 size_t sdpa_dtype_size(clattn_dtype dtype);
 

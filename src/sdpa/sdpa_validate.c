@@ -29,6 +29,19 @@ const char *clattn_dtype_name(clattn_dtype dtype)
     return "unknown";
 }
 
+clattn_status sdpa_check_kv_dtypes(clattn_context *ctx, clattn_dtype k_dtype,
+                                   clattn_dtype v_dtype)
+{
+    const clattn_dtype dtypes[2] = {k_dtype, v_dtype};
+    for (int i = 0; i < 2; ++i)
+        if (dtypes[i] != CLATTN_DTYPE_FP32 && dtypes[i] != CLATTN_DTYPE_FP16 &&
+            dtypes[i] != CLATTN_DTYPE_BF16)
+            return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                             "%s_dtype (%d) is not a clattn_dtype",
+                             i ? "v" : "k", (int)dtypes[i]);
+    return CLATTN_SUCCESS;
+}
+
 size_t sdpa_dtype_size(clattn_dtype dtype)
 {
     return dtype == CLATTN_DTYPE_FP32 ? sizeof(float) : sizeof(uint16_t);
@@ -216,13 +229,8 @@ clattn_status sdpa_problem_init(clattn_context *ctx, const clattn_sdpa_desc *d,
                               d->key_lengths, "kv_pages")))
         return s;
     p->pages = d->kv_pages;
-    const clattn_dtype dtypes[2] = {d->k_dtype, d->v_dtype};
-    for (int i = 0; i < 2; ++i)
-        if (dtypes[i] != CLATTN_DTYPE_FP32 && dtypes[i] != CLATTN_DTYPE_FP16 &&
-            dtypes[i] != CLATTN_DTYPE_BF16)
-            return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                             "%s_dtype (%d) is not a clattn_dtype",
-                             i ? "v" : "k", (int)dtypes[i]);
+    if ((s = sdpa_check_kv_dtypes(ctx, d->k_dtype, d->v_dtype)))
+        return s;
     p->k_dtype = d->k_dtype;
     p->v_dtype = d->v_dtype;
     p->group = p->heads_q / p->heads_kv;
