@@ -5,16 +5,51 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-static int is_masked(const clattn_sdpa_desc *d, const void *mask, size_t b,
-                     size_t h, size_t i, size_t j, double *add)
+/* Sequence b's geometry: its rows and keys, and where its first query
+   row and key lie in the host arrays' sequence dimension (a packed batch:
+   batch 1, the packed tokens; else batch b's own rows). */
+typedef struct ref_seq {
+    size_t rows, keys, q_first, k_first, q_total, k_total, batch_at;
+} ref_seq;
+
+static ref_seq seq_of(const clattn_sdpa_desc *d, size_t b)
+{
+    ref_seq g;
+    if (d->cu_seqlens_q) {
+        const int32_t *cq = d->cu_seqlens_q, *ck = d->cu_seqlens_k;
+        g.rows = (size_t)(cq[b + 1] - cq[b]);
+        g.keys = (size_t)(ck[b + 1] - ck[b]);
+        g.q_first = (size_t)cq[b];
+        g.k_first = (size_t)ck[b];
+        g.q_total = (size_t)cq[d->batch];
+        g.k_total = (size_t)ck[d->batch];
+        g.batch_at = 0;
+    } else {
+        g.rows = d->seq_q;
+        g.keys = d->seq_kv;
+        g.q_first = g.k_first = 0;
+        g.q_total = d->seq_q;
+        g.k_total = d->seq_kv;
+        g.batch_at = b;
+    }
+    return g;
+}
+
+/* Key j of row i of sequence b (geometry g). The causal alignment is the
+   sequence's own: a packed batch's lengths, else seq_q and seq_kv. */
+static int is_masked(const clattn_sdpa_desc *d, const ref_seq *g,
+                     const void *mask, size_t b, size_t h, size_t i, size_t j,
+                     double *add)
 {
     *add = 0.0;
+    if (j >= g->keys)
+        return 1;
     if (d->key_lengths && (long)j >= (long)d->key_lengths[b])
         return 1;
     if (d->causal == CLATTN_CAUSAL_TOP_LEFT && j > i)
         return 1;
     if (d->causal == CLATTN_CAUSAL_BOTTOM_RIGHT &&
-        (long)j > (long)i + (long)d->seq_kv - (long)d->seq_q)
+        (long)j > (long)i + (long)g->keys - (long)g->rows)
         return 1;
     if (d->mask_type == CLATTN_MASK_NONE)
         return 0;
@@ -42,17 +77,22 @@ void ref_sdpa(const clattn_sdpa_desc *d, const float *q, const float *k,
     double *s = malloc(Skv * sizeof *s);
     for (size_t b = 0; b < B; ++b)
         for (size_t h = 0; h < Hq; ++h) {
+            const ref_seq g = seq_of(d, b);
             size_t hk = h / (Hq / Hkv);
-            for (size_t i = 0; i < Sq; ++i) {
-                const float *qi = q + ((b * Hq + h) * Sq + i) * D;
+            /* rows and keys in the arrays: [batch_at][head][first + i] */
+            const size_t q_row0 = (g.batch_at * Hq + h) * g.q_total + g.q_first;
+            const size_t k_row0 =
+                (g.batch_at * Hkv + hk) * g.k_total + g.k_first;
+            for (size_t i = 0; i < g.rows; ++i) {
+                const float *qi = q + (q_row0 + i) * D;
                 double m = -INFINITY;
                 for (size_t j = 0; j < Skv; ++j) {
                     double add;
-                    if (is_masked(d, mask, b, h, i, j, &add)) {
+                    if (is_masked(d, &g, mask, b, h, i, j, &add)) {
                         s[j] = -INFINITY;
                         continue;
                     }
-                    const float *kj = k + ((b * Hkv + hk) * Skv + j) * D;
+                    const float *kj = k + (k_row0 + j) * D;
                     double dot = 0.0;
                     for (size_t f = 0; f < D; ++f)
                         dot += (double)qi[f] * kj[f];
@@ -64,7 +104,10 @@ void ref_sdpa(const clattn_sdpa_desc *d, const float *q, const float *k,
                 if (m != -INFINITY)
                     for (size_t j = 0; j < Skv; ++j)
                         sum += exp(s[j] - m);
-                size_t row = (b * Hq + h) * Sq + i;
+                /* probs and the dropout positions: [b][h][i][j] of the
+                   padded batch */
+                const size_t padded = (b * Hq + h) * Sq + i;
+                const size_t row = q_row0 + i;
                 if (lse)
                     lse[row] = m == -INFINITY ? -INFINITY : m + log(sum);
                 double *o = out + row * Dv;
@@ -74,12 +117,14 @@ void ref_sdpa(const clattn_sdpa_desc *d, const float *q, const float *k,
                     double p = m == -INFINITY ? 0.0 : exp(s[j] - m) / sum;
                     if (d->dropout_p > 0.0f)
                         p = dropout_keep_ref(d->dropout_seed, d->dropout_offset,
-                                             row * Skv + j, d->dropout_p)
+                                             padded * Skv + j, d->dropout_p)
                                 ? p / (1.0 - (double)d->dropout_p)
                                 : 0.0;
                     if (probs)
-                        probs[row * Skv + j] = p;
-                    const float *vj = v + ((b * Hkv + hk) * Skv + j) * Dv;
+                        probs[padded * Skv + j] = p;
+                    if (j >= g.keys)
+                        continue; /* a packed sequence's: no such key row */
+                    const float *vj = v + (k_row0 + j) * Dv;
                     for (size_t f = 0; f < Dv; ++f)
                         o[f] += p * vj[f];
                 }

@@ -7,7 +7,11 @@
 
 /* Contiguous host arrays as clattn_sdpa_host takes them. out is
    [B][Hq][Sq][Dv]; probs (may be NULL) [B][Hq][Sq][Skv] after dropout;
-   lse (may be NULL) [B][Hq][Sq], -inf for fully masked rows. */
+   lse (may be NULL) [B][Hq][Sq], -inf for fully masked rows. A packed
+   batch (cu_seqlens) has the library's packed shapes, batch 1 and the
+   packed tokens (q, out [1][Hq][total_q][D], lse [1][Hq][total_q], k, v
+   [1][Hkv][total_k][D]); its probs stay in the padded
+   [B][Hq][Sq][Skv]. */
 void ref_sdpa(const clattn_sdpa_desc *desc, const float *q, const float *k,
               const float *v, const void *mask, double *out, double *probs,
               double *lse);

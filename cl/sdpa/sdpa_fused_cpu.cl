@@ -23,6 +23,7 @@
    FC_DVC come from sdpa_fused_params.clh, which the host reads too. */
 #ifndef CLATTN_EMBEDDED
 #include "../core/kv_dtype.clh"
+#include "../core/seq_varlen.clh"
 #include "../core/kv_pages.clh"
 #include "../core/sdpa_fused_common.clh"
 #include "sdpa_fused_params.clh"
@@ -39,12 +40,17 @@ __kernel void fused_pack_kv(__global const K_ELEM *k, ulong k_off, ulong k_sb,
                             ulong v_ss KV_PAGE_PARAMS, __global float *kp,
                             __global float *vp, uint heads_kv, uint seq_kv,
                             uint head_dim, uint head_dim_v, uint dv_pad,
-                            uint nblk, uint bhk_begin)
+                            uint nblk SEQ_VARLEN_PARAMS, uint bhk_begin)
 {
     const uint j = (uint)get_global_id(0);
     const uint bhk = bhk_begin + (uint)get_global_id(1);
     const uint b = bhk / heads_kv, hk = bhk % heads_kv;
-    const int valid = j < seq_kv;
+    /* A packed batch's shorter sequences: blocks past their keys are
+       never read, so they are not written either. */
+    const uint keys = SEQ_K_ROWS(b, seq_kv);
+    if (j - j % FC_BK >= keys)
+        return;
+    const int valid = j < keys;
     const uint jr = valid ? j : 0;
     __global const K_ELEM *krow =
         KV_HEAD(k, k_off, b, hk, k_sb, k_sh) + KV_ROW(b, jr, k_sb, k_ss);
@@ -131,17 +137,19 @@ fused_cpu_rows(__global const float *q, ulong q_off, ulong q_sb, ulong q_sh,
                uint head_dim_v, uint dv_pad, uint nblk, float scale, int causal,
                long causal_shift, uint drop_threshold, float drop_scale,
                ulong drop_seed, ulong drop_offset, uint split_keys,
-               __global float *part, uint bh_begin)
+               __global float *part, uint bh_begin SEQ_VARLEN_PARAMS)
 {
     const uint i0 = (uint)get_global_id(0) * FC_RW;
     const uint bh = bh_begin + (uint)get_global_id(1);
     const uint split = (uint)get_global_id(2);
     const uint nsplit = (uint)get_global_size(2);
-    if (i0 >= seq_q)
-        return;
-    const uint rows = min((uint)FC_RW, seq_q - i0);
     const uint b = bh / heads_q, h = bh % heads_q, bhk = bh / group;
+    const uint q_rows = SEQ_Q_ROWS(b, seq_q);
+    if (i0 >= q_rows)
+        return;
+    const uint rows = min((uint)FC_RW, q_rows - i0);
     const uint kv_valid = fused_kv_valid(key_len, b, seq_kv);
+    causal_shift = SEQ_CAUSAL_SHIFT(causal, causal_shift, kv_valid, q_rows);
     const uint key_begin = split * split_keys;
     const uint key_end =
         min(key_begin + split_keys,
@@ -184,7 +192,7 @@ fused_cpu_rows(__global const float *q, ulong q_off, ulong q_sb, ulong q_sh,
             __global const float *qr[FC_RT];
             for (uint t = 0; t < FC_RT; ++t) {
                 uint i = i0 + min(r0 + t, last_row);
-                qr[t] = q + q_off + b * q_sb + h * q_sh + i * q_ss;
+                qr[t] = q + q_off + h * q_sh + SEQ_ROW(b, i, q_sb, q_ss);
             }
 
             /* S = Q K^T * scale: 4 rows x 64 keys in 16 float16
@@ -270,8 +278,9 @@ fused_cpu_rows(__global const float *q, ulong q_off, ulong q_sb, ulong q_sh,
             part ? part + (((ulong)bh * nsplit + split) * seq_q + i) *
                               (head_dim_v + 2)
                  : 0;
-        fused_write_row(o + o_off + b * o_sb + h * o_sh + i * o_ss,
-                        lse ? lse + l_off + b * l_sb + h * l_sh + i * l_ss : 0,
+        fused_write_row(o + o_off + h * o_sh + SEQ_ROW(b, i, o_sb, o_ss),
+                        lse ? lse + l_off + h * l_sh + SEQ_ROW(b, i, l_sb, l_ss)
+                            : 0,
                         pr, acc[r], m[r], l[r], head_dim_v);
     }
 }
@@ -696,12 +705,13 @@ static inline void decode_rows(FUSED_INPLACE_KERNEL_PARAMS, const uint grouped)
     const uint split = (uint)get_global_id(2);
     const uint nsplit = (uint)get_global_size(2);
     const uint unit_heads = grouped ? group : 1;
-    const uint unit_rows = unit_heads * seq_q;
+    const uint unit_per_b = heads_q / unit_heads;
+    const uint b = unit / unit_per_b;
+    const uint q_rows = SEQ_Q_ROWS(b, seq_q);
+    const uint unit_rows = unit_heads * q_rows;
     if (f0 >= unit_rows)
         return;
     const uint rows = min((uint)FD_ROWS, unit_rows - f0);
-    const uint unit_per_b = heads_q / unit_heads;
-    const uint b = unit / unit_per_b;
     const uint h_first = (unit % unit_per_b) * unit_heads;
     const uint hk = h_first / group;
     /* Each row's query head and query index; rows past `rows` repeat the
@@ -710,11 +720,12 @@ static inline void decode_rows(FUSED_INPLACE_KERNEL_PARAMS, const uint grouped)
     uint i_last = 0;
     for (uint r = 0; r < FD_ROWS; ++r) {
         const uint f = f0 + min(r, rows - 1);
-        row_h[r] = h_first + f / seq_q;
-        row_i[r] = f % seq_q;
+        row_h[r] = h_first + f / q_rows;
+        row_i[r] = f % q_rows;
         i_last = max(i_last, row_i[r]);
     }
     const uint kv_valid = fused_kv_valid(key_len, b, seq_kv);
+    causal_shift = SEQ_CAUSAL_SHIFT(causal, causal_shift, kv_valid, q_rows);
     const uint key_begin = split * split_keys;
     const uint key_end =
         min(key_begin + split_keys,
@@ -733,7 +744,7 @@ static inline void decode_rows(FUSED_INPLACE_KERNEL_PARAMS, const uint grouped)
     float m[FD_ROWS], l[FD_ROWS], lc[FD_ROWS];
     for (uint r = 0; r < FD_ROWS; ++r) {
         __global const float *qrow =
-            q + q_off + b * q_sb + row_h[r] * q_sh + row_i[r] * q_ss;
+            q + q_off + row_h[r] * q_sh + SEQ_ROW(b, row_i[r], q_sb, q_ss);
         for (uint c = 0; c < dc; ++c)
             qv[r][c] = fused_load16(qrow, c, head_dim);
         for (uint c = 0; c < dvc; ++c)
@@ -835,8 +846,9 @@ static inline void decode_rows(FUSED_INPLACE_KERNEL_PARAMS, const uint grouped)
         __global float *pr =
             part ? part + ((bh * nsplit + split) * seq_q + i) * (head_dim_v + 2)
                  : 0;
-        fused_write_row(o + o_off + b * o_sb + h * o_sh + i * o_ss,
-                        lse ? lse + l_off + b * l_sb + h * l_sh + i * l_ss : 0,
+        fused_write_row(o + o_off + h * o_sh + SEQ_ROW(b, i, o_sb, o_ss),
+                        lse ? lse + l_off + h * l_sh + SEQ_ROW(b, i, l_sb, l_ss)
+                            : 0,
                         pr, outer[r], m[r], l[r], head_dim_v);
     }
 }
@@ -847,7 +859,7 @@ static inline void decode_rows(FUSED_INPLACE_KERNEL_PARAMS, const uint grouped)
         mask_bool, mask_add, m_off, m_sb, m_sh, m_ss, key_len, heads_q, group, \
         seq_q, seq_kv, head_dim, head_dim_v, scale, causal, causal_shift,      \
         drop_threshold, drop_scale, drop_seed, drop_offset, split_keys, part,  \
-        bh_begin KV_PAGE_ARGS
+        bh_begin KV_PAGE_ARGS SEQ_VARLEN_ARGS
 
 /* One (batch, query head) pair per unit (no grouped K/V heads). */
 __kernel void fused_cpu_decode(FUSED_INPLACE_KERNEL_PARAMS)

@@ -44,6 +44,7 @@
      when group > 1 and seq_q is below the configuration's FG_BM. */
 #ifndef CLATTN_EMBEDDED
 #include "../core/kv_dtype.clh"
+#include "../core/seq_varlen.clh"
 #include "../core/kv_pages.clh"
 #include "../core/sdpa_fused_common.clh"
 #include "sdpa_fused_params.clh" /* FG_* */
@@ -170,7 +171,7 @@ FG_PAGED_STAGE_FN(fg_stage_v, V_ELEM, V_LOAD)
 FG_STAGE_FN(fg_stage_k, K_ELEM, K_LOAD)
 FG_STAGE_FN(fg_stage_v, V_ELEM, V_LOAD)
 #define FG_STAGE_KV(fn, tile, head, sb, ss, j0, count, width)                  \
-    fn(tile, (head) + (j0) * (ss), ss, FG_BN, count, width, lid)
+    fn(tile, (head) + KV_ROW(b, j0, sb, ss), ss, FG_BN, count, width, lid)
 #endif
 
 /* Features d0 .. d0 + 3 of a row of width features (those below it). */
@@ -210,10 +211,12 @@ fg_row fg_row_of(int gqa, uint h0, uint i0, uint r, uint group, uint seq_q,
         x.valid = at < seq_q;
         return x;
     }
-    const uint rows = group * seq_q, rc = min(at, rows - 1);
+    /* (seq_q 0: a packed batch's sequence without queries, no row valid) */
+    const uint rows = group * seq_q, rc = min(at, SEQ_NONZERO(rows) - 1);
+    const uint div = SEQ_NONZERO(seq_q);
     x.valid = at < rows;
-    x.h = h0 + rc / seq_q;
-    x.i = rc % seq_q;
+    x.h = h0 + rc / div;
+    x.i = rc % div;
     return x;
 }
 
@@ -309,27 +312,39 @@ void fg_stage_q(__local float *tile, __global const float *qb, ulong q_sh,
         const uint h0 = (GQA) ? hk * group : unit % heads_q;                   \
         /* Every work-item runs the same loop (barriers), so the key range is  \
            the group's: up to the causal limit of its rows' last query row. */ \
-        const uint rows_all = (GQA) ? group * seq_q : seq_q;                   \
-        const uint last_at = min(i0 + FG_BM, rows_all) - 1;                    \
+        /* idle: a group past a shorter packed sequence's rows stages no Q,    \
+           runs no keys and writes nothing (it does not return: PoCL's CPU     \
+           device wrote past the output when groups returned before the        \
+           barriers); never in the default build. */                           \
+        const uint q_rows = SEQ_Q_ROWS(b, seq_q);                              \
+        const uint rows_all = (GQA) ? group * q_rows : q_rows;                 \
+        const int idle = SEQ_PAST_ROWS(i0, rows_all);                          \
+        const uint q_div = SEQ_NONZERO(q_rows);                                \
+        const uint last_at = idle ? i0 : min(i0 + FG_BM, rows_all) - 1;        \
         const uint last_row = !(GQA) ? last_at                                 \
-                              : last_at / seq_q != i0 / seq_q                  \
-                                  ? seq_q - 1                                  \
-                                  : last_at % seq_q;                           \
+                              : last_at / q_div != i0 / q_div                  \
+                                  ? q_div - 1                                  \
+                                  : last_at % q_div;                           \
         const uint kv_valid = fused_kv_valid(key_len, b, seq_kv);              \
+        causal_shift =                                                         \
+            SEQ_CAUSAL_SHIFT(causal, causal_shift, kv_valid, q_rows);          \
         const uint key_begin = split * split_keys;                             \
         const uint key_end =                                                   \
-            min(key_begin + split_keys,                                        \
-                fused_key_end(kv_valid, causal,                                \
-                              fused_causal_last(last_row, causal_shift)));     \
+            idle ? key_begin                                                   \
+                 : min(key_begin + split_keys,                                 \
+                       fused_key_end(kv_valid, causal,                         \
+                                     fused_causal_last(last_row,               \
+                                                       causal_shift)));        \
         __global const K_ELEM *kh = KV_HEAD(k, k_off, b, hk, k_sb, k_sh);      \
         __global const V_ELEM *vh = KV_HEAD(v, v_off, b, hk, v_sb, v_sh);      \
                                                                                \
         if ((GQA))                                                             \
-            fg_stage_q(qt, q + q_off + b * q_sb, q_sh, q_ss, h0, i0, group,    \
-                       seq_q, head_dim, lid);                                  \
+            fg_stage_q(qt, q + q_off + SEQ_ROW(b, 0, q_sb, q_ss), q_sh, q_ss,  \
+                       h0, i0, group, q_rows, head_dim, lid);                  \
         else                                                                   \
-            fg_stage(qt, q + q_off + b * q_sb + h0 * q_sh + i0 * q_ss, q_ss,   \
-                     FG_BM, last_row + 1 - i0, head_dim, lid);                 \
+            fg_stage(qt, q + q_off + h0 * q_sh + SEQ_ROW(b, i0, q_sb, q_ss),   \
+                     q_ss, FG_BM, idle ? 0 : last_row + 1 - i0, head_dim,      \
+                     lid);                                                     \
                                                                                \
         /* This work-item's rows (rows that do not exist compute on zeros,     \
            clamped to the last row for their mask reads, and write nothing).   \
@@ -341,7 +356,7 @@ void fg_stage_q(__local float *tile, __global const float *qb, ulong q_sh,
         _Pragma("unroll") for (uint t = 0; t < FG_TM; ++t)                     \
         {                                                                      \
             const fg_row row = fg_row_of((GQA), h0, i0, rg * FG_TM + t, group, \
-                                         seq_q, last_row);                     \
+                                         q_rows, last_row);                    \
             mk[t] = fused_masks_make(mask_bool, mask_add, seq_kv, kv_valid,    \
                                      causal);                                  \
             mk[t].m_row = m_off + b * m_sb + row.h * m_sh + row.i * m_ss;      \
@@ -472,7 +487,7 @@ void fg_stage_q(__local float *tile, __global const float *qb, ulong q_sh,
         {                                                                      \
             const uint r = rg * FG_TM + t;                                     \
             const fg_row row =                                                 \
-                fg_row_of((GQA), h0, i0, r, group, seq_q, last_row);           \
+                fg_row_of((GQA), h0, i0, r, group, q_rows, last_row);          \
             /* before the branch: every lane of a sub-group shuffles */        \
             float lsum = by_sg ? FG_LANES_SUM(l[t]) : 0.0f;                    \
             if (!row.valid)                                                    \
@@ -496,13 +511,14 @@ void fg_stage_q(__local float *tile, __global const float *qb, ulong q_sh,
                 continue;                                                      \
             }                                                                  \
             /* lsum == 0: every key masked; the row is zeros. */               \
-            __global float *orow = o + o_off + b * o_sb + h * o_sh + i * o_ss; \
+            __global float *orow =                                             \
+                o + o_off + h * o_sh + SEQ_ROW(b, i, o_sb, o_ss);              \
             const float inv = 1.0f / lsum;                                     \
             _Pragma("unroll") for (uint f = 0; f < FG_TD4; ++f)                \
                 fg_store4(orow, (c + f * FG_LANES) * 4, head_dim_v,            \
                           lsum == 0.0f ? (float4)0.0f : acc[t][f] * inv);      \
             if (lse && c == 0)                                                 \
-                lse[l_off + b * l_sb + h * l_sh + i * l_ss] =                  \
+                lse[l_off + h * l_sh + SEQ_ROW(b, i, l_sb, l_ss)] =            \
                     lsum == 0.0f ? -INFINITY : m[t] + log(lsum);               \
         }                                                                      \
     }

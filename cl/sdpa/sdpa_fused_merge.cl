@@ -7,20 +7,21 @@
    lse = -inf, as the unsplit kernels do. One work-item per row. */
 #ifndef CLATTN_EMBEDDED
 #include "../core/sdpa_fused_common.clh"
+#include "../core/seq_varlen.clh"
 #endif
 
 __kernel void fused_merge(__global const float *part, uint nsplit,
                           __global float *o, ulong o_off, ulong o_sb,
                           ulong o_sh, ulong o_ss, __global float *lse,
                           ulong l_off, ulong l_sb, ulong l_sh, ulong l_ss,
-                          uint heads_q, uint seq_q, uint head_dim_v,
-                          uint bh_begin)
+                          uint heads_q, uint seq_q,
+                          uint head_dim_v SEQ_VARLEN_PARAMS, uint bh_begin)
 {
     const uint i = (uint)get_global_id(0);
     const uint bh = bh_begin + (uint)get_global_id(1);
-    if (i >= seq_q)
-        return;
     const uint b = bh / heads_q, h = bh % heads_q;
+    if (i >= SEQ_Q_ROWS(b, seq_q))
+        return;
     const ulong stride = head_dim_v + 2;
     /* Slice s of row i: part[((bh * nsplit + s) * seq_q + i) * stride]. */
     __global const float *first = part + ((ulong)bh * nsplit * seq_q + i) * stride;
@@ -39,7 +40,7 @@ __kernel void fused_merge(__global const float *part, uint nsplit,
             total += ps[head_dim_v + 1] * fused_weight1(ps[head_dim_v], base);
     }
     const float inv = 1.0f / total;
-    __global float *orow = o + o_off + b * o_sb + h * o_sh + i * o_ss;
+    __global float *orow = o + o_off + h * o_sh + SEQ_ROW(b, i, o_sb, o_ss);
     for (uint c = 0; c < head_dim_v; ++c) {
         float sum = 0.0f;
         for (uint s = 0; s < nsplit; ++s) {
@@ -50,6 +51,6 @@ __kernel void fused_merge(__global const float *part, uint nsplit,
         orow[c] = total == 0.0f ? 0.0f : sum * inv;
     }
     if (lse)
-        lse[l_off + b * l_sb + h * l_sh + i * l_ss] =
+        lse[l_off + h * l_sh + SEQ_ROW(b, i, l_sb, l_ss)] =
             total == 0.0f ? -INFINITY : mx + log(total);
 }

@@ -279,6 +279,24 @@ typedef struct clattn_sdpa_desc {
        clattn_kv_pages). Zero = K and V are the views of
        clattn_sdpa_tensors as above, and older layouts read zero. */
     clattn_kv_pages kv_pages;
+    /* Added: a variable-length batch, packed without padding
+       (FlashAttention's varlen convention): host arrays [batch + 1] of
+       cumulative lengths, [0] = 0, never decreasing. Sequence b owns the
+       query tokens [cu_seqlens_q[b], cu_seqlens_q[b + 1]) and the keys
+       [cu_seqlens_k[b], cu_seqlens_k[b + 1]); seq_q and seq_kv bound its
+       lengths (FlashAttention's max_seqlen_q and max_seqlen_k). Every
+       view then has batch 1 and runs over the packed tokens: Q and out
+       [1][heads_q][total_q][dim], K and V [1][heads_kv][total_k][dim],
+       lse [1][heads_q][total_q][1], with total_q = cu_seqlens_q[batch]
+       and total_k = cu_seqlens_k[batch]; the host entry point takes
+       those shapes too. Causal (either alignment) applies per sequence,
+       to its own lengths; dropout keeps the positions of the padded
+       batch [batch][heads_q][seq_q][seq_kv]. Runs on the fused paths
+       (AUTO without probs, FUSED, FUSED_CPU, FUSED_GPU); UNSUPPORTED
+       with probs, a mask, a paged cache or the unfused path; key_lengths
+       must be NULL (the lengths are here). Both NULL = not packed, and
+       older layouts read NULL. */
+    const int32_t *cu_seqlens_q, *cu_seqlens_k;
 } clattn_sdpa_desc;
 
 /* Zeroes and sets struct_size; heads_kv 0 = heads_q, head_dim_v 0 =

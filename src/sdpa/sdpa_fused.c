@@ -13,8 +13,10 @@
 #include "sdpa_fused_tiles.h"
 #include "sdpa_pages.h"
 #include "sdpa_plan.h"
+#include "sdpa_varlen.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* FUSED_HEAD_DIM_MAX, FC_BK, FC_RW, FD_ROWS: the kernels' own values
@@ -49,6 +51,13 @@ static clattn_status fused_supports(const sdpa_problem *p, const sdpa_views *v,
                                     int writes_probs, char *why,
                                     size_t why_size)
 {
+    if (v->probs.buffer && p->cu_q) {
+        if (why)
+            snprintf(why, why_size,
+                     "probs of a packed batch (cu_seqlens): the fused paths "
+                     "write out and lse only");
+        return CLATTN_ERROR_UNSUPPORTED;
+    }
     if (v->probs.buffer && !writes_probs) {
         if (why)
             snprintf(why, why_size,
@@ -307,7 +316,7 @@ static clattn_status plan_sizes(clattn_context *ctx, const sdpa_problem *p,
     const size_t f = sizeof(float);
     clattn_status s = CLATTN_SUCCESS;
     memset(b, 0, sizeof *b);
-    if (p->key_lengths) {
+    if (p->key_lengths || p->cu_k) {
         const size_t kl[2] = {p->batch, sizeof(cl_int)};
         s = size_buffer(ctx, "key lengths", kl, 2, &b->key_len);
     }
@@ -338,10 +347,18 @@ static clattn_status plan_buffers(clattn_context *ctx, const sdpa_problem *p,
                                   const fused_bytes *b, fused_plan *plan)
 {
     clattn_status s = CLATTN_SUCCESS;
-    if (b->key_len)
+    if (b->key_len) {
+        /* a packed batch's from its offsets (the kernels' key padding) */
+        int32_t *derived = p->cu_k ? sdpa_varlen_key_lengths(p) : NULL;
+        if (p->cu_k && !derived)
+            return ctx_error(ctx, CLATTN_ERROR_OUT_OF_MEMORY,
+                             "no host memory for %zu key lengths", p->batch);
         s = ctx_buffer_make(ctx, "key lengths",
                             CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, b->key_len,
-                            (void *)p->key_lengths, &plan->key_len);
+                            derived ? derived : (void *)p->key_lengths,
+                            &plan->key_len);
+        free(derived);
+    }
     if (!s && b->kp)
         s = ctx_buffer_make(ctx, "packed K", CL_MEM_READ_WRITE, b->kp, NULL,
                             &plan->kp);
@@ -443,7 +460,8 @@ static void arg_masks_dims(kernel_args *a, const sdpa_problem *p,
 static void arg_scale_dropout(kernel_args *a, const sdpa_problem *p)
 {
     arg_float(a, p->scale);
-    arg_int(a, p->causal != CLATTN_CAUSAL_NONE);
+    /* the alignment too: a packed batch aligns each sequence itself */
+    arg_int(a, (cl_int)p->causal);
     arg_long(a, p->causal_shift);
     arg_uint(a, p->drop_threshold);
     arg_float(a, p->drop_scale);
@@ -490,6 +508,7 @@ static clattn_status set_attention_args(clattn_context *ctx, cl_kernel k,
     arg_uint(&a, 0);
     if (plan->kind != FUSED_CPU_ROWS) /* reads K and V in place */
         arg_kv_pages(&a, &p->pages, v->kv_table);
+    arg_varlen(&a, p, v->cu_q, v->cu_k);
     if (a.err != CL_SUCCESS)
         return ctx_cl_error(ctx, "clSetKernelArg (fused attention)", a.err);
     return CLATTN_SUCCESS;
@@ -565,6 +584,7 @@ clattn_status sdpa_enqueue_pack_kv(clattn_context *ctx, cl_command_queue queue,
     arg_uint(&a, (cl_uint)p->head_dim_v);
     arg_uint(&a, (cl_uint)dv_pad);
     arg_uint(&a, (cl_uint)nblk);
+    arg_varlen(&a, p, v->cu_q, v->cu_k);
     /* Groups of up to a block's 64 keys (PoCL vectorizes across them:
        their stores are contiguous), as the device allows. */
     size_t local = 1;
@@ -598,6 +618,7 @@ static clattn_status enqueue_merge(clattn_context *ctx, cl_command_queue queue,
     arg_uint(&a, (cl_uint)p->heads_q);
     arg_uint(&a, (cl_uint)p->seq_q);
     arg_uint(&a, (cl_uint)p->head_dim_v);
+    arg_varlen(&a, p, v->cu_q, v->cu_k);
     return launch_chunked(ctx, queue, &a, "fused_merge", p->batch * p->heads_q,
                           p->seq_q, 0, 1, wait, done);
 }
@@ -629,7 +650,11 @@ static clattn_status create_kernels(clattn_context *ctx,
         ((s = program_kernel(ctx, prog, "fused_cpu_weights", &k->weights)) ||
          (s = program_kernel(ctx, prog, "fused_cpu_probs", &k->probs_kernel))))
         return s;
-    if ((s = program_kernel(ctx, prog, "fused_merge", &k->merge)))
+    /* (the merge reads no K or V: varlen is its only variant) */
+    char merge_options[32] = "";
+    sdpa_varlen_options(p, merge_options, sizeof merge_options);
+    if ((s = program_kernel_variant(ctx, prog, merge_options, "fused_merge",
+                                    &k->merge)))
         return s;
     if (prog == PROGRAM_SDPA_FUSED_CPU &&
         (s = program_kernel_variant(ctx, prog, kv, "fused_pack_kv", &k->pack)))

@@ -4,6 +4,7 @@
 #include "context_internal.h"
 #include "device_memory.h"
 #include "sdpa_pages.h"
+#include "sdpa_varlen.h"
 #include "wait_list.h"
 
 #include <string.h>
@@ -47,6 +48,16 @@ static clattn_status check_request(clattn_context *ctx, cl_command_queue queue,
     return sdpa_views_check(ctx, &plan->problem, tensors, &plan->views);
 }
 
+/* The device copies of the request's host tables (block table, packed
+   offsets). */
+static void release_uploads(clattn_context *ctx, sdpa_views *v)
+{
+    cl_mem all[3] = {v->kv_table, v->cu_q, v->cu_k};
+    for (int i = 0; i < 3; ++i)
+        ctx_buffer_release(ctx, all[i]);
+    v->kv_table = v->cu_q = v->cu_k = NULL;
+}
+
 /* The chosen variant's checks and prepare step. */
 static clattn_status prepare_variant(clattn_context *ctx,
                                      cl_command_queue queue,
@@ -60,16 +71,14 @@ static clattn_status prepare_variant(clattn_context *ctx,
     plan->variant = v;
     plan->queue = queue ? queue : ctx->queue;
     const sdpa_problem *p = &plan->problem;
-    if (p->pages.block_size &&
-        (s = sdpa_pages_upload(ctx, &p->pages, p->batch, p->seq_kv,
-                               p->key_lengths, &plan->views.kv_table))) {
+    if ((p->pages.block_size &&
+         (s = sdpa_pages_upload(ctx, &p->pages, p->batch, p->seq_kv,
+                                p->key_lengths, &plan->views.kv_table))) ||
+        (p->cu_q && (s = sdpa_varlen_upload(ctx, p, &plan->views.cu_q,
+                                            &plan->views.cu_k))) ||
+        (s = v->prepare(ctx, plan))) {
         plan->variant = NULL;
-        return s;
-    }
-    if ((s = v->prepare(ctx, plan))) {
-        plan->variant = NULL;
-        ctx_buffer_release(ctx, plan->views.kv_table);
-        plan->views.kv_table = NULL;
+        release_uploads(ctx, &plan->views);
     }
     return s;
 }
@@ -135,6 +144,5 @@ void sdpa_plan_release(clattn_context *ctx, sdpa_plan *plan)
     if (plan->variant)
         plan->variant->release(ctx, plan);
     plan->variant = NULL;
-    ctx_buffer_release(ctx, plan->views.kv_table);
-    plan->views.kv_table = NULL;
+    release_uploads(ctx, &plan->views);
 }

@@ -22,6 +22,11 @@ typedef struct sdpa_problem {
     /* A paged K/V cache (block_size 0 = none), checked (sdpa_pages.h):
        the K and V views are views of the pool. */
     clattn_kv_pages pages;
+    /* A packed variable-length batch (sdpa_varlen.h): the caller's
+       checked offsets, host [batch + 1] (NULL = not packed), and the
+       packed token counts; every view then has batch 1. */
+    const int32_t *cu_q, *cu_k;
+    size_t total_q, total_k;
 } sdpa_problem;
 
 /* k_dtype and v_dtype each fp32, fp16 or bf16 (INVALID_ARGUMENT naming
@@ -63,6 +68,9 @@ typedef struct sdpa_views {
     /* The block table of a paged cache on the device (sdpa_pages_upload),
        made by sdpa_prepare after every check; NULL when not paged. */
     cl_mem kv_table;
+    /* A packed batch's offsets on the device (sdpa_varlen_upload), made
+       with kv_table; NULL when not packed. */
+    cl_mem cu_q, cu_k;
     /* probs is the head average, [batch][seq_q][seq_kv] with head stride
        0 (sdpa_prepare_head_mean, for MHA's need_weights), not per head. */
     int probs_head_mean;

@@ -17,6 +17,7 @@
 #include "sdpa_pages.h"
 #include "sdpa_plan.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* Some drivers cap a grid dimension at 65535 groups; chunks stay below. */
@@ -397,7 +398,14 @@ clattn_status sdpa_unfused_supports(const clattn_context *ctx,
                                     const sdpa_views *views, char *why,
                                     size_t why_size)
 {
-    (void)ctx, (void)p, (void)views, (void)why, (void)why_size;
+    (void)ctx, (void)views;
+    if (p->cu_q) {
+        if (why)
+            snprintf(why, why_size,
+                     "the unfused path does not take a packed batch "
+                     "(cu_seqlens): use AUTO without probs or a fused path");
+        return CLATTN_ERROR_UNSUPPORTED;
+    }
     return CLATTN_SUCCESS;
 }
 

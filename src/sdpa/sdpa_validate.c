@@ -4,6 +4,7 @@
 #include "context_internal.h"
 #include "sdpa_pages.h"
 #include "sdpa_problem.h"
+#include "sdpa_varlen.h"
 #include "struct_size.h"
 
 #include <math.h>
@@ -55,6 +56,7 @@ void sdpa_kv_options(const sdpa_problem *p, char *buf, size_t cap)
         snprintf(buf, cap, "-DK_DTYPE=%d -DV_DTYPE=%d", (int)p->k_dtype,
                  (int)p->v_dtype);
     sdpa_pages_options(&p->pages, buf, cap);
+    sdpa_varlen_options(p, buf, cap);
 }
 
 void sdpa_kv_options_cpu(const sdpa_problem *p, char *buf, size_t cap)
@@ -67,18 +69,28 @@ void sdpa_kv_options_cpu(const sdpa_problem *p, char *buf, size_t cap)
     }
 }
 
+/* Q, out and lse: [batch][heads_q][seq_q][dim], or a packed batch's
+   [1][heads_q][total_q][dim]. */
+static void dims_rows(const sdpa_problem *p, size_t dim, size_t d[4])
+{
+    d[0] = p->cu_q ? 1 : p->batch;
+    d[1] = p->heads_q;
+    d[2] = p->cu_q ? p->total_q : p->seq_q;
+    d[3] = dim;
+}
 void sdpa_dims_q(const sdpa_problem *p, size_t d[4])
 {
-    d[0] = p->batch, d[1] = p->heads_q, d[2] = p->seq_q, d[3] = p->head_dim;
+    dims_rows(p, p->head_dim, d);
 }
-/* K and V: [batch][heads_kv][seq_kv][dim], or the pool of a paged cache,
-   [num_blocks][heads_kv][block_size][dim]. */
+/* K and V: [batch][heads_kv][seq_kv][dim], the pool of a paged cache,
+   [num_blocks][heads_kv][block_size][dim], or a packed batch's
+   [1][heads_kv][total_k][dim]. */
 static void dims_kv(const sdpa_problem *p, size_t dim, size_t d[4])
 {
     const int paged = p->pages.block_size != 0;
-    d[0] = paged ? p->pages.num_blocks : p->batch;
+    d[0] = paged ? p->pages.num_blocks : p->cu_k ? 1 : p->batch;
     d[1] = p->heads_kv;
-    d[2] = paged ? p->pages.block_size : p->seq_kv;
+    d[2] = paged ? p->pages.block_size : p->cu_k ? p->total_k : p->seq_kv;
     d[3] = dim;
 }
 void sdpa_dims_k(const sdpa_problem *p, size_t d[4])
@@ -91,7 +103,7 @@ void sdpa_dims_v(const sdpa_problem *p, size_t d[4])
 }
 void sdpa_dims_out(const sdpa_problem *p, size_t d[4])
 {
-    d[0] = p->batch, d[1] = p->heads_q, d[2] = p->seq_q, d[3] = p->head_dim_v;
+    dims_rows(p, p->head_dim_v, d);
 }
 void sdpa_dims_probs(const sdpa_problem *p, size_t d[4])
 {
@@ -99,7 +111,7 @@ void sdpa_dims_probs(const sdpa_problem *p, size_t d[4])
 }
 void sdpa_dims_lse(const sdpa_problem *p, size_t d[4])
 {
-    d[0] = p->batch, d[1] = p->heads_q, d[2] = p->seq_q, d[3] = 1;
+    dims_rows(p, 1, d);
 }
 
 size_t sdpa_mask_elem_size(const sdpa_problem *p)
@@ -213,6 +225,9 @@ clattn_status sdpa_problem_init(clattn_context *ctx, const clattn_sdpa_desc *d,
                          (double)d->dropout_p);
     p->mask_type = d->mask_type;
     clattn_status s = check_mask(ctx, d, p);
+    /* (batch 0 is check_sizes' to refuse; the offsets have batch + 1) */
+    if (s == CLATTN_SUCCESS && p->batch)
+        s = sdpa_varlen_check(ctx, d, p);
     if (s == CLATTN_SUCCESS)
         s = check_sizes(ctx, p);
     if (s != CLATTN_SUCCESS)

@@ -88,16 +88,21 @@ int main(int argc, char **argv)
             rc |= emit(dir, PROGRAM_SDPA_FUSED_GPU, head_dims[i], decode, "",
                        extra);
         }
-    /* K and V in fp16 and bf16 (cl/core/kv_dtype.clh), and fp16 through a
-       block table (cl/core/kv_pages.clh): the programs that read them in
-       place on a GPU, the fused ones at head dim 128. */
+    /* K and V in fp16 and bf16 (cl/core/kv_dtype.clh), fp16 through a
+       block table (cl/core/kv_pages.clh), and a packed variable-length
+       batch (cl/core/seq_varlen.clh, fused paths only): the programs that
+       read them in place on a GPU, the fused ones at head dim 128. */
     static const struct {
         const char *tag, *options;
-    } kv[] = {{"+kv-fp16", "-DK_DTYPE=1 -DV_DTYPE=1"},
-              {"+kv-bf16", "-DK_DTYPE=2 -DV_DTYPE=2"},
-              {"+kv-fp16-paged", "-DK_DTYPE=1 -DV_DTYPE=1 -DKV_PAGED=1"}};
+        int unfused;
+    } kv[] = {{"+kv-fp16", "-DK_DTYPE=1 -DV_DTYPE=1", 1},
+              {"+kv-bf16", "-DK_DTYPE=2 -DV_DTYPE=2", 1},
+              {"+kv-fp16-paged", "-DK_DTYPE=1 -DV_DTYPE=1 -DKV_PAGED=1", 1},
+              {"+varlen", "-DSEQ_VARLEN=1", 0}};
     for (size_t t = 0; t < sizeof kv / sizeof kv[0]; ++t) {
-        rc |= emit(dir, PROGRAM_SDPA_UNFUSED, 0, 0, kv[t].tag, kv[t].options);
+        if (kv[t].unfused)
+            rc |=
+                emit(dir, PROGRAM_SDPA_UNFUSED, 0, 0, kv[t].tag, kv[t].options);
         for (int decode = 0; decode <= 1; ++decode) {
             char extra[192];
             if (sdpa_fused_gpu_options(128, GPU_MAX_WORK_GROUP, GPU_LOCAL_MEM,
