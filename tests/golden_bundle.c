@@ -98,6 +98,12 @@ const uint8_t *bundle_u8(const golden_bundle *b, const char *name)
     return t && t->dtype == BUNDLE_U8 ? t->data : NULL;
 }
 
+const int32_t *bundle_i32(const golden_bundle *b, const char *name)
+{
+    const bundle_tensor *t = bundle_get(b, name);
+    return t && t->dtype == BUNDLE_I32 ? t->data : NULL;
+}
+
 static int scalar_of(const bundle_tensor *t, double *v)
 {
     if (!t || t->count != 1)

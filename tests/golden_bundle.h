@@ -36,6 +36,7 @@ const bundle_tensor *bundle_get(const golden_bundle *b, const char *name);
 /* Typed access: NULL when absent or of another dtype. */
 const float *bundle_f32(const golden_bundle *b, const char *name);
 const uint8_t *bundle_u8(const golden_bundle *b, const char *name);
+const int32_t *bundle_i32(const golden_bundle *b, const char *name);
 /* A scalar (0-d or 1-element) int32 / float32 / float64, or fallback. */
 long bundle_int(const golden_bundle *b, const char *name, long fallback);
 double bundle_real(const golden_bundle *b, const char *name, double fallback);

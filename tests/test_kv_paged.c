@@ -696,12 +696,6 @@ static void decode_loop(void)
 }
 
 /* An int32 tensor of a golden bundle, or NULL. */
-static const int32_t *bundle_i32(const golden_bundle *g, const char *name)
-{
-    const bundle_tensor *t = bundle_get(g, name);
-    return t && t->dtype == BUNDLE_I32 ? t->data : NULL;
-}
-
 /* A golden from PyTorch (tests/gen_golden_paged.py): the fp32 K and V
    appended into an empty pool must give torch's pool bits (its .half()
    or .bfloat16() rounding), and attention over that pool torch's

@@ -13,7 +13,10 @@
      top-left), dropout included: packing moves rows, nothing else;
    - nothing written outside the packed rows (sentinels after them);
    - the host entry point;
+   - goldens from PyTorch (tests/gen_golden_varlen.py: each sequence
+     attended on its own by torch, float64, concatenated);
    - then the refusals, each with nothing written. */
+#include "golden_bundle.h"
 #include "kv_convert.h"
 #include "reference.h"
 #include "test_util.h"
@@ -355,6 +358,80 @@ static void check_host(void)
     free(ref);
 }
 
+/* A golden of tests/gen_golden_varlen.py: token-major q, k, v and out,
+   lse [heads][tokens], on every fused path. */
+static void varlen_golden(const char *file, const golden_bundle *g)
+{
+    const size_t B = (size_t)bundle_int(g, "batch", 0),
+                 Hq = (size_t)bundle_int(g, "heads_q", 0),
+                 Hkv = (size_t)bundle_int(g, "heads_kv", 0),
+                 D = (size_t)bundle_int(g, "head_dim", 0);
+    const int32_t *cu_q = bundle_i32(g, "cu_seqlens_q"),
+                  *cu_k = bundle_i32(g, "cu_seqlens_k");
+    const float *q = bundle_f32(g, "q"), *k = bundle_f32(g, "k"),
+                *v = bundle_f32(g, "v");
+    const double *want = test_bundle_f64(g, "out"),
+                 *want_lse = test_bundle_f64(g, "lse");
+    const int complete = B && B <= 8 && Hq && Hkv && D && cu_q && cu_k && q &&
+                         k && v && want && want_lse;
+    CHECK(complete, "%s: a field is missing", file);
+    if (!complete)
+        return;
+    varlen_case c;
+    memset(&c, 0, sizeof c);
+    c.name = file;
+    c.batch = B;
+    c.heads_q = Hq;
+    c.heads_kv = Hkv;
+    c.head_dim = c.head_dim_v = D;
+    c.causal = (clattn_causal)bundle_int(g, "causal", 0);
+    c.token_major = 1;
+    for (size_t b = 0; b < B; ++b) {
+        c.q_len[b] = cu_q[b + 1] - cu_q[b];
+        c.k_len[b] = cu_k[b + 1] - cu_k[b];
+    }
+    clattn_sdpa_desc d;
+    desc_of(&c, cu_q, cu_k, &d);
+    CHECK(d.seq_q == (size_t)bundle_int(g, "seq_q", 0) &&
+              d.seq_kv == (size_t)bundle_int(g, "seq_kv", 0),
+          "%s: seq_q and seq_kv", file);
+    const size_t tq = (size_t)cu_q[B], tk = (size_t)cu_k[B];
+    /* the bundle's arrays are already token-major */
+    cl_mem qb = test_buffer(cl, q, tq * Hq * D * sizeof *q);
+    cl_mem kb = test_buffer(cl, k, tk * Hkv * D * sizeof *k);
+    cl_mem vb = test_buffer(cl, v, tk * Hkv * D * sizeof *v);
+    /* out comes back [heads][tokens][dim]: the golden's, transposed */
+    double *want_ht = malloc(Hq * tq * D * sizeof *want_ht);
+    for (size_t t = 0; t < tq; ++t)
+        for (size_t h = 0; h < Hq; ++h)
+            memcpy(want_ht + (h * tq + t) * D, want + (t * Hq + h) * D,
+                   D * sizeof *want_ht);
+    const clattn_sdpa_path paths[3] = {CLATTN_SDPA_PATH_AUTO,
+                                       CLATTN_SDPA_PATH_FUSED_CPU,
+                                       CLATTN_SDPA_PATH_FUSED_GPU};
+    for (int pi = 0; pi < 3; ++pi) {
+        varlen_result r;
+        clattn_status s = run_packed(&c, &d, qb, kb, vb, paths[pi], &r);
+        if (!CHECK_SUCCESS(ctx, s, "%s (%s)", file,
+                           clattn_sdpa_path_name(paths[pi])))
+            continue;
+        char what[64];
+        snprintf(what, sizeof what, "(%s) out vs torch",
+                 clattn_sdpa_path_name(paths[pi]));
+        test_compare(file, what, r.out, want_ht, Hq * tq * D, TOL_ATOL,
+                     TOL_RTOL);
+        snprintf(what, sizeof what, "(%s) lse vs torch",
+                 clattn_sdpa_path_name(paths[pi]));
+        test_compare(file, what, r.lse, want_lse, Hq * tq, TOL_ATOL, TOL_RTOL);
+        free(r.out);
+        free(r.lse);
+    }
+    free(want_ht);
+    clReleaseMemObject(qb);
+    clReleaseMemObject(kb);
+    clReleaseMemObject(vb);
+}
+
 /* A refused packed call: the status, and out untouched. */
 static void expect_refused(const char *what, const clattn_sdpa_desc *d,
                            const clattn_sdpa_tensors *t, clattn_sdpa_path path,
@@ -596,6 +673,8 @@ int main(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
         run_case(&cases[i], 100 + i);
     check_host();
+    test_golden_run("varlen_chunks.bin", varlen_golden);
+    test_golden_run("varlen_prompts.bin", varlen_golden);
     check_refusals();
     clattn_context_destroy(ctx);
     return test_finish("test_sdpa_varlen");
