@@ -323,6 +323,113 @@ static void run_case(const varlen_case *c, uint64_t seed)
     free(ref_lse);
 }
 
+/* Packed queries over a paged cache (vLLM's chunked prefill): the keys of
+   case c laid into a pool of blocks of bs tokens, [block][head][slot][dim],
+   the blocks in reverse order, -1 past each sequence's keys, key_lengths
+   for the counts. Must give the bits of the packed call on contiguous K
+   and V, on every fused path. */
+static void check_paged(const varlen_case *c, size_t bs, uint64_t seed)
+{
+    int32_t cu_q[9], cu_k[9];
+    cumulative(c->q_len, c->batch, cu_q);
+    cumulative(c->k_len, c->batch, cu_k);
+    clattn_sdpa_desc d;
+    desc_of(c, cu_q, cu_k, &d);
+    const size_t B = c->batch, H = c->heads_kv, D = c->head_dim;
+    const size_t tq = (size_t)cu_q[B], tk = (size_t)cu_k[B];
+    const size_t per_seq = (d.seq_kv + bs - 1) / bs, nb = B * per_seq;
+    test_rng rng = test_rng_make(seed);
+    float *q = test_random(&rng, c->heads_q * tq * D, -2, 2);
+    float *k = test_random(&rng, H * tk * D, -2, 2);
+    float *v = test_random(&rng, H * tk * D, -2, 2);
+    float *kp = calloc(nb * H * bs * D + 1, sizeof *kp);
+    float *vp = calloc(nb * H * bs * D + 1, sizeof *vp);
+    int32_t *table = malloc(nb * sizeof *table);
+    for (size_t b = 0; b < B; ++b)
+        for (size_t i = 0; i < per_seq; ++i) {
+            const size_t blk = nb - 1 - (b * per_seq + i);
+            const int used = i * bs < (size_t)c->k_len[b];
+            table[b * per_seq + i] = used ? (int32_t)blk : -1;
+            for (size_t h = 0; h < H; ++h)
+                for (size_t t = 0; t < bs; ++t) {
+                    const size_t j = i * bs + t;
+                    if (j >= (size_t)c->k_len[b])
+                        break;
+                    const size_t src = (h * tk + cu_k[b] + j) * D;
+                    const size_t dst = ((blk * H + h) * bs + t) * D;
+                    memcpy(kp + dst, k + src, D * sizeof *kp);
+                    memcpy(vp + dst, v + src, D * sizeof *vp);
+                }
+        }
+    float *qy = to_layout(q, c->heads_q, tq, D, c->token_major);
+    cl_mem qb = test_buffer(cl, qy, c->heads_q * tq * D * sizeof *qy);
+    free(qy);
+    cl_mem kb = kv_buffer(k, H, tk, D, c->token_major, c->kv_dtype);
+    cl_mem vb = kv_buffer(v, H, tk, D, c->token_major, c->kv_dtype);
+    cl_mem kpb = kv_buffer(kp, H, nb * bs, D, 0, c->kv_dtype);
+    cl_mem vpb = kv_buffer(vp, H, nb * bs, D, 0, c->kv_dtype);
+    clattn_sdpa_desc dp = d;
+    dp.cu_seqlens_k = NULL;
+    dp.key_lengths = c->k_len;
+    dp.kv_pages.block_size = bs;
+    dp.kv_pages.num_blocks = nb;
+    dp.kv_pages.blocks_per_seq = per_seq;
+    dp.kv_pages.block_table = table;
+    const clattn_sdpa_path paths[3] = {CLATTN_SDPA_PATH_AUTO,
+                                       CLATTN_SDPA_PATH_FUSED_CPU,
+                                       CLATTN_SDPA_PATH_FUSED_GPU};
+    for (int pi = 0; pi < 3; ++pi) {
+        const char *path = clattn_sdpa_path_name(paths[pi]);
+        varlen_result want, got;
+        clattn_status s = run_packed(c, &d, qb, kb, vb, paths[pi], &want);
+        if (!CHECK_SUCCESS(ctx, s, "%s contiguous (%s)", c->name, path))
+            continue;
+        /* the pool as the K and V views: [nb][H][bs][D] */
+        clattn_sdpa_tensors t;
+        memset(&t, 0, sizeof t);
+        t.q = packed_view(qb, c->heads_q, tq, D, c->token_major);
+        const size_t pool_dims[4] = {nb, H, bs, D};
+        clattn_tensor_contiguous(&t.k, kpb, 0, pool_dims);
+        clattn_tensor_contiguous(&t.v, vpb, 0, pool_dims);
+        const size_t n_out = c->heads_q * tq * D, n_lse = c->heads_q * tq;
+        cl_mem ob = test_buffer_filled(cl, n_out + TAIL, SENTINEL);
+        cl_mem lb = test_buffer_filled(cl, n_lse + TAIL, SENTINEL);
+        t.out = packed_view(ob, c->heads_q, tq, D, c->token_major);
+        t.lse = packed_view(lb, c->heads_q, tq, 1, 0);
+        s = clattn_sdpa(ctx, &dp, &t, paths[pi], 0, NULL, NULL);
+        if (CHECK_SUCCESS(ctx, s, "%s paged (%s)", c->name, path)) {
+            float *o = malloc((n_out + TAIL) * sizeof *o);
+            float *l = malloc((n_lse + TAIL) * sizeof *l);
+            clFinish(queue);
+            const int tails =
+                test_buffer_read_tail(queue, ob, n_out, TAIL, SENTINEL, o) &
+                test_buffer_read_tail(queue, lb, n_lse, TAIL, SENTINEL, l);
+            got.out = from_layout(o, c->heads_q, tq, D, c->token_major);
+            CHECK(tails, "%s paged (%s): written past the rows", c->name, path);
+            CHECK(memcmp(got.out, want.out, n_out * sizeof *o) == 0 &&
+                      memcmp(l, want.lse, n_lse * sizeof *l) == 0,
+                  "%s paged (%s): not the bits of the contiguous call", c->name,
+                  path);
+            free(got.out);
+            free(o);
+            free(l);
+        }
+        clReleaseMemObject(ob);
+        clReleaseMemObject(lb);
+        free(want.out);
+        free(want.lse);
+    }
+    cl_mem all[5] = {qb, kb, vb, kpb, vpb};
+    for (int i = 0; i < 5; ++i)
+        clReleaseMemObject(all[i]);
+    free(q);
+    free(k);
+    free(v);
+    free(kp);
+    free(vp);
+    free(table);
+}
+
 /* clattn_sdpa_host on a packed batch: [heads][tokens][dim] arrays. */
 static void check_host(void)
 {
@@ -524,8 +631,8 @@ static void check_refusals(void)
     e.kv_pages.num_blocks = 2;
     e.kv_pages.blocks_per_seq = 1;
     e.kv_pages.block_table = table;
-    expect_refused("kv_pages with cu_seqlens", &e, &t, fused,
-                   CLATTN_ERROR_UNSUPPORTED);
+    expect_refused("kv_pages with cu_seqlens_k", &e, &t, fused,
+                   CLATTN_ERROR_INVALID_ARGUMENT);
     e = d;
     e.mask_type = CLATTN_MASK_ADDITIVE;
     e.mask_dims[0] = 2, e.mask_dims[1] = 2, e.mask_dims[2] = 5;
@@ -672,6 +779,36 @@ int main(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
         run_case(&cases[i], 100 + i);
+    /* chunked prefill over paged caches: new tokens of each sequence
+       against its cached keys, bottom-right per sequence */
+    const varlen_case chunks = {"paged chunks",
+                                4,
+                                4,
+                                2,
+                                64,
+                                64,
+                                {5, 0, 16, 1},
+                                {40, 9, 16, 130},
+                                CLATTN_CAUSAL_BOTTOM_RIGHT,
+                                0.0f,
+                                1,
+                                CLATTN_DTYPE_FP32,
+                                0};
+    check_paged(&chunks, 16, 300);
+    const varlen_case chunks16 = {"paged chunks fp16, blocks of 24",
+                                  3,
+                                  2,
+                                  2,
+                                  32,
+                                  32,
+                                  {9, 3, 1},
+                                  {9, 60, 33},
+                                  CLATTN_CAUSAL_BOTTOM_RIGHT,
+                                  0.0f,
+                                  0,
+                                  CLATTN_DTYPE_FP16,
+                                  0};
+    check_paged(&chunks16, 24, 301);
     check_host();
     test_golden_run("varlen_chunks.bin", varlen_golden);
     test_golden_run("varlen_prompts.bin", varlen_golden);

@@ -291,11 +291,14 @@ typedef struct clattn_sdpa_desc {
        and total_k = cu_seqlens_k[batch]; the host entry point takes
        those shapes too. Causal (either alignment) applies per sequence,
        to its own lengths; dropout keeps the positions of the padded
-       batch [batch][heads_q][seq_q][seq_kv]. Runs on the fused paths
-       (AUTO without probs, FUSED, FUSED_CPU, FUSED_GPU); UNSUPPORTED
-       with probs, a mask, a paged cache or the unfused path; key_lengths
-       must be NULL (the lengths are here). Both NULL = not packed, and
-       older layouts read NULL. */
+       batch [batch][heads_q][seq_q][seq_kv]. Packed queries over a
+       paged cache (vLLM's chunked prefill): cu_seqlens_k NULL, K and V
+       the pool of kv_pages, key_lengths the key counts (NULL: seq_kv
+       each). Runs on the fused paths (AUTO without probs, FUSED,
+       FUSED_CPU, FUSED_GPU); UNSUPPORTED with probs, a mask or the
+       unfused path; key_lengths must be NULL with cu_seqlens_k (the
+       lengths are there). Both NULL = not packed, and older layouts read
+       NULL. */
     const int32_t *cu_seqlens_q, *cu_seqlens_k;
 } clattn_sdpa_desc;
 

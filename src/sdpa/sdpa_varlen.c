@@ -41,34 +41,41 @@ clattn_status sdpa_varlen_check(clattn_context *ctx, const clattn_sdpa_desc *d,
 {
     if (!d->cu_seqlens_q && !d->cu_seqlens_k)
         return CLATTN_SUCCESS;
-    if (!d->cu_seqlens_q || !d->cu_seqlens_k)
+    const int paged = d->kv_pages.block_size != 0;
+    if (!d->cu_seqlens_q)
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "cu_seqlens_%s is NULL but cu_seqlens_%s is set: a "
-                         "packed batch needs both",
-                         d->cu_seqlens_q ? "k" : "q",
-                         d->cu_seqlens_q ? "q" : "k");
-    if (d->key_lengths)
+                         "cu_seqlens_q is NULL but cu_seqlens_k is set: a "
+                         "packed batch packs its queries");
+    if (paged && d->cu_seqlens_k)
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "key_lengths is set with cu_seqlens: the offsets "
+                         "cu_seqlens_k with kv_pages: a paged cache's keys "
+                         "are found through its table (key_lengths give "
+                         "each sequence's count)");
+    if (!paged && !d->cu_seqlens_k)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "cu_seqlens_k is NULL but cu_seqlens_q is set: "
+                         "packed queries need packed keys, or a paged "
+                         "cache");
+    if (d->key_lengths && !paged)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "key_lengths is set with cu_seqlens_k: the offsets "
                          "give the key lengths of a packed batch");
     if (d->mask_type != CLATTN_MASK_NONE)
         return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
                          "a mask with cu_seqlens: a packed batch takes "
                          "causal masking only");
-    if (d->kv_pages.block_size)
-        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
-                         "kv_pages with cu_seqlens: a packed batch reads "
-                         "packed K and V");
     clattn_status s;
     if ((s = check_offsets(ctx, d->cu_seqlens_q, p->batch, p->seq_q,
                            "cu_seqlens_q", "seq_q")) ||
-        (s = check_offsets(ctx, d->cu_seqlens_k, p->batch, p->seq_kv,
-                           "cu_seqlens_k", "seq_kv")))
+        (!paged && (s = check_offsets(ctx, d->cu_seqlens_k, p->batch,
+                                      p->seq_kv, "cu_seqlens_k", "seq_kv"))))
         return s;
     p->cu_q = d->cu_seqlens_q;
-    p->cu_k = d->cu_seqlens_k;
     p->total_q = (size_t)d->cu_seqlens_q[p->batch];
-    p->total_k = (size_t)d->cu_seqlens_k[p->batch];
+    if (!paged) {
+        p->cu_k = d->cu_seqlens_k;
+        p->total_k = (size_t)d->cu_seqlens_k[p->batch];
+    }
     return CLATTN_SUCCESS;
 }
 
@@ -79,8 +86,9 @@ clattn_status sdpa_varlen_upload(clattn_context *ctx, const sdpa_problem *p,
     const cl_mem_flags flags = CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR;
     clattn_status s = ctx_buffer_make(ctx, "cu_seqlens_q", flags, bytes,
                                       (void *)p->cu_q, cu_q);
-    if (!s && (s = ctx_buffer_make(ctx, "cu_seqlens_k", flags, bytes,
-                                   (void *)p->cu_k, cu_k))) {
+    if (!s && p->cu_k &&
+        (s = ctx_buffer_make(ctx, "cu_seqlens_k", flags, bytes,
+                             (void *)p->cu_k, cu_k))) {
         ctx_buffer_release(ctx, *cu_q);
         *cu_q = NULL;
     }

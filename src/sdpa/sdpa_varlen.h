@@ -11,11 +11,13 @@
 
 /* Checks the desc's offsets against p's batch, seq_q and seq_kv (set
    before) and the fields they exclude; sets p's cu_q, cu_k, total_q and
-   total_k. Neither given: nothing set, success. */
+   total_k. Neither given: nothing set, success. Packed queries over a
+   paged cache have cu_q only (their key counts are key_lengths). */
 clattn_status sdpa_varlen_check(clattn_context *ctx, const clattn_sdpa_desc *d,
                                 sdpa_problem *p);
 
-/* The device copies of both offset arrays (p packed). */
+/* The device copies of the offset arrays (p packed; *cu_k stays NULL
+   for packed queries over a paged cache, which has no key offsets). */
 clattn_status sdpa_varlen_upload(clattn_context *ctx, const sdpa_problem *p,
                                  cl_mem *cu_q, cl_mem *cu_k);
 
