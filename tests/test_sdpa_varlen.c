@@ -22,6 +22,8 @@
 #include "test_util.h"
 
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -668,6 +670,30 @@ static void check_refusals(void)
     clFinish(queue);
     CHECK(test_buffer_holds(queue, small, 2 * 7 * 16, SENTINEL),
           "a too-small out was written");
+    /* A caller of the layout before cu_seqlens: the bytes after its
+       struct_size are garbage and not read, so the call is an unpacked
+       [2][2][5][16] one (keys 4). */
+    {
+        clattn_sdpa_desc old = d;
+        old.struct_size = offsetof(clattn_sdpa_desc, cu_seqlens_q);
+        old.cu_seqlens_q = old.cu_seqlens_k = (const int32_t *)(uintptr_t)8;
+        const size_t dq[4] = {2, 2, 5, 16}, dk[4] = {2, 2, 4, 16};
+        cl_mem q2 = test_buffer_filled(cl, 2 * 2 * 5 * 16, 0.5f);
+        cl_mem o2 = test_buffer_filled(cl, 2 * 2 * 5 * 16, SENTINEL);
+        clattn_sdpa_tensors tu;
+        memset(&tu, 0, sizeof tu);
+        clattn_tensor_contiguous(&tu.q, q2, 0, dq);
+        clattn_tensor_contiguous(&tu.k, kb, 0, dk);
+        clattn_tensor_contiguous(&tu.v, vb, 0, dk);
+        clattn_tensor_contiguous(&tu.out, o2, 0, dq);
+        clattn_status st = clattn_sdpa(ctx, &old, &tu, fused, 0, NULL, NULL);
+        CHECK_SUCCESS(ctx, st, "the layout before cu_seqlens");
+        clFinish(queue);
+        CHECK(test_buffer_holds(queue, o2, 2 * 2 * 5 * 16, 1.0f),
+              "the layout before cu_seqlens: out is not V's 1.0");
+        clReleaseMemObject(q2);
+        clReleaseMemObject(o2);
+    }
     cl_mem all[7] = {qb, kb, vb, ob, pb, mb, small};
     for (int i = 0; i < 7; ++i)
         clReleaseMemObject(all[i]);
@@ -682,101 +708,29 @@ int main(void)
     queue = info.queue;
     const int small = test_small();
     const int32_t long_k = small ? 300 : 1500;
+    /* clang-format off */
     const varlen_case cases[] = {
         /* an empty sequence, one with queries and no keys, odd lengths */
-        {"plain",
-         5,
-         2,
-         2,
-         32,
-         32,
-         {5, 0, 33, 17, 4},
-         {7, 3, 70, 17, 0},
-         CLATTN_CAUSAL_NONE,
-         0.0f,
-         0,
-         CLATTN_DTYPE_FP32,
-         3},
-        {"top-left, token-major",
-         4,
-         3,
-         1,
-         24,
-         40,
-         {9, 20, 1, 64},
-         {12, 20, 5, 64},
-         CLATTN_CAUSAL_TOP_LEFT,
-         0.0f,
-         1,
-         CLATTN_DTYPE_FP32,
-         0},
-        {"bottom-right chunks",
-         4,
-         4,
-         2,
-         64,
-         64,
-         {3, 16, 1, 40},
-         {30, 16, 77, 41},
-         CLATTN_CAUSAL_BOTTOM_RIGHT,
-         0.0f,
-         1,
-         CLATTN_DTYPE_FP32,
-         0},
+        {"plain", 5, 2, 2, 32, 32, {5, 0, 33, 17, 4}, {7, 3, 70, 17, 0},
+         CLATTN_CAUSAL_NONE, 0.0f, 0, CLATTN_DTYPE_FP32, 3},
+        {"top-left, token-major", 4, 3, 1, 24, 40, {9, 20, 1, 64},
+         {12, 20, 5, 64}, CLATTN_CAUSAL_TOP_LEFT, 0.0f, 1,
+         CLATTN_DTYPE_FP32, 0},
+        {"bottom-right chunks", 4, 4, 2, 64, 64, {3, 16, 1, 40},
+         {30, 16, 77, 41}, CLATTN_CAUSAL_BOTTOM_RIGHT, 0.0f, 1,
+         CLATTN_DTYPE_FP32, 0},
         /* one query per sequence, long keys: split keys and the merge */
-        {"GQA decode, split keys",
-         3,
-         8,
-         2,
-         64,
-         64,
-         {1, 1, 1},
-         {long_k, 37, long_k / 2},
-         CLATTN_CAUSAL_BOTTOM_RIGHT,
-         0.0f,
-         1,
-         CLATTN_DTYPE_FP32,
-         0},
-        {"dropout",
-         3,
-         2,
-         2,
-         16,
-         16,
-         {6, 11, 2},
-         {6, 30, 9},
-         CLATTN_CAUSAL_TOP_LEFT,
-         0.25f,
-         0,
-         CLATTN_DTYPE_FP32,
-         2},
-        {"fp16 K/V",
-         3,
-         4,
-         4,
-         32,
-         32,
-         {7, 2, 13},
-         {19, 2, 13},
-         CLATTN_CAUSAL_BOTTOM_RIGHT,
-         0.0f,
-         1,
-         CLATTN_DTYPE_FP16,
-         0},
-        {"bf16 K/V, decode",
-         2,
-         2,
-         1,
-         128,
-         128,
-         {1, 2},
-         {long_k, 100},
-         CLATTN_CAUSAL_BOTTOM_RIGHT,
-         0.0f,
-         0,
-         CLATTN_DTYPE_BF16,
-         0},
+        {"GQA decode, split keys", 3, 8, 2, 64, 64, {1, 1, 1},
+         {long_k, 37, long_k / 2}, CLATTN_CAUSAL_BOTTOM_RIGHT, 0.0f, 1,
+         CLATTN_DTYPE_FP32, 0},
+        {"dropout", 3, 2, 2, 16, 16, {6, 11, 2}, {6, 30, 9},
+         CLATTN_CAUSAL_TOP_LEFT, 0.25f, 0, CLATTN_DTYPE_FP32, 2},
+        {"fp16 K/V", 3, 4, 4, 32, 32, {7, 2, 13}, {19, 2, 13},
+         CLATTN_CAUSAL_BOTTOM_RIGHT, 0.0f, 1, CLATTN_DTYPE_FP16, 0},
+        {"bf16 K/V, decode", 2, 2, 1, 128, 128, {1, 2}, {long_k, 100},
+         CLATTN_CAUSAL_BOTTOM_RIGHT, 0.0f, 0, CLATTN_DTYPE_BF16, 0},
     };
+    /* clang-format on */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
         run_case(&cases[i], 100 + i);
     /* chunked prefill over paged caches: new tokens of each sequence

@@ -4,6 +4,7 @@
 #include "checked_math.h"
 #include "context_internal.h"
 #include "device_memory.h"
+#include "sdpa_problem.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,9 +108,6 @@ clattn_status sdpa_pages_upload(clattn_context *ctx, const clattn_kv_pages *pg,
 
 void sdpa_pages_options(const clattn_kv_pages *pg, char *buf, size_t cap)
 {
-    if (!pg->block_size)
-        return;
-    const size_t used = strlen(buf);
-    snprintf(buf + used, cap > used ? cap - used : 0, "%s%s", used ? " " : "",
-             "-DKV_PAGED=1");
+    if (pg->block_size)
+        sdpa_options_append(buf, cap, "-DKV_PAGED=1");
 }

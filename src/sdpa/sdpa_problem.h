@@ -37,6 +37,9 @@ clattn_status sdpa_check_kv_dtypes(clattn_context *ctx, clattn_dtype k_dtype,
 /* Bytes per element of a dtype (validated: fp32, fp16 or bf16). */
 size_t sdpa_dtype_size(clattn_dtype dtype);
 
+/* Appends option to the build options in buf (a space between). */
+void sdpa_options_append(char *buf, size_t cap, const char *option);
+
 /* The build options of the K/V element types ("" for fp32 K and V, the
    default build; else "-DK_DTYPE=.. -DV_DTYPE=..", cl/core/kv_dtype.clh)
    into buf: every kernel that reads K or V is taken from that build. */

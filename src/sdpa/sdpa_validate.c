@@ -48,6 +48,13 @@ size_t sdpa_dtype_size(clattn_dtype dtype)
     return dtype == CLATTN_DTYPE_FP32 ? sizeof(float) : sizeof(uint16_t);
 }
 
+void sdpa_options_append(char *buf, size_t cap, const char *option)
+{
+    const size_t used = strlen(buf);
+    snprintf(buf + used, cap > used ? cap - used : 0, "%s%s", used ? " " : "",
+             option);
+}
+
 void sdpa_kv_options(const sdpa_problem *p, char *buf, size_t cap)
 {
     if (p->k_dtype == CLATTN_DTYPE_FP32 && p->v_dtype == CLATTN_DTYPE_FP32)
@@ -62,11 +69,8 @@ void sdpa_kv_options(const sdpa_problem *p, char *buf, size_t cap)
 void sdpa_kv_options_cpu(const sdpa_problem *p, char *buf, size_t cap)
 {
     sdpa_kv_options(p, buf, cap);
-    if (p->k_dtype == CLATTN_DTYPE_FP16 || p->v_dtype == CLATTN_DTYPE_FP16) {
-        const size_t used = strlen(buf);
-        snprintf(buf + used, cap > used ? cap - used : 0, "%s",
-                 " -DKV_HALF_NATIVE=1");
-    }
+    if (p->k_dtype == CLATTN_DTYPE_FP16 || p->v_dtype == CLATTN_DTYPE_FP16)
+        sdpa_options_append(buf, cap, "-DKV_HALF_NATIVE=1");
 }
 
 /* Q, out and lse: [batch][heads_q][seq_q][dim], or a packed batch's

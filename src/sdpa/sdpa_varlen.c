@@ -67,8 +67,8 @@ clattn_status sdpa_varlen_check(clattn_context *ctx, const clattn_sdpa_desc *d,
     clattn_status s;
     if ((s = check_offsets(ctx, d->cu_seqlens_q, p->batch, p->seq_q,
                            "cu_seqlens_q", "seq_q")) ||
-        (!paged && (s = check_offsets(ctx, d->cu_seqlens_k, p->batch,
-                                      p->seq_kv, "cu_seqlens_k", "seq_kv"))))
+        (!paged && (s = check_offsets(ctx, d->cu_seqlens_k, p->batch, p->seq_kv,
+                                      "cu_seqlens_k", "seq_kv"))))
         return s;
     p->cu_q = d->cu_seqlens_q;
     p->total_q = (size_t)d->cu_seqlens_q[p->batch];
@@ -87,8 +87,8 @@ clattn_status sdpa_varlen_upload(clattn_context *ctx, const sdpa_problem *p,
     clattn_status s = ctx_buffer_make(ctx, "cu_seqlens_q", flags, bytes,
                                       (void *)p->cu_q, cu_q);
     if (!s && p->cu_k &&
-        (s = ctx_buffer_make(ctx, "cu_seqlens_k", flags, bytes,
-                             (void *)p->cu_k, cu_k))) {
+        (s = ctx_buffer_make(ctx, "cu_seqlens_k", flags, bytes, (void *)p->cu_k,
+                             cu_k))) {
         ctx_buffer_release(ctx, *cu_q);
         *cu_q = NULL;
     }
@@ -106,9 +106,6 @@ int32_t *sdpa_varlen_key_lengths(const sdpa_problem *p)
 
 void sdpa_varlen_options(const sdpa_problem *p, char *buf, size_t cap)
 {
-    if (!p->cu_q)
-        return;
-    const size_t used = strlen(buf);
-    snprintf(buf + used, cap > used ? cap - used : 0, "%s%s", used ? " " : "",
-             "-DSEQ_VARLEN=1");
+    if (p->cu_q)
+        sdpa_options_append(buf, cap, "-DSEQ_VARLEN=1");
 }
