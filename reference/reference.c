@@ -63,6 +63,33 @@ static int is_masked(const clattn_sdpa_desc *d, const ref_seq *g,
     return 0;
 }
 
+void ref_rope_apply(const clattn_rope *rope, long pos, double *x, size_t dim)
+{
+    if (rope->style == CLATTN_ROPE_NONE)
+        return;
+    const size_t rd = rope->rotary_dim ? rope->rotary_dim : dim;
+    const double theta = rope->theta != 0.0f ? rope->theta : 10000.0;
+    for (size_t i = 0; i < rd / 2; ++i) {
+        const size_t a = rope->style == CLATTN_ROPE_INTERLEAVED ? 2 * i : i;
+        const size_t b =
+            rope->style == CLATTN_ROPE_INTERLEAVED ? 2 * i + 1 : i + rd / 2;
+        const double angle =
+            (double)pos * pow(theta, -(double)(2 * i) / (double)rd);
+        const double c = cos(angle), sn = sin(angle);
+        const double xa = x[a], xb = x[b];
+        x[a] = xa * c - xb * sn;
+        x[b] = xb * c + xa * sn;
+    }
+}
+
+void ref_rope_row(const clattn_rope *rope, long pos, const float *x, size_t dim,
+                  double *out)
+{
+    for (size_t f = 0; f < dim; ++f)
+        out[f] = x[f];
+    ref_rope_apply(rope, pos, out, dim);
+}
+
 void ref_sdpa(const clattn_sdpa_desc *d, const float *q, const float *k,
               const float *v, const void *mask, double *out, double *probs,
               double *lse)
@@ -75,6 +102,9 @@ void ref_sdpa(const clattn_sdpa_desc *d, const float *q, const float *k,
     const double scale =
         d->scale != 0.0f ? d->scale : (double)(float)(1.0 / sqrt((double)D));
     double *s = malloc(Skv * sizeof *s);
+    /* a row of Q and every key of the head, rotated (or as given) */
+    double *qi = malloc(D * sizeof *qi);
+    double *keys = malloc(Skv * D * sizeof *keys);
     for (size_t b = 0; b < B; ++b)
         for (size_t h = 0; h < Hq; ++h) {
             const ref_seq g = seq_of(d, b);
@@ -83,8 +113,16 @@ void ref_sdpa(const clattn_sdpa_desc *d, const float *q, const float *k,
             const size_t q_row0 = (g.batch_at * Hq + h) * g.q_total + g.q_first;
             const size_t k_row0 =
                 (g.batch_at * Hkv + hk) * g.k_total + g.k_first;
+            const clattn_rope none = {CLATTN_ROPE_NONE, 0, 0.0f};
+            const clattn_rope *rope_k = d->rope_k ? &d->rope : &none;
+            for (size_t j = 0; j < g.keys; ++j)
+                ref_rope_row(rope_k, (long)j, k + (k_row0 + j) * D, D,
+                             keys + j * D);
+            const long q_pos0 =
+                d->rope_q_positions ? d->rope_q_positions[b] : 0;
             for (size_t i = 0; i < g.rows; ++i) {
-                const float *qi = q + (q_row0 + i) * D;
+                ref_rope_row(&d->rope, q_pos0 + (long)i, q + (q_row0 + i) * D,
+                             D, qi);
                 double m = -INFINITY;
                 for (size_t j = 0; j < Skv; ++j) {
                     double add;
@@ -92,10 +130,10 @@ void ref_sdpa(const clattn_sdpa_desc *d, const float *q, const float *k,
                         s[j] = -INFINITY;
                         continue;
                     }
-                    const float *kj = k + (k_row0 + j) * D;
+                    const double *kj = keys + j * D;
                     double dot = 0.0;
                     for (size_t f = 0; f < D; ++f)
-                        dot += (double)qi[f] * kj[f];
+                        dot += qi[f] * kj[f];
                     s[j] = dot * scale + add;
                     if (s[j] > m)
                         m = s[j];
@@ -131,4 +169,6 @@ void ref_sdpa(const clattn_sdpa_desc *d, const float *q, const float *k,
             }
         }
     free(s);
+    free(qi);
+    free(keys);
 }

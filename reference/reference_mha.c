@@ -1,5 +1,6 @@
 #include "reference_mha.h"
 #include "philox_ref.h"
+#include "reference.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -171,6 +172,16 @@ void ref_mha(const clattn_mha_desc *desc, const clattn_mha_weights *w,
     double *q = linear(xq, rq, E, E, wq, bi);
     double *k = linear(xk, rkv, d.kdim, E, wk, bi ? bi + E : NULL);
     double *v = linear(xv, rkv, d.vdim, E, wv, bi ? bi + 2 * E : NULL);
+    /* rotary embeddings per head: query i at position i, key j at j */
+    for (size_t b = 0; b < d.B; ++b)
+        for (size_t h = 0; h < d.H; ++h) {
+            for (size_t i = 0; i < d.Sq; ++i)
+                ref_rope_apply(&desc->rope, (long)i,
+                               q + row_of(&d, b, i, d.Sq) * E + h * d.D, d.D);
+            for (size_t j = 0; j < d.Skv; ++j)
+                ref_rope_apply(&desc->rope, (long)j,
+                               k + row_of(&d, b, j, d.Skv) * E + h * d.D, d.D);
+        }
     double *ctx = malloc(rq * E * sizeof *ctx);
     size_t plane = d.Sq * d.Skv;
     double *per_head = malloc(d.B * d.H * plane * sizeof *per_head);

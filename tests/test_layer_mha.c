@@ -474,6 +474,10 @@ typedef struct spec {
     int full_rows; /* some rows fully masked */
 } spec;
 
+/* The rotary embeddings random_problem gives its layer (none unless a
+   case sets them). */
+static clattn_rope g_rope;
+
 /* The arrays of a random problem (owned). */
 typedef struct arrays {
     float *q, *k, *v, *w_in[3], *b_in, *w_out, *b_out, *nw, *nb;
@@ -493,6 +497,7 @@ static void random_problem(const spec *sp, uint64_t seed, problem *p, arrays *a)
     d->pre_layernorm = sp->pre_ln, d->no_out_proj = sp->no_out_proj;
     d->scale = sp->scale, d->layernorm_eps = sp->eps;
     d->dropout_p = sp->dropout, d->dropout_seed = seed;
+    d->rope = g_rope;
     size_t E = sp->E, kd = sp->kdim ? sp->kdim : E,
            vd = sp->vdim ? sp->vdim : E;
     double ws = 1.0 / sqrt((double)E);
@@ -591,6 +596,33 @@ static void run_reference_case(const spec *sp, int small)
                     malloc(s.heads * sizeof(double))};
     run_all_calls(sp->name, &p, expect_reference, &r, small, -1);
     free(r.out), free(r.w);
+    arrays_free(&a);
+}
+
+/* A rope the head dim cannot take is refused at creation, and the
+   layout before rope reads none. */
+static void check_rope_refused(void)
+{
+    const spec sp = {
+        "rope refused",   32, 4, 0,    0,    1,    3, 3, 0, 1, 0, 0, 1, 0,
+        CLATTN_MASK_NONE, 0,  0, 0.0f, 0.0f, 0.0f, 0};
+    problem p;
+    arrays a;
+    random_problem(&sp, 5, &p, &a);
+    p.desc.rope.style = CLATTN_ROPE_HALF;
+    p.desc.rope.rotary_dim = 10; /* head dim 8 */
+    clattn_mha *layer = NULL;
+    clattn_status s = clattn_mha_create(g_ctx, &p.desc, &p.w, &layer);
+    CHECK(s == CLATTN_ERROR_INVALID_ARGUMENT && !layer,
+          "mha: rotary_dim above the head dim: got %s",
+          clattn_status_string(s));
+    clattn_mha_destroy(layer);
+    layer = NULL;
+    p.desc.struct_size = offsetof(clattn_mha_desc, rope);
+    s = clattn_mha_create(g_ctx, &p.desc, &p.w, &layer);
+    CHECK(s == CLATTN_SUCCESS, "mha: the layout before rope: got %s (%s)",
+          clattn_status_string(s), clattn_context_last_error(g_ctx));
+    clattn_mha_destroy(layer);
     arrays_free(&a);
 }
 
@@ -889,6 +921,57 @@ int main(void)
     run_reference_case(small ? &small_big : &big, small);
     run_reference_case(&ln_qk, small);
     run_reference_case(&full, small);
+    /* Rotary embeddings on each head's q and k: self-attention (NeoX
+       form, causal, batch-first) and cross-attention (GPT-J form on 16
+       of 24 features, key padding). */
+    const spec rope_self = {"rope neox self-attention (reference)",
+                            64,
+                            4,
+                            0,
+                            0,
+                            2,
+                            13,
+                            13,
+                            1,
+                            1,
+                            0,
+                            0,
+                            1,
+                            0,
+                            CLATTN_MASK_NONE,
+                            0,
+                            1,
+                            0.0f,
+                            0.0f,
+                            0.0f,
+                            0};
+    const spec rope_cross = {"rope gptj cross-attention (reference)",
+                             48,
+                             2,
+                             0,
+                             0,
+                             2,
+                             7,
+                             11,
+                             1,
+                             0,
+                             0,
+                             0,
+                             3,
+                             1,
+                             CLATTN_MASK_NONE,
+                             0,
+                             0,
+                             0.0f,
+                             0.0f,
+                             0.0f,
+                             0};
+    g_rope = (clattn_rope){CLATTN_ROPE_HALF, 0, 0.0f};
+    run_reference_case(&rope_self, small);
+    g_rope = (clattn_rope){CLATTN_ROPE_INTERLEAVED, 16, 0.0f};
+    run_reference_case(&rope_cross, small);
+    g_rope = (clattn_rope){CLATTN_ROPE_NONE, 0, 0.0f};
+    check_rope_refused();
     check_full_rows();
     check_dropout();
     check_timing();

@@ -253,6 +253,29 @@ typedef struct clattn_kv_pages {
     const int32_t *block_table; /* host [batch][blocks_per_seq] */
 } clattn_kv_pages;
 
+/* Rotary position embeddings (RoPE, as in GPT-J, GPT-NeoX and Llama):
+   pair i of a query's or key's first rotary_dim features, at position
+   p, is rotated by the angle p * theta^(-2i / rotary_dim), i in
+   [0, rotary_dim / 2); the features past rotary_dim pass unchanged.
+   The angles are reduced to a turn in extended precision before the
+   cosine and sine, so they stay within about 1e-7 radian at every
+   position up to 2^24 (docs/inference.md). style NONE = no rotation,
+   and the other fields must be 0. */
+typedef enum clattn_rope_style {
+    CLATTN_ROPE_NONE = 0,
+    /* GPT-J (rotate_every_two): pair i is features (2i, 2i + 1) */
+    CLATTN_ROPE_INTERLEAVED = 1,
+    /* GPT-NeoX, Llama (Hugging Face's rotate_half): pair i is features
+       (i, i + rotary_dim / 2) */
+    CLATTN_ROPE_HALF = 2
+} clattn_rope_style;
+
+typedef struct clattn_rope {
+    clattn_rope_style style;
+    size_t rotary_dim; /* even, at most head_dim; 0 = head_dim */
+    float theta;       /* the frequency base, finite, > 0; 0 = 10000 */
+} clattn_rope;
+
 typedef struct clattn_sdpa_desc {
     size_t struct_size; /* sizeof, set by _init; 0 = this layout */
     size_t batch, heads_q, heads_kv, seq_q, seq_kv, head_dim, head_dim_v;
@@ -300,6 +323,20 @@ typedef struct clattn_sdpa_desc {
        lengths are there). Both NULL = not packed, and older layouts read
        NULL. */
     const int32_t *cu_seqlens_q, *cu_seqlens_k;
+    /* Added: rotary embeddings of Q (and of K when rope_k is nonzero),
+       applied before the scores on every path. Query i of batch b (of
+       packed sequence b) sits at position rope_q_positions[b] + i, a host
+       array [batch] (NULL = 0 each: a prompt); a decode step passes the
+       positions it appended its tokens at (clattn_kv_append). rope_k
+       nonzero: K holds unrotated keys, key j (of its sequence) rotated
+       at position j, for attention over fresh keys; 0: K is rotated
+       already, as a cache that clattn_kv_append filled with the same
+       rope. Positions plus lengths stay below 2^24; rope_k needs a
+       contiguous or packed K (a paged cache holds rotated keys:
+       UNSUPPORTED). style NONE, and older layouts: no rotation. */
+    clattn_rope rope;
+    const int32_t *rope_q_positions;
+    int rope_k;
 } clattn_sdpa_desc;
 
 /* Zeroes and sets struct_size; heads_kv 0 = heads_q, head_dim_v 0 =
@@ -408,6 +445,11 @@ typedef struct clattn_kv_append_desc {
     size_t cache_seq;              /* contiguous cache: its positions */
     clattn_kv_pages pages;         /* paged cache: its table */
     const int32_t *positions;      /* host [batch], each >= 0 */
+    /* Added: rotary embeddings applied to the new keys at their
+       positions (positions[b] + t, below 2^24) before they are stored,
+       the way vLLM fills its cache; V is never rotated. style NONE, and
+       older layouts: stored as given. */
+    clattn_rope rope;
 } clattn_kv_append_desc;
 
 /* Zeroes and sets struct_size; head_dim_v 0 = head_dim. */
@@ -460,6 +502,12 @@ typedef struct clattn_mha_desc {
                                     over embed_dim first (needs kdim == vdim == embed_dim) */
     float layernorm_eps;         /* 0 = 1e-5, torch's default */
     int no_out_proj;             /* 1: no output projection (single-head seed forms) */
+    /* Added: rotary embeddings (clattn_rope, section 4.4 of docs/api.md)
+       on each head's queries and keys after the input projection, query
+       i at position i and key j at j, as the attention blocks of Llama,
+       GPT-NeoX and GPT-J apply them (torch's module has none). style
+       NONE, and older layouts: none. */
+    clattn_rope rope;
 } clattn_mha_desc;
 
 /* Zeroes and sets struct_size (torch defaults then follow from the zero

@@ -50,14 +50,16 @@ static const program_spec program_specs[PROGRAM_COUNT] = {
     [PROGRAM_SDPA_FUSED_CPU] =
         {"sdpa_fused_cpu",
          {"core/philox.clh", "core/kv_dtype.clh", "core/seq_varlen.clh",
-          "core/kv_pages.clh", "sdpa/sdpa_fused_params.clh", "core/sdpa_fused_common.clh",
-          "sdpa/sdpa_fused_cpu.cl", "sdpa/sdpa_fused_merge.cl",
-          "sdpa/sdpa_unfused_cpu.cl", NULL}},
-    [PROGRAM_SDPA_FUSED_GPU] =
-        {"sdpa_fused_gpu",
-         {"core/philox.clh", "core/kv_dtype.clh", "core/seq_varlen.clh",
-          "core/kv_pages.clh", "sdpa/sdpa_fused_params.clh", "core/sdpa_fused_common.clh",
-          "sdpa/sdpa_fused_gpu.cl", "sdpa/sdpa_fused_merge.cl", NULL}},
+          "core/kv_pages.clh", "sdpa/sdpa_fused_params.clh",
+          "core/sdpa_fused_common.clh", "sdpa/sdpa_fused_cpu.cl",
+          "sdpa/sdpa_fused_merge.cl", "sdpa/sdpa_unfused_cpu.cl", NULL}},
+    [PROGRAM_SDPA_FUSED_GPU] = {"sdpa_fused_gpu",
+                                {"core/philox.clh", "core/kv_dtype.clh",
+                                 "core/seq_varlen.clh", "core/kv_pages.clh",
+                                 "sdpa/sdpa_fused_params.clh",
+                                 "core/sdpa_fused_common.clh",
+                                 "sdpa/sdpa_fused_gpu.cl",
+                                 "sdpa/sdpa_fused_merge.cl", NULL}},
     [PROGRAM_LAYER_COMMON] = {"layer_common",
                               {"core/philox.clh", "core/sdpa_fused_common.clh",
                                "layers/linear_params.clh",
@@ -73,7 +75,10 @@ static const program_spec program_specs[PROGRAM_COUNT] = {
                            NULL}},
     [PROGRAM_KV_APPEND] = {"kv_append",
                            {"core/kv_dtype.clh", "core/kv_pages.clh",
-                            "sdpa/kv_append.cl", NULL}},
+                            "core/rope.clh", "sdpa/kv_append.cl", NULL}},
+    [PROGRAM_ROPE] = {"rope",
+                      {"core/kv_dtype.clh", "core/rope.clh", "sdpa/rope.cl",
+                       NULL}},
 };
 
 static const char *embedded_source(const char *name)

@@ -23,6 +23,7 @@ typedef enum program_id {
     PROGRAM_TALKING_HEADS,
     PROGRAM_ADDITIVE,
     PROGRAM_KV_APPEND, /* clattn_kv_append */
+    PROGRAM_ROPE,      /* SDPA's rotary pre-pass */
     PROGRAM_COUNT
 } program_id;
 

@@ -14,14 +14,15 @@
 /* The oldest layout of each growable struct: the smallest nonzero
    struct_size accepted. When a struct grows, its entry here stays. Today
    every struct's oldest layout is its only one, but for clattn_sdpa_desc,
-   whose key_lengths came after the fixed core. */
+   whose key_lengths came after the fixed core, and clattn_kv_append_desc
+   and clattn_mha_desc, whose rope came after their first release. */
 #define SDPA_DESC_OLDEST_SIZE offsetof(clattn_sdpa_desc, key_lengths)
 #define CONTEXT_OPTIONS_OLDEST_SIZE sizeof(clattn_context_options)
-#define MHA_DESC_OLDEST_SIZE sizeof(clattn_mha_desc)
+#define MHA_DESC_OLDEST_SIZE offsetof(clattn_mha_desc, rope)
 #define TALKING_HEADS_DESC_OLDEST_SIZE sizeof(clattn_talking_heads_desc)
 #define ADDITIVE_DESC_OLDEST_SIZE sizeof(clattn_additive_desc)
 #define CONCAT_DESC_OLDEST_SIZE sizeof(clattn_concat_desc)
-#define KV_APPEND_DESC_OLDEST_SIZE sizeof(clattn_kv_append_desc)
+#define KV_APPEND_DESC_OLDEST_SIZE offsetof(clattn_kv_append_desc, rope)
 /* clattn_info, which the library writes: the first layout, what
    clattn_context_info's exported symbol fills. */
 #define CLATTN_INFO_FIRST_LAYOUT_SIZE sizeof(clattn_info)

@@ -5,6 +5,7 @@
 #include "context_internal.h"
 #include "layer_object.h"
 #include "mha_internal.h"
+#include "sdpa_rope.h"
 #include "struct_size.h"
 
 #include <math.h>
@@ -131,8 +132,12 @@ clattn_status clattn_mha_create(clattn_context *ctx,
     size_t vdim = desc->vdim ? desc->vdim : E;
     size_t E3 = 0, EE = 0;
     int separate = 0;
+    clattn_rope rope;
     clattn_status s = check_desc(ctx, desc);
-    if (s || (s = check_in_proj(ctx, desc, kdim, vdim, w, &separate)) ||
+    if (s ||
+        (s = rope_check(ctx, &desc->rope, E / desc->num_heads, "mha: rope",
+                        &rope)) ||
+        (s = check_in_proj(ctx, desc, kdim, vdim, w, &separate)) ||
         (s = layer_mul_size(ctx, &E3, E, 3, 1)) ||
         (s = layer_mul_size(ctx, &EE, E, E, 1)))
         return s;
@@ -170,6 +175,7 @@ clattn_status clattn_mha_create(clattn_context *ctx,
     layer->scale = desc->scale;
     layer->dropout_p = desc->dropout_p;
     layer->dropout_seed = desc->dropout_seed;
+    layer->rope = rope;
     layer->layernorm_eps =
         desc->layernorm_eps != 0.0f ? desc->layernorm_eps : 1e-5f;
     s = upload_in_proj(layer, w);

@@ -16,6 +16,7 @@ struct clattn_mha {
     int bias, batch_first, pre_layernorm, no_out_proj;
     float scale, dropout_p, layernorm_eps;
     uint64_t dropout_seed;
+    clattn_rope rope; /* resolved (sdpa_rope.h); style NONE = none */
     /* Forward calls with dropout so far: call n draws with Philox offset
        n, so successive calls get fresh masks (torch's training mode) and a
        new layer with the same seed repeats the sequence. */

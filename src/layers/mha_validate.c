@@ -177,6 +177,8 @@ void mha_sdpa_desc(const clattn_mha *layer, const clattn_mha_call *call,
     d->dropout_p = layer->dropout_p;
     d->dropout_seed = layer->dropout_seed;
     d->dropout_offset = layer->dropout_calls;
+    d->rope = layer->rope;
+    d->rope_k = layer->rope.style != CLATTN_ROPE_NONE;
 }
 
 clattn_status mha_check_call(clattn_mha *layer, const clattn_mha_call *call,

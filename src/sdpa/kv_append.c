@@ -8,6 +8,7 @@
 #include "program_cache.h"
 #include "sdpa_pages.h"
 #include "sdpa_problem.h"
+#include "sdpa_rope.h"
 #include "struct_size.h"
 #include "tensor_view.h"
 #include "wait_list.h"
@@ -177,7 +178,7 @@ static clattn_status check_request(clattn_context *ctx,
     if (s)
         return s;
     const clattn_kv_pages *pg = &d->pages;
-    size_t capacity = d->cache_seq, end;
+    size_t capacity = d->cache_seq, end = 0;
     if (pg->block_size) {
         if (d->cache_seq)
             return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
@@ -198,6 +199,11 @@ static clattn_status check_request(clattn_context *ctx,
     if ((s = check_positions(ctx, d, capacity, &end)) ||
         (pg->block_size && (s = check_written_blocks(ctx, d))))
         return s;
+    if (d->rope.style != CLATTN_ROPE_NONE && end > ROPE_POSITION_LIMIT)
+        return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
+                         "rope: the new tokens reach position %zu; rotary "
+                         "positions stay below 2^24",
+                         end - 1);
     return check_views(ctx, d, tensors, v);
 }
 
@@ -214,9 +220,11 @@ static clattn_status enqueue(clattn_context *ctx,
     char options[96];
     sdpa_kv_options(&types, options, sizeof options);
     cl_kernel k = NULL;
-    cl_mem positions = NULL, table = NULL;
+    cl_mem positions = NULL, table = NULL, turns = NULL;
     clattn_status s = program_kernel_variant(ctx, PROGRAM_KV_APPEND, options,
                                              "kv_append", &k);
+    if (!s && d->rope.style != CLATTN_ROPE_NONE)
+        s = rope_turns_upload(ctx, &d->rope, &turns);
     if (!s)
         s = ctx_buffer_make(
             ctx, "append positions", CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
@@ -247,6 +255,9 @@ static clattn_status enqueue(clattn_context *ctx,
         arg_uint(&a, (cl_uint)d->new_tokens);
         arg_uint(&a, (cl_uint)d->head_dim);
         arg_uint(&a, (cl_uint)d->head_dim_v);
+        arg_mem(&a, turns);
+        arg_uint(&a, (cl_uint)d->rope.style);
+        arg_uint(&a, (cl_uint)d->rope.rotary_dim);
         const size_t global = d->batch * d->heads_kv * d->new_tokens;
         cl_int err = a.err;
         if (err == CL_SUCCESS)
@@ -258,6 +269,7 @@ static clattn_status enqueue(clattn_context *ctx,
     /* Released buffers live until the kernel finishes. */
     ctx_buffer_release(ctx, positions);
     ctx_buffer_release(ctx, table);
+    ctx_buffer_release(ctx, turns);
     if (k)
         clReleaseKernel(k);
     return s;
@@ -281,9 +293,11 @@ clattn_kv_append(clattn_context *ctx, const clattn_kv_append_desc *desc,
         return s;
     if (!d.head_dim_v)
         d.head_dim_v = d.head_dim;
+    clattn_rope given_rope = d.rope;
     const clattn_tensor *tensors[4] = {k_new, v_new, k_cache, v_cache};
     append_views v;
     if ((s = wait_list_check(ctx, num_wait, wait)) ||
+        (s = rope_check(ctx, &given_rope, d.head_dim, "rope", &d.rope)) ||
         (s = check_request(ctx, &d, tensors, &v)))
         return s;
     if (event)

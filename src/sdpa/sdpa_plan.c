@@ -76,8 +76,11 @@ static clattn_status prepare_variant(clattn_context *ctx,
                                 p->key_lengths, &plan->views.kv_table))) ||
         (p->cu_q && (s = sdpa_varlen_upload(ctx, p, &plan->views.cu_q,
                                             &plan->views.cu_k))) ||
+        (s = sdpa_rope_prepare(ctx, &plan->problem, &plan->views,
+                               &plan->rope)) ||
         (s = v->prepare(ctx, plan))) {
         plan->variant = NULL;
+        sdpa_rope_release(ctx, &plan->rope);
         release_uploads(ctx, &plan->views);
     }
     return s;
@@ -136,7 +139,18 @@ clattn_status sdpa_launch(clattn_context *ctx, const sdpa_plan *plan,
                           cl_uint num_wait, const cl_event *wait,
                           cl_event *done)
 {
-    return plan->variant->launch(ctx, plan, num_wait, wait, done);
+    if (!plan->rope.q_kernel)
+        return plan->variant->launch(ctx, plan, num_wait, wait, done);
+    /* The rotations first; the path reads their copies. */
+    cl_event rotated = NULL;
+    clattn_status s =
+        sdpa_rope_enqueue(ctx, plan->queue, &plan->problem, &plan->views,
+                          &plan->rope, num_wait, wait, &rotated);
+    if (!s)
+        s = plan->variant->launch(ctx, plan, 1, &rotated, done);
+    if (rotated)
+        clReleaseEvent(rotated);
+    return s;
 }
 
 void sdpa_plan_release(clattn_context *ctx, sdpa_plan *plan)
@@ -144,5 +158,6 @@ void sdpa_plan_release(clattn_context *ctx, sdpa_plan *plan)
     if (plan->variant)
         plan->variant->release(ctx, plan);
     plan->variant = NULL;
+    sdpa_rope_release(ctx, &plan->rope);
     release_uploads(ctx, &plan->views);
 }

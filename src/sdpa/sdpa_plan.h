@@ -10,6 +10,7 @@
 
 #include "sdpa_fused.h"
 #include "sdpa_problem.h"
+#include "sdpa_rope.h"
 #include "sdpa_unfused.h"
 #include "sdpa_variant.h"
 
@@ -18,6 +19,7 @@ typedef struct sdpa_plan {
     cl_command_queue queue; /* the caller's or the context's */
     sdpa_problem problem;
     sdpa_views views;
+    sdpa_rope_plan rope; /* the rotary pre-pass, when the request has one */
     union {
         unfused_plan unfused;
         fused_plan fused;

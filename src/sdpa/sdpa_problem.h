@@ -27,6 +27,11 @@ typedef struct sdpa_problem {
        packed token counts; every view then has batch 1. */
     const int32_t *cu_q, *cu_k;
     size_t total_q, total_k;
+    /* Rotary embeddings (sdpa_rope.h), defaults resolved: style NONE =
+       none. rope_q_positions is the caller's host array (NULL = 0s). */
+    clattn_rope rope;
+    const int32_t *rope_q_positions;
+    int rope_k;
 } sdpa_problem;
 
 /* k_dtype and v_dtype each fp32, fp16 or bf16 (INVALID_ARGUMENT naming

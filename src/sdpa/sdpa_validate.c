@@ -4,6 +4,7 @@
 #include "context_internal.h"
 #include "sdpa_pages.h"
 #include "sdpa_problem.h"
+#include "sdpa_rope.h"
 #include "sdpa_varlen.h"
 #include "struct_size.h"
 
@@ -263,7 +264,7 @@ clattn_status sdpa_problem_init(clattn_context *ctx, const clattn_sdpa_desc *d,
     p->drop_scale = p->drop_threshold ? 1.0f / (1.0f - d->dropout_p) : 1.0f;
     p->drop_seed = d->dropout_seed;
     p->drop_offset = d->dropout_offset;
-    return CLATTN_SUCCESS;
+    return sdpa_rope_check(ctx, d, p);
 }
 
 static clattn_status check_optional(clattn_context *ctx, const char *name,
