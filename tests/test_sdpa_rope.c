@@ -698,6 +698,38 @@ static void refuse_sdpa(const char *what, const clattn_sdpa_desc *d,
     clReleaseMemObject(ob);
 }
 
+/* Keys broadcast from one row (strides 0) name 2^24 keys of 256
+   features for each of 64 batches: a rotated copy of 2^40 bytes, which
+   no device allocates in one buffer. UNSUPPORTED, nothing written. */
+static void check_copy_too_big(void)
+{
+    const size_t B = 64, S = (size_t)1 << 24, D = 256;
+    clattn_sdpa_desc d = shape_desc(B, 1, 1, 1, S, D);
+    d.rope.style = CLATTN_ROPE_HALF;
+    d.rope_k = 1;
+    cl_mem row = test_buffer_filled(cl, D, 0.5f);
+    cl_mem qb = test_buffer_filled(cl, B * D, 0.5f);
+    cl_mem ob = test_buffer_filled(cl, B * D, SENTINEL);
+    const size_t dq[4] = {B, 1, 1, D};
+    clattn_sdpa_tensors t;
+    memset(&t, 0, sizeof t);
+    clattn_tensor_contiguous(&t.q, qb, 0, dq);
+    clattn_tensor_contiguous(&t.out, ob, 0, dq);
+    t.k.buffer = t.v.buffer = row;
+    t.k.strides[3] = t.v.strides[3] = 1; /* the rest 0: one row for all */
+    clattn_status s =
+        clattn_sdpa(ctx, &d, &t, CLATTN_SDPA_PATH_AUTO, 0, NULL, NULL);
+    CHECK(s == CLATTN_ERROR_UNSUPPORTED,
+          "a rotated copy of 2^40 bytes: got %s (%s)", clattn_status_string(s),
+          clattn_context_last_error(ctx));
+    clFinish(queue);
+    CHECK(test_buffer_holds(queue, ob, B * D, SENTINEL),
+          "a rotated copy of 2^40 bytes: out was written");
+    clReleaseMemObject(row);
+    clReleaseMemObject(qb);
+    clReleaseMemObject(ob);
+}
+
 static void check_refusals(void)
 {
     clattn_sdpa_desc base = shape_desc(2, 2, 2, 8, 8, 32);
@@ -761,6 +793,7 @@ static void check_refusals(void)
     d.kv_pages.blocks_per_seq = 1;
     d.kv_pages.block_table = table;
     refuse_sdpa("rope_k with kv_pages", &d, CLATTN_ERROR_UNSUPPORTED);
+    check_copy_too_big();
 
     /* the append's */
     const size_t n = 2 * 2 * 8 * 32, dims[4] = {2, 2, 8, 32};

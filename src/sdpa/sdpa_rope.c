@@ -131,6 +131,14 @@ static clattn_status make_copy(clattn_context *ctx, const char *what,
                                checked_view *view)
 {
     const size_t count = dims[0] * dims[1] * dims[2] * dims[3]; /* checked */
+    /* A broadcast view (stride 0) can name far more elements than its
+       buffer holds; the copy holds them all. */
+    if (count * sizeof(float) > ctx->info.max_alloc_bytes)
+        return ctx_error(ctx, CLATTN_ERROR_UNSUPPORTED,
+                         "rope: the %s needs %zu bytes in one buffer; this "
+                         "device allocates at most %llu",
+                         what, count * sizeof(float),
+                         (unsigned long long)ctx->info.max_alloc_bytes);
     clattn_status s = ctx_buffer_make(ctx, what, CL_MEM_READ_WRITE,
                                       count * sizeof(float), NULL, buffer);
     if (s)
@@ -212,9 +220,9 @@ static clattn_status enqueue_rows(clattn_context *ctx, cl_command_queue queue,
     arg_uint(&a, (cl_uint)dims[3]);
     arg_uint(&a, (cl_uint)dims[1]);
     /* the pairs and the features past them; rows; the view's batch */
-    const size_t global[3] = {
-        p->rope.rotary_dim / 2 + (dims[3] - p->rope.rotary_dim), dims[2],
-        dims[0]};
+    const size_t global[3] = {p->rope.rotary_dim / 2 +
+                                  (dims[3] - p->rope.rotary_dim),
+                              dims[2], dims[0]};
     cl_int err = a.err;
     if (err == CL_SUCCESS)
         err = clEnqueueNDRangeKernel(queue, k, 3, NULL, global, NULL, num_wait,

@@ -76,7 +76,8 @@
      ENUM      mask_type
      maskshape bits0-2: mask_dims[0..2] is 1 (broadcast) instead of batch,
                heads_q, seq_q; bits3-5 == 6: 4 x DIM follow, the raw
-               mask_dims; == 7: mask_dims[3] = seq_kv + 1; else proper
+               mask_dims; == 7: mask_dims[3] = seq_kv + 1; else proper;
+               bit6: a [rope] section follows [klens]
      DROPOUT   dropout_p
      SEED      dropout_seed
      SEED      dropout_offset
@@ -87,6 +88,10 @@
                +inf, -inf, 1e4, -1e4, 1e30, 1e-40, -0.0)
      [klens]   (mode bit3) one KL byte per batch entry when batch <= 64
                (a larger batch gets key_lengths = NULL)
+     [rope]    (maskshape bit6) ENUM rope.style, DIM rope.rotary_dim,
+               SCALE rope.theta, a flags byte (bit0: rope_k; bit1:
+               rope_q_positions given, one POS byte per batch entry when
+               batch <= 64 follows)
      [device]  (mode bit1)
        ENUM    path (% 6: auto, unfused, fused, fused-cpu, fused-gpu, and
                one invalid value)
@@ -113,6 +118,9 @@
      ENUM    < 0xF0: x % 3; 0xF0: 3; 0xF1: 0xFFFFFFFF; 0xF2: 0x80000000;
              0xF3: 0x7FFFFFFF; else x
      SEED    < 0xF0: x * 0x9E3779B97F4A7C15 (seed) or x (offset); else 8 raw
+     POS     < 0xF0: 97 * x; 0xF0: -1; 0xF1: 2^24 - seq_q (the last that
+             fits); 0xF2: 2^24 - seq_q + 1; 0xF3: INT32_MAX; 0xF4:
+             INT32_MIN; else 0 (all clamped to int32)
      KL      < 0xF0: x % (seq_kv + 1); 0xF0: -1; 0xF1: seq_kv + 1;
              0xF2: INT32_MIN; 0xF3: INT32_MAX; else seq_kv (all clamped to
              int32)
@@ -466,6 +474,23 @@ static int32_t dec_kl(reader *r, size_t seq_kv)
     }
 }
 
+static int32_t dec_pos(reader *r, size_t seq_q)
+{
+    const long limit = 1L << 24;
+    const long rows = seq_q > (size_t)limit ? limit : (long)seq_q;
+    uint8_t x = rd8(r);
+    if (x < 0xF0)
+        return 97 * (int32_t)x;
+    switch (x) {
+    case 0xF0: return -1;
+    case 0xF1: return (int32_t)(limit - rows);
+    case 0xF2: return (int32_t)(limit - rows + 1);
+    case 0xF3: return INT32_MAX;
+    case 0xF4: return INT32_MIN;
+    default: return 0;
+    }
+}
+
 /* Deterministic data: splitmix64. */
 typedef struct rng {
     uint64_t s;
@@ -515,6 +540,7 @@ typedef struct problem {
     size_t count[T_COUNT]; /* element counts (SIZE_MAX when they overflow) */
     size_t work;
     int32_t kl[KL_MAX + 1];
+    int32_t rope_pos[KL_MAX + 1];
 } problem;
 
 static void problem_shapes(problem *p)
@@ -574,6 +600,42 @@ static int fused_packs_too_big(const problem *p, unsigned path, int ctx,
     return k_bytes > max || v_bytes > max;
 }
 
+/* The rotary fields (docs/api.md section 4.4), checked last. */
+static clattn_status predict_rope(const clattn_sdpa_desc *d)
+{
+    const clattn_rope *r = &d->rope;
+    if (r->style == CLATTN_ROPE_NONE)
+        return r->rotary_dim || r->theta != 0.0f || d->rope_q_positions ||
+                       d->rope_k
+                   ? CLATTN_ERROR_INVALID_ARGUMENT
+                   : CLATTN_SUCCESS;
+    const size_t rd = r->rotary_dim ? r->rotary_dim : d->head_dim;
+    if ((r->style != CLATTN_ROPE_INTERLEAVED && r->style != CLATTN_ROPE_HALF) ||
+        rd > d->head_dim || rd % 2 || !isfinite(r->theta) || r->theta < 0.0f)
+        return CLATTN_ERROR_INVALID_ARGUMENT;
+    const long limit = 1L << 24;
+    for (size_t b = 0; b < d->batch; ++b) {
+        const long at = d->rope_q_positions ? d->rope_q_positions[b] : 0;
+        if (at < 0 || at + (long)d->seq_q > limit)
+            return CLATTN_ERROR_INVALID_ARGUMENT;
+    }
+    if (d->rope_k && d->seq_kv > (size_t)limit)
+        return CLATTN_ERROR_INVALID_ARGUMENT;
+    return CLATTN_SUCCESS;
+}
+
+/* The rotated copies of Q (and K with rope_k) exceed what one buffer may
+   hold (broadcast views name more elements than their buffers): the
+   rotary pre-pass refuses them with UNSUPPORTED. */
+static int rope_copy_too_big(const problem *p, int ctx)
+{
+    if (p->d.rope.style == CLATTN_ROPE_NONE)
+        return 0;
+    const cl_ulong max = g_info[ctx].max_alloc_bytes;
+    return sat_mul(p->count[T_Q], 4) > max ||
+           (p->d.rope_k && sat_mul(p->count[T_K], 4) > max);
+}
+
 /* The status docs/api.md section 6 gives for the descriptor (the checks
    shared by both entry points, in their order). */
 static clattn_status predict_desc(const problem *p)
@@ -618,7 +680,7 @@ static clattn_status predict_desc(const problem *p)
         for (size_t b = 0; b < d->batch; ++b)
             if (d->key_lengths[b] < 0 || (size_t)d->key_lengths[b] > d->seq_kv)
                 return CLATTN_ERROR_INVALID_ARGUMENT;
-    return CLATTN_SUCCESS;
+    return predict_rope(d);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1294,6 +1356,8 @@ static void run_device(reader *r, const problem *p, data *x, const call_opts *o)
         if (want == CLATTN_SUCCESS && fused &&
             fused_packs_too_big(p, c.path, o->ctx_index, probs))
             want = CLATTN_ERROR_UNSUPPORTED;
+        if (want == CLATTN_SUCCESS && rope_copy_too_big(p, o->ctx_index))
+            want = CLATTN_ERROR_UNSUPPORTED;
         if (want == CLATTN_SUCCESS && !fused && !c.v[T_P].present &&
             sat_mul(p->d.seq_kv, sizeof(float)) > g_scratch[o->ctx_index])
             want = CLATTN_ERROR_UNSUPPORTED;
@@ -1505,14 +1569,19 @@ static void describe(const problem *p, const call_opts *o, size_t n,
         "desc: batch %zu heads_q %zu heads_kv %zu seq_q %zu seq_kv %zu "
         "head_dim %zu head_dim_v %zu\n"
         "      scale %a causal %u mask_type %u mask_dims {%zu, %zu, %zu, %zu}\n"
-        "      dropout_p %a seed 0x%llx offset 0x%llx key_lengths %s\n",
+        "      dropout_p %a seed 0x%llx offset 0x%llx key_lengths %s\n"
+        "      rope style %u rotary_dim %zu theta %a rope_k %d "
+        "rope_q_positions[0] %d%s\n",
         n, o->mode, o->nulls, o->ctx_index, d->batch, d->heads_q, d->heads_kv,
         d->seq_q, d->seq_kv, d->head_dim, d->head_dim_v, (double)d->scale,
         (unsigned)d->causal, (unsigned)d->mask_type, d->mask_dims[0],
         d->mask_dims[1], d->mask_dims[2], d->mask_dims[3], (double)d->dropout_p,
         (unsigned long long)d->dropout_seed,
         (unsigned long long)d->dropout_offset,
-        d->key_lengths ? "given" : "NULL");
+        d->key_lengths ? "given" : "NULL", (unsigned)d->rope.style,
+        d->rope.rotary_dim, (double)d->rope.theta, d->rope_k,
+        d->rope_q_positions ? (int)d->rope_q_positions[0] : 0,
+        d->rope_q_positions ? "" : " (NULL)");
     if (d->key_lengths && len > 0 && (size_t)len < sizeof g_input_text) {
         len += snprintf(g_input_text + len, sizeof g_input_text - (size_t)len,
                         "key_lengths:");
@@ -1597,6 +1666,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *bytes, size_t n)
         for (size_t b = 0; b < d->batch; ++b)
             p.kl[b] = dec_kl(&r, d->seq_kv);
         d->key_lengths = p.kl;
+    }
+    if (shape & 0x40) {
+        d->rope.style = (clattn_rope_style)dec_enum(&r, 3);
+        d->rope.rotary_dim = dec_dim(&r);
+        d->rope.theta = dec_scale(&r);
+        const uint8_t flags = rd8(&r);
+        d->rope_k = flags & 1;
+        if ((flags & 2) && d->batch <= KL_MAX) {
+            for (size_t b = 0; b < d->batch; ++b)
+                p.rope_pos[b] = dec_pos(&r, d->seq_q);
+            d->rope_q_positions = p.rope_pos;
+        }
     }
     problem_shapes(&p);
     describe(&p, &o, n, bytes);

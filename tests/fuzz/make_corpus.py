@@ -48,6 +48,7 @@ def contiguous_tensors(probs=True, lse=True):
 def seed(mode=HOST | DEVICE | PROBS, nulls=None, B=1, Hq=2, Hkv=0, Sq=4,
          Skv=4, D=4, Dv=0, scale=0, causal=0, mask=0, maskshape=0,
          dropout=0, dseed=1, doff=0, data=7, specials=b'', klens=b'',
+         rope=b'',
          path=0, call=0x18, tensors=None):
     out = bytes([mode])
     if mode & NULLS:
@@ -59,6 +60,8 @@ def seed(mode=HOST | DEVICE | PROBS, nulls=None, B=1, Hq=2, Hkv=0, Sq=4,
         out += specials
     if mode & KLENS:
         out += klens
+    if maskshape & 0x40:  # ROPE: style, rotary_dim, theta, flags, [POS]
+        out += rope
     if mode & DEVICE:
         out += bytes([path, call])
         out += tensors if tensors is not None else contiguous_tensors()
@@ -197,6 +200,27 @@ def seeds():
     s['huge_broadcast_batch'] = seed(
         mode=DEVICE, B=4096, Hq=1, Sq=9, Skv='2^20', D=64, Dv=1, path=3,
         call=0x04, tensors=bcast)
+    # -- rotary embeddings (maskshape bit 6): [rope] after [klens] --------
+    s['valid_rope_neox_rope_k'] = seed(Sq=5, Skv=7, D=8, causal=1,
+                                       maskshape=0x40,
+                                       rope=bytes([2, 0, 0, 1]))
+    # GPT-J form on 4 of 6 features, theta 2 (SCALE byte 32), positions
+    # 97 and the last that fits (2^24 - seq_q), GQA, key lengths
+    s['valid_rope_gptj_partial_positions'] = seed(
+        mode=HOST | DEVICE | PROBS | KLENS, B=2, Hq=4, Hkv=2, Sq=3, Skv=6,
+        D=6, klens=bytes([6, 2]), maskshape=0x40,
+        rope=bytes([1, 4, 32, 3, 1, 0xF1]))
+    s['valid_rope_queries_only'] = seed(Sq=1, Skv=8, D=4, causal=2,
+                                        maskshape=0x40,
+                                        rope=bytes([2, 2, 0, 2, 0x20]))
+    s['bad_rope_odd_rotary_dim'] = seed(D=4, maskshape=0x40,
+                                        rope=bytes([2, 3, 0, 0]))
+    s['bad_rope_position_past_limit'] = seed(
+        B=1, Sq=4, D=4, maskshape=0x40, rope=bytes([1, 0, 0, 2, 0xF2]))
+    s['bad_rope_none_with_rope_k'] = seed(maskshape=0x40,
+                                          rope=bytes([0, 0, 0, 1]))
+    s['bad_rope_theta_nan'] = seed(maskshape=0x40,
+                                   rope=bytes([2, 0, 0xE0, 0]))
     return s
 
 
