@@ -219,10 +219,15 @@ static clattn_status enqueue_rows(clattn_context *ctx, cl_command_queue queue,
     arg_uint(&a, (cl_uint)p->rope.rotary_dim);
     arg_uint(&a, (cl_uint)dims[3]);
     arg_uint(&a, (cl_uint)dims[1]);
-    /* the pairs and the features past them; rows; the view's batch */
-    const size_t global[3] = {p->rope.rotary_dim / 2 +
-                                  (dims[3] - p->rope.rotary_dim),
-                              dims[2], dims[0]};
+    arg_uint(&a, (cl_uint)dims[2]);
+    /* CPU-class: rows in runs of 16 (see cl/sdpa/rope.cl) */
+    const size_t rows_per_item = context_gpu_class(ctx) ? 1 : 16;
+    arg_uint(&a, (cl_uint)rows_per_item);
+    /* the pairs and the features past them; runs of rows; the view's
+       batch */
+    const size_t global[3] = {
+        p->rope.rotary_dim / 2 + (dims[3] - p->rope.rotary_dim),
+        (dims[2] + rows_per_item - 1) / rows_per_item, dims[0]};
     cl_int err = a.err;
     if (err == CL_SUCCESS)
         err = clEnqueueNDRangeKernel(queue, k, 3, NULL, global, NULL, num_wait,
