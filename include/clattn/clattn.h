@@ -273,7 +273,7 @@ typedef enum clattn_rope_style {
 typedef struct clattn_rope {
     clattn_rope_style style;
     size_t rotary_dim; /* even, at most head_dim; 0 = head_dim */
-    float theta;       /* the frequency base, finite, > 0; 0 = 10000 */
+    float theta;       /* the frequency base, finite, >= 1; 0 = 10000 */
 } clattn_rope;
 
 typedef struct clattn_sdpa_desc {

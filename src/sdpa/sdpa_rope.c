@@ -35,9 +35,13 @@ clattn_status rope_check(clattn_context *ctx, const clattn_rope *r,
                          "%s.rotary_dim is %zu: must be even and at most "
                          "head_dim (%zu)",
                          field, resolved->rotary_dim, head_dim);
-    if (!isfinite(r->theta) || r->theta < 0.0f)
+    /* theta >= 1 keeps every frequency at most 1 radian per position,
+       so p * frequency / (2 pi) stays below 2^23 turns and its reduction
+       exact (cl/core/rope.clh); below 1 the frequencies grow past that,
+       and overflow a float for tiny theta. */
+    if (r->theta != 0.0f && !(isfinite(r->theta) && r->theta >= 1.0f))
         return ctx_error(ctx, CLATTN_ERROR_INVALID_ARGUMENT,
-                         "%s.theta (%g) must be finite and positive (0 = "
+                         "%s.theta (%g) must be finite and at least 1 (0 = "
                          "10000)",
                          field, (double)r->theta);
     resolved->theta = r->theta != 0.0f ? r->theta : ROPE_THETA_DEFAULT;

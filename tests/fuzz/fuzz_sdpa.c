@@ -611,7 +611,8 @@ static clattn_status predict_rope(const clattn_sdpa_desc *d)
                    : CLATTN_SUCCESS;
     const size_t rd = r->rotary_dim ? r->rotary_dim : d->head_dim;
     if ((r->style != CLATTN_ROPE_INTERLEAVED && r->style != CLATTN_ROPE_HALF) ||
-        rd > d->head_dim || rd % 2 || !isfinite(r->theta) || r->theta < 0.0f)
+        rd > d->head_dim || rd % 2 ||
+        (r->theta != 0.0f && !(isfinite(r->theta) && r->theta >= 1.0f)))
         return CLATTN_ERROR_INVALID_ARGUMENT;
     const long limit = 1L << 24;
     for (size_t b = 0; b < d->batch; ++b) {
