@@ -196,7 +196,6 @@ clattn_status sdpa_rope_prepare(clattn_context *ctx, sdpa_problem *p,
     views->q = q_rot;
     if (p->rope_k) {
         plan->k_src = views->k;
-        plan->k_src_dtype = p->k_dtype;
         views->k = k_rot;
         p->k_dtype = CLATTN_DTYPE_FP32;
     }

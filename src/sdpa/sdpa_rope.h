@@ -34,7 +34,6 @@ clattn_status sdpa_rope_check(clattn_context *ctx, const clattn_sdpa_desc *d,
 typedef struct sdpa_rope_plan {
     checked_view q_src, k_src; /* the caller's views (k_src unused
                                   without rope_k) */
-    clattn_dtype k_src_dtype;
     cl_kernel q_kernel, k_kernel;
     cl_mem q_rot, k_rot, turns, starts;
 } sdpa_rope_plan;
