@@ -8,10 +8,16 @@
    whole entries. Everything happens under a temporary directory, so the
    user's own cache is never read or written.
 
+   On PoCL, whose kernel cache makes clattn's redundant, the library uses
+   none by default: that is checked first, then the hook
+   clattn_fault_disk_cache_everywhere turns it on for the rest (and in
+   the children), so the cache is shown on the CI device too.
+
    Modes for the child processes it starts (and for timing):
      --child-warm     exit 0 if every program came from the cache
      --child-build    exit 0 if a context and one SDPA call work
-     --first-result   one small SDPA call, then exit (time it from outside) */
+     --first-result   one small SDPA call, then exit (time it from outside)
+     --first-result-own-cache  the same with clattn's cache on PoCL too */
 #define _XOPEN_SOURCE 700 /* nftw, mkdtemp, setenv, pthread barriers */
 #include "context_internal.h"
 #include "fault_injection.h"
@@ -598,6 +604,63 @@ static int run_child(const char *mode)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+/* Which runtimes keep compiled kernels themselves (program_cache.h). */
+static void runtime_rule(void)
+{
+    static const struct {
+        const char *platform, *pocl_kernel_cache;
+        int keeps;
+    } cases[] = {
+        {"Portable Computing Language", NULL, 1},
+        {"Portable Computing Language", "1", 1},
+        {"Portable Computing Language", "0", 0},
+        {"Intel(R) OpenCL", NULL, 0},
+        {"Oclgrind", NULL, 0},
+        {"NVIDIA CUDA", "1", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
+        CHECK(
+            runtime_keeps_kernels(cases[i].platform,
+                                  cases[i].pocl_kernel_cache) == cases[i].keeps,
+            "%s with POCL_KERNEL_CACHE=%s: keeps kernels %d", cases[i].platform,
+            cases[i].pocl_kernel_cache ? cases[i].pocl_kernel_cache : "(unset)",
+            cases[i].keeps);
+}
+
+/* Without the hook: on a runtime that keeps its kernels clattn neither
+   creates the directory nor stores or loads anything; elsewhere the
+   cache is on. Either way the results are right. */
+static clattn_status on_device_default(void)
+{
+    char dir[512];
+    path_in(dir, sizeof dir, "default");
+    setenv("CLATTN_CACHE_DIR", dir, 1);
+    clattn_status s;
+    clattn_context *ctx = open_context(&s);
+    if (!ctx)
+        return s;
+    int keeps = runtime_keeps_kernels(ctx->info.platform_name,
+                                      getenv("POCL_KERNEL_CACHE"));
+    program_cache_stats st = stats_of(ctx);
+    CHECK(sdpa_correct(ctx), "results with the default cache setting");
+    struct stat made;
+    if (keeps)
+        CHECK(
+            ctx->programs.cache_state == DISK_CACHE_RUNTIME && st.loads == 0 &&
+                st.stores == 0 && st.builds > 0 && stat(dir, &made) != 0,
+            "%s keeps its kernels: state %d, %u loads, %u stores, "
+            "%u builds, the directory %s",
+            ctx->info.platform_name, (int)ctx->programs.cache_state, st.loads,
+            st.stores, st.builds, stat(dir, &made) == 0 ? "made" : "not made");
+    else
+        CHECK(ctx->programs.cache_state == DISK_CACHE_ON &&
+                  st.stores == st.builds,
+              "%s: state %d, %u stores of %u builds", ctx->info.platform_name,
+              (int)ctx->programs.cache_state, st.stores, st.builds);
+    clattn_context_destroy(ctx);
+    return CLATTN_SUCCESS;
+}
+
 static int on_device_cold_warm(const char *dir)
 {
     setenv("CLATTN_CACHE_DIR", dir, 1);
@@ -1015,6 +1078,10 @@ static void on_device_concurrent(void)
 
 static int child(const char *mode)
 {
+    /* The children show the cache; --first-result times the default. */
+    clattn_fault_disk_cache_everywhere(strcmp(mode, "--first-result") != 0);
+    if (strcmp(mode, "--first-result-own-cache") == 0)
+        mode = "--first-result";
     clattn_status s;
     clattn_context *ctx = open_context(&s);
     if (!ctx)
@@ -1070,7 +1137,11 @@ int main(int argc, char **argv)
     store_race();
     setenv("HOME", home, 1);
 
-    clattn_status s = on_device_cold_warm(first);
+    runtime_rule();
+    clattn_status s = on_device_default();
+    clattn_fault_disk_cache_everywhere(1);
+    if (s == CLATTN_SUCCESS)
+        s = on_device_cold_warm(first);
     if (s == CLATTN_ERROR_NO_DEVICE) {
         printf("no OpenCL device: the device tests are skipped\n");
     } else if (s == CLATTN_SUCCESS) {

@@ -8,6 +8,7 @@
 static char build_fault[128];
 static atomic_int build_fault_on;
 static atomic_long allocations_left = -1;
+static atomic_int disk_cache_everywhere;
 
 void clattn_fault_fail_builds_on(const char *device_name_part)
 {
@@ -21,6 +22,16 @@ void clattn_fault_fail_builds_on(const char *device_name_part)
 void clattn_fault_fail_allocation_after(long n)
 {
     atomic_store(&allocations_left, n < 0 ? -1 : n);
+}
+
+void clattn_fault_disk_cache_everywhere(int on)
+{
+    atomic_store(&disk_cache_everywhere, on != 0);
+}
+
+int fault_disk_cache_everywhere(void)
+{
+    return atomic_load(&disk_cache_everywhere);
 }
 
 int fault_build_fails(const char *device_name)

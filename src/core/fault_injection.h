@@ -14,9 +14,16 @@ void clattn_fault_fail_builds_on(const char *device_name_part);
 /* The device allocation after the next n ones fails (n < 0 = none). */
 void clattn_fault_fail_allocation_after(long n);
 
-/* For the library: whether to fail this build, this allocation. */
+/* Nonzero: clattn's program-binary cache is used on every runtime, PoCL
+   included (program_cache.h, runtime_keeps_kernels), so that
+   test_program_cache can show it on the CI device. */
+void clattn_fault_disk_cache_everywhere(int on);
+
+/* For the library: whether to fail this build, this allocation, whether
+   the hook above is set. */
 int fault_build_fails(const char *device_name);
 int fault_allocation_fails(void);
+int fault_disk_cache_everywhere(void);
 
 /* Every device buffer the library makes goes through here:
    clCreateBuffer, or the injected failure. */

@@ -428,12 +428,26 @@ static clattn_status options_error(clattn_context *ctx, program_id id)
                      program_specs[id].name, OPTIONS_MAX - 1);
 }
 
+int runtime_keeps_kernels(const char *platform_name,
+                          const char *pocl_kernel_cache)
+{
+    return strstr(platform_name, "Portable Computing Language") != NULL &&
+           !(pocl_kernel_cache && strcmp(pocl_kernel_cache, "0") == 0);
+}
+
 clattn_status programs_build(clattn_context *ctx)
 {
     clattn_programs *p = &ctx->programs;
     /* Where the cache lives is settled once per context; a cache that
        cannot be used is no error, the programs are compiled instead. */
-    p->cache_state = disk_cache_open(p->cache_dir, sizeof p->cache_dir);
+    if (runtime_keeps_kernels(ctx->info.platform_name,
+                              getenv("POCL_KERNEL_CACHE")) &&
+        !fault_disk_cache_everywhere()) {
+        p->cache_state = DISK_CACHE_RUNTIME;
+        p->cache_dir[0] = '\0';
+    } else {
+        p->cache_state = disk_cache_open(p->cache_dir, sizeof p->cache_dir);
+    }
     platform_string(ctx->platform, CL_PLATFORM_VERSION, p->platform_version,
                     sizeof p->platform_version);
     memset(&p->cache_stats, 0, sizeof p->cache_stats);

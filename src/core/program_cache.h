@@ -103,6 +103,18 @@ clattn_status program_kernel_variant(struct clattn_context *ctx, program_id id,
    work-items or more (256, the cap). 0, or -1 when a source is missing,
    the options do not fit in cap or memory runs out (*source NULL). */
 const char *program_name(program_id id);
+
+/* Whether the runtime keeps compiled kernels between processes itself, so
+   that clattn's program-binary cache only costs: PoCL (platform name
+   "Portable Computing Language") with its kernel cache on, i.e. unless
+   POCL_KERNEL_CACHE (its value passed here, NULL when unset) is "0". On
+   PoCL asking for a program's binaries makes it compile every kernel of
+   the program once more, for a generic work-group size, although the
+   launches use its own cache's work-group-specialized builds: 21.2 s to
+   the first SDPA result instead of 3.6 s with both caches cold
+   (docs/performance.md). */
+int runtime_keeps_kernels(const char *platform_name,
+                          const char *pocl_kernel_cache);
 int program_offline_inputs(program_id id, const char *extra_options,
                            char **source, char *options, size_t cap);
 

@@ -42,6 +42,7 @@ typedef enum disk_cache_state {
     DISK_CACHE_ON = 0,
     DISK_CACHE_OFF,         /* CLATTN_CACHE_DIR=off */
     DISK_CACHE_UNAVAILABLE, /* no location, or it cannot be created */
+    DISK_CACHE_RUNTIME,     /* the runtime keeps compiled kernels itself */
 } disk_cache_state;
 
 /* The directory from the environment, without touching the file system:
