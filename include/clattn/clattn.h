@@ -774,7 +774,8 @@ CLATTN_API clattn_status clattn_se_gate_forward_host(
      value), CLATTN_UNFUSED_SCRATCH_BYTES (lowers the unfused path's score
      scratch limit), CLATTN_KERNEL_DIR (kernel sources read from a
      directory instead of the embedded copies), CLATTN_CACHE_DIR (where
-     compiled programs are kept; "off" turns the cache off) and
+     compiled programs are kept; "off" turns the cache off; on PoCL,
+     whose own kernel cache does that job, clattn keeps none) and
      CLATTN_KERNEL_CLASS (auto, gpu, cpu: build every kernel family's
      GPU-class or CPU-class forms whatever the device, and let FUSED pick
      the fused variant of that class).
